@@ -1,0 +1,87 @@
+"""Options shared by the commands, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+from capplan.errors import CapplanError, UsageError
+from capplan.quantity import parse_duration
+from capplan.render import FORMATS
+
+DbOption = Annotated[
+    Optional[Path],
+    typer.Option("--db", help="DuckDB file (default $CAPPLAN_DB, else ./capplan.duckdb).", show_default=False),
+]
+FormatOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
+OutputOption = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to FILE instead of stdout.")]
+WindowOption = Annotated[str, typer.Option("--window", help="History window ending at the newest sample.")]
+NamespaceOption = Annotated[
+    Optional[list[str]], typer.Option("--namespace", "-n", help="Only these namespaces (repeatable).")
+]
+NodeOption = Annotated[Optional[list[str]], typer.Option("--node", help="Only these nodes (repeatable).")]
+
+DEBUG = {"on": bool(os.environ.get("CAPPLAN_DEBUG"))}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
+    """Validate `--format`; wrong usage is exit 2."""
+    if fmt not in allowed:
+        raise UsageError(f"--format must be one of {', '.join(allowed)}, not {fmt!r}")
+    return fmt
+
+
+def window_option(text: str) -> timedelta:
+    """Parse `--window` (bad values are exit 4 via BadInputError)."""
+    return parse_duration(text)
+
+
+def fail(err: CapplanError) -> None:
+    """Print one line for a CapplanError and exit with its code."""
+    typer.echo(f"capplan: {err}", err=True)
+    raise typer.Exit(err.exit_code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn CapplanError into one line on stderr and its exit code; anything else is exit 1
+    with one line (the traceback only with --debug)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CapplanError as err:
+            if DEBUG["on"]:
+                import traceback
+
+                traceback.print_exc()
+            fail(err)
+        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except BrokenPipeError:
+            sys.stderr.close()
+            raise typer.Exit(0)
+        except Exception as exc:  # a bug: say so in one line
+            if DEBUG["on"]:
+                import traceback
+
+                traceback.print_exc()
+            typer.echo(f"capplan: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
+            raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def not_built(command: str, issue: int) -> None:
+    """Commands of CONTRACT.md that are not built yet say so and exit 2."""
+    typer.echo(f"capplan: `{command}` is not built yet (issue {issue})", err=True)
+    raise typer.Exit(2)

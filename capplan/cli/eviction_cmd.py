@@ -1,0 +1,12 @@
+"""`capplan eviction` (not built yet: issue 5)."""
+
+from __future__ import annotations
+
+from capplan.cli import app
+from capplan.cli.common import not_built
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def eviction() -> None:
+    """Not built yet (issue 5)."""
+    not_built("eviction", 5)

@@ -1,0 +1,425 @@
+"""The DuckDB store: opening, schema migrations, named SQL, and the bulk writers.
+
+Every writer takes polars frames and writes them through Arrow in one statement per table, so
+the collector and `capplan import` share one path into the database. Writers never commit;
+callers wrap a chunk in `transaction()` so a chunk lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from capplan.errors import BadInputError, LockedError, NoDataError
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "capplan.duckdb"
+# Spec observations this close to an existing interval with the same values extend it.
+SPEC_GAP = timedelta(hours=1)
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def queries_dir() -> Path:
+    """The folder of named SQL: installed inside the package, or `queries/` in a source tree."""
+    for candidate in (_PACKAGE_DIR / "queries", _PACKAGE_DIR.parent / "queries"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("capplan's queries/ folder is missing from this installation")
+
+
+def load_sql(name: str) -> str:
+    """The text of `queries/NAME.sql`."""
+    return (queries_dir() / f"{name}.sql").read_text()
+
+
+def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
+    """`--db PATH`, else `$CAPPLAN_DB`, else `./capplan.duckdb` (CONTRACT.md)."""
+    return Path(path or os.environ.get("CAPPLAN_DB") or DEFAULT_DB)
+
+
+def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower() and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            if "lock" in text.lower():
+                raise LockedError(f"database {path} is busy: another capplan process holds it") from exc
+            if "read-only" in text.lower() or "permission" in text.lower():
+                raise BadInputError(f"cannot open database {path} for writing: {text.splitlines()[0]}") from exc
+            raise BadInputError(f"cannot open database {path}: {text.splitlines()[0]}") from exc
+        except duckdb.Error as exc:
+            raise BadInputError(f"{path} is not a capplan database: {str(exc).splitlines()[0]}") from exc
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version stored in the database, 0 for an empty one."""
+    has_table = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()
+    if not has_table or has_table[0] == 0:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrations() -> list[tuple[int, Path]]:
+    """The forward migrations `queries/schema/NNN_name.sql`, in order."""
+    found = []
+    for path in sorted((queries_dir() / "schema").glob("*.sql")):
+        found.append((int(path.name.split("_", 1)[0]), path))
+    return found
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the schema up to SCHEMA_VERSION, each migration in its own transaction."""
+    current = schema_version(con)
+    for version, path in migrations():
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(path.read_text())
+            con.execute("DELETE FROM schema_version")
+            con.execute("INSERT INTO schema_version VALUES (?)", [version])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        current = version
+    return current
+
+
+def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    version = schema_version(con)
+    if version > SCHEMA_VERSION:
+        raise BadInputError(
+            f"database {path} has schema version {version}, newer than this capplan supports "
+            f"({SCHEMA_VERSION}); upgrade capplan"
+        )
+    return version
+
+
+def open_db(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    read_only: bool = False,
+    create: bool = True,
+    wait_seconds: float = 10.0,
+) -> duckdb.DuckDBPyConnection:
+    """Open (and create or migrate) the capplan database.
+
+    Read-only opens never change the file; they fail with NoDataError when it does not exist.
+    A database written by a newer capplan raises BadInputError (exit 4) before anything is
+    written. Lock conflicts are retried for `wait_seconds`, then raise LockedError.
+    """
+    db_path = resolve_db_path(path)
+    if not db_path.exists():
+        if read_only or not create:
+            raise NoDataError(f"no database at {db_path}: run `capplan collect` or `capplan import` first")
+    elif read_only:
+        con = _connect(db_path, True, wait_seconds)
+        try:
+            if _check_version(con, db_path) < SCHEMA_VERSION:
+                # An older schema must be migrated once by a writer; do it, then reopen read-only.
+                con.close()
+                open_db(db_path, read_only=False, wait_seconds=wait_seconds).close()
+                con = _connect(db_path, True, wait_seconds)
+        except BaseException:
+            con.close()
+            raise
+        return con
+    else:
+        # Look before writing: a newer database must stay untouched.
+        probe = _connect(db_path, True, wait_seconds)
+        try:
+            _check_version(probe, db_path)
+        finally:
+            probe.close()
+    if db_path.parent and not db_path.parent.exists():
+        raise BadInputError(f"folder {db_path.parent} for database {db_path} does not exist")
+    con = _connect(db_path, False, wait_seconds)
+    try:
+        _check_version(con, db_path)
+        migrate(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One all-or-nothing transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def collection_lock(path: str | os.PathLike[str] | None, *, wait: bool = False) -> Iterator[Path]:
+    """Hold the writer lock `DB.lock` (flock) for a collection or import.
+
+    A second writer raises LockedError at once, or waits when `wait` is true. The kernel drops
+    the lock when the process dies, so a killed run never leaves a stale lock behind.
+    """
+    db_path = resolve_db_path(path)
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise BadInputError(f"cannot create lock file {lock_path}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            raise LockedError(
+                f"another collection holds the lock on {db_path} (use --wait to queue behind it)"
+            ) from exc
+        yield lock_path
+    finally:
+        os.close(fd)
+
+
+def query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+    """Run `queries/NAME.sql` with named parameters ($name) and return a polars frame."""
+    return con.execute(load_sql(name), params or {}).pl()
+
+
+def sample_range(con: duckdb.DuckDBPyConnection) -> tuple[datetime, datetime]:
+    """The oldest and newest stored usage sample; NoDataError when there is none."""
+    row = con.execute("SELECT min(ts), max(ts) FROM usage_samples").fetchone()
+    if row is None or row[1] is None:
+        raise NoDataError("the database holds no usage samples: run `capplan collect` or `capplan import`")
+    return row[0], row[1]
+
+
+def analysis_window(con: duckdb.DuckDBPyConnection, window: timedelta) -> tuple[datetime, datetime]:
+    """The window `[newest - window, newest]` that analyses use (CONTRACT.md `--window`)."""
+    oldest, newest = sample_range(con)
+    return max(oldest, newest - window), newest
+
+
+# --- writers -------------------------------------------------------------------------------
+
+SPEC_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # table: (key columns, value columns); valid_from/valid_to come on top.
+    "nodes": (
+        ("node",),
+        (
+            "cpu_capacity_cores",
+            "memory_capacity_bytes",
+            "pods_capacity",
+            "cpu_allocatable_cores",
+            "memory_allocatable_bytes",
+            "pods_allocatable",
+            "labels",
+            "taints",
+        ),
+    ),
+    "pods": (
+        ("namespace", "pod"),
+        (
+            "node",
+            "owner_kind",
+            "owner_name",
+            "priority_class",
+            "qos_class",
+            "phase",
+            "overhead_cpu_cores",
+            "overhead_memory_bytes",
+        ),
+    ),
+    "containers": (
+        ("namespace", "pod", "container"),
+        (
+            "init_container",
+            "restartable",
+            "init_order",
+            "cpu_request_cores",
+            "cpu_limit_cores",
+            "memory_request_bytes",
+            "memory_limit_bytes",
+        ),
+    ),
+    "owners": (("namespace", "kind", "name"), ("owner_kind", "owner_name")),
+    "workloads": (("namespace", "kind", "name"), ("replicas", "strategy", "max_surge_pods")),
+    "hpas": (("namespace", "hpa", "metric_name"), ("target_kind", "target_name")),
+    "resource_quotas": (("namespace", "quota", "resource"), ("hard",)),
+}
+
+
+def _conform(frame: pl.DataFrame, table: str, columns: tuple[str, ...]) -> pl.DataFrame:
+    """Select the table's columns in order, adding missing optional ones as NULL."""
+    missing_required = [c for c in ("valid_from", "valid_to") if c not in frame.columns]
+    if missing_required:
+        raise BadInputError(f"{table}: missing column(s) {', '.join(missing_required)}")
+    exprs = [pl.col(c) if c in frame.columns else pl.lit(None).alias(c) for c in columns]
+    return frame.select(exprs)
+
+
+def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, gap: timedelta = SPEC_GAP) -> int:
+    """Merge spec intervals into `table`, keeping history.
+
+    A staged interval whose values equal an existing interval of the same key, and that overlaps
+    it or lies within `gap` of it, widens that interval; otherwise it is a new row. Writing the
+    same intervals again therefore changes nothing. Returns the number of new rows.
+    """
+    if frame.is_empty():
+        return 0
+    keys, values = SPEC_TABLES[table]
+    for key in keys:
+        if key not in frame.columns:
+            raise BadInputError(f"{table}: missing key column {key}")
+    columns = keys + ("valid_from", "valid_to") + values
+    staged = _conform(frame, table, columns)
+    # Collapse the staged rows themselves first: one interval per key and value set per run.
+    staged = staged.group_by(list(keys + values), maintain_order=True).agg(
+        pl.col("valid_from").min(), pl.col("valid_to").max()
+    ).select(columns)
+    match = " AND ".join(f"t.{c} IS NOT DISTINCT FROM s.{c}" for c in keys + values)
+    near = "s.valid_from <= t.valid_to + $gap AND s.valid_to >= t.valid_from - $gap"
+    con.register("_staged_spec", staged.to_arrow())
+    try:
+        con.execute(
+            f"UPDATE {table} AS t SET valid_from = least(t.valid_from, s.valid_from), "
+            f"valid_to = greatest(t.valid_to, s.valid_to) FROM _staged_spec AS s WHERE {match} AND {near}",
+            {"gap": gap},
+        )
+        inserted = con.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join('s.' + c for c in columns)} "
+            f"FROM _staged_spec AS s WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match} AND {near})",
+            {"gap": gap},
+        ).fetchone()
+    finally:
+        con.unregister("_staged_spec")
+    return int(inserted[0]) if inserted else 0
+
+
+USAGE_COLUMNS = ("namespace", "pod", "container", "node", "ts", "cpu_cores", "memory_bytes")
+
+
+def write_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> int:
+    """Insert usage samples (namespace, pod, container, node, ts, cpu_cores, memory_bytes).
+
+    New containers get an integer series id; a (series, ts) already stored is skipped, so
+    overlapping windows add nothing twice. Returns the number of samples inserted.
+    """
+    if frame.is_empty():
+        return 0
+    missing = [c for c in USAGE_COLUMNS if c not in frame.columns and c != "node"]
+    if missing:
+        raise BadInputError(f"usage: missing column(s) {', '.join(missing)}")
+    staged = frame.select(
+        pl.col("namespace").cast(pl.Utf8),
+        pl.col("pod").cast(pl.Utf8),
+        pl.col("container").cast(pl.Utf8),
+        (pl.col("node").cast(pl.Utf8).fill_null("") if "node" in frame.columns else pl.lit("")).alias("node"),
+        pl.col("ts").cast(pl.Datetime("us")),
+        pl.col("cpu_cores").cast(pl.Float32),
+        pl.col("memory_bytes").cast(pl.Float64).round(0).cast(pl.Int64),
+    ).unique(subset=["namespace", "pod", "container", "node", "ts"], keep="last")
+    con.register("_staged_usage", staged.to_arrow())
+    try:
+        con.execute(
+            """
+            INSERT INTO series (series_id, namespace, pod, container, node)
+            SELECT (SELECT coalesce(max(series_id), 0) FROM series) + row_number() OVER (ORDER BY namespace, pod, container, node),
+                   namespace, pod, container, node
+            FROM (SELECT DISTINCT namespace, pod, container, node FROM _staged_usage) AS s
+            WHERE NOT EXISTS (
+                SELECT 1 FROM series AS x
+                WHERE x.namespace = s.namespace AND x.pod = s.pod AND x.container = s.container AND x.node = s.node)
+            """
+        )
+        bounds = con.execute("SELECT min(ts), max(ts) FROM _staged_usage").fetchone()
+        inserted = con.execute(
+            """
+            INSERT INTO usage_samples (series_id, ts, cpu_cores, memory_bytes)
+            SELECT x.series_id, s.ts, s.cpu_cores, s.memory_bytes
+            FROM _staged_usage AS s
+            JOIN series AS x USING (namespace, pod, container, node)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM usage_samples AS u
+                WHERE u.ts BETWEEN $lo AND $hi AND u.series_id = x.series_id AND u.ts = s.ts)
+            ORDER BY x.series_id, s.ts
+            """,
+            {"lo": bounds[0], "hi": bounds[1]},
+        ).fetchone()
+    finally:
+        con.unregister("_staged_usage")
+    return int(inserted[0]) if inserted else 0
+
+
+RESTART_COLUMNS = ("namespace", "pod", "container", "ts", "restarts_total", "reason")
+
+
+def write_restarts(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> int:
+    """Insert container restarts (namespace, pod, container, ts, restarts_total, reason); a
+    restart already stored for that container and time is skipped."""
+    if frame.is_empty():
+        return 0
+    staged = _conform(frame.with_columns(valid_from=pl.lit(0), valid_to=pl.lit(0)), "restarts", RESTART_COLUMNS)
+    staged = staged.with_columns(pl.col("ts").cast(pl.Datetime("us"))).unique(
+        subset=["namespace", "pod", "container", "ts"], keep="last"
+    )
+    con.register("_staged_restarts", staged.to_arrow())
+    try:
+        inserted = con.execute(
+            f"""
+            INSERT INTO restarts ({', '.join(RESTART_COLUMNS)})
+            SELECT {', '.join('s.' + c for c in RESTART_COLUMNS)} FROM _staged_restarts AS s
+            WHERE NOT EXISTS (
+                SELECT 1 FROM restarts AS r
+                WHERE r.namespace = s.namespace AND r.pod = s.pod AND r.container = s.container AND r.ts = s.ts)
+            """
+        ).fetchone()
+    finally:
+        con.unregister("_staged_restarts")
+    return int(inserted[0]) if inserted else 0
+
+
+def high_water_mark(con: duckdb.DuckDBPyConnection, source: str, metric: str) -> datetime | None:
+    """Up to when `metric` from `source` is stored, or None before the first collection."""
+    row = con.execute(
+        "SELECT ts FROM high_water_marks WHERE source = ? AND metric = ?", [source, metric]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def set_high_water_mark(con: duckdb.DuckDBPyConnection, source: str, metric: str, ts: datetime) -> None:
+    """Advance the high-water mark (never moves it back)."""
+    con.execute(
+        """
+        INSERT INTO high_water_marks (source, metric, ts) VALUES (?, ?, ?)
+        ON CONFLICT (source, metric) DO UPDATE SET ts = greatest(high_water_marks.ts, excluded.ts)
+        """,
+        [source, metric, ts],
+    )
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Row counts of every data table (for summaries and tests)."""
+    tables = [
+        "nodes", "pods", "containers", "owners", "workloads", "hpas", "resource_quotas",
+        "series", "usage_samples", "restarts",
+    ]
+    return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
