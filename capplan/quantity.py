@@ -10,26 +10,40 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
+from decimal import ROUND_CEILING, Decimal
 
 from capplan.errors import BadInputError
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {
-    "n": 1e-9,
-    "u": 1e-6,
-    "m": 1e-3,
-    "": 1.0,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-}
+_DECIMAL_EXACT = {"n": "1e-9", "u": "1e-6", "m": "1e-3", "": "1", "k": "1e3", "M": "1e6", "G": "1e9",
+                  "T": "1e12", "P": "1e15", "E": "1e18"}
 _QUANTITY_RE = re.compile(
     r"^(?P<num>[+-]?(?:\d+\.?\d*|\.\d+))"
     r"(?:(?P<exp>[eE][+-]?\d+)|(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$"
 )
+
+
+def _parse_exact(text: str | int | float) -> Decimal:
+    if isinstance(text, bool):
+        raise BadInputError(f"not a Kubernetes quantity: {text!r}")
+    if isinstance(text, (int, float)):
+        if not math.isfinite(text):
+            raise BadInputError(f"not a finite quantity: {text!r}")
+        return Decimal(repr(text)) if isinstance(text, float) else Decimal(text)
+    raw = str(text).strip()
+    match = _QUANTITY_RE.match(raw)
+    if match is None:
+        raise BadInputError(f"not a Kubernetes quantity: {raw[:80]!r}")
+    number = Decimal(match["num"])
+    if match["exp"]:
+        exponent = int(match["exp"][1:])
+        if abs(exponent) > 30:
+            raise BadInputError(f"quantity out of range: {raw[:80]!r}")
+        return number.scaleb(exponent)
+    suffix = match["suffix"] or ""
+    if suffix in _BINARY:
+        return number * _BINARY[suffix]
+    return number * Decimal(_DECIMAL_EXACT[suffix])
 
 
 def parse_quantity(text: str | int | float) -> float:
@@ -37,24 +51,9 @@ def parse_quantity(text: str | int | float) -> float:
 
     Raises BadInputError (exit 4) naming the value when it is not a quantity.
     """
-    if isinstance(text, bool):
-        raise BadInputError(f"not a Kubernetes quantity: {text!r}")
-    if isinstance(text, (int, float)):
-        if not math.isfinite(text):
-            raise BadInputError(f"not a finite quantity: {text!r}")
-        return float(text)
-    raw = str(text).strip()
-    match = _QUANTITY_RE.match(raw)
-    if match is None:
-        raise BadInputError(f"not a Kubernetes quantity: {raw[:80]!r}")
-    number = float(match["num"])
-    if match["exp"]:
-        value = number * 10.0 ** int(match["exp"][1:])
-    else:
-        suffix = match["suffix"] or ""
-        value = number * (_BINARY.get(suffix) or _DECIMAL[suffix])
+    value = float(_parse_exact(text))
     if not math.isfinite(value):
-        raise BadInputError(f"quantity out of range: {raw[:80]!r}")
+        raise BadInputError(f"quantity out of range: {str(text)[:80]!r}")
     return value
 
 
@@ -69,10 +68,10 @@ def parse_cpu_cores(text: str | int | float) -> float:
 def parse_memory_bytes(text: str | int | float) -> int:
     """Parse a memory quantity into whole bytes ("1.5Gi" -> 1610612736), rounding up as the
     apiserver does for fractional bytes. Negative values are rejected."""
-    value = parse_quantity(text)
+    value = _parse_exact(text)
     if value < 0:
         raise BadInputError(f"negative memory quantity: {text!r}")
-    return int(math.ceil(value - 1e-9 * max(1.0, abs(value))))
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
 def format_cpu(cores: float | None) -> str:
