@@ -1,0 +1,636 @@
+"""`make bench`: capplan's speed, memory and storage at real cluster sizes, against baselines.
+
+Sizes (containers alive on average, 30 days at 5 minutes):
+  S   ~100 containers   (~0.9 M samples)
+  M   ~1,000            (~8.6 M samples)
+  L   ~10,000           (~86 M samples)
+Quick mode (default) runs S and M; `BENCH_SIZE=L` (or `BENCH_SIZE=S,M,L`) picks sizes.
+
+Every measured step runs in its own child process, so each gets its own peak RSS (from
+os.wait4's rusage) and nothing one step allocated flatters or burdens the next:
+  generate  the synthetic cluster from capplan.sample (cached in bench/work/<size>/gen/, not timed)
+  ingest    store.write_spec + store.write_usage, one transaction per day of samples, then
+            CHECKPOINT; samples/s counts only the writers and commits; bytes/sample = file size
+            after CHECKPOINT / samples
+  analyses  recommend (each strategy), nodes, eviction, forecast and the whole report, called
+            in-process from the library on the same DuckDB file (read-only)
+  baseline  the per-workload design KRR uses: one query per container for its samples, then
+            numpy percentile/max in Python (KRR's `simple` strategy), on the same file
+  collect   (M) bench/collect_bench.py's run_collect_bench (real Prometheus) when present
+A step whose module is not built yet reports "n/a (not built)".
+
+Environment: BENCH_SIZE (S,M default), BENCH_WINDOW (analysis window, default 30d: all the
+data), BENCH_REUSE=1 (reuse an ingested DB from bench/work and skip ingest), BENCH_STEPS
+(comma list to run only some steps), BENCH_TIMEOUT (seconds per step, default 1800).
+Results: printed table and bench/results.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+WORK = BENCH / "work"
+RESULTS = BENCH / "results.json"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SEED = 7
+DAYS = 30
+# Samples per base-cluster copy over 30 days / 8640 steps: about 61.8 containers alive on average.
+BASE_ALIVE_CONTAINERS = 534_126 / 8_640
+# Copies per generate_cluster call: the generator's restart pass holds (containers x all steps)
+# float arrays, ~70 MB per copy over 30 days; batches keep generation under ~2 GiB.
+COPIES_PER_BATCH = 27
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    containers: int
+
+    @property
+    def copies(self) -> int:
+        return max(1, round(self.containers / BASE_ALIVE_CONTAINERS))
+
+
+SIZES = {"S": Size("S", 100), "M": Size("M", 1_000), "L": Size("L", 10_000)}
+STRATEGIES_DEFAULT = ("simple", "vpa", "max-target", "auto")
+
+GiB = 2**30
+
+
+# --- generation ------------------------------------------------------------------------------
+
+def _gen_dir(size: Size) -> Path:
+    return WORK / size.name / "gen"
+
+
+def _generator_stamp(size: Size) -> str:
+    sample_py = (ROOT / "capplan" / "sample.py").read_bytes()
+    return hashlib.sha256(sample_py + f"{size.copies}/{DAYS}/{SEED}/{COPIES_PER_BATCH}".encode()).hexdigest()[:16]
+
+
+def _suffix_names(frames: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """Append a batch suffix to every namespace and node name so batches do not collide."""
+    import polars as pl
+
+    out = {}
+    for name, frame in frames.items():
+        exprs = [pl.col(c) + suffix for c in ("namespace", "node") if c in frame.columns]
+        out[name] = frame.with_columns(exprs) if exprs else frame
+    return out
+
+
+def child_generate(size_name: str) -> dict[str, Any]:
+    """Generate the cluster for SIZE into bench/work/SIZE/gen/ (spec tables and one usage file a day)."""
+    import polars as pl
+
+    from capplan.sample import SampleCluster, generate_cluster, usage_frames
+
+    size = SIZES[size_name]
+    out = _gen_dir(size)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.parquet"):
+        old.unlink()
+    batches = []
+    left, index = size.copies, 0
+    while left > 0:
+        take = min(left, COPIES_PER_BATCH)
+        cluster = generate_cluster(seed=SEED + index, days=DAYS, copies=take)
+        if size.copies > COPIES_PER_BATCH:
+            suffix = f"-b{index + 1}"
+            renamed = _suffix_names({**cluster.frames, "__models": cluster.models}, suffix)
+            models = renamed.pop("__models")
+            cluster = SampleCluster(frames=renamed, models=models, start=cluster.start, end=cluster.end,
+                                    step=cluster.step, seed=cluster.seed)
+        batches.append(cluster)
+        left -= take
+        index += 1
+    for table in batches[0].frames:
+        pl.concat([b.frames[table] for b in batches], how="diagonal_relaxed").write_parquet(out / f"{table}.parquet")
+    samples = 0
+    streams = [usage_frames(b, timedelta(days=1)) for b in batches]
+    for day, parts in enumerate(zip(*streams)):
+        frame = pl.concat(parts)
+        samples += frame.height
+        frame.write_parquet(out / f"usage-{day:03d}.parquet", compression="lz4")
+    models = sum(len(b.models) for b in batches)
+    meta = {"stamp": _generator_stamp(size), "samples": samples, "modelled_containers": models,
+            "copies": size.copies, "days": DAYS}
+    (out / "meta.json").write_text(json.dumps(meta))
+    return meta
+
+
+def _generated(size: Size) -> dict[str, Any] | None:
+    meta_path = _gen_dir(size) / "meta.json"
+    if not meta_path.exists():
+        return None
+    meta = json.loads(meta_path.read_text())
+    return meta if meta.get("stamp") == _generator_stamp(size) else None
+
+
+# --- ingest ----------------------------------------------------------------------------------
+
+def _db_path(size: Size) -> Path:
+    return WORK / size.name / "bench.duckdb"
+
+
+def child_ingest(size_name: str) -> dict[str, Any]:
+    """Write the generated cluster into a fresh DuckDB file; time the writers only."""
+    import polars as pl
+
+    from capplan import store
+
+    size = SIZES[size_name]
+    gen = _gen_dir(size)
+    db = _db_path(size)
+    for p in (db, db.with_name(db.name + ".wal")):
+        p.unlink(missing_ok=True)
+    con = store.open_db(db)
+    write_s = spec_s = 0.0
+    samples = 0
+    chunks = 0
+    try:
+        t0 = time.perf_counter()
+        with store.transaction(con):
+            for table in store.SPEC_TABLES:
+                path = gen / f"{table}.parquet"
+                if path.exists():
+                    store.write_spec(con, table, pl.read_parquet(path))
+            if (gen / "restarts.parquet").exists():
+                store.write_restarts(con, pl.read_parquet(gen / "restarts.parquet"))
+        spec_s = time.perf_counter() - t0
+        for path in sorted(gen.glob("usage-*.parquet")):
+            frame = pl.read_parquet(path)
+            t0 = time.perf_counter()
+            with store.transaction(con):
+                samples += store.write_usage(con, frame)
+            write_s += time.perf_counter() - t0
+            chunks += 1
+        t0 = time.perf_counter()
+        con.execute("CHECKPOINT")
+        checkpoint_s = time.perf_counter() - t0
+        series = con.execute("SELECT count(*) FROM series").fetchone()[0]
+    finally:
+        con.close()
+    file_bytes = db.stat().st_size + (db.with_name(db.name + ".wal").stat().st_size
+                                      if db.with_name(db.name + ".wal").exists() else 0)
+    return {
+        "samples": samples, "series": series, "chunks": chunks, "spec_seconds": spec_s,
+        "write_seconds": write_s, "checkpoint_seconds": checkpoint_s,
+        "samples_per_second": samples / write_s if write_s else None,
+        "samples_per_second_with_checkpoint": samples / (write_s + checkpoint_s) if write_s else None,
+        "file_bytes": file_bytes, "bytes_per_sample": file_bytes / samples if samples else None,
+    }
+
+
+# --- analysis steps --------------------------------------------------------------------------
+
+class NotBuilt(Exception):
+    """The module behind a step is not there yet."""
+
+
+def _window() -> timedelta:
+    from capplan.quantity import parse_duration
+
+    return parse_duration(os.environ.get("BENCH_WINDOW", f"{DAYS}d"))
+
+
+def _module(name: str):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            raise NotBuilt(name) from exc
+        raise
+
+
+def _call(func: Callable, con, **kwargs: Any) -> Any:
+    """Call a library entry point with the keyword arguments it accepts."""
+    params = inspect.signature(func).parameters
+    accepted = {k: v for k, v in kwargs.items() if k in params}
+    return func(con, **accepted)
+
+
+def _entry(module, names: tuple[str, ...]) -> Callable:
+    for name in names:
+        func = getattr(module, name, None)
+        if callable(func):
+            return func
+    raise NotBuilt(f"{module.__name__} has none of {', '.join(names)}")
+
+
+def _rows(result: Any) -> int | None:
+    if hasattr(result, "height"):
+        return int(result.height)
+    if isinstance(result, list):
+        return len(result)
+    if hasattr(result, "frame"):
+        return _rows(result.frame)
+    return None
+
+
+def step_nodes(con) -> Any:
+    from capplan.analysis.nodes import nodes_report
+
+    return nodes_report(con, _window())
+
+
+def step_recommend(con, strategy: str) -> Any:
+    module = _module("capplan.analysis.recommend")
+    func = _entry(module, ("recommend_report", "recommend", "recommendations"))
+    return _call(func, con, strategy=strategy, window=_window())
+
+
+def step_eviction(con) -> Any:
+    module = _module("capplan.analysis.eviction")
+    func = _entry(module, ("eviction_report", "eviction", "eviction_table"))
+    return _call(func, con, window=_window())
+
+
+def step_forecast(con) -> Any:
+    module = _module("capplan.analysis.forecast")
+    func = _entry(module, ("forecast_report", "forecast", "forecast_table"))
+    return _call(func, con, window=_window())
+
+
+def step_report(con) -> Any:
+    from capplan.report import ReportOptions, build_report
+
+    return build_report(con, ReportOptions(window=_window()))
+
+
+def step_baseline_simple(con) -> Any:
+    """KRR's design on capplan's store: list the containers, then one query per container for its
+    samples in the window, and numpy in Python: CPU p95 and memory max x 1.15 per container,
+    the largest per workload container name (KRR's `simple` strategy)."""
+    import numpy as np
+
+    from capplan import store
+
+    start, end = store.analysis_window(con, _window())
+    containers = con.execute(
+        """
+        SELECT s.series_id, s.namespace, s.pod, s.container,
+               coalesce(o.owner_name, p.owner_name, s.pod) AS workload
+        FROM series AS s
+        LEFT JOIN (SELECT namespace, pod, any_value(owner_kind) AS owner_kind, any_value(owner_name) AS owner_name
+                   FROM pods GROUP BY ALL) AS p USING (namespace, pod)
+        LEFT JOIN (SELECT namespace, kind, name, any_value(owner_name) AS owner_name FROM owners GROUP BY ALL) AS o
+          ON o.namespace = s.namespace AND o.kind = p.owner_kind AND o.name = p.owner_name
+        """
+    ).fetchall()
+    per_workload: dict[tuple[str, str, str], list[float]] = {}
+    for series_id, namespace, _pod, container, workload in containers:
+        cpu, mem = con.execute(
+            "SELECT cpu_cores, memory_bytes FROM usage_samples WHERE series_id = ? AND ts BETWEEN ? AND ?",
+            [series_id, start, end],
+        ).fetchnumpy().values()
+        if len(cpu) == 0:
+            continue
+        key = (namespace, workload, container)
+        cpu_p95 = float(np.percentile(cpu.astype(np.float64), 95))
+        mem_rec = float(np.max(mem)) * 1.15
+        prev = per_workload.get(key)
+        per_workload[key] = [max(prev[0], cpu_p95), max(prev[1], mem_rec)] if prev else [cpu_p95, mem_rec]
+    return [(*k, v[0], v[1]) for k, v in per_workload.items()], len(containers)
+
+
+def analysis_steps(strategies: tuple[str, ...]) -> dict[str, Callable]:
+    steps: dict[str, Callable] = {f"recommend_{s}": (lambda con, s=s: step_recommend(con, s)) for s in strategies}
+    steps.update({
+        "nodes": step_nodes,
+        "eviction": step_eviction,
+        "forecast": step_forecast,
+        "report": step_report,
+        "baseline_simple": step_baseline_simple,
+    })
+    return steps
+
+
+def _strategies() -> tuple[str, ...]:
+    try:
+        module = importlib.import_module("capplan.analysis.recommend")
+    except ModuleNotFoundError:
+        return STRATEGIES_DEFAULT
+    for name in ("STRATEGIES", "STRATEGY_NAMES"):
+        found = getattr(module, name, None)
+        if found:
+            return tuple(found)
+    return STRATEGIES_DEFAULT
+
+
+def child_step(size_name: str, step: str) -> dict[str, Any]:
+    """Run one analysis step in this process against the size's DB (read-only), timed."""
+    from capplan import store
+
+    size = SIZES[size_name]
+    steps = analysis_steps(_strategies())
+    con = store.open_db(_db_path(size), read_only=True)
+    try:
+        t0 = time.perf_counter()
+        try:
+            result = steps[step](con)
+        except NotBuilt as exc:
+            return {"status": "n/a (not built)", "detail": str(exc)}
+        seconds = time.perf_counter() - t0
+    finally:
+        con.close()
+    out: dict[str, Any] = {"status": "ok", "seconds": seconds}
+    if step == "baseline_simple":
+        rows, queries = result
+        out.update(rows=len(rows), queries=queries)
+    else:
+        out["rows"] = _rows(result)
+    return out
+
+
+def child_collect(size_name: str) -> dict[str, Any]:
+    """The collection benchmark of the collector's engineer (bench/collect_bench.py), if present."""
+    path = BENCH / "collect_bench.py"
+    if not path.exists():
+        return {"status": "n/a (not built)", "detail": "bench/collect_bench.py is missing"}
+    sys.path.insert(0, str(BENCH))
+    sys.path.insert(0, str(ROOT / "tests"))
+    module = importlib.import_module("collect_bench")
+    result = module.run_collect_bench(size_name)
+    return {"status": "ok", **result}
+
+
+CHILDREN = {"generate": child_generate, "ingest": child_ingest, "step": child_step, "collect": child_collect}
+
+
+# --- parent: run children, measure, tabulate -------------------------------------------------
+
+def run_child(args: list[str], timeout: float) -> dict[str, Any]:
+    """Run `run.py _child ARGS` and return its JSON answer plus wall seconds and peak RSS."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "_child", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = t0 + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            return {"status": f"timeout after {timeout:.0f} s", "wall_seconds": time.perf_counter() - t0}
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    out_text = proc.stdout.read() if proc.stdout else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak_rss = usage.ru_maxrss * 1024  # kilobytes on Linux
+    if proc.returncode != 0:
+        return {"status": f"failed (exit {proc.returncode})", "wall_seconds": wall, "peak_rss_bytes": peak_rss}
+    lines = [line for line in out_text.splitlines() if line.startswith("{")]
+    answer = json.loads(lines[-1]) if lines else {"status": "failed (no answer)"}
+    answer["wall_seconds"] = wall
+    answer["peak_rss_bytes"] = peak_rss
+    return answer
+
+
+def _log(text: str) -> None:
+    print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {text}", file=sys.stderr, flush=True)
+
+
+def bench_size(size: Size, steps_wanted: set[str] | None, timeout: float) -> dict[str, Any]:
+    result: dict[str, Any] = {"size": size.name, "copies": size.copies, "days": DAYS, "commit": _git_commit(),
+                              "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    gen = _generated(size)
+    reuse = os.environ.get("BENCH_REUSE") == "1" and _db_path(size).exists()
+    if gen is None and not reuse:
+        _log(f"{size.name}: generating {size.copies} copies of the sample cluster over {DAYS} days")
+        answer = run_child(["generate", size.name], timeout)
+        if answer.get("stamp") is None:
+            raise SystemExit(f"generation failed for {size.name}: {answer}")
+        gen = answer
+    result["generate"] = gen
+    if reuse:
+        _log(f"{size.name}: reusing {_db_path(size)} (BENCH_REUSE=1)")
+        previous = _previous_results().get(size.name, {})
+        result["ingest"] = {**previous.get("ingest", {}), "reused": True}
+    else:
+        _log(f"{size.name}: ingest")
+        result["ingest"] = run_child(["ingest", size.name], timeout)
+        _log(f"{size.name}: ingest {result['ingest']}")
+    steps = list(analysis_steps(_strategies()))
+    result["steps"] = {}
+    for step in steps:
+        if steps_wanted and step not in steps_wanted:
+            continue
+        _log(f"{size.name}: {step}")
+        result["steps"][step] = run_child(["step", size.name, step], timeout)
+        _log(f"{size.name}: {step} {result['steps'][step]}")
+    if size.name == "M" and (not steps_wanted or "collect" in steps_wanted):
+        _log(f"{size.name}: collect")
+        result["collect"] = run_child(["collect", size.name], timeout * 2)
+        _log(f"{size.name}: collect {result['collect']}")
+    return result
+
+
+def _previous_results() -> dict[str, Any]:
+    if RESULTS.exists():
+        try:
+            return json.loads(RESULTS.read_text()).get("sizes", {})
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+def _git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "capplan", "queries", "bench/run.py"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+# --- the table -------------------------------------------------------------------------------
+
+def _fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+
+
+def _fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.2f} M/s"
+
+
+def _fmt_bytes(value: float | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.0f} MiB"
+
+
+def _step_seconds(size_result: dict[str, Any], step: str) -> float | str | None:
+    entry = size_result.get("steps", {}).get(step)
+    if entry is None:
+        return None
+    if entry.get("status") != "ok":
+        return entry.get("status")
+    return entry["seconds"]
+
+
+def derived(size_result: dict[str, Any]) -> dict[str, Any]:
+    """Ratios and maxima computed from one size's raw results."""
+    out: dict[str, Any] = {}
+    base = _step_seconds(size_result, "baseline_simple")
+    simple = _step_seconds(size_result, "recommend_simple")
+    if isinstance(base, float) and isinstance(simple, float) and simple > 0:
+        out["baseline_ratio"] = base / simple
+    rss = [e.get("peak_rss_bytes") for name, e in size_result.get("steps", {}).items()
+           if e.get("status") == "ok" and name != "baseline_simple" and e.get("peak_rss_bytes")]
+    if rss:
+        out["analysis_peak_rss_bytes"] = max(rss)
+    collect = size_result.get("collect") or {}
+    if collect.get("status") == "ok":
+        full, floor, incr = (collect.get(k) for k in ("full_seconds", "floor_seconds", "incremental_seconds"))
+        if full and floor:
+            out["collect_vs_floor"] = full / floor
+        if full and incr:
+            out["full_vs_incremental"] = full / incr
+    return out
+
+
+# (label, getter, formatter, target text, check(value) -> bool, sizes the target applies to)
+def table_rows(strategies: tuple[str, ...]):
+    def ingest(key):
+        return lambda r: (r.get("ingest") or {}).get(key)
+
+    def step(name):
+        return lambda r: _step_seconds(r, name)
+
+    def rss(name):
+        return lambda r: ((r.get("steps") or {}).get(name) or {}).get("peak_rss_bytes")
+
+    def der(key):
+        return lambda r: derived(r).get(key)
+
+    def coll(key):
+        return lambda r: ((r.get("collect") or {}).get(key) if (r.get("collect") or {}).get("status") == "ok"
+                          else (r.get("collect") or {}).get("status"))
+
+    rows = [
+        ("samples", ingest("samples"), lambda v: f"{v / 1e6:.2f} M", "", None),
+        ("ingest samples/s (write_usage)", ingest("samples_per_second"), _fmt_rate, ">= 5 M/s", lambda v: v >= 5e6),
+        ("ingest incl. CHECKPOINT", ingest("samples_per_second_with_checkpoint"), _fmt_rate, "", None),
+        ("ingest peak RSS", lambda r: (r.get("ingest") or {}).get("peak_rss_bytes"), _fmt_bytes, "", None),
+        ("bytes/sample on disk", ingest("bytes_per_sample"), lambda v: f"{v:.2f} B", "<= 4 B", lambda v: v <= 4),
+    ]
+    targets = {"simple": ("<= 10 s", lambda v: v <= 10), "vpa": ("<= 20 s", lambda v: v <= 20)}
+    for s in strategies:
+        text, check = targets.get(s, ("", None))
+        rows.append((f"recommend {s}", step(f"recommend_{s}"), _fmt_seconds, text, check))
+    rows += [
+        ("nodes", step("nodes"), _fmt_seconds, "", None),
+        ("eviction", step("eviction"), _fmt_seconds, "", None),
+        ("forecast", step("forecast"), _fmt_seconds, "", None),
+        ("report (all sections)", step("report"), _fmt_seconds, "", None),
+        ("baseline simple (1 query/container)", step("baseline_simple"), _fmt_seconds, "", None),
+        ("baseline / capplan simple", der("baseline_ratio"), lambda v: f"{v:.1f}x", ">= 20x", lambda v: v >= 20),
+        ("analysis peak RSS (max of steps)", der("analysis_peak_rss_bytes"), _fmt_bytes, "<= 2 GiB", lambda v: v <= 2 * GiB),
+        ("report peak RSS", rss("report"), _fmt_bytes, "", None),
+        ("baseline peak RSS", rss("baseline_simple"), _fmt_bytes, "", None),
+        ("collect full (M)", coll("full_seconds"), _fmt_seconds, "", None),
+        ("collect queries", coll("queries"), lambda v: f"{v}", "", None),
+        ("Prometheus floor, same queries", coll("floor_seconds"), _fmt_seconds, "", None),
+        ("collect / floor", der("collect_vs_floor"), lambda v: f"{v:.2f}x", "<= 2x", lambda v: v <= 2),
+        ("collect incremental +1h", coll("incremental_seconds"), _fmt_seconds, "", None),
+        ("full / incremental", der("full_vs_incremental"), lambda v: f"{v:.0f}x", ">= 100x", lambda v: v >= 100),
+    ]
+    return rows
+
+
+def render_table(results: dict[str, Any]) -> str:
+    sizes = [s for s in ("S", "M", "L") if s in results["sizes"]]
+    rows = table_rows(tuple(results.get("strategies", STRATEGIES_DEFAULT)))
+    header = ["metric", *sizes, "target", "verdict"]
+    lines = []
+    for label, getter, fmt, target, check in rows:
+        cells = [label]
+        verdict = ""
+        for s in sizes:
+            value = getter(results["sizes"][s])
+            if value is None:
+                cells.append("-")
+            elif isinstance(value, str):
+                cells.append(value)
+            else:
+                cells.append(fmt(value))
+        if check is not None:
+            # judged at the largest size measured (the targets are stated for L)
+            for s in reversed(sizes):
+                value = getter(results["sizes"][s])
+                if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+                    verdict = ("pass" if check(value) else "MISS") + ("" if s == "L" else f" (at {s})")
+                    break
+            else:
+                verdict = "n/a"
+        cells += [target, verdict]
+        lines.append(cells)
+    widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
+    fmt_line = lambda row: "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
+    out = [fmt_line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [fmt_line(r) for r in lines]
+    return "\n".join(out)
+
+
+def main() -> int:
+    wanted = [s.strip().upper() for s in os.environ.get("BENCH_SIZE", "S,M").split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SIZES]
+    if unknown:
+        print(f"bench: unknown size(s) {', '.join(unknown)}; use S, M, L", file=sys.stderr)
+        return 2
+    steps_env = os.environ.get("BENCH_STEPS")
+    steps_wanted = {s.strip() for s in steps_env.split(",")} if steps_env else None
+    timeout = float(os.environ.get("BENCH_TIMEOUT", "1800"))
+    previous = _previous_results()
+    results: dict[str, Any] = {
+        "commit": _git_commit(),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "window": os.environ.get("BENCH_WINDOW", f"{DAYS}d"),
+        "strategies": list(_strategies()),
+        "sizes": {},
+    }
+    for name in wanted:
+        results["sizes"][name] = bench_size(SIZES[name], steps_wanted, timeout)
+        results["sizes"][name]["derived"] = derived(results["sizes"][name])
+    # keep sizes measured earlier (e.g. L from a separate run) so the table shows S, M and L
+    merged = {**previous, **results["sizes"]}
+    results["sizes_this_run"] = wanted
+    results["sizes"] = {k: merged[k] for k in ("S", "M", "L") if k in merged}
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    print(f"capplan bench  commit {results['commit']}  {results['machine']['cpus']} cpus  "
+          f"window {results['window']}  sizes run now: {','.join(wanted)}")
+    print(render_table(results))
+    print(f"results: {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "_child":
+        answer = CHILDREN[sys.argv[2]](*sys.argv[3:])
+        print(json.dumps(answer, default=str))
+        sys.exit(0)
+    sys.exit(main())
