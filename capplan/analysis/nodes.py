@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,16 +11,26 @@ import duckdb
 import polars as pl
 
 from capplan import store
+from capplan.errors import BadInputError, NoDataError
 from capplan.analysis.pods import load_current_containers, load_current_nodes, pod_resources
 
 GiB = 2**30
 MiB = 2**20
 HARD_EVICTION_BYTES = 100 * MiB
 
-# GKE's node reservation guideline (cloud.google.com/kubernetes-engine/docs/concepts/plan-node-sizes):
-# tiers of (size, share reserved).
+# The guideline `reserved_ok` checks against: GKE's node reservation table
+# (cloud.google.com/kubernetes-engine/docs/concepts/plan-node-sizes, "Memory and CPU reservations"),
+# as tiers of (slice size, share of the slice reserved for the OS and the kubelet):
+# CPU: 6% of the first core, 1% of the next core, 0.5% of the next 2 cores, 0.25% above 4 cores.
+# Memory: 25% of the first 4 GiB, 20% of the next 4 GiB, 10% of the next 8 GiB, 6% of the next
+# 112 GiB, 2% above 128 GiB (255 MiB flat below 1 GiB); plus the kubelet's 100Mi hard eviction
+# threshold (memory.available<100Mi), which allocatable also keeps back.
+# A node is reserved_ok when both reservations are non-zero and at least the guideline (with 1%
+# slack for rounding in how providers write allocatable).
 CPU_RESERVE_TIERS = ((1.0, 0.06), (1.0, 0.01), (2.0, 0.005), (math.inf, 0.0025))
 MEMORY_RESERVE_TIERS = ((4 * GiB, 0.25), (4 * GiB, 0.20), (8 * GiB, 0.10), (112 * GiB, 0.06), (math.inf, 0.02))
+SMALL_NODE_MEMORY_RESERVE = 255 * MiB
+RESERVE_SLACK = 0.99
 
 
 def tiered_reservation(total: float, tiers: tuple[tuple[float, float], ...]) -> float:
@@ -37,35 +48,89 @@ def tiered_reservation(total: float, tiers: tuple[tuple[float, float], ...]) -> 
 def recommended_reservation(cpu_capacity_cores: float, memory_capacity_bytes: float) -> tuple[float, float]:
     """The guideline's cpu cores and memory bytes to keep back (memory incl. the 100Mi hard
     eviction threshold)."""
-    return (
-        tiered_reservation(cpu_capacity_cores, CPU_RESERVE_TIERS),
-        tiered_reservation(memory_capacity_bytes, MEMORY_RESERVE_TIERS) + HARD_EVICTION_BYTES,
-    )
+    memory = (SMALL_NODE_MEMORY_RESERVE if memory_capacity_bytes < GiB
+              else tiered_reservation(memory_capacity_bytes, MEMORY_RESERVE_TIERS))
+    return tiered_reservation(cpu_capacity_cores, CPU_RESERVE_TIERS), memory + HARD_EVICTION_BYTES
 
 
 @dataclass
 class NodeInputs:
-    """What the per-node analysis reads from the store."""
+    """What the per-node analysis reads from the store. `start` is None when the store holds
+    specs but no usage samples (usage is then empty)."""
 
     nodes: pl.DataFrame
     pods: pl.DataFrame
     usage: pl.DataFrame
-    start: datetime
+    start: datetime | None
     end: datetime
+
+
+USAGE_SCHEMA = {
+    "node": pl.Utf8, "usage_points": pl.Int64,
+    "cpu_usage_p50_cores": pl.Float64, "cpu_usage_p95_cores": pl.Float64,
+    "cpu_usage_p99_cores": pl.Float64, "cpu_usage_max_cores": pl.Float64,
+    "memory_usage_p50_bytes": pl.Float64, "memory_usage_p95_bytes": pl.Float64,
+    "memory_usage_p99_bytes": pl.Float64, "memory_usage_max_bytes": pl.Float64,
+}
+
+
+def snapshot_window(con: duckdb.DuckDBPyConnection, window: timedelta) -> tuple[datetime | None, datetime]:
+    """The analysis window `(start, end)`; without usage samples, `(None, newest node
+    observation)` so that spec-only stores (e.g. an imported trace of pod specs) still answer.
+    NoDataError when there are neither samples nor nodes."""
+    try:
+        return store.analysis_window(con, window)
+    except NoDataError:
+        row = con.execute("SELECT max(valid_to) FROM nodes").fetchone()
+        if row is None or row[0] is None:
+            raise
+        return None, row[0]
 
 
 def load_node_inputs(con: duckdb.DuckDBPyConnection, window: timedelta) -> NodeInputs:
     """Nodes and pods at the window's end, and node usage percentiles over the window."""
-    start, end = store.analysis_window(con, window)
+    start, end = snapshot_window(con, window)
     nodes = load_current_nodes(con, end)
+    if nodes.is_empty():
+        raise NoDataError(f"no nodes were observed at {end:%Y-%m-%d %H:%M} UTC, the end of the window")
     pods = pod_resources(load_current_containers(con, end))
-    usage = store.query(con, "node_usage_percentiles", {"start": start, "end": end})
+    if start is None:
+        usage = pl.DataFrame(schema=USAGE_SCHEMA)
+    else:
+        usage = store.query(con, "node_usage_percentiles", {"start": start, "end": end})
     return NodeInputs(nodes=nodes, pods=pods, usage=usage, start=start, end=end)
 
 
-def node_overcommit(nodes: pl.DataFrame, pods: pl.DataFrame, usage: pl.DataFrame) -> pl.DataFrame:
+def parse_taints(text: str | None) -> list[dict[str, str]]:
+    """The stored JSON list of taints ({"key", "value", "effect"}); [] when unset."""
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"node taints are not JSON: {text[:80]!r}") from exc
+    return [t for t in value if isinstance(t, dict)] if isinstance(value, list) else []
+
+
+def format_taints(text: str | None) -> str:
+    """Taints as kubectl writes them: `key=value:Effect`, joined by `;`."""
+    out = []
+    for t in parse_taints(text):
+        value = t.get("value")
+        out.append(f"{t.get('key', '')}{'=' + value if value else ''}:{t.get('effect', '')}")
+    return ";".join(out)
+
+
+def node_overcommit(nodes: pl.DataFrame, pods: pl.DataFrame, usage: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per node: capacity, allocatable, sums of pod requests and limits, usage
-    percentiles, ratios against allocatable, headroom, and whether the reservation is enough."""
+    percentiles, ratios against allocatable, headroom (allocatable - requests), physical
+    headroom (allocatable - p99 usage), unlimited containers, and whether the reservation
+    (capacity - allocatable) meets the guideline."""
+    if usage is None:
+        usage = pl.DataFrame(schema=USAGE_SCHEMA)
+    for name, dtype in USAGE_SCHEMA.items():
+        if name not in usage.columns:
+            usage = usage.with_columns(pl.lit(None, dtype=dtype).alias(name))
     sums = pods.filter(pl.col("node").is_not_null()).group_by("node").agg(
         pl.len().alias("pods"),
         pl.col("cpu_request_cores").sum().alias("cpu_requests_cores"),
@@ -75,10 +140,14 @@ def node_overcommit(nodes: pl.DataFrame, pods: pl.DataFrame, usage: pl.DataFrame
         pl.col("cpu_unlimited_containers").sum().alias("cpu_unlimited_containers"),
         pl.col("memory_unlimited_containers").sum().alias("memory_unlimited_containers"),
     )
-    out = nodes.join(sums, on="node", how="left").join(usage, on="node", how="left").with_columns(
-        pl.col("pods").fill_null(0),
+    out = nodes.with_columns(
+        pl.col("cpu_capacity_cores", "cpu_allocatable_cores").cast(pl.Float64),
+        pl.col("memory_capacity_bytes", "memory_allocatable_bytes").cast(pl.Float64),
+    ).join(sums, on="node", how="left").join(usage.select(list(USAGE_SCHEMA)), on="node", how="left").with_columns(
+        pl.col("pods").fill_null(0).cast(pl.Int64),
         pl.col("cpu_requests_cores", "cpu_limits_set_cores", "memory_requests_bytes", "memory_limits_set_bytes").fill_null(0.0),
-        pl.col("cpu_unlimited_containers", "memory_unlimited_containers").fill_null(0),
+        pl.col("cpu_unlimited_containers", "memory_unlimited_containers").fill_null(0).cast(pl.Int64),
+        pl.col("taints").map_elements(format_taints, return_dtype=pl.Utf8).fill_null("").alias("taints"),
     )
     # A container without a limit can use the whole node: the limit sum is unbounded (inf).
     out = out.with_columns(
@@ -87,9 +156,10 @@ def node_overcommit(nodes: pl.DataFrame, pods: pl.DataFrame, usage: pl.DataFrame
     )
     reserve = [recommended_reservation(c, m) for c, m in zip(out["cpu_capacity_cores"].to_list(), out["memory_capacity_bytes"].to_list())]
     out = out.with_columns(
-        pl.Series("cpu_reserved_guideline_cores", [r[0] for r in reserve], dtype=pl.Float64),
-        pl.Series("memory_reserved_guideline_bytes", [r[1] for r in reserve], dtype=pl.Float64),
-        (pl.col("cpu_capacity_cores") - pl.col("cpu_allocatable_cores")).alias("cpu_reserved_cores"),
+        pl.Series("cpu_reserved_guideline_cores", [round(r[0], 6) for r in reserve], dtype=pl.Float64),
+        pl.Series("memory_reserved_guideline_bytes", [float(round(r[1])) for r in reserve], dtype=pl.Float64),
+        # rounded to the millicore: capacity and allocatable are written in millicores
+        (pl.col("cpu_capacity_cores") - pl.col("cpu_allocatable_cores")).round(6).alias("cpu_reserved_cores"),
         (pl.col("memory_capacity_bytes") - pl.col("memory_allocatable_bytes")).alias("memory_reserved_bytes"),
     )
     ratio = lambda num, den: pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(None)  # noqa: E731
@@ -100,13 +170,13 @@ def node_overcommit(nodes: pl.DataFrame, pods: pl.DataFrame, usage: pl.DataFrame
         ratio("memory_limits_bytes", "memory_allocatable_bytes").alias("memory_limit_ratio"),
         ratio("cpu_usage_p95_cores", "cpu_allocatable_cores").alias("cpu_usage_p95_ratio"),
         ratio("memory_usage_p95_bytes", "memory_allocatable_bytes").alias("memory_usage_p95_ratio"),
-        (pl.col("cpu_allocatable_cores") - pl.col("cpu_requests_cores")).alias("cpu_headroom_cores"),
+        (pl.col("cpu_allocatable_cores") - pl.col("cpu_requests_cores")).round(9).alias("cpu_headroom_cores"),
         (pl.col("memory_allocatable_bytes") - pl.col("memory_requests_bytes")).alias("memory_headroom_bytes"),
         (pl.col("cpu_allocatable_cores") - pl.col("cpu_usage_p99_cores")).alias("cpu_physical_headroom_cores"),
         (pl.col("memory_allocatable_bytes") - pl.col("memory_usage_p99_bytes")).alias("memory_physical_headroom_bytes"),
         ((pl.col("cpu_reserved_cores") > 0) & (pl.col("memory_reserved_bytes") > 0)
-         & (pl.col("cpu_reserved_cores") >= pl.col("cpu_reserved_guideline_cores") * 0.99)
-         & (pl.col("memory_reserved_bytes") >= pl.col("memory_reserved_guideline_bytes") * 0.99)).alias("reserved_ok"),
+         & (pl.col("cpu_reserved_cores") >= pl.col("cpu_reserved_guideline_cores") * RESERVE_SLACK)
+         & (pl.col("memory_reserved_bytes") >= pl.col("memory_reserved_guideline_bytes") * RESERVE_SLACK)).alias("reserved_ok"),
     )
     return out.select(
         "node",
@@ -118,9 +188,10 @@ def node_overcommit(nodes: pl.DataFrame, pods: pl.DataFrame, usage: pl.DataFrame
         "cpu_request_ratio", "cpu_limit_ratio", "memory_request_ratio", "memory_limit_ratio",
         "cpu_usage_p95_ratio", "memory_usage_p95_ratio",
         "cpu_headroom_cores", "memory_headroom_bytes", "cpu_physical_headroom_cores", "memory_physical_headroom_bytes",
+        "cpu_limits_set_cores", "memory_limits_set_bytes",
         "cpu_unlimited_containers", "memory_unlimited_containers",
         "cpu_reserved_cores", "memory_reserved_bytes", "cpu_reserved_guideline_cores", "memory_reserved_guideline_bytes",
-        "reserved_ok",
+        "reserved_ok", "pods_capacity", "usage_points", "taints",
     ).sort("node")
 
 
@@ -135,19 +206,33 @@ def nodes_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta(d
 
 
 def cluster_summary(node_table: pl.DataFrame) -> pl.DataFrame:
-    """Cluster totals from the per-node table, one row per resource."""
+    """Cluster totals from the per-node table, one row per resource (cpu, memory, pods).
+    Limits are unbounded (inf) when any node's are; usage_p95_sum is the sum of the nodes' p95."""
     rows = []
-    for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
-        capacity = node_table[f"{resource}_capacity_{unit}"].sum()
-        allocatable = node_table[f"{resource}_allocatable_{unit}"].sum()
-        requests = node_table[f"{resource}_requests_{unit}"].sum()
-        limits = node_table[f"{resource}_limits_{unit}"].sum()
-        usage = node_table[f"{resource}_usage_p95_{unit}"].sum()
+    for resource, unit in (("cpu", "cores"), ("memory", "bytes"), ("pods", "pods")):
+        if resource == "pods":
+            capacity = node_table["pods_capacity"].cast(pl.Float64).sum() if "pods_capacity" in node_table.columns else None
+            allocatable = float(node_table["pods_allocatable"].cast(pl.Float64).sum())
+            requests = float(node_table["pods"].cast(pl.Float64).sum())
+            limits = usage = None
+        else:
+            capacity = node_table[f"{resource}_capacity_{unit}"].sum()
+            allocatable = float(node_table[f"{resource}_allocatable_{unit}"].sum())
+            requests = float(node_table[f"{resource}_requests_{unit}"].sum())
+            limits = float(node_table[f"{resource}_limits_{unit}"].sum())
+            usage_col = node_table[f"{resource}_usage_p95_{unit}"]
+            usage = float(usage_col.sum()) if usage_col.null_count() < node_table.height else None
         rows.append({
-            "resource": resource, "unit": unit, "capacity": float(capacity), "allocatable": float(allocatable),
-            "requests": float(requests), "limits": float(limits), "usage_p95_sum": float(usage),
+            "resource": resource, "unit": unit, "nodes": node_table.height,
+            "capacity": float(capacity) if capacity is not None else None, "allocatable": allocatable,
+            "requests": requests, "limits": limits, "usage_p95_sum": usage,
             "request_ratio": requests / allocatable if allocatable else None,
-            "limit_ratio": limits / allocatable if allocatable else None,
-            "usage_ratio": usage / allocatable if allocatable else None,
+            "limit_ratio": limits / allocatable if allocatable and limits is not None else None,
+            "usage_ratio": usage / allocatable if allocatable and usage is not None else None,
+            "headroom": allocatable - requests,
         })
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema={
+        "resource": pl.Utf8, "unit": pl.Utf8, "nodes": pl.Int64, "capacity": pl.Float64, "allocatable": pl.Float64,
+        "requests": pl.Float64, "limits": pl.Float64, "usage_p95_sum": pl.Float64, "request_ratio": pl.Float64,
+        "limit_ratio": pl.Float64, "usage_ratio": pl.Float64, "headroom": pl.Float64,
+    })
