@@ -17,6 +17,8 @@ from capplan.errors import BadInputError
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL_EXACT = {"n": "1e-9", "u": "1e-6", "m": "1e-3", "": "1", "k": "1e3", "M": "1e6", "G": "1e9",
                   "T": "1e12", "P": "1e15", "E": "1e18"}
+# Far beyond any real memory size; int() of a longer Decimal would raise ValueError (4,300 digits).
+_MAX_BYTES = Decimal("1e300")
 _QUANTITY_RE = re.compile(
     r"^(?P<num>[+-]?(?:\d+\.?\d*|\.\d+))"
     r"(?:(?P<exp>[eE][+-]?\d+)|(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$"
@@ -27,7 +29,8 @@ def _parse_exact(text: str | int | float) -> Decimal:
     if isinstance(text, bool):
         raise BadInputError(f"not a Kubernetes quantity: {text!r}")
     if isinstance(text, (int, float)):
-        if not math.isfinite(text):
+        # math.isfinite of a huge int overflows; ints are finite, floats may not be.
+        if isinstance(text, float) and not math.isfinite(text):
             raise BadInputError(f"not a finite quantity: {text!r}")
         return Decimal(repr(text)) if isinstance(text, float) else Decimal(text)
     raw = str(text).strip()
@@ -71,6 +74,8 @@ def parse_memory_bytes(text: str | int | float) -> int:
     value = _parse_exact(text)
     if value < 0:
         raise BadInputError(f"negative memory quantity: {text!r}")
+    if value > _MAX_BYTES:
+        raise BadInputError(f"memory quantity out of range: {str(text)[:80]!r}")
     return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
@@ -116,7 +121,10 @@ def parse_duration(text: str) -> timedelta:
         pos = match.end()
     if pos != len(raw) or not raw or seconds <= 0 or not math.isfinite(seconds):
         raise BadInputError(f"not a duration (use e.g. 30s, 5m, 6h, 14d): {raw[:80]!r}")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError as exc:  # beyond timedelta's 999,999,999 days
+        raise BadInputError(f"duration out of range: {raw[:80]!r}") from exc
 
 
 def format_duration(delta: timedelta) -> str:
