@@ -91,8 +91,8 @@ class PriorityMap:
         return 0, False
 
 
-def _int32(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
+def _int32(value: object, what: str, allow_text: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not allow_text):
         raise BadInputError(f"{what}: priority value {value!r} is not an integer")
     try:
         number = int(value)
@@ -147,7 +147,7 @@ def load_priority_map(path: str | Path | None = None, overrides: list[str] | Non
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
             raise BadInputError(f"--priority {item!r}: expected NAME=VALUE, e.g. web-critical=1000")
-        result.values[name.strip()] = _int32(value.strip(), f"--priority {item!r}")
+        result.values[name.strip()] = _int32(value.strip(), f"--priority {item!r}", allow_text=True)
     return result
 
 
@@ -166,7 +166,10 @@ def threshold_bytes(spec: str, capacity_bytes: float) -> int:
             raise BadInputError(f"eviction threshold {spec!r}: a percentage must be within 0..100")
         # GetThresholdQuantity: int64(float64(capacity.Value()) * float64(percentage))
         return int(float(capacity_bytes) * share / 100.0)
-    value = parse_memory_bytes(text)
+    try:
+        value = parse_memory_bytes(text)
+    except BadInputError as exc:
+        raise BadInputError(f"eviction threshold {spec!r}: {exc}") from None
     if value < 0:
         raise BadInputError(f"eviction threshold {spec!r} is negative")
     return value
@@ -404,25 +407,27 @@ class EvictionResult:
     options: EvictionOptions
 
 
-def _pod_exposure(pod_moments: pl.DataFrame, exposure: pl.DataFrame, specs: pl.DataFrame) -> pl.DataFrame:
-    """Per node and pod: in how many of the node's pressure moments (memory.available under the
-    hard threshold) the pod is among those the kubelet would evict to relieve it."""
-    schema = {"node": pl.Utf8, "namespace": pl.Utf8, "pod": pl.Utf8, "evicted_moments": pl.UInt32}
-    pressure = pod_moments.join(exposure.select("node", "memory_capacity_bytes", "hard_threshold_bytes"), on="node")
-    node_ws = pressure.group_by("node", "ts").agg(pl.col("working_set_bytes").sum().alias("_ws"))
-    need = node_ws.join(exposure.select("node", "memory_capacity_bytes", "hard_threshold_bytes"), on="node").with_columns(
-        (pl.col("hard_threshold_bytes") - (pl.col("memory_capacity_bytes") - pl.col("_ws"))).alias("need_bytes"),
+def pressure_needs(moments: pl.DataFrame, exposure: pl.DataFrame) -> pl.DataFrame:
+    """The node moments under the hard threshold: node, ts, need_bytes (threshold - available > 0)."""
+    return moments.join(exposure.select("node", "memory_capacity_bytes", "hard_threshold_bytes"), on="node").with_columns(
+        (pl.col("hard_threshold_bytes") - (pl.col("memory_capacity_bytes") - pl.col("working_set_bytes"))).alias("need_bytes"),
     ).filter(pl.col("need_bytes") > 0).select("node", "ts", "need_bytes")
-    if need.is_empty():
+
+
+def pod_exposure(pod_moments: pl.DataFrame, needs: pl.DataFrame, specs: pl.DataFrame) -> pl.DataFrame:
+    """Per node and pod: in how many of the node's pressure moments the pod is among those the
+    kubelet would evict to relieve it (ranked and relieved at each moment on its own)."""
+    schema = {"node": pl.Utf8, "namespace": pl.Utf8, "pod": pl.Utf8, "evicted_moments": pl.UInt32}
+    if needs.is_empty() or pod_moments.is_empty():
         return pl.DataFrame(schema=schema)
-    frame = pressure.join(need.select("node", "ts"), on=["node", "ts"]).join(
+    frame = pod_moments.join(needs.select("node", "ts"), on=["node", "ts"]).join(
         specs.select("namespace", "pod", "memory_request_bytes", "priority", "critical"), on=["namespace", "pod"], how="left",
     ).with_columns(
         pl.col("working_set_bytes").alias("memory_usage_bytes"),
         (~pl.col("critical").fill_null(False)).alias("evictable"),
     )
     ranked = rank_memory_pressure(frame, ["node", "ts"])
-    relieved = relieve(ranked, need, ["node", "ts"])
+    relieved = relieve(ranked, needs, ["node", "ts"])
     return relieved.group_by("node", "namespace", "pod").agg(
         pl.col("evicted_to_relieve").sum().cast(pl.UInt32).alias("evicted_moments"))
 
@@ -473,11 +478,9 @@ def eviction_analysis(inputs: EvictionInputs, options: EvictionOptions) -> Evict
     ranked = relieve(ranked, need, ["node"], freed_column="usage_at_worst_bytes")
 
     # exposure per pod and its restarts
-    pod_exp = _pod_exposure(pm, exposure, specs)
-    pressure_moments = inputs.moments.join(exposure.select("node", "memory_capacity_bytes", "hard_threshold_bytes"),
-                                           on="node").filter(
-        (pl.col("memory_capacity_bytes") - pl.col("working_set_bytes")) < pl.col("hard_threshold_bytes")
-    ).group_by("node").agg(pl.len().cast(pl.UInt32).alias("pressure_moments"))
+    needs = pressure_needs(inputs.moments, exposure)
+    pod_exp = pod_exposure(pm, needs, specs)
+    pressure_moments = needs.group_by("node").agg(pl.len().cast(pl.UInt32).alias("pressure_moments"))
     ranked = ranked.join(pod_exp, on=["node", "namespace", "pod"], how="left").join(
         pressure_moments, on="node", how="left").join(
         inputs.restarts.select("namespace", "pod", "restarts", "oom_kills"), on=["namespace", "pod"], how="left",
@@ -523,7 +526,14 @@ def eviction_analysis(inputs: EvictionInputs, options: EvictionOptions) -> Evict
 # --- advice --------------------------------------------------------------------------------
 
 def _pct(ratio: float | None) -> str:
-    return "?" if ratio is None or math.isnan(ratio) else f"{ratio * 100:.0f}%"
+    """A share as a percentage, with decimals where rounding would say 0% or 100%."""
+    if ratio is None or math.isnan(ratio):
+        return "?"
+    if 0 < ratio < 0.01:
+        return f"{ratio * 100:.2f}%"
+    if 0.99 < ratio < 1:
+        return f"{ratio * 100:.1f}%"
+    return f"{ratio * 100:.0f}%"
 
 
 def advise(result: EvictionResult, restarts: pl.DataFrame, containers: pl.DataFrame) -> pl.DataFrame:
@@ -614,8 +624,9 @@ def node_note(result: EvictionResult) -> str:
             f"{n['node']} is under memory pressure: at {n['worst_moment']:%Y-%m-%d %H:%M} UTC its pods' working set is "
             f"{format_bytes(n['working_set_at_worst_bytes'])} of {format_bytes(n['memory_capacity_bytes'])} "
             f"({_pct(n['peak_usage_ratio'])}), leaving {format_bytes(n['available_at_worst_bytes'])} < {hard} "
-            f"(hard eviction threshold); memory.available is under it {_pct(n['share_under_hard'])} of the window and "
-            f"under the soft margin {result.options.eviction_soft} {_pct(n['share_under_soft'])}. "
+            f"(hard eviction threshold); memory.available is under it in {_pct(n['share_under_hard'])} of the window's "
+            f"{n['memory_moments']} samples, and under the soft margin ({result.options.eviction_soft}) in "
+            f"{_pct(n['share_under_soft'])}. "
             f"Pods above their requests go first, lower priority first, then the largest excess: the kubelet must "
             f"evict {n['evictions_to_relieve']} pod(s) to relieve it: {names or 'none can be evicted'}."
         )
@@ -626,8 +637,11 @@ def report_section(con: duckdb.DuckDBPyConnection, options: "ReportOptions") -> 
     """Eviction exposure for `capplan report`: nodes, the first pods in line, and advice."""
     from capplan.report import Section
 
-    result = eviction_report(con, EvictionOptions(window=options.window, namespaces=list(options.namespaces),
-                                                  nodes=list(options.nodes)))
+    try:
+        result = eviction_report(con, EvictionOptions(window=options.window, namespaces=list(options.namespaces),
+                                                      nodes=list(options.nodes)))
+    except NoDataError:
+        return []  # no usage with a known node: nothing to say about eviction
     node_cols = ["node", "worst_moment", "peak_usage_ratio", "available_at_worst_bytes", "hard_threshold_bytes",
                  "under_pressure", "share_under_hard", "share_under_soft", "evictions_to_relieve"]
     first = result.pods.filter(pl.col("evicted_to_relieve") | (pl.col("rank") <= 3)).sort(

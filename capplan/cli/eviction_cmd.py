@@ -1,12 +1,78 @@
-"""`capplan eviction` (not built yet: issue 5)."""
+"""`capplan eviction`: QoS classes, oom_score_adj and the kubelet's memory-pressure eviction order."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from capplan import render, store
+from capplan.analysis.eviction import (
+    DEFAULT_EVICTION_HARD, DEFAULT_EVICTION_SOFT, USAGE_BASES, EvictionOptions, check_threshold, eviction_report,
+    load_priority_map, node_note,
+)
 from capplan.cli import app
-from capplan.cli.common import not_built
+from capplan.cli.common import (
+    DbOption, FormatOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format, handle_errors,
+    window_option,
+)
+from capplan.errors import UsageError
+
+VIEWS = ("pods", "nodes", "containers", "advice")
+# A terminal table cannot hold every column: CONTRACT columns and the relief mark.
+TABLE_POD_COLUMNS = ["node", "rank", "namespace", "pod", "qos_class", "priority", "memory_request_bytes",
+                     "memory_usage_bytes", "exceeds_request", "oom_score_adj", "cumulative_freed_bytes",
+                     "evicted_to_relieve", "evicted_share", "oom_kills"]
+TABLE_NODE_COLUMNS = ["node", "memory_capacity_bytes", "worst_moment", "available_at_worst_bytes", "peak_usage_ratio",
+                      "under_pressure", "share_under_hard", "share_under_soft", "evictions_to_relieve"]
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def eviction() -> None:
-    """Not built yet (issue 5)."""
-    not_built("eviction", 5)
+@app.command()
+@handle_errors
+def eviction(
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+    output: OutputOption = None,
+    window: WindowOption = "14d",
+    namespace: NamespaceOption = None,
+    node: NodeOption = None,
+    usage: Annotated[str, typer.Option(
+        "--usage", help="Pod usage to rank by: peak (at the node's worst moment), p95 or latest.")] = "peak",
+    eviction_hard: Annotated[str, typer.Option(
+        "--eviction-hard", help="Hard threshold on memory.available: a quantity (100Mi) or % of capacity.")
+    ] = DEFAULT_EVICTION_HARD,
+    eviction_soft: Annotated[str, typer.Option(
+        "--eviction-soft", help="Soft margin on memory.available for the exposure share (quantity or %).")
+    ] = DEFAULT_EVICTION_SOFT,
+    priority_classes: Annotated[Optional[Path], typer.Option(
+        "--priority-classes", help="JSON of `kubectl get priorityclasses -o json`.")] = None,
+    priority: Annotated[Optional[list[str]], typer.Option(
+        "--priority", help="NAME=VALUE priority of a PriorityClass (repeatable; wins over the file).")] = None,
+    view: Annotated[str, typer.Option(
+        "--view", help="pods (ranked per node), nodes (exposure), containers (oom_score_adj) or advice.")] = "pods",
+) -> None:
+    """QoS classes and the kubelet's memory-pressure eviction order, per node."""
+    check_format(fmt)
+    if view not in VIEWS:
+        raise UsageError(f"--view must be one of {', '.join(VIEWS)}, not {view!r}")
+    if usage not in USAGE_BASES:
+        raise UsageError(f"--usage must be one of {', '.join(USAGE_BASES)}, not {usage!r}")
+    options = EvictionOptions(
+        window=window_option(window), usage=usage, eviction_hard=check_threshold(eviction_hard),
+        eviction_soft=check_threshold(eviction_soft), priorities=load_priority_map(priority_classes, priority),
+        namespaces=namespace or [], nodes=node or [],
+    )
+    con = store.open_db(db, read_only=True)
+    try:
+        result = eviction_report(con, options)
+    finally:
+        con.close()
+    frame = {"pods": result.pods, "nodes": result.nodes, "containers": result.containers, "advice": result.advice}[view]
+    if fmt == "table" and view == "pods":
+        frame = frame.select(TABLE_POD_COLUMNS)
+    elif fmt == "table" and view == "nodes":
+        frame = frame.select(TABLE_NODE_COLUMNS)
+    render.emit(frame, fmt, output, title=f"Eviction: {view}")
+    if fmt == "table" and not output and view in ("pods", "nodes"):
+        typer.echo(node_note(result))
