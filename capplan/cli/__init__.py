@@ -10,9 +10,11 @@ from typing import Annotated
 import typer
 
 from capplan.cli.common import DEBUG
+from capplan.cli.oneline import OneLineErrorGroup
 
 app = typer.Typer(
     name="capplan",
+    cls=OneLineErrorGroup,  # usage errors as one line (cron-friendly)
     help="Capacity planning and overcommit analysis for Kubernetes clusters.",
     no_args_is_help=True,
     add_completion=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -29,8 +30,15 @@ NamespaceOption = Annotated[
 NodeOption = Annotated[Optional[list[str]], typer.Option("--node", help="Only these nodes (repeatable).")]
 
 DEBUG = {"on": bool(os.environ.get("CAPPLAN_DEBUG"))}
+# File-system failures that carry no file name but are still the user's environment.
+_FS_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _is_file_problem(exc: BaseException) -> bool:
+    """An OSError about a local file (not a network error, which the collector reports as 3)."""
+    return isinstance(exc, OSError) and exc.errno is not None and bool(exc.filename or exc.errno in _FS_ERRNOS)
 
 
 def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
@@ -75,6 +83,12 @@ def handle_errors(func: F) -> F:
                 import traceback
 
                 traceback.print_exc()
+            if _is_file_problem(exc):
+                # A file the user named cannot be read or written (missing folder, a directory,
+                # read-only, disk full): bad input (4), one line naming the file and the cause.
+                where = f" {exc.filename}" if exc.filename else ""
+                typer.echo(f"capplan: cannot use{where}: {exc.strerror or exc}", err=True)
+                raise typer.Exit(4)
             typer.echo(f"capplan: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
             raise typer.Exit(1)
 
