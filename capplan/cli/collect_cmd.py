@@ -1,12 +1,151 @@
-"""`capplan collect` (not built yet: issue 3)."""
+"""`capplan collect`: pull usage and spec metrics from Prometheus into the DB (docs/collect.md)."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
 from capplan.cli import app
-from capplan.cli.common import not_built
+from capplan.cli.common import DbOption, NamespaceOption, check_format, handle_errors
+from capplan.collect import CollectOptions, CollectSummary, collect as run_collect
+from capplan.errors import BadInputError, UsageError
+from capplan.quantity import parse_duration
+
+URL_ENV = "CAPPLAN_PROMETHEUS_URL"
+TOKEN_ENV = "CAPPLAN_PROMETHEUS_TOKEN"
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def collect() -> None:
-    """Not built yet (issue 3)."""
-    not_built("collect", 3)
+def parse_time(text: str, option: str) -> datetime:
+    """ISO 8601 (a naive time is UTC) or Unix seconds, as naive UTC."""
+    raw = text.strip()
+    try:
+        if raw.replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(raw), tz=timezone.utc).replace(tzinfo=None)
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, OverflowError):
+        raise BadInputError(f"{option}: not an ISO 8601 time or Unix seconds: {raw[:60]!r}") from None
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
+def read_token(token_file: Optional[Path]) -> str | None:
+    """The bearer token from --token-file, else $CAPPLAN_PROMETHEUS_TOKEN (never echoed)."""
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--token-file {token_file}: {exc.strerror}") from None
+        if not token:
+            raise UsageError(f"--token-file {token_file} is empty")
+        return token
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    return token or None
+
+
+def _seconds(text: str, option: str) -> int:
+    seconds = parse_duration(text).total_seconds()
+    if seconds < 1 or seconds != int(seconds):
+        raise UsageError(f"{option} must be a whole number of seconds (e.g. 30s, 1m, 5m), not {text!r}")
+    return int(seconds)
+
+
+class _Progress:
+    """A progress bar on a terminal; nothing otherwise (cron gets the summary line)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                                TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self.task = None
+
+    def __enter__(self) -> "_Progress":
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, done: int, total: int, summary: CollectSummary) -> None:
+        if not self.bar:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task("", total=total)
+        self.bar.update(self.task, completed=done, total=total,
+                        description=f"{summary.samples:,} samples, {summary.queries} queries")
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"capplan: warning: {message}", err=True)
+
+
+@app.command()
+@handle_errors
+def collect(
+    prometheus_url: Annotated[Optional[str], typer.Option(
+        "--prometheus-url", help=f"Prometheus-compatible API base URL (default ${URL_ENV}).", show_default=False)] = None,
+    since: Annotated[str, typer.Option("--since", help="History to pull on the first run.")] = "14d",
+    start: Annotated[Optional[str], typer.Option("--start", help="Window start (ISO 8601 UTC or Unix seconds); overrides the high-water mark.")] = None,
+    end: Annotated[Optional[str], typer.Option("--end", help="Window end (default: now - 1m).")] = None,
+    step: Annotated[str, typer.Option("--step", help="Usage resolution: CPU averaged and memory peak over each step.")] = "60s",
+    spec_step: Annotated[Optional[str], typer.Option("--spec-step", help="Resolution of spec metrics (default max(step, 5m)).")] = None,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", help=f"Bearer token file (default ${TOKEN_ENV}).")] = None,
+    ca_file: Annotated[Optional[Path], typer.Option("--ca-file", help="CA bundle for a private CA.")] = None,
+    insecure_skip_tls_verify: Annotated[bool, typer.Option("--insecure-skip-tls-verify", help="Do not verify TLS certificates (unsafe).")] = False,
+    timeout: Annotated[str, typer.Option("--timeout", help="Per-request timeout.")] = "60s",
+    retries: Annotated[int, typer.Option("--retries", help="Retries of a timed-out or 5xx/429 request (with backoff).")] = 3,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Queries in flight at once.")] = 2,
+    max_points: Annotated[int, typer.Option("--max-points", help="Most points (series x steps) one answer may hold.")] = 500_000,
+    namespace: NamespaceOption = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for a running collection instead of exiting 5.")] = False,
+    db: DbOption = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table (one summary line), csv or json.")] = "table",
+) -> None:
+    """Pull container usage (cAdvisor) and spec (kube-state-metrics) from Prometheus into the DB.
+
+    Incremental: later runs continue from where the last one stopped. Cron-safe: a second run
+    exits 5 (or queues with --wait); SIGTERM finishes the current chunk, commits and exits 0.
+    """
+    check_format(fmt)
+    url = prometheus_url or os.environ.get(URL_ENV)
+    if not url:
+        raise UsageError(f"--prometheus-url (or ${URL_ENV}) is required")
+    if insecure_skip_tls_verify:
+        _warn(f"TLS certificate verification is OFF for {url.split('@')[-1]}: anyone on the network path can "
+              "read the token and forge answers")
+    if retries < 0 or retries > 10:
+        raise UsageError("--retries must be between 0 and 10")
+    if max_points < 1000:
+        raise UsageError("--max-points must be at least 1000")
+    options = CollectOptions(
+        url=url, db=db, since=parse_duration(since),
+        start=parse_time(start, "--start") if start else None,
+        end=parse_time(end, "--end") if end else None,
+        step_seconds=_seconds(step, "--step"),
+        spec_step_seconds=_seconds(spec_step, "--spec-step") if spec_step else None,
+        namespaces=list(namespace) if namespace else None,
+        token=read_token(token_file), ca_file=str(ca_file) if ca_file else None,
+        insecure_skip_tls_verify=insecure_skip_tls_verify, timeout_seconds=parse_duration(timeout).total_seconds(),
+        retries=retries, concurrency=concurrency, wait=wait, max_points_per_query=max_points,
+    )
+    with _Progress(fmt == "table" and sys.stderr.isatty()) as progress:
+        summary = run_collect(options, progress=progress, warn=_warn)
+    if fmt == "json":
+        typer.echo(json.dumps(summary.as_dict()))
+    elif fmt == "csv":
+        row = summary.as_dict()
+        row["warnings"] = len(row["warnings"])
+        typer.echo(",".join(row))
+        typer.echo(",".join("" if v is None else str(v) for v in row.values()))
+    else:
+        typer.echo(summary.line())

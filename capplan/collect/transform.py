@@ -1,0 +1,327 @@
+"""Turn Prometheus answers into the store's frames.
+
+Pure functions from decoded JSON results (lists of {"metric": {...}, "values": [[t, "v"], ...]})
+to polars frames with the column names of data/samples/*.parquet, so they are easy to test on
+tiny inputs. Spec observations (one per spec step) are compressed into intervals
+valid_from..valid_to: a run of equal values, broken by a change or by a gap longer than a step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from capplan.errors import BadInputError
+
+TS = pl.Datetime("us")
+
+# kube-state-metrics turns label names into Prometheus label names (label_ + every byte outside
+# [a-zA-Z0-9_] replaced by _: internal/store/utils.go sanitizeLabelName), which cannot be undone
+# in general. Well-known labels are mapped back to their real names; others keep the sanitized
+# name without the label_ prefix.
+WELL_KNOWN_NODE_LABELS = (
+    "kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch",
+    "node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type",
+    "beta.kubernetes.io/os", "beta.kubernetes.io/arch",
+    "topology.kubernetes.io/zone", "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region",
+    "node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master", "node-role.kubernetes.io/worker",
+    "eks.amazonaws.com/nodegroup", "eks.amazonaws.com/capacityType", "cloud.google.com/gke-nodepool",
+    "cloud.google.com/machine-family", "kubernetes.azure.com/agentpool", "karpenter.sh/capacity-type",
+    "karpenter.sh/nodepool", "node.kubernetes.io/lifecycle",
+)
+
+
+def sanitize_label_name(name: str) -> str:
+    """kube-state-metrics' sanitizeLabelName (without the label_ prefix)."""
+    return "".join(ch if (ch.isascii() and (ch.isalnum() or ch == "_")) else "_" for ch in name)
+
+
+_UNSANITIZE = {sanitize_label_name(n): n for n in WELL_KNOWN_NODE_LABELS}
+
+
+def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str]) -> pl.DataFrame:
+    """Range-query results as a long frame: the given labels (missing = ""), ts, value."""
+    schema = {**{label: pl.Utf8 for label in labels}, "ts": TS, "value": pl.Float64}
+    if not results:
+        return pl.DataFrame(schema=schema)
+    counts = np.fromiter((len(r["values"]) for r in results), dtype=np.int64, count=len(results))
+    total = int(counts.sum())
+    if total == 0:
+        return pl.DataFrame(schema=schema)
+    try:
+        ts = np.fromiter((p[0] for r in results for p in r["values"]), dtype=np.float64, count=total)
+        raw = [p[1] for r in results for p in r["values"]]
+    except (TypeError, IndexError, ValueError) as exc:
+        raise BadInputError(f"malformed sample in a Prometheus answer: {exc}") from None
+    values = pl.Series("value", raw, dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
+    sid = np.repeat(np.arange(len(results)), counts)
+    series = pl.DataFrame({label: [str(r["metric"].get(label, "")) for r in results] for label in labels},
+                          schema={label: pl.Utf8 for label in labels})
+    ts_col = pl.Series("ts", np.round(ts * 1e6).astype(np.int64)).cast(TS)
+    frame = series[sid] if labels else pl.DataFrame(height=total)
+    return frame.with_columns(ts_col, values)
+
+
+def intervals(obs: pl.DataFrame, keys: Sequence[str], values: Sequence[str], step_seconds: int) -> pl.DataFrame:
+    """Compress observations (keys, ts, values) into intervals (keys, valid_from, valid_to, values):
+    a new interval starts when the key or any value changes, or after a gap of more than a step."""
+    if obs.is_empty():
+        return obs.select(*keys).with_columns(valid_from=pl.lit(None, TS), valid_to=pl.lit(None, TS),
+                                                **{v: pl.lit(None) for v in values}).clear()
+    cols = list(keys) + list(values)
+    obs = obs.unique(subset=list(keys) + ["ts"], keep="first").sort(list(keys) + ["ts"])
+    changed = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in cols]) | (
+        pl.col("ts").diff().dt.total_microseconds().fill_null(0) > step_seconds * 1_000_000
+    )
+    out = (
+        obs.with_columns(_run=changed.cum_sum())
+        .group_by("_run", maintain_order=True)
+        .agg(*[pl.col(c).first() for c in cols], valid_from=pl.col("ts").min(), valid_to=pl.col("ts").max())
+    )
+    return out.select(*keys, "valid_from", "valid_to", *values)
+
+
+def _blank_to_null(*names: str) -> list[pl.Expr]:
+    return [pl.when(pl.col(n) == "").then(None).otherwise(pl.col(n)).alias(n) for n in names]
+
+
+def usage_frame(cpu: pl.DataFrame, memory: pl.DataFrame) -> pl.DataFrame:
+    """Join the CPU and memory answers (namespace, pod, container, node, ts, value) into usage rows."""
+    keys = ["namespace", "pod", "container", "node", "ts"]
+    c = cpu.rename({"value": "cpu_cores"}) if "value" in cpu.columns else cpu
+    m = memory.rename({"value": "memory_bytes"}) if "value" in memory.columns else memory
+    c = c.unique(subset=keys, keep="first")
+    m = m.unique(subset=keys, keep="first")
+    out = c.join(m, on=keys, how="full", coalesce=True)
+    return out.select(
+        *keys,
+        pl.col("cpu_cores").cast(pl.Float32),
+        pl.col("memory_bytes").round(0).cast(pl.Int64),
+    ).filter(pl.col("cpu_cores").is_not_null() | pl.col("memory_bytes").is_not_null())
+
+
+def fill_usage_nodes(usage: pl.DataFrame, pod_nodes: pl.DataFrame) -> pl.DataFrame:
+    """Usage series without a `node` label (scrape configs that keep only `instance`) take the
+    pod's node from kube_pod_info (namespace, pod, node)."""
+    if usage.is_empty() or pod_nodes.is_empty() or not (usage["node"] == "").any():
+        return usage
+    known = pod_nodes.filter(pl.col("node").is_not_null() & (pl.col("node") != "")).unique(
+        subset=["namespace", "pod"], keep="last").select("namespace", "pod", pl.col("node").alias("_pod_node"))
+    return usage.join(known, on=["namespace", "pod"], how="left").with_columns(
+        node=pl.when(pl.col("node") == "").then(pl.col("_pod_node").fill_null("")).otherwise(pl.col("node"))
+    ).drop("_pod_node")
+
+
+def _pivot_resources(frame: pl.DataFrame, keys: list[str], names: dict[str, str]) -> pl.DataFrame:
+    """(keys, resource, ts, value) -> (keys, ts, <names[resource]>...)."""
+    out = None
+    for resource, column in names.items():
+        part = frame.filter(pl.col("resource") == resource).select(*keys, "ts", pl.col("value").alias(column))
+        part = part.unique(subset=keys + ["ts"], keep="first")
+        out = part if out is None else out.join(part, on=keys + ["ts"], how="full", coalesce=True)
+    return out if out is not None else pl.DataFrame()
+
+
+def nodes_frame(capacity: pl.DataFrame, allocatable: pl.DataFrame, labels: list[dict[str, Any]] | None,
+                taints: pl.DataFrame | None, step_seconds: int) -> pl.DataFrame:
+    """Node intervals from kube_node_status_capacity/_allocatable, kube_node_labels, kube_node_spec_taint.
+    `labels`/`taints` None means the metric is absent (columns NULL); empty means none set."""
+    cap = _pivot_resources(capacity, ["node"], {"cpu": "cpu_capacity_cores", "memory": "memory_capacity_bytes",
+                                                "pods": "pods_capacity"})
+    alloc = _pivot_resources(allocatable, ["node"], {"cpu": "cpu_allocatable_cores",
+                                                     "memory": "memory_allocatable_bytes", "pods": "pods_allocatable"})
+    obs = cap.join(alloc, on=["node", "ts"], how="full", coalesce=True)
+    label_obs = _node_labels(labels)
+    if obs.is_empty():
+        return pl.DataFrame()
+    if label_obs is not None:
+        obs = obs.join(label_obs, on=["node", "ts"], how="left").with_columns(pl.col("labels").fill_null("{}"))
+    else:
+        obs = obs.with_columns(labels=pl.lit(None, pl.Utf8))
+    if taints is not None:
+        obs = obs.join(_taints(taints), on=["node", "ts"], how="left").with_columns(pl.col("taints").fill_null("[]"))
+    else:
+        obs = obs.with_columns(taints=pl.lit(None, pl.Utf8))
+    obs = obs.with_columns(
+        pl.col("memory_capacity_bytes", "memory_allocatable_bytes").round(0).cast(pl.Int64),
+        pl.col("pods_capacity", "pods_allocatable").round(0).cast(pl.Int32),
+    )
+    return intervals(obs, ["node"], ["cpu_capacity_cores", "memory_capacity_bytes", "pods_capacity",
+                                     "cpu_allocatable_cores", "memory_allocatable_bytes", "pods_allocatable",
+                                     "labels", "taints"], step_seconds)
+
+
+def _node_labels(results: list[dict[str, Any]] | None) -> pl.DataFrame | None:
+    if results is None:
+        return None
+    rows_node, rows_json, rows_n, ts_all = [], [], [], []
+    for r in results:
+        metric = r["metric"]
+        found = {}
+        for key, value in metric.items():
+            if key.startswith("label_"):
+                name = key[len("label_"):]
+                found[_UNSANITIZE.get(name, name)] = value
+        rows_node.append(metric.get("node", ""))
+        rows_json.append(json.dumps(found, sort_keys=True))
+        rows_n.append(len(r["values"]))
+        ts_all.extend(p[0] for p in r["values"])
+    if not ts_all:
+        return pl.DataFrame(schema={"node": pl.Utf8, "ts": TS, "labels": pl.Utf8})
+    idx = np.repeat(np.arange(len(rows_node)), rows_n)
+    frame = pl.DataFrame({"node": np.array(rows_node, dtype=object)[idx].tolist(),
+                          "labels": np.array(rows_json, dtype=object)[idx].tolist()},
+                         schema={"node": pl.Utf8, "labels": pl.Utf8})
+    return frame.with_columns(pl.Series("ts", np.round(np.array(ts_all, dtype=np.float64) * 1e6).astype(np.int64)).cast(TS)
+                              ).unique(subset=["node", "ts"], keep="last")
+
+
+def _taints(frame: pl.DataFrame) -> pl.DataFrame:
+    if frame.is_empty():
+        return pl.DataFrame(schema={"node": pl.Utf8, "ts": TS, "taints": pl.Utf8})
+    grouped = frame.sort("node", "ts", "key", "value", "effect").group_by("node", "ts", maintain_order=True).agg(
+        pl.col("key"), pl.col("value"), pl.col("effect"))
+    texts = [json.dumps([{"key": k, "value": v, "effect": e} for k, v, e in zip(ks, vs, es)])
+             for ks, vs, es in zip(grouped["key"].to_list(), grouped["value"].to_list(), grouped["effect"].to_list())]
+    return grouped.select("node", "ts").with_columns(taints=pl.Series(texts, dtype=pl.Utf8))
+
+
+def pods_frame(info: pl.DataFrame, owner: pl.DataFrame | None, qos: pl.DataFrame | None, phase: pl.DataFrame | None,
+               step_seconds: int) -> pl.DataFrame:
+    """Pod intervals from kube_pod_info (+ kube_pod_owner, _status_qos_class, _status_phase)."""
+    keys = ["namespace", "pod"]
+    if info.is_empty():
+        return pl.DataFrame()
+    obs = info.select(*keys, "ts", "node", "priority_class").unique(subset=keys + ["ts"], keep="last")
+    for part, cols in ((owner, ["owner_kind", "owner_name"]), (qos, ["qos_class"]), (phase, ["phase"])):
+        if part is not None and not part.is_empty():
+            obs = obs.join(part.select(*keys, "ts", *cols).unique(subset=keys + ["ts"], keep="first"),
+                           on=keys + ["ts"], how="left")
+        else:
+            obs = obs.with_columns(*[pl.lit(None, pl.Utf8).alias(c) for c in cols])
+    obs = obs.with_columns(*_blank_to_null("node", "priority_class"),
+                           overhead_cpu_cores=pl.lit(None, pl.Float64), overhead_memory_bytes=pl.lit(None, pl.Int64))
+    return intervals(obs, keys, ["node", "owner_kind", "owner_name", "priority_class", "qos_class", "phase",
+                                 "overhead_cpu_cores", "overhead_memory_bytes"], step_seconds)
+
+
+def containers_frame(requests: pl.DataFrame, limits: pl.DataFrame, init_requests: pl.DataFrame,
+                     init_limits: pl.DataFrame, info: pl.DataFrame, init_info: pl.DataFrame,
+                     step_seconds: int) -> pl.DataFrame:
+    """Container intervals: requests and limits (NULL = not set), init/sidecar flags."""
+    keys = ["namespace", "pod", "container"]
+    parts = []
+    for req, lim, inf, init in ((requests, limits, info, False), (init_requests, init_limits, init_info, True)):
+        present = [f.select(*keys, "ts") for f in (req, lim, inf) if not f.is_empty()]
+        if not present:
+            continue
+        obs = pl.concat(present).unique()
+        names = {"cpu": "cpu_{}_cores", "memory": "memory_{}_bytes"}
+        for frame, kind in ((req, "request"), (lim, "limit")):
+            cols = {r: c.format(kind) for r, c in names.items()}
+            if frame.is_empty():
+                obs = obs.with_columns(*[pl.lit(None, pl.Float64).alias(c) for c in cols.values()])
+            else:
+                pivot = _pivot_resources(frame, keys, cols)
+                obs = obs.join(pivot, on=keys + ["ts"], how="left")
+        if init and not inf.is_empty() and "restart_policy" in inf.columns:
+            flags = inf.select(*keys, "ts", restartable=pl.col("restart_policy") == "Always").unique(
+                subset=keys + ["ts"], keep="first")
+            obs = obs.join(flags, on=keys + ["ts"], how="left").with_columns(pl.col("restartable").fill_null(False))
+        else:
+            obs = obs.with_columns(restartable=pl.lit(False))
+        parts.append(obs.with_columns(init_container=pl.lit(init), init_order=pl.lit(None, pl.Int32)))
+    if not parts:
+        return pl.DataFrame()
+    obs = pl.concat(parts, how="diagonal_relaxed").with_columns(
+        pl.col("memory_request_bytes", "memory_limit_bytes").round(0).cast(pl.Int64))
+    return intervals(obs, keys, ["init_container", "restartable", "init_order", "cpu_request_cores", "cpu_limit_cores",
+                                 "memory_request_bytes", "memory_limit_bytes"], step_seconds)
+
+
+def owners_frame(replicasets: pl.DataFrame, jobs: pl.DataFrame, step_seconds: int) -> pl.DataFrame:
+    """Owner intervals: ReplicaSet -> Deployment (kube_replicaset_owner), Job -> CronJob (kube_job_owner)."""
+    parts = []
+    if not replicasets.is_empty():
+        parts.append(replicasets.select("namespace", kind=pl.lit("ReplicaSet"), name=pl.col("replicaset"),
+                                        ts=pl.col("ts"), owner_kind=pl.col("owner_kind"), owner_name=pl.col("owner_name")))
+    if not jobs.is_empty():
+        parts.append(jobs.select("namespace", kind=pl.lit("Job"), name=pl.col("job_name"), ts=pl.col("ts"),
+                                 owner_kind=pl.col("owner_kind"), owner_name=pl.col("owner_name")))
+    if not parts:
+        return pl.DataFrame()
+    return intervals(pl.concat(parts), ["namespace", "kind", "name"], ["owner_kind", "owner_name"], step_seconds)
+
+
+def workloads_frame(replicas: pl.DataFrame, max_surge: pl.DataFrame | None, step_seconds: int) -> pl.DataFrame:
+    """Deployment intervals: replicas, strategy, absolute max surge.
+
+    kube-state-metrics exposes no strategy type, but it only exposes
+    kube_deployment_spec_strategy_rollingupdate_max_surge for RollingUpdate Deployments
+    (internal/store/deployment.go), so a Deployment without it is Recreate. `max_surge` None
+    means that metric is absent from the source (strategy unknown)."""
+    if replicas.is_empty():
+        return pl.DataFrame()
+    keys = ["namespace", "deployment"]
+    obs = replicas.select(*keys, "ts", replicas=pl.col("value").round(0).cast(pl.Int32)).unique(
+        subset=keys + ["ts"], keep="first")
+    if max_surge is None:
+        obs = obs.with_columns(strategy=pl.lit(None, pl.Utf8), max_surge_pods=pl.lit(None, pl.Int32))
+    else:
+        surge = max_surge.select(*keys, "ts", max_surge_pods=pl.col("value").round(0).cast(pl.Int32)).unique(
+            subset=keys + ["ts"], keep="first")
+        obs = obs.join(surge, on=keys + ["ts"], how="left").with_columns(
+            strategy=pl.when(pl.col("max_surge_pods").is_not_null()).then(pl.lit("RollingUpdate")).otherwise(pl.lit("Recreate")))
+    obs = obs.with_columns(kind=pl.lit("Deployment"), name=pl.col("deployment"))
+    return intervals(obs, ["namespace", "kind", "name"], ["replicas", "strategy", "max_surge_pods"], step_seconds)
+
+
+def hpas_frame(targets: pl.DataFrame, info: pl.DataFrame | None, step_seconds: int) -> pl.DataFrame:
+    """HPA metric intervals with their scale target (kube_horizontalpodautoscaler_info)."""
+    if targets.is_empty():
+        return pl.DataFrame()
+    keys = ["namespace", "horizontalpodautoscaler"]
+    obs = targets.select(*keys, "metric_name", "ts")
+    if info is not None and not info.is_empty():
+        obs = obs.join(info.select(*keys, "ts", target_kind=pl.col("scaletargetref_kind"),
+                                   target_name=pl.col("scaletargetref_name")).unique(subset=keys + ["ts"], keep="first"),
+                       on=keys + ["ts"], how="left")
+    else:
+        obs = obs.with_columns(target_kind=pl.lit(None, pl.Utf8), target_name=pl.lit(None, pl.Utf8))
+    obs = obs.rename({"horizontalpodautoscaler": "hpa"})
+    return intervals(obs, ["namespace", "hpa", "metric_name"], ["target_kind", "target_name"], step_seconds)
+
+
+def quotas_frame(quotas: pl.DataFrame, step_seconds: int) -> pl.DataFrame:
+    """ResourceQuota hard limits (cores for cpu, bytes for memory, counts otherwise)."""
+    if quotas.is_empty():
+        return pl.DataFrame()
+    obs = quotas.select("namespace", quota=pl.col("resourcequota"), resource=pl.col("resource"), ts=pl.col("ts"),
+                        hard=pl.col("value"))
+    return intervals(obs, ["namespace", "quota", "resource"], ["hard"], step_seconds)
+
+
+def restarts_frame(totals: pl.DataFrame, reasons: pl.DataFrame | None, after) -> pl.DataFrame:
+    """One row per observed restart: where kube_pod_container_status_restarts_total rose between
+    two consecutive observations, the later time (> `after`, which is the baseline point), the new
+    total, and the last terminated reason seen at that time."""
+    keys = ["namespace", "pod", "container"]
+    if totals.is_empty():
+        return pl.DataFrame()
+    rows = totals.unique(subset=keys + ["ts"], keep="first").sort(keys + ["ts"]).with_columns(
+        prev=pl.col("value").shift(1).over(keys))
+    rises = rows.filter((pl.col("value") > pl.col("prev")) & (pl.col("ts") > after)).select(
+        *keys, "ts", restarts_total=pl.col("value").round(0).cast(pl.Int64))
+    if rises.is_empty():
+        return pl.DataFrame()
+    if reasons is not None and not reasons.is_empty():
+        rises = rises.join(reasons.select(*keys, "ts", "reason").unique(subset=keys + ["ts"], keep="first"),
+                           on=keys + ["ts"], how="left")
+    else:
+        rises = rises.with_columns(reason=pl.lit(None, pl.Utf8))
+    return rises
