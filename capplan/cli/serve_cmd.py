@@ -1,12 +1,75 @@
-"""`capplan serve` (not built yet: issue 7)."""
+"""`capplan serve`: HTTP API, `/metrics`, `/healthz`, `/readyz`, optional in-process collection."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
 from capplan.cli import app
-from capplan.cli.common import not_built
+from capplan.cli.common import DbOption, WindowOption, handle_errors, window_option
+from capplan.errors import CapplanError, UsageError
+from capplan.quantity import parse_duration
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def serve() -> None:
-    """Not built yet (issue 7)."""
-    not_built("serve", 7)
+@app.command()
+@handle_errors
+def serve(
+    db: DbOption = None,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",
+    window: WindowOption = "14d",
+    max_staleness: Annotated[str, typer.Option(
+        "--max-staleness", help="/readyz fails when the last finished collection is older (0: never).")] = "2h",
+    collect_every: Annotated[Optional[str], typer.Option(
+        "--collect-every", help="Collect in-process at this interval (e.g. 15m); needs --prometheus-url.")] = None,
+    prometheus_url: Annotated[Optional[str], typer.Option(
+        "--prometheus-url", envvar="CAPPLAN_PROMETHEUS_URL", help="Prometheus to collect from.")] = None,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="Bearer token file for Prometheus.")] = None,
+    ca_file: Annotated[Optional[Path], typer.Option("--ca-file", help="CA bundle for Prometheus TLS.")] = None,
+    insecure_skip_tls_verify: Annotated[bool, typer.Option(
+        "--insecure-skip-tls-verify", help="Do not verify Prometheus' TLS certificate.")] = False,
+    step: Annotated[str, typer.Option("--step", help="Collection resolution.")] = "60s",
+    since: Annotated[str, typer.Option("--since", help="History to pull on the first collection.")] = "14d",
+    shutdown_timeout: Annotated[str, typer.Option(
+        "--shutdown-timeout", help="Longest drain on SIGTERM (keep below terminationGracePeriodSeconds).")] = "20s",
+    termination_log: Annotated[Path, typer.Option(
+        "--termination-log", help="Where to write the reason of an error exit, if writable.")] = Path("/dev/termination-log"),
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request to stderr.")] = False,
+) -> None:
+    """HTTP API (/api/v1/...), /metrics, /healthz and /readyz; SIGTERM shuts down gracefully."""
+    from capplan import service
+    from capplan.service_collect import collector_available
+
+    try:
+        every = parse_duration(collect_every) if collect_every else None
+        if every is not None:
+            if every.total_seconds() <= 0:
+                raise UsageError("--collect-every must be longer than 0s")
+            if not prometheus_url:
+                raise UsageError("--collect-every needs --prometheus-url (or $CAPPLAN_PROMETHEUS_URL)")
+            if not collector_available():
+                raise UsageError("in-process collection needs the collector, which this build lacks")
+        options = service.ServeOptions(
+            db=db, host=host, port=port, window=window_option(window),
+            max_staleness=timedelta(0) if max_staleness.strip() == "0" else parse_duration(max_staleness),
+            collect_every=every,
+            collect_options={
+                "prometheus_url": prometheus_url, "token_file": token_file, "ca_file": ca_file,
+                "insecure_skip_tls_verify": insecure_skip_tls_verify, "step": parse_duration(step),
+                "since": parse_duration(since),
+            },
+            shutdown_timeout=parse_duration(shutdown_timeout).total_seconds(),
+            termination_log=termination_log, access_log=access_log,
+        )
+        code = service.run(options)
+    except CapplanError as err:
+        service.write_termination_log(termination_log, f"capplan serve: {err}")
+        raise
+    except Exception as exc:
+        service.write_termination_log(termination_log, f"capplan serve: internal error: {type(exc).__name__}: {exc}")
+        raise
+    if code:
+        raise typer.Exit(code)
