@@ -64,6 +64,10 @@ EVICTION_COLUMNS = [
     "pressure_moments", "evicted_moments", "evicted_share", "oom_kills", "restarts", "usage_basis",
     "worst_moment",
 ]
+QOS_COLUMNS = [
+    "namespace", "pod", "node", "qos_class", "qos_class_reported", "qos_mismatch", "priority_class", "priority",
+    "priority_known", "critical", "memory_request_bytes", "memory_limit_bytes", "oom_score_adj",
+]
 NODE_COLUMNS = [
     "node", "memory_capacity_bytes", "worst_moment", "working_set_at_worst_bytes", "available_at_worst_bytes",
     "peak_usage_ratio", "hard_threshold_bytes", "soft_threshold_bytes", "under_pressure", "memory_moments",
@@ -405,6 +409,8 @@ class EvictionResult:
     start: datetime
     end: datetime
     options: EvictionOptions
+    qos: pl.DataFrame = field(default_factory=pl.DataFrame)        # every pod seen in the window
+    ranked_all: pl.DataFrame = field(default_factory=pl.DataFrame)  # `pods` before -n/--node filters
 
 
 def pressure_needs(moments: pl.DataFrame, exposure: pl.DataFrame) -> pl.DataFrame:
@@ -508,18 +514,21 @@ def eviction_analysis(inputs: EvictionInputs, options: EvictionOptions) -> Evict
         (~pl.col("under_pressure") | (pl.col("freed_to_relieve_bytes") >= pl.col("need_bytes"))).alias("relievable"),
     )
 
-    if options.namespaces:
-        ranked = ranked.filter(pl.col("namespace").is_in(options.namespaces))
-        containers = containers.filter(pl.col("namespace").is_in(options.namespaces))
-    if options.nodes:
-        ranked = ranked.filter(pl.col("node").is_in(options.nodes))
-        nodes = nodes.filter(pl.col("node").is_in(options.nodes))
-        containers = containers.filter(pl.col("node").is_in(options.nodes))
-    pods_out = ranked.sort("node", "rank").select(EVICTION_COLUMNS)
-    nodes_out = nodes.select(NODE_COLUMNS).sort("node")
-    result = EvictionResult(pods=pods_out, nodes=nodes_out, containers=containers.sort("node", "namespace", "pod", "container"),
-                            advice=pl.DataFrame(), start=inputs.start, end=inputs.end, options=options)
-    result.advice = advise(result, inputs.restarts, inputs.containers)
+    ranked_all = ranked.sort("node", "rank").select(EVICTION_COLUMNS)
+    qos = specs.select(QOS_COLUMNS).sort("namespace", "pod")
+    # The relief and the advice are about whole nodes; the filters only choose what is shown.
+    result = EvictionResult(pods=ranked_all, nodes=nodes.select(NODE_COLUMNS).sort("node"),
+                            containers=containers.sort("node", "namespace", "pod", "container"), advice=pl.DataFrame(),
+                            start=inputs.start, end=inputs.end, options=options, qos=qos, ranked_all=ranked_all)
+    advice = advise(result, inputs.restarts, inputs.containers)
+    in_namespaces = pl.col("namespace").is_in(options.namespaces) if options.namespaces else pl.lit(True)
+    on_nodes = pl.col("node").is_in(options.nodes) if options.nodes else pl.lit(True)
+    result.pods = ranked_all.filter(in_namespaces & on_nodes)
+    result.containers = result.containers.filter(in_namespaces & on_nodes)
+    result.qos = qos.filter(in_namespaces & on_nodes)
+    result.nodes = result.nodes.filter(on_nodes)
+    # node-wide advice (no namespace) stays with its node; pod advice follows both filters
+    result.advice = advice.filter(on_nodes & (pl.col("namespace").is_null() | in_namespaces))
     return result
 
 
@@ -542,7 +551,7 @@ def advise(result: EvictionResult, restarts: pl.DataFrame, containers: pl.DataFr
     nodes = {r["node"]: r for r in result.nodes.iter_rows(named=True)}
     for node, n in nodes.items():
         if n["under_pressure"]:
-            victims = result.pods.filter((pl.col("node") == node) & pl.col("evicted_to_relieve"))
+            victims = result.ranked_all.filter((pl.col("node") == node) & pl.col("evicted_to_relieve"))
             names = ", ".join(f"{r['namespace']}/{r['pod']}" for r in victims.iter_rows(named=True))
             tail = (f"the kubelet would evict {victims.height} pod(s) to relieve it: {names}" if n["relievable"]
                     else "evicting every evictable pod would not relieve it")
@@ -550,7 +559,7 @@ def advise(result: EvictionResult, restarts: pl.DataFrame, containers: pl.DataFr
                 f"node {node} reaches {_pct(n['peak_usage_ratio'])} memory at {n['worst_moment']:%Y-%m-%d %H:%M} "
                 f"(memory.available {format_bytes(n['available_at_worst_bytes'])} < hard threshold "
                 f"{format_bytes(n['hard_threshold_bytes'])}; {_pct(n['share_under_hard'])} of the window under it): {tail}")})
-    for r in result.pods.iter_rows(named=True):
+    for r in result.ranked_all.iter_rows(named=True):
         n = nodes.get(r["node"])
         if n is None:
             continue
@@ -571,7 +580,7 @@ def advise(result: EvictionResult, restarts: pl.DataFrame, containers: pl.DataFr
                 f"{r['qos_class_reported']}: check the collected requests and limits")})
     # OOM kills: the container hit its own limit
     limits = containers.filter(~pl.col("init_container").fill_null(False) | pl.col("restartable").fill_null(False))
-    specs = {(r["namespace"], r["pod"]): r for r in result.pods.iter_rows(named=True)}
+    specs = {(r["namespace"], r["pod"]): r for r in result.ranked_all.iter_rows(named=True)}
     for r in restarts.filter(pl.col("oom_kills") > 0).iter_rows(named=True):
         pod = specs.get((r["namespace"], r["pod"]))
         if pod is None:
@@ -616,7 +625,7 @@ def node_note(result: EvictionResult) -> str:
         return f"No node reaches memory.available < {hard} in the window{worst}."
     lines = []
     for n in under.iter_rows(named=True):
-        victims = result.pods.filter((pl.col("node") == n["node"]) & pl.col("evicted_to_relieve"))
+        victims = result.ranked_all.filter((pl.col("node") == n["node"]) & pl.col("evicted_to_relieve"))
         names = ", ".join(f"{r['namespace']}/{r['pod']} ({r['qos_class']}, priority {r['priority']}, "
                           f"{format_bytes(r['usage_at_worst_bytes'])} used vs {format_bytes(r['memory_request_bytes'])} requested)"
                           for r in victims.iter_rows(named=True))

@@ -19,7 +19,7 @@ from capplan.cli.common import (
 )
 from capplan.errors import UsageError
 
-VIEWS = ("pods", "nodes", "containers", "advice")
+VIEWS = ("pods", "nodes", "containers", "qos", "advice")
 # A terminal table cannot hold every column: CONTRACT columns and the relief mark.
 TABLE_POD_COLUMNS = ["node", "rank", "namespace", "pod", "qos_class", "priority", "memory_request_bytes",
                      "memory_usage_bytes", "exceeds_request", "oom_score_adj", "cumulative_freed_bytes",
@@ -50,7 +50,7 @@ def eviction(
     priority: Annotated[Optional[list[str]], typer.Option(
         "--priority", help="NAME=VALUE priority of a PriorityClass (repeatable; wins over the file).")] = None,
     view: Annotated[str, typer.Option(
-        "--view", help="pods (ranked per node), nodes (exposure), containers (oom_score_adj) or advice.")] = "pods",
+        "--view", help="pods (ranked per node), nodes (exposure), containers (oom_score_adj), qos (every pod) or advice.")] = "pods",
 ) -> None:
     """QoS classes and the kubelet's memory-pressure eviction order, per node."""
     check_format(fmt)
@@ -68,7 +68,8 @@ def eviction(
         result = eviction_report(con, options)
     finally:
         con.close()
-    frame = {"pods": result.pods, "nodes": result.nodes, "containers": result.containers, "advice": result.advice}[view]
+    frame = {"pods": result.pods, "nodes": result.nodes, "containers": result.containers, "qos": result.qos,
+             "advice": result.advice}[view]
     if fmt == "table" and view == "pods":
         frame = frame.select(TABLE_POD_COLUMNS)
     elif fmt == "table" and view == "nodes":

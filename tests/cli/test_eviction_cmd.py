@@ -123,3 +123,28 @@ def test_report_json_has_the_eviction_sections(runner, sample_db_readonly: Path)
     data = json.loads(result.stdout)
     assert {"eviction_nodes", "eviction", "eviction_advice"} <= set(data)
     assert [r["node"] for r in data["eviction_nodes"] if r["under_pressure"]] == ["node-8"]
+
+
+def test_qos_view_lists_every_pod_of_the_window(runner, sample_db_readonly: Path) -> None:
+    import duckdb
+
+    rows = rows_of(run(runner, sample_db_readonly, "-f", "csv", "--view", "qos").stdout)
+    con = duckdb.connect(str(sample_db_readonly), read_only=True)
+    try:
+        pods = con.execute("SELECT count(DISTINCT namespace || '/' || pod) FROM pods").fetchone()[0]
+        reported = dict(con.execute("SELECT namespace || '/' || pod, any_value(qos_class) FROM pods GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    assert len(rows) == pods
+    # the sample's reported classes agree with capplan's own computation
+    assert all(r["qos_class"] == reported[f"{r['namespace']}/{r['pod']}"] for r in rows)
+    assert not any(r["qos_mismatch"] == "true" for r in rows)
+    besteffort = [r for r in rows if r["qos_class"] == "BestEffort"]
+    assert besteffort and all(r["oom_score_adj"] == "1000" for r in besteffort)
+
+
+def test_namespace_filter_keeps_the_node_advice(runner, sample_db_readonly: Path) -> None:
+    rows = rows_of(run(runner, sample_db_readonly, "-f", "csv", "--view", "advice", "-n", "web").stdout)
+    # the node-wide line still names the ml pod the kubelet would evict; pod lines are web only
+    assert any(r["namespace"] == "" and "ml/trainer-" in r["advice"] for r in rows)
+    assert {r["namespace"] for r in rows if r["namespace"]} == {"web"}
