@@ -290,7 +290,9 @@ class _UsageState:
     """Running CPU counters across time windows, so consecutive windows continue each counter."""
 
     def __init__(self, rows: int) -> None:
-        self.counter = np.zeros(rows)
+        # Counters start above zero: Prometheus does not extrapolate a rate window back past a
+        # counter's zero, which would shave (1 ms / step) off a fresh container's first rate.
+        self.counter = np.full(rows, 10.0)
         self.started = np.zeros(rows, dtype=bool)
 
 

@@ -105,6 +105,7 @@ def collect(
     timeout: Annotated[str, typer.Option("--timeout", help="Per-request timeout.")] = "60s",
     retries: Annotated[int, typer.Option("--retries", help="Retries of a timed-out or 5xx/429 request (with backoff).")] = 3,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Queries in flight at once.")] = 2,
+    chunk: Annotated[str, typer.Option("--chunk", help="Commit every CHUNK of history (a kill loses at most one).")] = "1d",
     max_points: Annotated[int, typer.Option("--max-points", help="Most points (series x steps) one answer may hold.")] = 500_000,
     namespace: NamespaceOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a running collection instead of exiting 5.")] = False,
@@ -137,6 +138,7 @@ def collect(
         token=read_token(token_file), ca_file=str(ca_file) if ca_file else None,
         insecure_skip_tls_verify=insecure_skip_tls_verify, timeout_seconds=parse_duration(timeout).total_seconds(),
         retries=retries, concurrency=concurrency, wait=wait, max_points_per_query=max_points,
+        chunk=parse_duration(chunk),
     )
     with _Progress(fmt == "table" and sys.stderr.isatty()) as progress:
         summary = run_collect(options, progress=progress, warn=_warn)

@@ -384,11 +384,11 @@ def _frames(answers: dict[str, list[dict[str, Any]]], chunk: Chunk, spec_step: i
     def long(key: str, labels: list[str]) -> pl.DataFrame:
         return tf.to_frame(answers.get(key, []), labels)
 
-    def maybe(key: str, labels: list[str]) -> pl.DataFrame | None:
+    def maybe(key: str, labels: list[str], aliases: dict[str, str] | None = None) -> pl.DataFrame | None:
         # None when the source lacks the metric (the column stays NULL: unknown, not "none")
         if present is not None and key not in present:
             return None
-        return long(key, labels)
+        return tf.to_frame(answers.get(key, []), labels, aliases)
 
     usage_keys = ["namespace", "pod", "container", "node"]
     res = ["namespace", "pod", "container", "resource"]
@@ -402,7 +402,7 @@ def _frames(answers: dict[str, list[dict[str, Any]]], chunk: Chunk, spec_step: i
                                 long("kube_node_status_allocatable", ["node", "resource"]),
                                 None if present is not None and "kube_node_labels" not in present
                                 else answers.get("kube_node_labels", []),
-                                maybe("kube_node_spec_taint", ["node", "key", "value", "effect"]), spec_step),
+                                maybe("kube_node_spec_taint", ["node", "key", "value", "effect"], {"value": "taint_value"}), spec_step),
         "pods": tf.pods_frame(pod_info, long("kube_pod_owner", ["namespace", "pod", "owner_kind", "owner_name"]),
                               long("kube_pod_status_qos_class", ["namespace", "pod", "qos_class"]),
                               long("kube_pod_status_phase", ["namespace", "pod", "phase"]), spec_step),

@@ -44,8 +44,13 @@ def sanitize_label_name(name: str) -> str:
 _UNSANITIZE = {sanitize_label_name(n): n for n in WELL_KNOWN_NODE_LABELS}
 
 
-def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str]) -> pl.DataFrame:
-    """Range-query results as a long frame: the given labels (missing = ""), ts, value."""
+def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: dict[str, str] | None = None) -> pl.DataFrame:
+    """Range-query results as a long frame: the given labels (missing = ""), ts, value.
+    `aliases` renames label columns (a label called "value" would clash with the sample value)."""
+    if aliases:
+        return to_frame(results, labels).rename(aliases) if "value" not in aliases else _aliased(results, labels, aliases)
+    if "value" in labels:
+        raise ValueError("a label named 'value' needs an alias")
     schema = {**{label: pl.Utf8 for label in labels}, "ts": TS, "value": pl.Float64}
     if not results:
         return pl.DataFrame(schema=schema)
@@ -65,6 +70,11 @@ def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str]) -> pl.Dat
     ts_col = pl.Series("ts", np.round(ts * 1e6).astype(np.int64)).cast(TS)
     frame = series[sid] if labels else pl.DataFrame(height=total)
     return frame.with_columns(ts_col, values)
+
+
+def _aliased(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: dict[str, str]) -> pl.DataFrame:
+    renamed = [{"metric": {aliases.get(k, k): v for k, v in r["metric"].items()}, "values": r["values"]} for r in results]
+    return to_frame(renamed, [aliases.get(label, label) for label in labels])
 
 
 def intervals(obs: pl.DataFrame, keys: Sequence[str], values: Sequence[str], step_seconds: int) -> pl.DataFrame:
@@ -184,10 +194,10 @@ def _node_labels(results: list[dict[str, Any]] | None) -> pl.DataFrame | None:
 def _taints(frame: pl.DataFrame) -> pl.DataFrame:
     if frame.is_empty():
         return pl.DataFrame(schema={"node": pl.Utf8, "ts": TS, "taints": pl.Utf8})
-    grouped = frame.sort("node", "ts", "key", "value", "effect").group_by("node", "ts", maintain_order=True).agg(
-        pl.col("key"), pl.col("value"), pl.col("effect"))
+    grouped = frame.sort("node", "ts", "key", "taint_value", "effect").group_by("node", "ts", maintain_order=True).agg(
+        pl.col("key"), pl.col("taint_value"), pl.col("effect"))
     texts = [json.dumps([{"key": k, "value": v, "effect": e} for k, v, e in zip(ks, vs, es)])
-             for ks, vs, es in zip(grouped["key"].to_list(), grouped["value"].to_list(), grouped["effect"].to_list())]
+             for ks, vs, es in zip(grouped["key"].to_list(), grouped["taint_value"].to_list(), grouped["effect"].to_list())]
     return grouped.select("node", "ts").with_columns(taints=pl.Series(texts, dtype=pl.Utf8))
 
 
