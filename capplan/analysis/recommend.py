@@ -1,0 +1,329 @@
+"""`capplan recommend`: right-sized requests and limits per workload and container.
+
+Flow: load_history() aggregates the window in DuckDB (queries/recommend_*.sql: per-series
+percentiles and peaks, the VPA CPU histogram, daily memory peaks) and rolls series up to
+workloads (pod -> ReplicaSet -> Deployment, Job -> CronJob, StatefulSet, DaemonSet, bare pods
+by name); a strategy (capplan.analysis.strategies) turns that History into sizes; build_rows()
+adds what users act on: HPA guard, too-little-history guard, severity (KRR's thresholds), QoS
+before/after, change x pods, savings.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import duckdb
+import polars as pl
+
+from capplan import store
+from capplan.analysis.qos import qos_class
+from capplan.analysis.strategies import DEFAULT_STRATEGY, get_strategy
+from capplan.analysis.strategies import vpa as vpa_strategy
+from capplan.analysis.strategies.base import GIB, MIB, History, Needs, Params
+from capplan.errors import NoDataError
+
+GROUP_KEYS = ["namespace", "owner_kind", "owner_name", "container"]
+WORKLOAD_KEYS = ["namespace", "owner_kind", "owner_name"]
+RECENT = timedelta(days=7)
+ALIVE_TOLERANCE = timedelta(minutes=15)
+
+# CONTRACT.md `recommend` columns, in order; more follow.
+CONTRACT_COLUMNS = [
+    "namespace", "owner_kind", "owner_name", "container", "pods",
+    "cpu_request_current", "cpu_request_recommended", "cpu_limit_current", "cpu_limit_recommended",
+    "memory_request_current", "memory_request_recommended", "memory_limit_current", "memory_limit_recommended",
+    "severity", "reason",
+]
+EXTRA_COLUMNS = [
+    "strategy", "qos_class_current", "qos_class_recommended", "cpu_request_change_cores",
+    "memory_request_change_bytes", "cpu_savings_cores", "memory_savings_gib", "savings_per_hour",
+    "history_days", "samples", "confidence_days", "hpa_metrics",
+]
+SEVERITY_ORDER = {"critical": 4, "warning": 3, "ok": 2, "good": 1, "unknown": 0}
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def _series_map(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+                namespaces: list[str] | None) -> pl.DataFrame:
+    frame = store.query(con, "recommend_series", {"start": start, "end": end})
+    if namespaces:
+        frame = frame.filter(pl.col("namespace").is_in(namespaces))
+    return frame
+
+
+def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, needs: Needs,
+                 params: Params, namespaces: list[str] | None = None) -> History:
+    """Aggregate [start, end] into a History for the strategies (all heavy lifting in SQL)."""
+    smap = _series_map(con, start, end, namespaces)
+    if needs.full_stats:
+        stats = store.query(con, "recommend_series_stats", {
+            "start": start, "end": end, "recent_start": max(start, end - RECENT),
+            "cpu_q": params.cpu_percentile / 100.0})
+        stats = stats.with_columns(
+            pl.col("cpu_q").list.get(0).alias("cpu_pq_cores"), pl.col("cpu_q").list.get(1).alias("cpu_p50_cores"),
+            pl.col("cpu_q").list.get(2).alias("cpu_p90_cores"), pl.col("cpu_q").list.get(3).alias("cpu_p95_cores"),
+            pl.col("cpu_q").list.get(4).alias("cpu_p99_cores"),
+        ).drop("cpu_q")
+    else:
+        stats = store.query(con, "recommend_series_stats_light", {
+            "start": start, "end": end, "cpu_q": params.cpu_percentile / 100.0})
+    series = smap.join(stats, on="series_id", how="inner").with_columns(
+        pl.col("series_id").cast(pl.Int64), pl.col("memory_max_bytes").cast(pl.Float64))
+    if series.is_empty():
+        raise NoDataError(f"no usage samples between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M}"
+                          + (f" in namespace(s) {', '.join(namespaces)}" if namespaces else ""))
+    groups_keys = series.select(GROUP_KEYS).unique().sort(GROUP_KEYS).with_row_index("group_id").with_columns(
+        pl.col("group_id").cast(pl.Int64))
+    series = series.join(groups_keys, on=GROUP_KEYS, how="left")
+    per_workload = series.filter(~pl.col("init_container") | pl.col("restartable")).group_by(WORKLOAD_KEYS).agg(
+        pl.col("container").n_unique().alias("containers_per_pod"))
+    alive_from = end - ALIVE_TOLERANCE
+    groups = series.sort("last_ts").group_by("group_id").agg(
+        *[pl.col(k).first() for k in GROUP_KEYS],
+        pl.col("samples").sum(), pl.col("first_ts").min(), pl.col("last_ts").max(),
+        pl.col("pod").n_unique().alias("pods_seen"),
+        pl.col("pod").filter((pl.col("pod_seen_to") >= alive_from) & (pl.col("last_ts") >= alive_from))
+        .n_unique().alias("pods_alive"),
+        pl.col("init_container").last(), pl.col("restartable").last(),
+        # current spec: the most recently seen pod's
+        pl.col("cpu_request_cores").last(), pl.col("cpu_limit_cores").last(),
+        pl.col("memory_request_bytes").last().cast(pl.Float64), pl.col("memory_limit_bytes").last().cast(pl.Float64),
+    ).join(per_workload, on=WORKLOAD_KEYS, how="left").with_columns(
+        pl.col("containers_per_pod").fill_null(1)).sort("group_id")
+    history = History(start=start, end=end, groups=groups, series=series)
+    history.ooms = _ooms(con, start, end, series)
+    if needs.cpu_histogram:
+        weights = series.select("series_id", "group_id", pl.max_horizontal(
+            pl.col("cpu_request_cores").fill_null(0.0), pl.lit(vpa_strategy.MIN_SAMPLE_WEIGHT)).alias("cpu_weight"))
+        con.register("_rec_weights", weights.to_arrow())
+        try:
+            hist = vpa_strategy.CPU_HISTOGRAM
+            history.cpu_histogram = store.query(con, "recommend_cpu_histogram", {
+                "start": start, "end": end, "first_bucket": hist.first_bucket, "ratio": hist.ratio,
+                "num_buckets": hist.num_buckets, "half_life_s": vpa_strategy.HALF_LIFE_SECONDS})
+        finally:
+            con.unregister("_rec_weights")
+    if needs.memory_peaks:
+        con.register("_rec_first", series.select("series_id", "first_ts").to_arrow())
+        try:
+            peaks = store.query(con, "recommend_memory_peaks", {
+                "start": start, "end": end, "interval_s": vpa_strategy.MEMORY_INTERVAL_SECONDS})
+        finally:
+            con.unregister("_rec_first")
+        history.memory_peaks = peaks.with_columns(pl.col("series_id").cast(pl.Int64)).join(
+            series.select("series_id", "group_id"), on="series_id", how="inner")
+    return history
+
+
+def _ooms(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, series: pl.DataFrame) -> pl.DataFrame:
+    raw = store.query(con, "recommend_ooms", {"start": start, "end": end})
+    schema = {"series_id": pl.Int64, "group_id": pl.Int64, "ts": pl.Datetime("us"),
+              "memory_request_bytes": pl.Float64, "memory_limit_bytes": pl.Float64}
+    if raw.is_empty():
+        return pl.DataFrame(schema=schema)
+    one = series.sort("last_ts").group_by("namespace", "pod", "container").agg(
+        pl.col("series_id").last(), pl.col("group_id").last(),
+        pl.col("memory_request_bytes").last().cast(pl.Float64), pl.col("memory_limit_bytes").last().cast(pl.Float64))
+    return raw.join(one, on=["namespace", "pod", "container"], how="inner").select(
+        pl.col("series_id"), pl.col("group_id"), pl.col("ts").cast(pl.Datetime("us")),
+        "memory_request_bytes", "memory_limit_bytes")
+
+
+def fit(history: History, strategy: str, params: Params) -> pl.DataFrame:
+    """Run a strategy on a History: group keys + recommended sizes + reason."""
+    result = get_strategy(strategy).recommend(history, params)
+    return history.groups.select("group_id", *GROUP_KEYS).join(result, on="group_id", how="left")
+
+
+# --- rows users act on -----------------------------------------------------------------------
+
+def krr_severity(current: float | None, recommended: float | None, resource: str) -> str:
+    """KRR's default severity of one value (robusta_krr/core/models/severity.py): unset on one
+    side only is a warning; else |difference| >= 0.5/0.25/0.1 cores (CPU) or 500/250/100 MiB
+    (memory) is critical/warning/ok, below is good."""
+    if current is None and recommended is None:
+        return "good"
+    if current is None or recommended is None:
+        return "warning"
+    diff = abs(current - recommended)
+    if resource == "memory":
+        diff /= MIB
+        steps = (500, 250, 100)
+    else:
+        steps = (0.5, 0.25, 0.1)
+    if diff >= steps[0]:
+        return "critical"
+    if diff >= steps[1]:
+        return "warning"
+    if diff >= steps[2]:
+        return "ok"
+    return "good"
+
+
+def _none(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def build_rows(history: History, fitted: pl.DataFrame, params: Params, strategy: str,
+               hpas: pl.DataFrame | None = None, cpu_cost: float | None = None,
+               memory_cost: float | None = None) -> pl.DataFrame:
+    """The `recommend` table: CONTRACT columns then extras, one row per workload container.
+
+    `hpas` (namespace, target_kind, target_name, metric_name) keeps the request of a resource
+    an HPA scales on, unless params.allow_hpa. Groups with less history than params.min_history
+    get empty recommendations and say so.
+    """
+    hpa_metrics: dict[tuple, set] = {}
+    if hpas is not None:
+        for r in hpas.iter_rows(named=True):
+            hpa_metrics.setdefault((r["namespace"], r["target_kind"], r["target_name"]), set()).add(r["metric_name"])
+    info = history.groups.join(fitted.drop(GROUP_KEYS), on="group_id", how="left")
+    rows = []
+    for g in info.iter_rows(named=True):
+        cur = {k: _none(g[k]) for k in ("cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes")}
+        history_days = (g["last_ts"] - g["first_ts"]).total_seconds() / 86400.0
+        reasons = []
+        metrics = hpa_metrics.get((g["namespace"], g["owner_kind"], g["owner_name"]), set())
+        if history_days < params.min_history.total_seconds() / 86400.0:
+            rec = None
+            reasons.append(f"only {history_days * 24:.1f}h of history (< --min-history "
+                           f"{params.min_history.total_seconds() / 3600:g}h): no recommendation")
+        else:
+            rec = {k: _none(g[f"{k}_new"]) for k in cur}
+            reasons.append(g["reason_new"] or "")
+            for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
+                if resource in metrics:
+                    key = f"{resource}_request_{unit}"
+                    if params.allow_hpa:
+                        reasons.append(f"HPA scales on {resource}: request changed anyway (--allow-hpa)")
+                    else:
+                        rec[key] = cur[key]
+                        reasons.append(f"HPA scales on {resource}: {resource} request kept (the HPA's "
+                                       f"utilisation target is relative to it; --allow-hpa to change it)")
+        rows.append({**{k: g[k] for k in GROUP_KEYS}, "group_id": g["group_id"],
+                     "pods": int(g["pods_alive"] or g["pods_seen"] or 0) or None, "cur": cur, "rec": rec,
+                     "reason": "; ".join(r for r in reasons if r), "history_days": history_days,
+                     "samples": int(g["samples"]),
+                     "confidence_days": vpa_strategy.confidence(g["first_ts"], g["last_ts"], int(g["samples"])),
+                     "hpa_metrics": ",".join(sorted(metrics)) or None,
+                     "init_container": bool(g["init_container"]) and not bool(g["restartable"])})
+    qos_before, qos_after = _qos(rows)
+    out = []
+    for r in rows:
+        cur, rec = r["cur"], r["rec"]
+        pods = r["pods"] or 0
+        w = tuple(r[k] for k in WORKLOAD_KEYS)
+        row = {k: r[k] for k in GROUP_KEYS}
+        row["pods"] = r["pods"]
+        for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
+            for kind in ("request", "limit"):
+                key = f"{resource}_{kind}_{unit}"
+                row[f"{resource}_{kind}_current"] = cur[key]
+                row[f"{resource}_{kind}_recommended"] = rec[key] if rec else None
+        if rec is None:
+            severity = "unknown"
+        else:
+            levels = [krr_severity(cur[f"{res}_{kind}_{unit}"], rec[f"{res}_{kind}_{unit}"], res)
+                      for res, unit in (("cpu", "cores"), ("memory", "bytes")) for kind in ("request", "limit")]
+            severity = max(levels, key=lambda s: SEVERITY_ORDER[s])
+        row["severity"] = severity
+        row["reason"] = r["reason"]
+        row["strategy"] = strategy
+        row["qos_class_current"] = qos_before.get(w)
+        row["qos_class_recommended"] = qos_after.get(w)
+        if rec is not None:
+            cpu_change = ((rec["cpu_request_cores"] or 0.0) - (cur["cpu_request_cores"] or 0.0)) * pods
+            mem_change = ((rec["memory_request_bytes"] or 0.0) - (cur["memory_request_bytes"] or 0.0)) * pods
+        else:
+            cpu_change = mem_change = None
+        row["cpu_request_change_cores"] = cpu_change
+        row["memory_request_change_bytes"] = mem_change
+        row["cpu_savings_cores"] = -cpu_change if cpu_change is not None else None
+        row["memory_savings_gib"] = -mem_change / GIB if mem_change is not None else None
+        if rec is not None and (cpu_cost is not None or memory_cost is not None):
+            row["savings_per_hour"] = row["cpu_savings_cores"] * (cpu_cost or 0.0) + row["memory_savings_gib"] * (memory_cost or 0.0)
+        else:
+            row["savings_per_hour"] = None
+        row["history_days"] = r["history_days"]
+        row["samples"] = r["samples"]
+        row["confidence_days"] = r["confidence_days"]
+        row["hpa_metrics"] = r["hpa_metrics"]
+        out.append(row)
+    schema = {
+        "namespace": pl.Utf8, "owner_kind": pl.Utf8, "owner_name": pl.Utf8, "container": pl.Utf8, "pods": pl.Int64,
+        "cpu_request_current": pl.Float64, "cpu_request_recommended": pl.Float64,
+        "cpu_limit_current": pl.Float64, "cpu_limit_recommended": pl.Float64,
+        "memory_request_current": pl.Float64, "memory_request_recommended": pl.Float64,
+        "memory_limit_current": pl.Float64, "memory_limit_recommended": pl.Float64,
+        "severity": pl.Utf8, "reason": pl.Utf8, "strategy": pl.Utf8,
+        "qos_class_current": pl.Utf8, "qos_class_recommended": pl.Utf8,
+        "cpu_request_change_cores": pl.Float64, "memory_request_change_bytes": pl.Float64,
+        "cpu_savings_cores": pl.Float64, "memory_savings_gib": pl.Float64, "savings_per_hour": pl.Float64,
+        "history_days": pl.Float64, "samples": pl.Int64, "confidence_days": pl.Float64, "hpa_metrics": pl.Utf8,
+    }
+    frame = pl.DataFrame(out, schema=schema)
+    # memory in whole bytes (CONTRACT: integers)
+    frame = frame.with_columns(
+        *[pl.col(c).round(0).cast(pl.Int64) for c in schema if c.startswith("memory_") and not c.endswith("_gib")])
+    return frame.sort(GROUP_KEYS)
+
+
+def _qos(rows: list[dict]) -> tuple[dict, dict]:
+    """QoS class per workload before and after (GetPodQOS over all its containers)."""
+    before: dict[tuple, list] = {}
+    after: dict[tuple, list] = {}
+    for r in rows:
+        w = tuple(r[k] for k in WORKLOAD_KEYS)
+        before.setdefault(w, []).append(r["cur"])
+        after.setdefault(w, []).append(r["rec"] if r["rec"] is not None else r["cur"])
+    return ({w: qos_class(c) for w, c in before.items()}, {w: qos_class(c) for w, c in after.items()})
+
+
+# --- library entry -----------------------------------------------------------------------------
+
+def recommend_window(con: duckdb.DuckDBPyConnection, strategy: str, start: datetime, end: datetime,
+                     params: Params | None = None, namespaces: list[str] | None = None,
+                     cpu_cost: float | None = None, memory_cost: float | None = None) -> pl.DataFrame:
+    """Recommendations from the history in [start, end] (the backtest fits this way)."""
+    params = params or Params()
+    module = get_strategy(strategy)
+    history = load_history(con, start, end, module.NEEDS, params, namespaces)
+    fitted = fit(history, strategy, params).rename({
+        "cpu_request_cores": "cpu_request_cores_new", "cpu_limit_cores": "cpu_limit_cores_new",
+        "memory_request_bytes": "memory_request_bytes_new", "memory_limit_bytes": "memory_limit_bytes_new",
+        "reason": "reason_new"})
+    hpas = store.query(con, "recommend_hpas", {"start": start, "end": end})
+    return build_rows(history, fitted, params, strategy, hpas, cpu_cost, memory_cost)
+
+
+def recommend(con: duckdb.DuckDBPyConnection, strategy: str = DEFAULT_STRATEGY,
+              window: timedelta = timedelta(days=14), namespaces: list[str] | None = None,
+              params: Params | None = None, cpu_cost: float | None = None,
+              memory_cost: float | None = None) -> pl.DataFrame:
+    """Right-sizing per workload container over `window` ending at the newest sample
+    (CONTRACT `recommend` columns first)."""
+    get_strategy(strategy)
+    start, end = store.analysis_window(con, window)
+    return recommend_window(con, strategy, start, end, params, namespaces, cpu_cost, memory_cost)
+
+
+def report_section(con: duckdb.DuckDBPyConnection, options) -> list:
+    """The report's recommendations: the top rows by severity and savings (default strategy)."""
+    from capplan.report import Section
+
+    frame = recommend(con, DEFAULT_STRATEGY, options.window, options.namespaces or None)
+    ranked = frame.with_columns(
+        pl.col("severity").replace_strict(SEVERITY_ORDER, return_dtype=pl.Int32).alias("_rank"),
+        (pl.col("cpu_savings_cores").abs().fill_null(0) + pl.col("memory_savings_gib").abs().fill_null(0)).alias("_size"),
+    ).sort(["_rank", "_size"], descending=True).drop("_rank", "_size")
+    top = ranked.head(options.top).select(CONTRACT_COLUMNS + ["qos_class_current", "qos_class_recommended",
+                                                             "cpu_savings_cores", "memory_savings_gib"])
+    saved_cpu = frame["cpu_savings_cores"].fill_null(0).sum()
+    saved_mem = frame["memory_savings_gib"].fill_null(0).sum()
+    note = (f"strategy {DEFAULT_STRATEGY}; {frame.height} workload containers, top {top.height} shown; "
+            f"applying all would free {saved_cpu:.2f} cores and {saved_mem:.2f} GiB of requests")
+    return [Section("recommendations", "Recommendations", top, note)]

@@ -1,0 +1,189 @@
+"""`auto` (the default): capplan's own sizing, built from what the other strategies ignore.
+
+Per pod (container series), then the largest over the workload's pods:
+
+Memory limit (= request, so the pod is not evicted before it is killed):
+- one peak per 24h interval (as VPA keeps them);
+- a robust trend: the Theil-Sen slope of the daily peaks, used only when it is clearly positive
+  (at least TREND_AGREEMENT of all pairwise slopes are positive), projected to the end of the
+  horizon (`--horizon`, 7d) so a leak or growth is not under-sized;
+- the tail: a Gumbel (extreme-value type I) fit, by moments, to the detrended daily peaks; the
+  size is its 1 - OOM_DAY_RISK quantile, i.e. the level a day's peak exceeds once in
+  1/OOM_DAY_RISK days. A workload with volatile peaks gets more room, a flat one less;
+- never below the observed peak x (1 + MEMORY_FLOOR_MARGIN);
+- too few daily peaks for a fit (< MIN_PEAKS_FOR_FIT): the peak x (1 + SHORT_HISTORY_MARGIN);
+- OOM kills in the window: at least VPA's bump (max(+100Mi, x1.2)) over the larger of the
+  limit it was killed at and the observed peak.
+CPU request (no CPU limit: a limit only throttles, and usage above the request is what the
+request's slack is judged against):
+- the p95 of the window and of the most recent week, whichever is higher (freshness);
+- the daily p95s' robust trend, projected half a horizon ahead when clearly positive;
+- the workload's own variability: x(1 + spread), spread = the daily p95s' median absolute
+  deviation over their median, capped at MAX_CPU_SPREAD.
+Every row's `reason` names what set each size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from capplan.analysis.strategies import vpa
+from capplan.analysis.strategies.base import (
+    History, Needs, Params, ceil_bytes, ceil_millicores, fmt_cpu, fmt_mem, result_frame,
+)
+
+NEEDS = Needs(full_stats=True, memory_peaks=True)
+
+MEMORY_PEAK_MARGIN = 0.10     # the limit stays this far above the observed (or projected) peak
+STEP_DOWN_FACTOR = 2.0        # a limit shrinks at most to this multiple of the peak in one step
+SHORT_HISTORY_MARGIN = 0.30
+MIN_PEAKS_FOR_FIT = 4
+THROTTLED_SHARE = 0.95        # p95 this close to the CPU limit: usage is capped by throttling
+TREND_AGREEMENT = 0.7         # share of pairwise slopes that must be positive to call it a trend
+EULER_GAMMA = 0.5772156649015329
+
+
+def gumbel_quantile(values: np.ndarray, q: float) -> float:
+    """The q quantile of a Gumbel distribution fitted by moments:
+    beta = s * sqrt(6) / pi, mu = mean - gamma * beta, Q = mu - beta * ln(-ln q)."""
+    values = np.asarray(values, dtype=float)
+    beta = values.std(ddof=1) * math.sqrt(6.0) / math.pi if values.size > 1 else 0.0
+    mu = values.mean() - EULER_GAMMA * beta
+    return mu - beta * math.log(-math.log(q))
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Median pairwise slope and the share of pairwise slopes that are positive."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    i, j = np.triu_indices(x.size, k=1)
+    dx = x[j] - x[i]
+    keep = dx != 0
+    if not keep.any():
+        return 0.0, 0.0
+    slopes = (y[j] - y[i])[keep] / dx[keep]
+    return float(np.median(slopes)), float((slopes > 0).mean())
+
+
+def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float) -> tuple[float, float, str]:
+    """Memory request and expected need for one series from its daily peaks (interval indexes
+    `index`), and why: (request, need, reason). `need` is what the limit must at least hold."""
+    peak = float(peaks.max())
+    if peaks.size < MIN_PEAKS_FOR_FIT:
+        need = peak * (1 + SHORT_HISTORY_MARGIN)
+        return need, need, f"{peaks.size} daily peak(s) only: peak +{SHORT_HISTORY_MARGIN:.0%}"
+    slope, agreement = theil_sen(index, peaks)
+    trending = slope > 0 and agreement >= TREND_AGREEMENT
+    if not trending:
+        slope = 0.0
+    residual = peaks - slope * index
+    ahead = index.max() + horizon_days
+    # request: the 1-in-horizon-days daily peak of the (detrended) Gumbel fit, at the horizon's end
+    typical = gumbel_quantile(residual, 1 - 1 / max(horizon_days, 1.0)) + slope * ahead
+    need = max(peak * (1 + MEMORY_PEAK_MARGIN), float(np.max(residual)) * (1 + MEMORY_PEAK_MARGIN) + slope * ahead)
+    request = min(max(typical, 0.0), need)
+    if trending:
+        why = f"rising {slope / 2**20:.0f}Mi/day (Theil-Sen, {agreement:.0%} of pairs agree) projected {horizon_days:g}d"
+    else:
+        why = f"Gumbel fit of {peaks.size} daily peaks, peak +{MEMORY_PEAK_MARGIN:.0%}"
+    return request, need, why
+
+
+def cpu_size(p99: float, daily_p95: np.ndarray, index: np.ndarray, horizon_days: float) -> tuple[float, str]:
+    """CPU request for one series, and why: the window's p99, scaled by a clearly rising trend
+    of the daily p95s projected half a horizon ahead."""
+    level, why = p99, "p99"
+    if daily_p95.size >= MIN_PEAKS_FOR_FIT:
+        slope, agreement = theil_sen(index, daily_p95)
+        if slope > 0 and agreement >= TREND_AGREEMENT:
+            now = float(np.median(daily_p95 - slope * index)) + slope * index.max()
+            ahead = now + slope * horizon_days / 2
+            if now > 0 and ahead > now:
+                level *= ahead / now
+                why = f"p99 x{ahead / now:.2f} (daily p95 rising, {agreement:.0%} of pairs agree)"
+    return level, why
+
+
+def _pooled(short: pl.DataFrame, start) -> pl.DataFrame:
+    """Daily peaks of short-lived pods (Jobs, churn) pooled per workload and day of the window."""
+    return short.with_columns(
+        ((pl.col("interval_end") - pl.lit(start)).dt.total_seconds() // 86400).cast(pl.Int64).alias("day")
+    ).group_by("group_id", "day").agg(pl.col("peak_bytes").max(), pl.col("cpu_p95_cores").max()).sort("group_id", "day")
+
+
+def recommend(history: History, params: Params) -> pl.DataFrame:
+    """One row per group: capplan's sizes, with the driver of each in `reason`."""
+    horizon_days = params.horizon.total_seconds() / 86400.0
+    daily = history.memory_peaks.sort("series_id", "interval_index")
+    counts = daily.group_by("series_id").len()
+    short_ids = set(counts.filter(pl.col("len") < MIN_PEAKS_FOR_FIT)["series_id"].to_list())
+    by_series = {k[0]: g for k, g in daily.partition_by("series_id", as_dict=True).items()}
+    pooled = _pooled(daily.filter(pl.col("series_id").is_in(list(short_ids))), history.start)
+    by_group_pooled = {k[0]: g for k, g in pooled.partition_by("group_id", as_dict=True).items()}
+    per_series = []
+    for s in history.series.iter_rows(named=True):
+        d = by_series.get(s["series_id"])
+        if d is None:
+            continue
+        cpu_level = s["cpu_p99_cores"] or 0.0
+        if s["cpu_limit_cores"] and (s["cpu_p95_cores"] or 0.0) >= THROTTLED_SHARE * s["cpu_limit_cores"]:
+            # throttling is not collected; a p95 at the limit means the limit capped the usage
+            cpu, cpu_why = max(cpu_level, s["cpu_limit_cores"]), (
+                f"usage pinned at its {fmt_cpu(s['cpu_limit_cores'])} limit (throttled): at least the limit")
+        elif s["series_id"] in short_ids:
+            cpu, cpu_why = cpu_level, "p99"
+        else:
+            index = d["interval_index"].to_numpy().astype(float)
+            cpu, cpu_why = cpu_size(cpu_level, d["cpu_p95_cores"].to_numpy().astype(float), index, horizon_days)
+        if s["series_id"] in short_ids:
+            g = by_group_pooled[s["group_id"]]
+            peaks, index = g["peak_bytes"].to_numpy().astype(float), g["day"].to_numpy().astype(float)
+            pooled_note = " (short-lived pods pooled per day)"
+        else:
+            peaks, index = d["peak_bytes"].to_numpy().astype(float), d["interval_index"].to_numpy().astype(float)
+            pooled_note = ""
+        request, need, mem_why = memory_size(peaks, index, horizon_days)
+        per_series.append({"group_id": s["group_id"], "cpu": cpu, "cpu_why": cpu_why, "mem_request": request,
+                           "mem_need": need, "mem_why": mem_why + pooled_note, "mem_peak": float(peaks.max())})
+    frame = pl.DataFrame(per_series, schema={"group_id": pl.Int64, "cpu": pl.Float64, "cpu_why": pl.Utf8,
+                                             "mem_request": pl.Float64, "mem_need": pl.Float64, "mem_why": pl.Utf8,
+                                             "mem_peak": pl.Float64})
+    best = frame.sort("cpu").group_by("group_id").agg(pl.col("cpu").last(), pl.col("cpu_why").last()).join(
+        frame.sort("mem_need").group_by("group_id").agg(
+            pl.col("mem_request").max(), pl.col("mem_need").last(), pl.col("mem_why").last(), pl.col("mem_peak").max()),
+        on="group_id")
+    ooms = history.ooms.group_by("group_id").agg(pl.len().alias("ooms"),
+                                                 pl.col("memory_limit_bytes").max().alias("killed_at"))
+    best = best.join(ooms, on="group_id", how="left").join(
+        history.groups.select("group_id", pl.col("memory_limit_bytes").alias("current_limit")), on="group_id", how="left")
+    rows = []
+    for r in best.iter_rows(named=True):
+        need, request, mem_why = r["mem_need"], r["mem_request"], r["mem_why"]
+        if r["ooms"]:
+            bumped = vpa.oom_peak(r["killed_at"], r["mem_peak"])
+            if bumped > need:
+                need = request = bumped
+                mem_why = (f"{r['ooms']} OOM kill(s): max(+100Mi, x1.2) over the "
+                           f"{fmt_mem(max(r['killed_at'] or 0, r['mem_peak']))} it died at")
+            else:
+                mem_why += f"; {r['ooms']} OOM kill(s) in the window"
+        # memory cannot be throttled, only killed: a limit comes down in steps
+        guard = min(r["current_limit"] if r["current_limit"] is not None else math.inf, STEP_DOWN_FACTOR * r["mem_peak"])
+        limit = need
+        limit_why = ""
+        if guard > limit:
+            limit = guard
+            limit_why = (f"; limit {fmt_mem(guard)}: a limit shrinks at most to {STEP_DOWN_FACTOR:g}x the peak "
+                         f"{fmt_mem(r['mem_peak'])} per step" if r["current_limit"] is None or guard < r["current_limit"]
+                         else f"; limit kept at the current {fmt_mem(guard)} (within {STEP_DOWN_FACTOR:g}x the peak)")
+        cpu = ceil_millicores(max(r["cpu"], 0.001))
+        request = ceil_bytes(max(request, 1.0))
+        limit = ceil_bytes(max(limit, request))
+        rows.append({"group_id": r["group_id"], "cpu_request_cores": cpu, "cpu_limit_cores": None,
+                     "memory_request_bytes": request, "memory_limit_bytes": limit,
+                     "reason": (f"auto: cpu {fmt_cpu(cpu)} from {r['cpu_why']}, no cpu limit; memory {fmt_mem(request)} "
+                                f"from {mem_why}{limit_why}")})
+    return result_frame(rows)

@@ -1,0 +1,112 @@
+"""What every right-sizing strategy receives and returns.
+
+A strategy is a pure function `(History, Params) -> frame` with one row per aggregate
+(`group_id`: a workload's container name) and the columns of RESULT_SCHEMA; None means unset
+(no limit, say). The loader in capplan.analysis.recommend fills History from the store with
+aggregates computed in DuckDB, so a strategy never sees raw samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import polars as pl
+
+RESULT_SCHEMA = {
+    "group_id": pl.Int64,
+    "cpu_request_cores": pl.Float64,
+    "cpu_limit_cores": pl.Float64,
+    "memory_request_bytes": pl.Float64,
+    "memory_limit_bytes": pl.Float64,
+    "reason": pl.Utf8,
+}
+
+MIB = 1024.0 * 1024.0
+GIB = 1024.0 * MIB
+
+
+@dataclass
+class Params:
+    """Options of the strategies (CLI flags of `capplan recommend`)."""
+
+    cpu_percentile: float = 95.0          # simple: per-pod CPU percentile
+    memory_buffer_percent: float = 15.0   # simple: peak working set x (1 + buffer)
+    target_utilization: float = 0.7       # max-target: max usage / target
+    min_history: timedelta = timedelta(days=1)
+    allow_hpa: bool = False
+    horizon: timedelta = timedelta(days=7)  # auto: how far ahead a size must hold
+
+
+@dataclass
+class Needs:
+    """Which aggregates a strategy reads (the loader computes only those)."""
+
+    full_stats: bool = False     # recent-window and several CPU percentiles per series
+    cpu_histogram: bool = False  # VPA decaying CPU histogram
+    memory_peaks: bool = False   # one memory peak per series and 24h interval
+
+
+@dataclass
+class History:
+    """Aggregated usage of one window.
+
+    groups: group_id, namespace, owner_kind, owner_name, container, containers_per_pod,
+            samples, first_ts, last_ts, cpu/memory request/limit (current).
+    series: series_id, group_id, pod, samples, first_ts, last_ts, per-series statistics.
+    cpu_histogram: group_id, bucket, weight.  memory_peaks: series_id, group_id,
+    interval_index, interval_end, peak_bytes, cpu_p95_cores.  ooms: series_id, group_id, ts,
+    memory_request_bytes, memory_limit_bytes.
+    """
+
+    start: datetime
+    end: datetime
+    groups: pl.DataFrame
+    series: pl.DataFrame
+    cpu_histogram: pl.DataFrame | None = None
+    memory_peaks: pl.DataFrame | None = None
+    ooms: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema={"series_id": pl.Int64, "group_id": pl.Int64, "ts": pl.Datetime("us"),
+                "memory_request_bytes": pl.Float64, "memory_limit_bytes": pl.Float64}))
+
+
+def result_frame(rows: list[dict]) -> pl.DataFrame:
+    """A strategy result from row dicts, with NaN turned into None."""
+    clean = []
+    for row in rows:
+        out = dict(row)
+        for key, value in out.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                out[key] = None
+        clean.append(out)
+    extra = {}
+    if clean:
+        for key in clean[0]:
+            if key not in RESULT_SCHEMA:
+                extra[key] = pl.Float64
+    return pl.DataFrame(clean, schema={**RESULT_SCHEMA, **extra})
+
+
+def ceil_millicores(cores: float | None) -> float | None:
+    """Round CPU up to whole millicores (VPA's round-cpu-millicores default of 1)."""
+    if cores is None or not math.isfinite(cores):
+        return None
+    return math.ceil(round(cores * 1000.0, 6)) / 1000.0
+
+
+def ceil_bytes(value: float | None) -> float | None:
+    """Round memory up to whole bytes."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(math.ceil(value))
+
+
+def fmt_cpu(cores: float | None) -> str:
+    """Cores as millicores text for reasons."""
+    return "unset" if cores is None else f"{cores * 1000:.0f}m"
+
+
+def fmt_mem(value: float | None) -> str:
+    """Bytes as Mi text for reasons."""
+    return "unset" if value is None else f"{value / MIB:.0f}Mi"

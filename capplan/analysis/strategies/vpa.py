@@ -1,0 +1,230 @@
+"""`vpa`: the Vertical Pod Autoscaler recommender, after kubernetes/autoscaler
+vertical-pod-autoscaler/pkg/recommender.
+
+- Histograms (util/histogram_options.go NewExponentialHistogramOptions, FindBucket,
+  GetBucketStart; model/aggregations_config.go): exponential buckets, first bucket 0.01 core
+  (CPU; recent releases use 0.001) and 1e7 bytes (memory), each 5% wider than the one before,
+  up to 1000 cores / 1e12 bytes.
+- Decay (util/decaying_histogram.go): a sample's weight doubles every half-life (24h), i.e. a
+  sample one day older counts half. Percentiles do not depend on the reference time.
+- CPU (model/aggregate_container_state.go addCPUSample): every sample, weight max(request, 0.1).
+  Memory (model/container.go addMemorySample): one peak per container and 24h interval, weight 1,
+  stamped at the interval's end.
+- OOM (model/container.go RecordOOM): memory used = max(request, the interval's peak); the
+  interval's peak becomes at least max(used + 100Mi, used x 1.2).
+- Estimation (logic/recommender.go CreatePodResourceRecommender, logic/estimator.go): target
+  P90, lower bound P50, upper bound P95 (CPU and memory); x(1 + 0.15) safety margin; upper bound
+  x(1 + 1/confidence), lower bound x(1 + 0.001/confidence)^-2 with confidence =
+  min(history span in days, samples / 1440) (getConfidence); then at least 25m CPU and 250Mi
+  memory per pod, split evenly over its containers (GetRecommendedPodResources).
+- Histogram.Percentile (util/histogram.go) returns the END of the bucket where the cumulative
+  weight reaches the percentile (the start of the last bucket when it is the last one).
+The target becomes the request; a limit keeps its current ratio to the request, as the VPA
+admission controller does (no current limit: none).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from capplan.analysis.strategies.base import (
+    MIB, History, Needs, Params, ceil_bytes, ceil_millicores, fmt_cpu, fmt_mem, result_frame,
+)
+
+NEEDS = Needs(cpu_histogram=True, memory_peaks=True)
+
+HISTOGRAM_GROWTH = 0.05
+CPU_FIRST_BUCKET_CORES = 0.01
+CPU_MAX_CORES = 1000.0
+MEMORY_FIRST_BUCKET_BYTES = 1e7
+MEMORY_MAX_BYTES = 1e12
+HALF_LIFE_SECONDS = 24 * 3600.0
+MEMORY_INTERVAL_SECONDS = 24 * 3600.0
+MIN_SAMPLE_WEIGHT = 0.1
+OOM_BUMP_RATIO = 1.2
+OOM_MIN_BUMP_BYTES = 100 * MIB
+TARGET_PERCENTILE = 0.9
+LOWER_PERCENTILE = 0.5
+UPPER_PERCENTILE = 0.95
+SAFETY_MARGIN = 0.15
+POD_MIN_CPU_CORES = 0.025
+POD_MIN_MEMORY_BYTES = 250 * MIB
+
+
+@dataclass(frozen=True)
+class ExponentialHistogram:
+    """VPA's exponential histogram options (util/histogram_options.go)."""
+
+    max_value: float
+    first_bucket: float
+    ratio: float = 1.0 + HISTOGRAM_GROWTH
+
+    @property
+    def num_buckets(self) -> int:
+        """ceil(log_ratio(max * (ratio - 1) / first + 1)) + 1."""
+        return int(math.ceil(math.log(self.max_value * (self.ratio - 1) / self.first_bucket + 1)
+                             / math.log(self.ratio))) + 1
+
+    def find_bucket(self, value: float) -> int:
+        """The bucket index of `value` (FindBucket)."""
+        if value < self.first_bucket:
+            return 0
+        bucket = int(math.log(value * (self.ratio - 1) / self.first_bucket + 1) / math.log(self.ratio))
+        return min(bucket, self.num_buckets - 1)
+
+    def bucket_start(self, bucket: int) -> float:
+        """first * (ratio^bucket - 1) / (ratio - 1); 0 for the first bucket (GetBucketStart)."""
+        if bucket == 0:
+            return 0.0
+        return self.first_bucket * (self.ratio ** bucket - 1) / (self.ratio - 1)
+
+    def percentile(self, buckets: np.ndarray, weights: np.ndarray, q: float) -> float:
+        """Histogram.Percentile: the end of the bucket where the cumulative weight first reaches
+        q x total (util/histogram.go); 0 for an empty histogram."""
+        dense = np.zeros(self.num_buckets)
+        np.add.at(dense, buckets.astype(np.int64), weights)
+        total = dense.sum()
+        if total <= 0:
+            return 0.0
+        nonzero = np.nonzero(dense)[0]
+        lo, hi = int(nonzero[0]), int(nonzero[-1])
+        threshold = q * total
+        partial = 0.0
+        bucket = lo
+        while bucket < hi:
+            partial += dense[bucket]
+            if partial >= threshold:
+                break
+            bucket += 1
+        if bucket < self.num_buckets - 1:
+            return self.bucket_start(bucket + 1)
+        return self.bucket_start(bucket)
+
+
+CPU_HISTOGRAM = ExponentialHistogram(CPU_MAX_CORES, CPU_FIRST_BUCKET_CORES)
+MEMORY_HISTOGRAM = ExponentialHistogram(MEMORY_MAX_BYTES, MEMORY_FIRST_BUCKET_BYTES)
+
+
+def decay_weight(age_seconds: np.ndarray | float, half_life_seconds: float = HALF_LIFE_SECONDS):
+    """2^(-age / half-life): the weight of a sample `age` older than the reference."""
+    return np.power(2.0, -np.asarray(age_seconds, dtype=float) / half_life_seconds)
+
+
+def oom_peak(request_bytes: float | None, interval_peak_bytes: float | None) -> float:
+    """The memory sample RecordOOM adds: max(used + 100Mi, used x 1.2), used = max(request, peak)."""
+    used = max(request_bytes or 0.0, interval_peak_bytes or 0.0)
+    return max(used + OOM_MIN_BUMP_BYTES, used * OOM_BUMP_RATIO)
+
+
+def confidence(first_ts, last_ts, samples: int) -> float:
+    """getConfidence (logic/estimator.go): min(span in days, samples / (60 x 24))."""
+    span_days = (last_ts - first_ts).total_seconds() / 86400.0
+    return min(span_days, samples / (60.0 * 24.0))
+
+
+def bounds(base_low: float, base_target: float, base_up: float, conf: float, minimum: float) -> tuple[float, float, float]:
+    """Lower bound, target, upper bound from the three percentiles: safety margin, confidence
+    multipliers (upper x(1+1/c), lower x(1+0.001/c)^-2), then the per-container minimum."""
+    low = base_low * (1 + SAFETY_MARGIN)
+    target = base_target * (1 + SAFETY_MARGIN)
+    up = base_up * (1 + SAFETY_MARGIN)
+    if conf > 0:
+        up *= (1 + 1.0 / conf) ** 1.0
+        low *= (1 + 0.001 / conf) ** -2.0
+    else:
+        up, low = math.inf, 0.0
+    return max(low, minimum), max(target, minimum), max(up, minimum)
+
+
+def memory_peaks_with_ooms(peaks: pl.DataFrame, ooms: pl.DataFrame) -> pl.DataFrame:
+    """The per-interval memory peaks after RecordOOM: an OOM in an interval raises that interval's
+    peak to oom_peak(request, peak). Columns group_id, series_id, interval_end, peak_bytes."""
+    if ooms.is_empty() or peaks.is_empty():
+        return peaks.select("group_id", "series_id", "interval_index", "interval_end", "peak_bytes")
+    first = peaks.group_by("series_id").agg(
+        (pl.col("interval_end") - pl.duration(seconds=MEMORY_INTERVAL_SECONDS) * (pl.col("interval_index") + 1))
+        .min().alias("first_ts"))
+    o = ooms.join(first, on="series_id", how="inner").with_columns(
+        ((pl.col("ts") - pl.col("first_ts")).dt.total_seconds() // MEMORY_INTERVAL_SECONDS).cast(pl.Int32).alias("interval_index"))
+    table = peaks.select("group_id", "series_id", "interval_index", "interval_end", "peak_bytes").with_columns(
+        pl.col("peak_bytes").cast(pl.Float64), pl.col("interval_index").cast(pl.Int32))
+    bumped = {}
+    lookup = {(r["series_id"], r["interval_index"]): r["peak_bytes"] for r in table.iter_rows(named=True)}
+    for r in o.iter_rows(named=True):
+        key = (r["series_id"], r["interval_index"])
+        current = bumped.get(key, lookup.get(key))
+        request = r["memory_request_bytes"] if r["memory_request_bytes"] is not None else r["memory_limit_bytes"]
+        # RecordOOM uses the usage-based peak, not an earlier OOM peak
+        bumped[key] = max(current or 0.0, oom_peak(request, lookup.get(key)))
+    if not bumped:
+        return table
+    return table.with_columns(
+        pl.struct("series_id", "interval_index").map_elements(
+            lambda s: bumped.get((s["series_id"], s["interval_index"])), return_dtype=pl.Float64).alias("_bump")
+    ).with_columns(pl.max_horizontal("peak_bytes", "_bump").alias("peak_bytes")).drop("_bump")
+
+
+def _limit_like(current_request, current_limit, new_request):
+    """Keep the limit's current proportion to the request (VPA's proportional limits)."""
+    if current_limit is None or new_request is None:
+        return None
+    base = current_request if current_request not in (None, 0) else current_limit
+    return new_request * current_limit / base if base else None
+
+
+def recommend(history: History, params: Params) -> pl.DataFrame:
+    """One row per group: VPA target as request, with lower/upper bounds."""
+    groups = history.groups
+    hist = history.cpu_histogram
+    peaks = memory_peaks_with_ooms(history.memory_peaks, history.ooms)
+    end_ts = history.end
+    peaks = peaks.with_columns(((pl.lit(end_ts) - pl.col("interval_end")).dt.total_seconds()).alias("age_s"))
+    cpu_by_group = {k[0]: g for k, g in hist.partition_by("group_id", as_dict=True).items()}
+    mem_by_group = {k[0]: g for k, g in peaks.partition_by("group_id", as_dict=True).items()}
+    ooms_by_group = history.ooms.group_by("group_id").len() if not history.ooms.is_empty() else None
+    oom_counts = dict(ooms_by_group.iter_rows()) if ooms_by_group is not None else {}
+    rows = []
+    for g in groups.iter_rows(named=True):
+        gid = g["group_id"]
+        per_container = 1.0 / max(1, g["containers_per_pod"] or 1)
+        conf = confidence(g["first_ts"], g["last_ts"], g["samples"])
+        cpu = cpu_by_group.get(gid)
+        if cpu is not None:
+            b, w = cpu["bucket"].to_numpy(), cpu["weight"].to_numpy()
+            cpu_low, cpu_target, cpu_up = bounds(
+                CPU_HISTOGRAM.percentile(b, w, LOWER_PERCENTILE), CPU_HISTOGRAM.percentile(b, w, TARGET_PERCENTILE),
+                CPU_HISTOGRAM.percentile(b, w, UPPER_PERCENTILE), conf, POD_MIN_CPU_CORES * per_container)
+        else:
+            cpu_low = cpu_target = cpu_up = None
+        mem = mem_by_group.get(gid)
+        if mem is not None:
+            values = mem["peak_bytes"].to_numpy().astype(float)
+            buckets = np.array([MEMORY_HISTOGRAM.find_bucket(v) for v in values])
+            w = decay_weight(mem["age_s"].to_numpy())
+            mem_low, mem_target, mem_up = bounds(
+                MEMORY_HISTOGRAM.percentile(buckets, w, LOWER_PERCENTILE),
+                MEMORY_HISTOGRAM.percentile(buckets, w, TARGET_PERCENTILE),
+                MEMORY_HISTOGRAM.percentile(buckets, w, UPPER_PERCENTILE), conf, POD_MIN_MEMORY_BYTES * per_container)
+        else:
+            mem_low = mem_target = mem_up = None
+        cpu_request = ceil_millicores(cpu_target)
+        mem_request = ceil_bytes(mem_target)
+        reason = (f"vpa: P90 of decaying histograms + 15%: cpu {fmt_cpu(cpu_request)}, memory {fmt_mem(mem_request)}; "
+                  f"confidence {conf:.2f} days")
+        if oom_counts.get(gid):
+            reason += f"; {oom_counts[gid]} OOM kill(s) bumped memory peaks (x1.2, >= +100Mi)"
+        rows.append({
+            "group_id": gid,
+            "cpu_request_cores": cpu_request,
+            "cpu_limit_cores": ceil_millicores(_limit_like(g["cpu_request_cores"], g["cpu_limit_cores"], cpu_request)),
+            "memory_request_bytes": mem_request,
+            "memory_limit_bytes": ceil_bytes(_limit_like(g["memory_request_bytes"], g["memory_limit_bytes"], mem_request)),
+            "reason": reason,
+            "cpu_lower_bound_cores": cpu_low, "cpu_upper_bound_cores": cpu_up,
+            "memory_lower_bound_bytes": mem_low, "memory_upper_bound_bytes": mem_up,
+        })
+    return result_frame(rows)
