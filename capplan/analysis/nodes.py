@@ -63,6 +63,7 @@ class NodeInputs:
     usage: pl.DataFrame
     start: datetime | None
     end: datetime
+    series: pl.DataFrame  # node, ts, cpu_cores, memory_bytes: the node's summed usage per timestamp
 
 
 USAGE_SCHEMA = {
@@ -72,6 +73,31 @@ USAGE_SCHEMA = {
     "memory_usage_p50_bytes": pl.Float64, "memory_usage_p95_bytes": pl.Float64,
     "memory_usage_p99_bytes": pl.Float64, "memory_usage_max_bytes": pl.Float64,
 }
+
+
+SERIES_SCHEMA = {"node": pl.Utf8, "ts": pl.Datetime("us"), "cpu_cores": pl.Float64, "memory_bytes": pl.Float64}
+
+
+def node_usage_percentiles(series: pl.DataFrame) -> pl.DataFrame:
+    """Per node: p50/p95/p99/max of the node's summed container usage (one value per
+    timestamp), with linear interpolation between samples (numpy's default, DuckDB's
+    quantile_cont)."""
+    if series.is_empty():
+        return pl.DataFrame(schema=USAGE_SCHEMA)
+    aggs = [pl.len().cast(pl.Int64).alias("usage_points")]
+    for column, resource, unit in (("cpu_cores", "cpu", "cores"), ("memory_bytes", "memory", "bytes")):
+        value = pl.col(column).cast(pl.Float64)
+        aggs += [value.quantile(q, interpolation="linear").alias(f"{resource}_usage_p{round(q * 100)}_{unit}")
+                 for q in (0.50, 0.95, 0.99)]
+        aggs.append(value.max().alias(f"{resource}_usage_max_{unit}"))
+    return series.group_by("node").agg(aggs).select(list(USAGE_SCHEMA)).sort("node")
+
+
+def load_node_series(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pl.DataFrame:
+    """Each node's summed container usage per timestamp over [start, end]
+    (queries/node_usage_series.sql)."""
+    return store.query(con, "node_usage_series", {"start": start, "end": end}).with_columns(
+        pl.col("ts").cast(pl.Datetime("us")), pl.col("cpu_cores", "memory_bytes").cast(pl.Float64))
 
 
 def snapshot_window(con: duckdb.DuckDBPyConnection, window: timedelta) -> tuple[datetime | None, datetime]:
@@ -94,11 +120,8 @@ def load_node_inputs(con: duckdb.DuckDBPyConnection, window: timedelta) -> NodeI
     if nodes.is_empty():
         raise NoDataError(f"no nodes were observed at {end:%Y-%m-%d %H:%M} UTC, the end of the window")
     pods = pod_resources(load_current_containers(con, end))
-    if start is None:
-        usage = pl.DataFrame(schema=USAGE_SCHEMA)
-    else:
-        usage = store.query(con, "node_usage_percentiles", {"start": start, "end": end})
-    return NodeInputs(nodes=nodes, pods=pods, usage=usage, start=start, end=end)
+    series = pl.DataFrame(schema=SERIES_SCHEMA) if start is None else load_node_series(con, start, end)
+    return NodeInputs(nodes=nodes, pods=pods, usage=node_usage_percentiles(series), start=start, end=end, series=series)
 
 
 def parse_taints(text: str | None) -> list[dict[str, str]]:

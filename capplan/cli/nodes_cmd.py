@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
+import typer
+
 from capplan import render, store
-from capplan.analysis.nodes import nodes_report
+from capplan.analysis.overcommit import fit_report, fit_summary, namespaces_report, nodes_overview, parse_toleration
 from capplan.cli import app
 from capplan.cli.common import (
-    DbOption, FormatOption, NodeOption, OutputOption, WindowOption, check_format, handle_errors,
-    not_built, window_option,
+    DbOption, FormatOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format, handle_errors,
+    window_option,
 )
+from capplan.errors import UsageError
+from capplan.quantity import parse_cpu_cores, parse_memory_bytes
+
+# A terminal cannot show every column; CSV and JSON carry them all.
+TABLE_NODE_COLUMNS = [
+    "node", "cpu_allocatable_cores", "cpu_requests_cores", "cpu_request_ratio", "cpu_usage_p95_cores",
+    "cpu_headroom_cores", "memory_allocatable_bytes", "memory_requests_bytes", "memory_request_ratio",
+    "memory_usage_p95_bytes", "memory_headroom_bytes", "memory_physical_headroom_bytes", "pods",
+    "memory_unlimited_containers", "reserved_ok", "utilization_class", "memory_pressure_day_probability",
+]
+TABLE_NAMESPACE_COLUMNS = [
+    "namespace", "pods", "cpu_requests_cores", "cpu_limits_cores", "cpu_usage_p95_cores", "cpu_usage_request_ratio",
+    "memory_requests_bytes", "memory_limits_bytes", "memory_usage_p95_bytes", "memory_usage_request_ratio",
+    "quota_cpu_requests_cores", "quota_cpu_requests_used_ratio", "quota_memory_requests_bytes",
+    "quota_memory_requests_used_ratio", "quota_pods", "quota_pods_used_ratio",
+]
+TABLE_FIT_COLUMNS = ["node", "fits", "limited_by", "fits_by_cpu", "fits_by_memory", "fits_by_pods",
+                     "cpu_free_cores", "memory_free_bytes", "pods_free", "excluded_by", "placed"]
+
+LowOption = Annotated[float, typer.Option(
+    "--low", help="Descheduler LowNodeUtilization thresholds: a node is `under` when cpu, memory and pods "
+                  "requested are all at or below this percent of allocatable.")]
+HighOption = Annotated[float, typer.Option(
+    "--high", help="targetThresholds: a node is `over` when any of cpu, memory, pods requested is above this percent.")]
+
+
+def _for_table(frame, columns: list[str], fmt: str):
+    return frame.select([c for c in columns if c in frame.columns]) if fmt == "table" else frame
 
 
 @app.command()
@@ -19,24 +51,69 @@ def nodes(
     output: OutputOption = None,
     window: WindowOption = "14d",
     node: NodeOption = None,
+    low: LowOption = 20.0,
+    high: HighOption = 50.0,
 ) -> None:
-    """Per-node overcommit and headroom: requests, limits and usage against allocatable."""
+    """Per-node overcommit and headroom: requests, limits and usage against allocatable, with the
+    descheduler class and memory-pressure risk."""
     check_format(fmt)
     con = store.open_db(db, read_only=True)
     try:
-        table = nodes_report(con, window_option(window), node)
+        table = nodes_overview(con, window_option(window), node, low, high)
     finally:
         con.close()
-    render.emit(table, fmt, output, title="Nodes")
+    render.emit(_for_table(table, TABLE_NODE_COLUMNS, fmt), fmt, output, title="Nodes")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def namespaces() -> None:
-    """Not built yet (issue 4)."""
-    not_built("namespaces", 4)
+@app.command()
+@handle_errors
+def namespaces(
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+    output: OutputOption = None,
+    window: WindowOption = "14d",
+    namespace: NamespaceOption = None,
+) -> None:
+    """Per-namespace requests, limits, usage p95 and their ratio, with ResourceQuota hard values."""
+    check_format(fmt)
+    con = store.open_db(db, read_only=True)
+    try:
+        table = namespaces_report(con, window_option(window), namespace)
+    finally:
+        con.close()
+    render.emit(_for_table(table, TABLE_NAMESPACE_COLUMNS, fmt), fmt, output, title="Namespaces")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def fit() -> None:
-    """Not built yet (issue 4)."""
-    not_built("fit", 4)
+@app.command()
+@handle_errors
+def fit(
+    cpu: Annotated[Optional[str], typer.Option("--cpu", help="CPU request of one pod (500m, 2).")] = None,
+    memory: Annotated[Optional[str], typer.Option("--memory", help="Memory request of one pod (512Mi, 1Gi).")] = None,
+    replicas: Annotated[Optional[int], typer.Option(
+        "--replicas", help="Say whether N such pods fit, and where (first-fit, nodes in name order).")] = None,
+    tolerate: Annotated[Optional[list[str]], typer.Option(
+        "--tolerate", help="Tolerate a NoSchedule/NoExecute taint: KEY, KEY=VALUE, KEY[=VALUE]:EFFECT or * (repeatable).")
+    ] = None,
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+    output: OutputOption = None,
+    window: WindowOption = "14d",
+    node: NodeOption = None,
+) -> None:
+    """How many more pods of the shape --cpu/--memory fit, per node (by requests and allocatable
+    pods) and in total."""
+    check_format(fmt)
+    if cpu is None and memory is None:
+        raise UsageError("give the pod shape: --cpu Q and/or --memory Q")
+    cpu_cores = parse_cpu_cores(cpu) if cpu is not None else 0.0
+    memory_bytes = parse_memory_bytes(memory) if memory is not None else 0
+    tolerations = [parse_toleration(t) for t in tolerate or []]
+    con = store.open_db(db, read_only=True)
+    try:
+        table = fit_report(con, cpu_cores, memory_bytes, tolerations=tolerations, replicas=replicas,
+                           window=window_option(window), nodes=node)
+    finally:
+        con.close()
+    render.emit(_for_table(table, TABLE_FIT_COLUMNS, fmt), fmt, output, title="Fit")
+    if replicas is not None:
+        typer.echo(fit_summary(table, replicas), err=True)
