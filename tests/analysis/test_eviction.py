@@ -403,3 +403,17 @@ def test_sample_priorities_change_the_order(sample_db_readonly: Path) -> None:
     assert after.filter(pl.col("pod").str.starts_with("api-"))["priority"].to_list() == [-5]
     assert after.filter(pl.col("evicted_to_relieve"))["pod"].to_list() == before.filter(
         pl.col("evicted_to_relieve"))["pod"].to_list()
+
+
+def test_no_pressure_under_the_default_threshold() -> None:
+    options = two_eviction_options()
+    options.eviction_hard = "100Mi"
+    result = eviction_analysis(two_eviction_inputs(), options)
+    # available at worst 512Mi >= 100Mi: no pressure, nothing to evict, nobody evicted at any moment
+    assert result.nodes["under_pressure"].to_list() == [False]
+    assert result.nodes["evictions_to_relieve"].to_list() == [0]
+    assert not result.pods["evicted_to_relieve"].any()
+    assert result.pods["evicted_share"].null_count() == result.pods.height  # no pressure moments at all
+    # the ranking itself does not depend on the threshold
+    assert result.pods["pod"].to_list() == ["be", "burst", "ds", "calm", "g"]
+    assert node_note(result) == "No node reaches memory.available < 100Mi in the window; the fullest is n1 at 94% of its memory."
