@@ -417,3 +417,25 @@ def test_no_pressure_under_the_default_threshold() -> None:
     # the ranking itself does not depend on the threshold
     assert result.pods["pod"].to_list() == ["be", "burst", "ds", "calm", "g"]
     assert node_note(result) == "No node reaches memory.available < 100Mi in the window; the fullest is n1 at 94% of its memory."
+
+
+def test_eviction_request_counts_init_containers_and_overhead_only_when_non_zero() -> None:
+    from capplan.analysis.eviction import pod_specs
+
+    rows = [
+        # app 1Gi + sidecar-less regular init 3Gi -> PodRequests max(1Gi, 3Gi) = 3Gi; overhead 128Mi added
+        {**_container("big-init", None, 0.1, None, 1 * GiB, None), "overhead_memory_bytes": 128.0 * MiB},
+        {**_container("big-init", None, 0.1, None, 3 * GiB, None), "container": "init", "init_container": True,
+         "init_order": 0, "overhead_memory_bytes": 128.0 * MiB},
+        # BestEffort with an overhead: GetResourceRequestQuantity adds it only to a non-zero total
+        {**_container("be", None), "overhead_memory_bytes": 128.0 * MiB},
+    ]
+    frame = pl.DataFrame(rows, schema_overrides={"overhead_memory_bytes": pl.Float64, "init_order": pl.Int32,
+                                                 "cpu_request_cores": pl.Float64, "cpu_limit_cores": pl.Float64,
+                                                 "memory_request_bytes": pl.Int64, "memory_limit_bytes": pl.Int64,
+                                                 "qos_class_reported": pl.Utf8, "priority_class": pl.Utf8})
+    specs = {r["pod"]: r for r in pod_specs(frame, PriorityMap()).iter_rows(named=True)}
+    assert specs["big-init"]["memory_request_bytes"] == 3 * GiB + 128 * MiB
+    assert specs["big-init"]["qos_class"] == "Burstable"
+    assert specs["be"]["memory_request_bytes"] == 0
+    assert specs["be"]["qos_class"] == "BestEffort"
