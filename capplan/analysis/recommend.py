@@ -86,12 +86,19 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         pl.col("pod").n_unique().alias("pods_seen"),
         pl.col("pod").filter((pl.col("pod_seen_to") >= alive_from) & (pl.col("last_ts") >= alive_from))
         .n_unique().alias("pods_alive"),
+        (pl.col("last_ts") - pl.col("first_ts")).dt.total_seconds().sum().alias("_pod_seconds"),
         pl.col("init_container").last(), pl.col("restartable").last(),
         # current spec: the most recently seen pod's
         pl.col("cpu_request_cores").last(), pl.col("cpu_limit_cores").last(),
         pl.col("memory_request_bytes").last().cast(pl.Float64), pl.col("memory_limit_bytes").last().cast(pl.Float64),
     ).join(per_workload, on=WORKLOAD_KEYS, how="left").with_columns(
-        pl.col("containers_per_pod").fill_null(1)).sort("group_id")
+        pl.col("containers_per_pod").fill_null(1),
+        # replicas: the pods running at the end; none (a CronJob between runs): mean concurrency
+        pl.when(pl.col("pods_alive") > 0).then(pl.col("pods_alive").cast(pl.Float64))
+        .when((pl.col("last_ts") - pl.col("first_ts")).dt.total_seconds() > 0).then(
+            (pl.col("_pod_seconds") / (pl.col("last_ts") - pl.col("first_ts")).dt.total_seconds()).ceil())
+        .otherwise(1.0).clip(1.0, None).cast(pl.Int64).alias("pods"),
+    ).drop("_pod_seconds").sort("group_id")
     history = History(start=start, end=end, groups=groups, series=series)
     history.ooms = _ooms(con, start, end, series)
     if needs.cpu_histogram:
@@ -205,7 +212,7 @@ def build_rows(history: History, fitted: pl.DataFrame, params: Params, strategy:
                         reasons.append(f"HPA scales on {resource}: {resource} request kept (the HPA's "
                                        f"utilisation target is relative to it; --allow-hpa to change it)")
         rows.append({**{k: g[k] for k in GROUP_KEYS}, "group_id": g["group_id"],
-                     "pods": int(g["pods_alive"] or g["pods_seen"] or 0) or None, "cur": cur, "rec": rec,
+                     "pods": int(g["pods"]), "cur": cur, "rec": rec,
                      "reason": "; ".join(r for r in reasons if r), "history_days": history_days,
                      "samples": int(g["samples"]),
                      "confidence_days": vpa_strategy.confidence(g["first_ts"], g["last_ts"], int(g["samples"])),
@@ -265,7 +272,9 @@ def build_rows(history: History, fitted: pl.DataFrame, params: Params, strategy:
         "cpu_savings_cores": pl.Float64, "memory_savings_gib": pl.Float64, "savings_per_hour": pl.Float64,
         "history_days": pl.Float64, "samples": pl.Int64, "confidence_days": pl.Float64, "hpa_metrics": pl.Utf8,
     }
-    frame = pl.DataFrame(out, schema=schema)
+    frame = pl.DataFrame(out, schema=schema).with_columns(
+        pl.col("cpu_request_change_cores", "cpu_savings_cores").round(6),
+        pl.col("memory_savings_gib", "savings_per_hour", "history_days", "confidence_days").round(4))
     # memory in whole bytes (CONTRACT: integers)
     frame = frame.with_columns(
         *[pl.col(c).round(0).cast(pl.Int64) for c in schema if c.startswith("memory_") and not c.endswith("_gib")])

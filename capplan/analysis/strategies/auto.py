@@ -1,25 +1,22 @@
 """`auto` (the default): capplan's own sizing, built from what the other strategies ignore.
 
-Per pod (container series), then the largest over the workload's pods:
+Per pod (container series), then the largest over the workload's pods; pods too short-lived
+for daily statistics (Jobs, churn) are pooled per workload and day.
 
-Memory limit (= request, so the pod is not evicted before it is killed):
-- one peak per 24h interval (as VPA keeps them);
-- a robust trend: the Theil-Sen slope of the daily peaks, used only when it is clearly positive
-  (at least TREND_AGREEMENT of all pairwise slopes are positive), projected to the end of the
-  horizon (`--horizon`, 7d) so a leak or growth is not under-sized;
-- the tail: a Gumbel (extreme-value type I) fit, by moments, to the detrended daily peaks; the
-  size is its 1 - OOM_DAY_RISK quantile, i.e. the level a day's peak exceeds once in
-  1/OOM_DAY_RISK days. A workload with volatile peaks gets more room, a flat one less;
-- never below the observed peak x (1 + MEMORY_FLOOR_MARGIN);
-- too few daily peaks for a fit (< MIN_PEAKS_FOR_FIT): the peak x (1 + SHORT_HISTORY_MARGIN);
-- OOM kills in the window: at least VPA's bump (max(+100Mi, x1.2)) over the larger of the
-  limit it was killed at and the observed peak.
-CPU request (no CPU limit: a limit only throttles, and usage above the request is what the
-request's slack is judged against):
-- the p95 of the window and of the most recent week, whichever is higher (freshness);
-- the daily p95s' robust trend, projected half a horizon ahead when clearly positive;
-- the workload's own variability: x(1 + spread), spread = the daily p95s' median absolute
-  deviation over their median, capped at MAX_CPU_SPREAD.
+Memory request: the daily peak expected once per horizon (`--horizon`, 7d), from a Gumbel
+(extreme-value type I) fit by moments to the daily peaks (one per 24h, as VPA keeps them) after
+removing a robust trend: the Theil-Sen slope, used only when TREND_AGREEMENT of all pairwise
+slopes are positive and it adds more than MIN_TREND_EFFECT of the peak over the horizon. A
+trend is projected to the horizon's end, so a leak or growth is not under-sized.
+Memory limit: at least the observed (or trend-projected) peak + MEMORY_PEAK_MARGIN; and, since
+memory cannot be throttled, only killed, a limit comes down in steps: never below
+min(current limit, STEP_DOWN_FACTOR x peak). OOM kills in the window: at least VPA's bump
+(max(+100Mi, x1.2)) over the larger of the limit it died at and the peak.
+Fewer than MIN_PEAKS_FOR_FIT daily peaks: peak + SHORT_HISTORY_MARGIN.
+CPU request: the window's p99 (usage above the request 1% of the time), scaled up by a clearly
+rising trend of the daily p95s projected half a horizon ahead. Usage pinned at the CPU limit
+(its p95 within THROTTLED_SHARE of it: throttled, as throttling itself is not collected) asks
+for at least the limit. No CPU limit: a limit only throttles.
 Every row's `reason` names what set each size.
 """
 
@@ -41,6 +38,7 @@ MEMORY_PEAK_MARGIN = 0.10     # the limit stays this far above the observed (or 
 STEP_DOWN_FACTOR = 2.0        # a limit shrinks at most to this multiple of the peak in one step
 SHORT_HISTORY_MARGIN = 0.30
 MIN_PEAKS_FOR_FIT = 4
+MIN_TREND_EFFECT = 0.02       # a trend must add at least 2% of the peak over the horizon
 THROTTLED_SHARE = 0.95        # p95 this close to the CPU limit: usage is capped by throttling
 TREND_AGREEMENT = 0.7         # share of pairwise slopes that must be positive to call it a trend
 EULER_GAMMA = 0.5772156649015329
@@ -76,7 +74,9 @@ def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float) -> tu
         need = peak * (1 + SHORT_HISTORY_MARGIN)
         return need, need, f"{peaks.size} daily peak(s) only: peak +{SHORT_HISTORY_MARGIN:.0%}"
     slope, agreement = theil_sen(index, peaks)
-    trending = slope > 0 and agreement >= TREND_AGREEMENT
+    # a trend counts when the pairs agree and it moves the size by more than MIN_TREND_EFFECT
+    trending = (slope > 0 and agreement >= TREND_AGREEMENT
+                and slope * horizon_days > MIN_TREND_EFFECT * peak)
     if not trending:
         slope = 0.0
     residual = peaks - slope * index
@@ -86,9 +86,11 @@ def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float) -> tu
     need = max(peak * (1 + MEMORY_PEAK_MARGIN), float(np.max(residual)) * (1 + MEMORY_PEAK_MARGIN) + slope * ahead)
     request = min(max(typical, 0.0), need)
     if trending:
-        why = f"rising {slope / 2**20:.0f}Mi/day (Theil-Sen, {agreement:.0%} of pairs agree) projected {horizon_days:g}d"
+        why = (f"daily peaks rising {slope / 2**20:.0f}Mi/day (Theil-Sen, {agreement:.0%} of pairs agree) "
+               f"projected {horizon_days:g}d ahead")
     else:
-        why = f"Gumbel fit of {peaks.size} daily peaks, peak +{MEMORY_PEAK_MARGIN:.0%}"
+        why = (f"1-in-{horizon_days:g}-days daily peak of a Gumbel fit to {peaks.size} daily peaks; "
+               f"limit >= peak +{MEMORY_PEAK_MARGIN:.0%}")
     return request, need, why
 
 
