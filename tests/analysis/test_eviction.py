@@ -439,3 +439,64 @@ def test_eviction_request_counts_init_containers_and_overhead_only_when_non_zero
     assert specs["big-init"]["qos_class"] == "Burstable"
     assert specs["be"]["memory_request_bytes"] == 0
     assert specs["be"]["qos_class"] == "BestEffort"
+
+
+# --- a second implementation: the Go comparators of helpers.go, ported one to one ------------
+
+def _cmp_bool(a: bool, b: bool) -> int:  # cmpBool: true before false
+    return 0 if a == b else (-1 if not b else 1)
+
+
+def _go_rank(pods: list[dict]) -> list[str]:
+    import functools
+
+    def exceed(p1, p2):
+        f1, f2 = p1["memory_usage_bytes"] is not None, p2["memory_usage_bytes"] is not None
+        if not f1 or not f2:
+            return _cmp_bool(not f1, not f2)
+        return _cmp_bool(p1["memory_usage_bytes"] > p1["memory_request_bytes"],
+                         p2["memory_usage_bytes"] > p2["memory_request_bytes"])
+
+    def priority(p1, p2):
+        return 0 if p1["priority"] == p2["priority"] else (1 if p1["priority"] > p2["priority"] else -1)
+
+    def memory(p1, p2):
+        f1, f2 = p1["memory_usage_bytes"] is not None, p2["memory_usage_bytes"] is not None
+        if not f1 or not f2:
+            return _cmp_bool(not f1, not f2)
+        d1 = p1["memory_usage_bytes"] - p1["memory_request_bytes"]
+        d2 = p2["memory_usage_bytes"] - p2["memory_request_bytes"]
+        return (d2 > d1) - (d2 < d1)  # p2Memory.Cmp(p1Memory)
+
+    def by_name(p1, p2):  # capplan's tie-break (Go's sort.Sort leaves ties unordered)
+        return (p1["pod"] > p2["pod"]) - (p1["pod"] < p2["pod"])
+
+    def ordered(p1, p2):
+        for cmp in (exceed, priority, memory, by_name):
+            result = cmp(p1, p2)
+            if result:
+                return result
+        return 0
+
+    return [p["pod"] for p in sorted(pods, key=functools.cmp_to_key(ordered))]
+
+
+def test_ranking_matches_the_go_comparators_on_random_pods() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pod_strategy = st.fixed_dictionaries({
+        "memory_usage_bytes": st.one_of(st.none(), st.integers(0, 2000)),
+        "memory_request_bytes": st.sampled_from([0, 100, 500, 1000]),
+        "priority": st.sampled_from([-10, 0, 1000, 2_000_001_000]),
+    })
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(pod_strategy, min_size=1, max_size=12))
+    def check(pods: list[dict]) -> None:
+        rows = [{"namespace": "ns", "pod": f"p{i:02d}", **p} for i, p in enumerate(pods)]
+        frame = pl.DataFrame(rows, schema={"namespace": pl.Utf8, "pod": pl.Utf8, "memory_usage_bytes": pl.Int64,
+                                           "memory_request_bytes": pl.Int64, "priority": pl.Int64})
+        assert rank_memory_pressure(frame)["pod"].to_list() == _go_rank(rows)
+
+    check()
