@@ -156,7 +156,11 @@ class PromClient:
                     delay *= 2
                     continue
                 after = f" after {attempt} attempts" if attempt > 1 else ""
-                raise SourceError(f"{self.display_url} answered HTTP {status}{after}: {cause or 'no error text'}") from None
+                error = SourceError(f"{self.display_url} answered HTTP {status}{after}: {cause or 'no error text'}")
+                error.status = status  # type: ignore[attr-defined]
+                raise error from None
+            except requests.exceptions.JSONDecodeError as exc:
+                raise BadInputError(f"malformed {what} response from {self.display_url}: not JSON ({_short(exc)})") from None
             except requests.exceptions.SSLError as exc:
                 raise SourceError(
                     f"TLS verification failed for {self.display_url}: {_short(exc)} (use --ca-file for a private CA)"
