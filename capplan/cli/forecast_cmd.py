@@ -1,18 +1,72 @@
-"""`capplan forecast` (not built yet: issue 6)."""
+"""`capplan forecast` (days until exhaustion) and `capplan rollout` (rollout headroom)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
+from capplan import render, store
+from capplan.analysis.forecast import (
+    DEFAULT_MIN_DAYS, DEFAULT_POOL_LABEL, forecast_note, forecast_report, table_view,
+)
+from capplan.analysis.rollout import REPORT_COLUMNS as ROLLOUT_TABLE_COLUMNS, rollout_note, rollout_report
 from capplan.cli import app
-from capplan.cli.common import not_built
+from capplan.cli.common import (
+    DbOption, FormatOption, NamespaceOption, OutputOption, WindowOption, check_format, handle_errors, window_option,
+)
+from capplan.quantity import parse_duration
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def forecast() -> None:
-    """Not built yet (issue 6)."""
-    not_built("forecast", 6)
+@app.command()
+@handle_errors
+def forecast(
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+    output: OutputOption = None,
+    window: WindowOption = "14d",
+    namespace: NamespaceOption = None,
+    horizon: Annotated[str, typer.Option(
+        "--horizon", help="How far ahead to look; a crossing later than this is `never`.")] = "90d",
+    min_days: Annotated[int, typer.Option(
+        "--min-days", help="Fewest days of history to project from (fewer: `too_short`).")] = DEFAULT_MIN_DAYS,
+    pool_label: Annotated[str, typer.Option(
+        "--pool-label", help="The node label that names a node's pool.")] = DEFAULT_POOL_LABEL,
+) -> None:
+    """Growth trend and days until exhaustion, per cluster, node pool and namespace, for cpu and
+    memory, on requests and on usage (daily p95)."""
+    check_format(fmt)
+    horizon_delta = parse_duration(horizon)
+    con = store.open_db(db, read_only=True)
+    try:
+        table = forecast_report(con, window_option(window), horizon=horizon_delta, namespaces=namespace,
+                                pool_label=pool_label, min_days=min_days)
+    finally:
+        con.close()
+    shown = table_view(table) if fmt == "table" else table
+    render.emit(shown, fmt, output, title="Forecast")
+    if fmt == "table" and not output:
+        typer.echo(forecast_note(table))
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def rollout() -> None:
-    """Not built yet (issue 6)."""
-    not_built("rollout", 6)
+@app.command()
+@handle_errors
+def rollout(
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+    output: OutputOption = None,
+    window: WindowOption = "14d",
+    namespace: NamespaceOption = None,
+) -> None:
+    """Rollout headroom per Deployment: can its rolling update (maxSurge extra pods) and a
+    blue-green rollout (all replicas again) be placed on the nodes' free allocatable now?"""
+    check_format(fmt)
+    con = store.open_db(db, read_only=True)
+    try:
+        table = rollout_report(con, window_option(window), namespace)
+    finally:
+        con.close()
+    shown = table.select(ROLLOUT_TABLE_COLUMNS) if fmt == "table" else table
+    render.emit(shown, fmt, output, title="Rollout headroom")
+    if fmt == "table" and not output:
+        typer.echo(rollout_note(table))
