@@ -83,7 +83,7 @@ def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float) -> tu
     ahead = index.max() + horizon_days
     # request: the 1-in-horizon-days daily peak of the (detrended) Gumbel fit, at the horizon's end
     typical = gumbel_quantile(residual, 1 - 1 / max(horizon_days, 1.0)) + slope * ahead
-    need = max(peak * (1 + MEMORY_PEAK_MARGIN), float(np.max(residual)) * (1 + MEMORY_PEAK_MARGIN) + slope * ahead)
+    need = max(peak, float(np.max(residual)) + slope * ahead) * (1 + MEMORY_PEAK_MARGIN)
     request = min(max(typical, 0.0), need)
     if trending:
         why = (f"daily peaks rising {slope / 2**20:.0f}Mi/day (Theil-Sen, {agreement:.0%} of pairs agree) "
