@@ -62,13 +62,13 @@ def db(tmp_path: Path) -> Path:
 class FaultProxy:
     """A local HTTP server in front of (or instead of) Prometheus.
 
-    mode: "forward" (optionally requiring `token`), "status" (always `status`), "garbage"
+    mode: "forward" (optionally requiring `token`; over TLS with `tls=(cert, key)`), "status" (always `status`), "garbage"
     (200 with a non-JSON body), "stall" (sleep `delay` before answering). `delay` also slows
     forwarding. `requests` counts requests per path.
     """
 
     def __init__(self, upstream: str | None = None, mode: str = "forward", token: str | None = None,
-                 status: int = 503, delay: float = 0.0) -> None:
+                 status: int = 503, delay: float = 0.0, tls: tuple[str, str] | None = None) -> None:
         self.upstream, self.mode, self.token, self.status, self.delay = upstream, mode, token, status, delay
         self.requests: dict[str, int] = {}
         self.auth_seen: list[str] = []
@@ -86,11 +86,19 @@ class FaultProxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
 
     def count(self, prefix: str = "/api/") -> int:
         with self.lock:

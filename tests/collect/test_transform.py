@@ -1,0 +1,125 @@
+"""Pure pieces of the collector on tiny hand-made inputs: interval compression, restarts,
+PromQL escaping, chunk and batch planning."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+import pytest
+
+from capplan.collect import transform as tf
+from capplan.collect.queries import (
+    MAX_POINTS_PER_SERIES,
+    METRICS_BY_KEY,
+    batch_namespaces,
+    from_epoch,
+    plan_chunks,
+    render,
+    split_range,
+)
+from capplan.promql import escape_label_value, label_matcher
+
+T0 = 1_790_000_100  # a multiple of 300
+
+
+def answer(labels: dict[str, str], points: list[tuple[int, str]]) -> dict:
+    return {"metric": labels, "values": [[t, v] for t, v in points]}
+
+
+def test_observations_become_intervals_broken_by_changes_and_gaps() -> None:
+    # requests 0.5 at t0..t0+600, 1.0 at t0+900 (an edit), gone at t0+1200, back (0.5) at t0+1800
+    results = [answer({"namespace": "a", "pod": "p", "container": "c", "resource": "cpu"},
+                      [(T0, "0.5"), (T0 + 300, "0.5"), (T0 + 600, "0.5"), (T0 + 900, "1"), (T0 + 1800, "0.5")])]
+    long = tf.to_frame(results, ["namespace", "pod", "container", "resource"])
+    empty = tf.to_frame([], ["namespace", "pod", "container", "resource"])
+    frame = tf.containers_frame(long, empty, empty, empty, tf.to_frame([], ["namespace", "pod", "container"]),
+                                tf.to_frame([], ["namespace", "pod", "container", "restart_policy"]), 300)
+    rows = frame.sort("valid_from").select("valid_from", "valid_to", "cpu_request_cores", "memory_request_bytes").rows()
+    assert rows == [
+        (from_epoch(T0), from_epoch(T0 + 600), 0.5, None),
+        (from_epoch(T0 + 900), from_epoch(T0 + 900), 1.0, None),
+        (from_epoch(T0 + 1800), from_epoch(T0 + 1800), 0.5, None),
+    ]
+    assert not frame["init_container"].any()
+
+
+def test_restarts_are_rises_of_the_counter_after_the_baseline() -> None:
+    keys = {"namespace": "a", "pod": "p", "container": "c"}
+    totals = tf.to_frame([answer(keys, [(T0, "2"), (T0 + 300, "3"), (T0 + 600, "3"), (T0 + 900, "5")])],
+                         ["namespace", "pod", "container"])
+    reasons = tf.to_frame([answer({**keys, "reason": "OOMKilled"}, [(T0 + 300, "1"), (T0 + 600, "1"), (T0 + 900, "1")])],
+                          ["namespace", "pod", "container", "reason"])
+    # T0 is the baseline point (the step before the chunk): 2 restarts happened before, unknown when
+    got = tf.restarts_frame(totals, reasons, after=from_epoch(T0))
+    assert got.select("ts", "restarts_total", "reason").rows() == [
+        (from_epoch(T0 + 300), 3, "OOMKilled"), (from_epoch(T0 + 900), 5, "OOMKilled")]
+
+
+def test_usage_rows_join_cpu_and_memory_and_take_nodes_from_pods() -> None:
+    labels = {"namespace": "a", "pod": "p", "container": "c"}  # a scrape config without `node`
+    cpu = tf.to_frame([answer(labels, [(T0, "0.25"), (T0 + 60, "0.5")])], ["namespace", "pod", "container", "node"])
+    mem = tf.to_frame([answer(labels, [(T0 + 60, "1048576"), (T0 + 120, "2097152")])],
+                      ["namespace", "pod", "container", "node"])
+    pods = pl.DataFrame({"namespace": ["a"], "pod": ["p"], "node": ["n7"]})
+    usage = tf.fill_usage_nodes(tf.usage_frame(cpu, mem), pods).sort("ts")
+    assert usage.select("node", "cpu_cores", "memory_bytes").rows() == [
+        ("n7", 0.25, None), ("n7", 0.5, 1048576), ("n7", None, 2097152)]
+
+
+def test_node_labels_map_back_well_known_names_and_taints_are_json() -> None:
+    labels = [answer({"node": "n1", "label_node_kubernetes_io_instance_type": "m5.large", "label_team_x": "a"},
+                     [(T0, "1")])]
+    cap = tf.to_frame([answer({"node": "n1", "resource": "cpu"}, [(T0, "4")]),
+                       answer({"node": "n1", "resource": "memory"}, [(T0, "17179869184")])], ["node", "resource"])
+    taints = tf.to_frame([answer({"node": "n1", "key": "k", "value": "v", "effect": "NoSchedule"}, [(T0, "1")])],
+                         ["node", "key", "value", "effect"], {"value": "taint_value"})
+    nodes = tf.nodes_frame(cap, cap.clear(), labels, taints, 300)
+    row = nodes.row(0, named=True)
+    assert row["cpu_capacity_cores"] == 4.0 and row["memory_capacity_bytes"] == 16 * 2**30
+    assert row["labels"] == '{"node.kubernetes.io/instance-type": "m5.large", "team_x": "a"}'
+    assert row["taints"] == '[{"key": "k", "value": "v", "effect": "NoSchedule"}]'
+
+
+def test_deployments_without_max_surge_are_recreate() -> None:
+    replicas = tf.to_frame([answer({"namespace": "a", "deployment": "x"}, [(T0, "3")]),
+                            answer({"namespace": "a", "deployment": "y"}, [(T0, "2")])], ["namespace", "deployment"])
+    surge = tf.to_frame([answer({"namespace": "a", "deployment": "x"}, [(T0, "1")])], ["namespace", "deployment"])
+    got = tf.workloads_frame(replicas, surge, 300).sort("name").select("name", "replicas", "strategy", "max_surge_pods")
+    assert got.rows() == [("x", 3, "RollingUpdate", 1), ("y", 2, "Recreate", None)]
+    unknown = tf.workloads_frame(replicas, None, 300)  # the metric is absent: strategy unknown
+    assert unknown["strategy"].null_count() == 2
+
+
+def test_malformed_points_are_bad_input() -> None:
+    from capplan.errors import BadInputError
+
+    with pytest.raises(BadInputError):
+        tf.to_frame([{"metric": {"namespace": "a"}, "values": [["not-a-time", "1"]]}], ["namespace"])
+
+
+def test_label_values_are_escaped_in_promql() -> None:
+    assert escape_label_value('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+    assert label_matcher("namespace", ["web"]) == 'namespace="web"'
+    # several values: a regex of literal alternatives, metacharacters quoted, then string-escaped
+    assert label_matcher("namespace", ["a.b", 'x"y']) == 'namespace=~"a\\\\.b|x\\"y"'
+    query = render(METRICS_BY_KEY["kube_pod_info"], ['evil"} or vector(1) #'], 299_999)
+    assert 'namespace="evil\\"} or vector(1) #"' in query
+
+
+def test_chunks_cover_the_window_without_overlap_and_respect_11000_points() -> None:
+    start, end = from_epoch(T0), from_epoch(T0 + 14 * 86400)
+    chunks = plan_chunks(start, end, 30, 50_000)
+    assert chunks[0].start == start and chunks[-1].end == end
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.start - a.end == timedelta(seconds=30)
+    assert max((c.end - c.start).total_seconds() / 30 + 1 for c in chunks) <= MAX_POINTS_PER_SERIES
+    halves = split_range(start, start + timedelta(seconds=300 * 9), 300)  # 10 points -> 5 + 5
+    assert halves == [(start, start + timedelta(seconds=1200)), (start + timedelta(seconds=1500), start + timedelta(seconds=2700))]
+    assert split_range(start, start, 300) == []
+
+
+def test_namespaces_are_batched_under_the_series_budget() -> None:
+    batches = batch_namespaces({"a": 60, "b": 50, "c": 30, "d": 20, "big": 500}, 100)
+    assert sorted(map(sorted, batches)) == [["a", "c"], ["b", "d"], ["big"]]
+    assert all(sum({"a": 60, "b": 50, "c": 30, "d": 20, "big": 500}[n] for n in b) <= 100 or len(b) == 1 for b in batches)
