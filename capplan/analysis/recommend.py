@@ -160,6 +160,7 @@ def krr_severity(current: float | None, recommended: float | None, resource: str
         steps = (500, 250, 100)
     else:
         steps = (0.5, 0.25, 0.1)
+    diff += 1e-9  # 1.0 - 0.9 is 0.0999...: float noise must not cross a threshold
     if diff >= steps[0]:
         return "critical"
     if diff >= steps[1]:

@@ -92,7 +92,7 @@ def ceil_millicores(cores: float | None) -> float | None:
     """Round CPU up to whole millicores (VPA's round-cpu-millicores default of 1)."""
     if cores is None or not math.isfinite(cores):
         return None
-    return math.ceil(round(cores * 1000.0, 6)) / 1000.0
+    return math.ceil(round(cores * 1000.0, 3)) / 1000.0  # float32 storage noise is not a millicore
 
 
 def ceil_bytes(value: float | None) -> float | None:
