@@ -17,47 +17,7 @@ from capplan.analysis.nodes import (
     tiered_reservation, CPU_RESERVE_TIERS, MEMORY_RESERVE_TIERS,
 )
 from capplan.errors import NoDataError
-from tests.analysis.cluster_builder import GiB, MiB, build_store, ctr, node, pod, usage_rows
-
-FIVE = [1.0, 2.0, 3.0, 4.0, 5.0]
-
-
-def hand_cluster() -> tuple[list, list, list, list]:
-    """Three nodes:
-    node-a 4 cores / 16Gi, allocatable 3.9 / 14Gi (memory reservation 2Gi: below the guideline)
-      web/p1: 1 core (limit 2), 2Gi (limit 4Gi); web/p2: 0.5 core, 1Gi, no limits
-    node-b 4 cores / 16Gi, allocatable 3.9 / 13Gi (reservation 0.1 core, 3Gi: meets the guideline)
-      data/p3: app 2/2 cores 4Gi/4Gi + sidecar 0.5/0.5, 512Mi/512Mi; monitoring/ds-b (DaemonSet) 0.1, 128Mi
-    node-c 2 cores / 8Gi, allocatable == capacity (nothing reserved)
-      monitoring/ds-c (DaemonSet) 0.1, 128Mi; web/done (Succeeded: not counted)
-    web/p4 is Pending without a node.
-    """
-    nodes = [
-        node("node-a", 4.0, 16 * GiB, 3.9, 14 * GiB),
-        node("node-b", 4.0, 16 * GiB, 3.9, 13 * GiB),
-        node("node-c", 2.0, 8 * GiB),
-    ]
-    pods = [
-        pod("web", "p1", "node-a", "ReplicaSet"), pod("web", "p2", "node-a", "ReplicaSet"),
-        pod("data", "p3", "node-b", "StatefulSet"),
-        pod("monitoring", "ds-b", "node-b", "DaemonSet"), pod("monitoring", "ds-c", "node-c", "DaemonSet"),
-        pod("web", "done", "node-c", "Job", phase="Succeeded"), pod("web", "p4", None, "ReplicaSet", phase="Pending"),
-    ]
-    containers = [
-        ctr("web", "p1", "app", 1.0, 2.0, 2 * GiB, 4 * GiB),
-        ctr("web", "p2", "app", 0.5, None, 1 * GiB, None),
-        ctr("data", "p3", "db", 2.0, 2.0, 4 * GiB, 4 * GiB),
-        ctr("data", "p3", "proxy", 0.5, 0.5, 512 * MiB, 512 * MiB, sidecar=True, order=0),
-        ctr("monitoring", "ds-b", "exporter", 0.1, 0.1, 128 * MiB, 128 * MiB),
-        ctr("monitoring", "ds-c", "exporter", 0.1, 0.1, 128 * MiB, 128 * MiB),
-        ctr("web", "done", "job", 3.0, None, 3 * GiB, None),
-        ctr("web", "p4", "app", 0.25, None, 256 * MiB, None),
-    ]
-    # node-a's containers sum to 1..5 cores and 1..5 GiB over five samples; ds-b uses 0.05 / 100Mi
-    usage = (usage_rows("web", "p1", "app", "node-a", [v / 2 for v in FIVE], [v * GiB / 2 for v in FIVE])
-             + usage_rows("web", "p2", "app", "node-a", [v / 2 for v in FIVE], [v * GiB / 2 for v in FIVE])
-             + usage_rows("monitoring", "ds-b", "exporter", "node-b", [0.05] * 5, [100 * MiB] * 5))
-    return nodes, pods, containers, usage
+from tests.analysis.cluster_builder import GiB, MiB, build_store, hand_cluster, node
 
 
 @pytest.fixture(scope="module")
