@@ -1,12 +1,13 @@
 -- Judge sizing plans on the samples of (test_start, test_end]: per policy,
 --   cpu_slack = 1 - sum(used) / sum(request), cpu_short = sum(max(0, used - request)) / sum(used),
 --   mem_slack = 1 - sum(memory used) / sum(memory limit), over samples whose plan has a limit,
---   oom_container_days = share of container-days (24h from test_start) with usage > limit once.
+--   oom_container_days = share of container-days (24h periods after test_start) with usage > limit once.
 -- Needs the registered relation _bt_plan(policy, series_id, cpu_request_cores, memory_limit_bytes).
 -- Params: $test_start, $test_end TIMESTAMP.
 WITH judged AS (
     SELECT p.policy, u.series_id,
-           CAST(floor(epoch(u.ts - $test_start) / 86400) AS INTEGER) AS day,
+           -- day 0 is (test_start, test_start + 24h], like the window itself
+           CAST(ceil(epoch(u.ts - $test_start) / 86400) AS INTEGER) - 1 AS day,
            u.cpu_cores, coalesce(p.cpu_request_cores, 0) AS cpu_request_cores,
            u.memory_bytes, p.memory_limit_bytes
     FROM usage_samples AS u

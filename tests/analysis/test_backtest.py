@@ -1,0 +1,132 @@
+"""Backtest metrics by hand on a tiny history, and on a slice of the real Bitbrains month."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from capplan import store
+from capplan.analysis.backtest import backtest
+from capplan.bitbrains import bitbrains_frame, write_long_format
+from capplan.errors import NoDataError, UsageError
+from capplan.importer import import_long_format
+from tests.analysis.recommend_data import MI, TinyCluster
+
+BITBRAINS = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata" / "bitbrains_rnd_2013-07.parquet"
+
+
+@pytest.fixture(scope="module")
+def tiny_db(tmp_path_factory):
+    """3 days at 10-minute steps (samples k = 0..432). Train (first 2 days, k <= 288): 0.25 cores,
+    100Mi. Test (k = 289..432, 144 samples): 0.5 cores on odd k, 0.125 on even; 120Mi, 150Mi at k = 300.
+    Current spec: request 1 core, memory limit 200Mi."""
+    k = np.arange(433)
+    cpu = np.where(k <= 288, 0.25, np.where(k % 2 == 1, 0.5, 0.125))
+    mem = np.where(k <= 288, 100 * MI, 120 * MI).astype(float)
+    mem[300] = 150 * MI
+    c = TinyCluster(step=timedelta(minutes=10)).pod("ns", "p", cpu, mem, request=(1.0, None, 200 * MI, 200 * MI))
+    return c.write(tmp_path_factory.mktemp("bt") / "tiny.duckdb")
+
+
+def test_metrics_by_hand(tiny_db):
+    con = store.open_db(tiny_db, read_only=True)
+    try:
+        table = backtest(con, ["simple", "max-target"], timedelta(days=2), timedelta(days=1))
+    finally:
+        con.close()
+    rows = {r["policy"]: r for r in table.iter_rows(named=True)}
+    assert list(rows) == ["current", "simple", "max-target", "hindsight"]
+    used = 72 * 0.5 + 72 * 0.125            # 45 core-samples
+    mem_used = (143 * 120 + 150) * MI       # 17310Mi
+    cur = rows["current"]
+    assert cur["cpu_slack"] == pytest.approx(1 - used / 144)           # 0.6875
+    assert cur["cpu_short"] == pytest.approx(0.0)
+    assert cur["mem_slack"] == pytest.approx(1 - mem_used / (144 * 200 * MI))
+    assert cur["oom_container_days"] == 0 and cur["container_days"] == 1
+    simple = rows["simple"]                # request 0.25 (train p95), limit ceil(100Mi x 1.15)
+    assert simple["cpu_slack"] == pytest.approx(1 - used / (144 * 0.25))  # -0.25: over-committed
+    assert simple["cpu_short"] == pytest.approx(72 * 0.25 / used)        # 0.4
+    assert simple["mem_slack"] == pytest.approx(1 - mem_used / (144 * np.ceil(100 * MI * 1.15)))
+    assert simple["oom_container_days"] == 1.0
+    mt = rows["max-target"]                # 100Mi / 0.7 = 142.9Mi < the 150Mi sample
+    assert mt["oom_container_days"] == 1.0
+    assert mt["cpu_short"] == pytest.approx(72 * (0.5 - np.ceil(0.25 / 0.7 * 1000) / 1000) / used)
+    hind = rows["hindsight"]               # p95 of the test = 0.5, limit = test peak 150Mi
+    assert hind["cpu_slack"] == pytest.approx(1 - used / 72)             # 0.375
+    assert hind["cpu_short"] == pytest.approx(0.0)
+    assert hind["mem_slack"] == pytest.approx(1 - mem_used / (144 * 150 * MI))
+    assert hind["oom_container_days"] == 0
+
+
+def test_windows_longer_than_the_history(tiny_db):
+    con = store.open_db(tiny_db, read_only=True)
+    try:
+        with pytest.raises(UsageError):
+            backtest(con, "all", timedelta(days=2), timedelta(days=5))
+        with pytest.raises(NoDataError):
+            backtest(con, "all", timedelta(days=4), timedelta(days=1))
+        with pytest.raises(UsageError):
+            backtest(con, ["nope"], timedelta(days=1), timedelta(days=1))
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def bitbrains_slice(tmp_path_factory):
+    if not BITBRAINS.exists():
+        pytest.skip(f"Bitbrains trace not found at {BITBRAINS}")
+    folder = tmp_path_factory.mktemp("bb")
+    out = folder / "bb.parquet"
+    write_long_format(BITBRAINS, out, vms=25)
+    db = folder / "bb.duckdb"
+    import_long_format(out, db)
+    return db
+
+
+def test_bitbrains_conversion_drops_switched_off_rows_and_merges_duplicates():
+    if not BITBRAINS.exists():
+        pytest.skip(f"Bitbrains trace not found at {BITBRAINS}")
+    frame = bitbrains_frame(BITBRAINS, vms=25)
+    raw = duckdb.sql(f"SELECT count(DISTINCT (vm, ts)) FILTER (WHERE cpu_capacity_mhz > 0), count(DISTINCT vm) "
+                     f"FROM read_parquet('{BITBRAINS}') WHERE vm <= 25").fetchone()
+    assert frame.height == raw[0]
+    assert frame["pod"].n_unique() == raw[1]
+    assert frame.select(pl.struct("pod", "timestamp").is_unique().all()).item()
+    assert frame["cpu_request_cores"].min() >= 1 and frame["memory_limit_bytes"].min() > 0
+
+
+def test_backtest_on_a_bitbrains_slice(bitbrains_slice):
+    con = store.open_db(bitbrains_slice, read_only=True)
+    try:
+        table = backtest(con, "all", timedelta(days=21), timedelta(days=7))
+        oldest = store.sample_range(con)[0]
+    finally:
+        con.close()
+    rows = {r["policy"]: r for r in table.iter_rows(named=True)}
+    assert list(rows) == ["current", "simple", "vpa", "max-target", "auto", "hindsight"]
+    # the current and hindsight rows, computed straight from the raw trace
+    lo, hi = oldest + timedelta(days=21), oldest + timedelta(days=28)
+    expect = duckdb.execute(f"""
+        WITH raw AS (
+            SELECT vm, ts, avg(cpu_usage_mhz / (cpu_capacity_mhz / cpu_cores)) AS used, max(mem_usage_kb * 1024) AS mem
+            FROM read_parquet('{BITBRAINS}') WHERE vm <= 25 AND cpu_capacity_mhz > 0 GROUP BY vm, ts),
+        cap AS (SELECT vm, mode(cpu_cores) AS cores FROM read_parquet('{BITBRAINS}')
+                WHERE vm <= 25 AND cpu_capacity_mhz > 0 GROUP BY vm),
+        test AS (SELECT * FROM raw WHERE ts > $lo AND ts <= $hi),
+        -- capplan rounds a CPU request up to whole millicores
+        hind AS (SELECT vm, ceil(quantile_cont(used, 0.95) * 1000) / 1000 AS req, max(mem) AS lim FROM test GROUP BY vm)
+        SELECT 1 - sum(used) / sum(cores), 1 - sum(used) / sum(req), sum(greatest(0, used - req)) / sum(used),
+               1 - sum(mem) / sum(lim)
+        FROM test JOIN cap USING (vm) JOIN hind USING (vm)""", {"lo": lo, "hi": hi}).fetchone()
+    assert rows["current"]["cpu_slack"] == pytest.approx(expect[0], abs=1e-4)
+    assert rows["hindsight"]["cpu_slack"] == pytest.approx(expect[1], abs=1e-3)
+    assert rows["hindsight"]["cpu_short"] == pytest.approx(expect[2], abs=1e-3)
+    assert rows["hindsight"]["mem_slack"] == pytest.approx(expect[3], abs=1e-4)
+    assert rows["hindsight"]["oom_container_days"] == 0
+    for r in rows.values():
+        assert -1 < r["cpu_slack"] < 1 and 0 <= r["oom_container_days"] <= 1
