@@ -1,0 +1,86 @@
+"""`capplan recommend` and `capplan backtest` on the command line: columns, formats, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from capplan.cli import app
+
+RECOMMEND_COLUMNS = (
+    "namespace,owner_kind,owner_name,container,pods,cpu_request_current,cpu_request_recommended,"
+    "cpu_limit_current,cpu_limit_recommended,memory_request_current,memory_request_recommended,"
+    "memory_limit_current,memory_limit_recommended,severity,reason"
+).split(",")
+
+
+def _csv(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.mark.parametrize("strategy", ["auto", "simple", "vpa", "max-target"])
+def test_recommend_csv_has_the_contract_columns(runner, sample_db_readonly: Path, strategy: str) -> None:
+    result = runner.invoke(app, ["recommend", "--db", str(sample_db_readonly), "--strategy", strategy, "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0].split(",")
+    assert header[: len(RECOMMEND_COLUMNS)] == RECOMMEND_COLUMNS
+    rows = _csv(result.stdout)
+    assert rows and all(r["reason"] for r in rows)
+    for r in rows:
+        for col in ("memory_request_current", "memory_request_recommended", "memory_limit_current",
+                    "memory_limit_recommended"):
+            assert r[col] == "" or r[col].isdigit()  # integer bytes, unset = empty cell
+    # session-cache has no memory limit today: an empty cell, not "None" or "nan"
+    cache = next(r for r in rows if r["owner_name"] == "session-cache")
+    assert cache["memory_limit_current"] == ""
+
+
+def test_recommend_options_reach_the_library(runner, sample_db_readonly: Path) -> None:
+    base = ["recommend", "--db", str(sample_db_readonly), "--format", "json", "-n", "web"]
+    kept = json.loads(runner.invoke(app, base + ["--strategy", "simple"]).stdout)
+    moved = json.loads(runner.invoke(app, base + ["--strategy", "simple", "--allow-hpa", "--cpu-cost", "0.05",
+                                                  "--memory-cost", "0.01"]).stdout)
+    assert {r["namespace"] for r in kept} == {"web"}
+    api_kept = next(r for r in kept if r["owner_name"] == "api")
+    api_moved = next(r for r in moved if r["owner_name"] == "api")
+    assert api_kept["cpu_request_recommended"] == api_kept["cpu_request_current"]
+    assert api_moved["cpu_request_recommended"] != api_moved["cpu_request_current"]
+    assert api_kept["savings_per_hour"] is None and api_moved["savings_per_hour"] is not None
+    none = json.loads(runner.invoke(app, base + ["--min-history", "30d"]).stdout)
+    assert all(r["severity"] == "unknown" and r["memory_limit_recommended"] is None for r in none)
+
+
+def test_recommend_table_output(runner, sample_db_readonly: Path) -> None:
+    result = runner.invoke(app, ["recommend", "--db", str(sample_db_readonly), "-n", "web"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    assert "web/Deployment/legacy-admin" in result.stdout and "2 -> 6m" in result.stdout
+
+
+def test_recommend_exit_codes(runner, sample_db_readonly: Path, tmp_path: Path) -> None:
+    db = ["--db", str(sample_db_readonly)]
+    assert runner.invoke(app, ["recommend", *db, "--strategy", "krr"]).exit_code == 2
+    assert runner.invoke(app, ["recommend", *db, "--cpu-percentile", "120"]).exit_code == 2
+    assert runner.invoke(app, ["recommend", *db, "--format", "xml"]).exit_code == 2
+    bad = runner.invoke(app, ["recommend", *db, "--min-history", "soon"])
+    assert bad.exit_code == 4 and "soon" in bad.stderr
+    assert runner.invoke(app, ["recommend", "--db", str(tmp_path / "none.duckdb")]).exit_code == 6
+    assert runner.invoke(app, ["recommend", *db, "-n", "no-such-namespace"]).exit_code == 6
+
+
+def test_backtest_command(runner, sample_db_readonly: Path) -> None:
+    db = ["--db", str(sample_db_readonly)]
+    result = runner.invoke(app, ["backtest", *db, "--train", "10d", "--test", "3d", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = _csv(result.stdout)
+    assert [r["policy"] for r in rows] == ["current", "simple", "vpa", "max-target", "auto", "hindsight"]
+    assert {"cpu_slack", "cpu_short", "mem_slack", "oom_container_days"} <= set(rows[0])
+    one = runner.invoke(app, ["backtest", *db, "--strategy", "simple", "--train", "10d", "--test", "3d", "-f", "json"])
+    assert [r["policy"] for r in json.loads(one.stdout)] == ["current", "simple", "hindsight"]
+    too_long = runner.invoke(app, ["backtest", *db, "--train", "21d", "--test", "7d"])
+    assert too_long.exit_code == 6 and "history" in too_long.stderr
+    assert runner.invoke(app, ["backtest", *db, "--train", "10d", "--test", "10d"]).exit_code == 2
+    assert runner.invoke(app, ["backtest", *db, "--strategy", "nope"]).exit_code == 2
