@@ -228,6 +228,12 @@ def nodes_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta(d
     return out
 
 
+def _round_finite(value: float | None, digits: int) -> float | None:
+    if value is None or not math.isfinite(value):
+        return value
+    return round(float(value), digits)
+
+
 def cluster_summary(node_table: pl.DataFrame) -> pl.DataFrame:
     """Cluster totals from the per-node table, one row per resource (cpu, memory, pods).
     Limits are unbounded (inf) when any node's are; usage_p95_sum is the sum of the nodes' p95."""
@@ -245,6 +251,9 @@ def cluster_summary(node_table: pl.DataFrame) -> pl.DataFrame:
             limits = float(node_table[f"{resource}_limits_{unit}"].sum())
             usage_col = node_table[f"{resource}_usage_p95_{unit}"]
             usage = float(usage_col.sum()) if usage_col.null_count() < node_table.height else None
+        # cpu sums of millicore values to the nanocore, memory and pods to whole units: no float noise
+        capacity, allocatable, requests, limits, usage = (
+            _round_finite(v, 9 if resource == "cpu" else 0) for v in (capacity, allocatable, requests, limits, usage))
         rows.append({
             "resource": resource, "unit": unit, "nodes": node_table.height,
             "capacity": float(capacity) if capacity is not None else None, "allocatable": allocatable,

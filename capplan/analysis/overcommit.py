@@ -20,7 +20,7 @@ import polars as pl
 
 from capplan import store
 from capplan.analysis.nodes import (
-    HARD_EVICTION_BYTES, load_node_inputs, load_node_series, node_overcommit, parse_taints, snapshot_window,
+    HARD_EVICTION_BYTES, cluster_summary, load_node_inputs, load_node_series, node_overcommit, parse_taints, snapshot_window,
 )
 from capplan.analysis.pods import CURRENT_TOLERANCE, load_current_containers, load_current_nodes, pod_resources
 from capplan.errors import NoDataError, UsageError
@@ -33,6 +33,7 @@ RESOURCES = ("cpu", "memory", "pods")
 # Filter only looks at these two (kubernetes/kubernetes pkg/scheduler/framework/plugins/
 # tainttoleration/taint_toleration.go, `Filter`); PreferNoSchedule only scores.
 BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 FULL_DAY_SHARE = 0.5  # a day with fewer samples than half the node's fullest day is a partial day
 MIN_FIT_DAYS = 3
 
@@ -269,11 +270,13 @@ def n_minus_1(state: pl.DataFrame, pods: pl.DataFrame) -> pl.DataFrame:
         largest = s.sort([alloc_col, "node"], descending=[True, False]).row(0, named=True)
         after = allocatable - float(largest[alloc_col])
         need = requests - float(largest[ds_col])
+        digits = 9 if resource == "cpu" else 0  # sums of millicores / bytes: no float noise
+        allocatable, requests, after, need = (round(v, digits) for v in (allocatable, requests, after, need))
         rows.append({
             "resource": resource, "unit": unit, "allocatable": allocatable, "requests": requests,
             "largest_node": largest["node"], "largest_allocatable": float(largest[alloc_col]),
             "allocatable_without_largest": after, "requests_to_hold": need,
-            "holds": need <= after + 1e-9, "spare_after": after - need,
+            "holds": need <= after, "spare_after": round(after - need, digits),
             "request_ratio_after": need / after if after > 0 else None,
         })
     return pl.DataFrame(rows, schema={
@@ -331,6 +334,17 @@ def node_loss(state: pl.DataFrame, pods: pl.DataFrame) -> pl.DataFrame:
     })
 
 
+def cluster_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta(days=14)) -> pl.DataFrame:
+    """`capplan cluster`: cluster totals per resource (cluster_summary) with the N-1 check."""
+    inputs = load_node_inputs(con, window)
+    summary = cluster_summary(node_overcommit(inputs.nodes, inputs.pods, inputs.usage))
+    n1 = n_minus_1(node_state(inputs.nodes, inputs.pods), inputs.pods).select(
+        "resource", "largest_node", "allocatable_without_largest", "requests_to_hold",
+        pl.col("holds").alias("n1_holds"), pl.col("spare_after").alias("n1_spare"),
+    )
+    return summary.join(n1, on="resource", how="left", maintain_order="left")
+
+
 # --- imbalance ----------------------------------------------------------------------------
 
 def imbalance(state: pl.DataFrame, low: float = 20.0, high: float = 50.0) -> pl.DataFrame:
@@ -351,11 +365,17 @@ def imbalance(state: pl.DataFrame, low: float = 20.0, high: float = 50.0) -> pl.
         pct("pods", "pods_allocatable").alias("pods_pct"),
     )
     cols = ["cpu_request_pct", "memory_request_pct", "pods_pct"]
-    under = pl.all_horizontal([pl.col(c).fill_null(0.0) <= low for c in cols])
+    # an unschedulable (cordoned) node is never `under` (lownodeutilization.go Balance); the
+    # store knows cordoning by the taint the node controller adds for it
+    cordoned = pl.Series([any(t.get("key") == UNSCHEDULABLE_TAINT for t in parse_taints(x))
+                          for x in state["taints"].to_list()], dtype=pl.Boolean) if "taints" in state.columns \
+        else pl.Series([False] * state.height, dtype=pl.Boolean)
+    out = out.with_columns(cordoned.alias("cordoned"))
+    under = pl.all_horizontal([pl.col(c).fill_null(0.0) <= low for c in cols]) & ~pl.col("cordoned")
     over = pl.any_horizontal([pl.col(c).fill_null(0.0) > high for c in cols])
     return out.with_columns(
         pl.when(under).then(pl.lit("under")).when(over).then(pl.lit("over")).otherwise(pl.lit("ok")).alias("utilization_class")
-    )
+    ).drop("cordoned")
 
 
 def imbalance_note(table: pl.DataFrame, low: float, high: float) -> str:
@@ -510,8 +530,11 @@ def namespace_table(pods: pl.DataFrame, usage: pl.DataFrame | None = None,
         pl.col("cpu_unlimited_containers").sum().cast(pl.Int64).alias("cpu_unlimited_containers"),
         pl.col("memory_unlimited_containers").sum().cast(pl.Int64).alias("memory_unlimited_containers"),
     )
-    # namespaces with usage in the window but no pod alive at its end still show
-    names = pl.concat([agg.select("namespace"), usage.select("namespace")]).unique()
+    # namespaces with usage in the window or a quota but no pod alive at its end still show
+    names = [agg.select("namespace"), usage.select("namespace")]
+    if quotas is not None and not quotas.is_empty():
+        names.append(quotas.select("namespace"))
+    names = pl.concat(names).unique()
     out = names.join(agg, on="namespace", how="left").join(usage, on="namespace", how="left").with_columns(
         pl.col("pods", "cpu_unlimited_containers", "memory_unlimited_containers").fill_null(0),
         pl.col("cpu_requests_cores", "cpu_limits_set_cores", "memory_requests_bytes", "memory_limits_set_bytes").fill_null(0.0),

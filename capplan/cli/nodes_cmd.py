@@ -1,4 +1,4 @@
-"""`capplan nodes`, `capplan namespaces`, `capplan fit`."""
+"""`capplan nodes`, `capplan namespaces`, `capplan fit`, `capplan cluster`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from capplan import render, store
-from capplan.analysis.overcommit import fit_report, fit_summary, namespaces_report, nodes_overview, parse_toleration
+from capplan.analysis.overcommit import cluster_report, fit_report, fit_summary, namespaces_report, nodes_overview, parse_toleration
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption, FormatOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format, handle_errors,
@@ -117,3 +117,22 @@ def fit(
     render.emit(_for_table(table, TABLE_FIT_COLUMNS, fmt), fmt, output, title="Fit")
     if replicas is not None:
         typer.echo(fit_summary(table, replicas), err=True)
+
+
+@app.command()
+@handle_errors
+def cluster(
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+    output: OutputOption = None,
+    window: WindowOption = "14d",
+) -> None:
+    """Cluster totals per resource (cpu in cores, memory in bytes, pods) and whether the cluster
+    still holds all requests after losing its largest node (N-1)."""
+    check_format(fmt)
+    con = store.open_db(db, read_only=True)
+    try:
+        table = cluster_report(con, window_option(window))
+    finally:
+        con.close()
+    render.emit(table, fmt, output, title="Cluster")

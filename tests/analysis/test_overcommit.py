@@ -329,3 +329,37 @@ def test_sample_fit_matches_brute_force_and_report_sections(sample_db_readonly: 
     pressure = sections["memory_pressure"].frame
     assert pressure["node"][0] == "node-8" and pressure["breach_points"][0] > 0
     assert "node-5" in sections["imbalance"].frame.filter(pl.col("utilization_class") == "under")["node"].to_list()
+
+
+def test_a_cordoned_node_is_never_under() -> None:
+    cordon = [{"key": "node.kubernetes.io/unschedulable", "value": "", "effect": "NoSchedule"}]
+    state = state_frame([("idle", 10.0, 100 * GiB, 100, 0.0, 0.0, 0, None),
+                         ("cordoned", 10.0, 100 * GiB, 100, 0.0, 0.0, 0, cordon)])
+    assert dict(zip(*imbalance(state, 20, 50).select("node", "utilization_class"))) == {"idle": "under", "cordoned": "ok"}
+
+
+def test_quota_only_namespace_shows() -> None:
+    from capplan.analysis.overcommit import namespace_table
+    from capplan.analysis.pods import POD_RESOURCE_SCHEMA
+
+    pods = pl.DataFrame(schema={**POD_RESOURCE_SCHEMA, "namespace": pl.Utf8})
+    quotas = pl.DataFrame({"namespace": ["empty"], "quota": ["q"], "resource": ["pods"], "hard": [5.0]})
+    r = namespace_table(pods, None, quotas).row(0, named=True)
+    assert (r["namespace"], r["pods"], r["quota_pods"], r["quota_pods_used_ratio"]) == ("empty", 0, 5.0, 0.0)
+
+
+def test_cluster_report_has_totals_and_n_minus_1(hand_db: Path) -> None:
+    from capplan.analysis.overcommit import cluster_report
+
+    con = store.open_db(hand_db, read_only=True)
+    try:
+        r = {x["resource"]: x for x in cluster_report(con).iter_rows(named=True)}
+    finally:
+        con.close()
+    # hand cluster: cpu allocatable 3.9 + 3.9 + 2 = 9.8, requests 4.2; node-a and node-b tie at 3.9 -> node-a;
+    # without it 5.9 holds 4.2 (node-a runs no DaemonSet pod): 1.7 spare
+    assert (r["cpu"]["allocatable"], r["cpu"]["requests"]) == (9.8, 4.2)
+    assert r["cpu"]["largest_node"] == "node-a" and r["cpu"]["n1_holds"] and r["cpu"]["n1_spare"] == pytest.approx(1.7)
+    # memory: 35Gi allocatable, without node-a (14Gi) 21Gi for 7.5Gi + 256Mi
+    assert r["memory"]["allocatable_without_largest"] == 21 * GiB and r["memory"]["n1_holds"]
+    assert r["pods"]["requests"] == 5

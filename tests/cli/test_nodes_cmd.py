@@ -121,3 +121,11 @@ def test_table_output_on_the_sample(runner, sample_db_readonly: Path, tmp_path: 
         result = runner.invoke(app, [*args, "--db", str(sample_db_readonly), "-o", str(out)])
         assert result.exit_code == 0, (args, result.stderr)
         assert word in out.read_text()
+
+
+def test_cluster_csv(runner, hand_db: Path) -> None:
+    result = runner.invoke(app, ["cluster", "--db", str(hand_db), "-f", "csv"])
+    assert result.exit_code == 0, result.stderr
+    got = {r["resource"]: r for r in rows(result.stdout)}
+    assert list(got) == ["cpu", "memory", "pods"]
+    assert got["cpu"]["requests"] == "4.2" and got["cpu"]["limits"] == "inf" and got["cpu"]["n1_holds"] == "true"
