@@ -55,7 +55,9 @@ def window_option(text: str) -> timedelta:
 
 def fail(err: CapplanError) -> None:
     """Print one line for a CapplanError and exit with its code."""
-    typer.echo(f"capplan: {err}", err=True)
+    # One line even when the message quotes a value holding a newline.
+    message = str(err).replace("\r", "\\r").replace("\n", "\\n")
+    typer.echo(f"capplan: {message}", err=True)
     raise typer.Exit(err.exit_code)
 
 
