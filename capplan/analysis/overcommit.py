@@ -175,14 +175,18 @@ def fit_pods(state: pl.DataFrame, cpu_cores: float, memory_bytes: float,
     for r in state.iter_rows(named=True):
         free_m = _millicores(r["cpu_allocatable_cores"] or 0.0) - _millicores(r["cpu_requests_cores"])
         free_b = int(round(r["memory_allocatable_bytes"] or 0.0)) - int(round(r["memory_requests_bytes"]))
-        free_p = int(r["pods_allocatable"] or 0) - int(r["pods"])
+        # pods allocatable unknown (not collected): the pod count does not limit
+        free_p = None if r["pods_allocatable"] is None else int(r["pods_allocatable"]) - int(r["pods"])
         by = {
             "cpu": max(free_m, 0) // cpu_m if cpu_m > 0 else None,
             "memory": max(free_b, 0) // mem_b if mem_b > 0 else None,
-            "pods": max(free_p, 0),
+            "pods": None if free_p is None else max(free_p, 0),
         }
         blocked = untolerated_taint(parse_taints(r["taints"]), tolerations)
-        limiting = min((k for k in RESOURCES if by[k] is not None), key=lambda k: by[k])
+        bounded = [k for k in RESOURCES if by[k] is not None]
+        if not bounded:
+            raise UsageError("the pod shape requests nothing and pods allocatable is unknown: give --cpu or --memory")
+        limiting = min(bounded, key=lambda k: by[k])
         rows.append({
             "node": r["node"], "fits": 0 if blocked else by[limiting], "limited_by": None if blocked else limiting,
             "fits_by_cpu": by["cpu"], "fits_by_memory": by["memory"], "fits_by_pods": by["pods"],
@@ -203,15 +207,20 @@ def fit_pods(state: pl.DataFrame, cpu_cores: float, memory_bytes: float,
         "limited_by": counts.most_common(1)[0][0] if counts else None,
         "fits_by_cpu": None if cpu_m == 0 else int(out.filter(pl.col("excluded_by").is_null())["fits_by_cpu"].sum()),
         "fits_by_memory": None if mem_b == 0 else int(out.filter(pl.col("excluded_by").is_null())["fits_by_memory"].sum()),
-        "fits_by_pods": int(out.filter(pl.col("excluded_by").is_null())["fits_by_pods"].sum()),
+        "fits_by_pods": _sum_or_none(out.filter(pl.col("excluded_by").is_null())["fits_by_pods"]),
         "cpu_free_cores": sum(max(_millicores(c), 0) for c in out["cpu_free_cores"].to_list()) / 1000,
         "memory_free_bytes": float(out["memory_free_bytes"].clip(lower_bound=0).sum()),
-        "pods_free": int(out["pods_free"].clip(lower_bound=0).sum()),
+        "pods_free": _sum_or_none(out["pods_free"].clip(lower_bound=0)),
         "excluded_by": f"{out['excluded_by'].is_not_null().sum()} nodes" if out["excluded_by"].is_not_null().any() else None,
     }
     if replicas is not None:
         total["placed"] = int(out["placed"].sum())
     return pl.concat([out, pl.DataFrame([total], schema=out.schema)])
+
+
+def _sum_or_none(column: pl.Series) -> int | None:
+    """Sum of a count column; None (unbounded) when any value is."""
+    return None if column.null_count() else int(column.sum())
 
 
 def fit_summary(table: pl.DataFrame, replicas: int) -> str:

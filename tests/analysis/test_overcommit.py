@@ -363,3 +363,12 @@ def test_cluster_report_has_totals_and_n_minus_1(hand_db: Path) -> None:
     # memory: 35Gi allocatable, without node-a (14Gi) 21Gi for 7.5Gi + 256Mi
     assert r["memory"]["allocatable_without_largest"] == 21 * GiB and r["memory"]["n1_holds"]
     assert r["pods"]["requests"] == 5
+
+
+def test_unknown_pods_allocatable_does_not_limit() -> None:
+    state = state_frame([("n", 2.0, 4 * GiB, None, 0.5, 1 * GiB, 3, None)])
+    r = fit_rows(fit_pods(state, 0.5, 0))
+    assert (r["n"]["fits"], r["n"]["limited_by"], r["n"]["fits_by_pods"]) == (3, "cpu", None)  # 1.5 / 0.5
+    assert r["TOTAL"]["fits_by_pods"] is None
+    with pytest.raises(UsageError):
+        fit_pods(state, 0.0, 0)
