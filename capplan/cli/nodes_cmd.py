@@ -54,8 +54,7 @@ def nodes(
     low: LowOption = 20.0,
     high: HighOption = 50.0,
 ) -> None:
-    """Per-node overcommit and headroom: requests, limits and usage against allocatable, with the
-    descheduler class and memory-pressure risk."""
+    """Per-node overcommit and headroom: requests, limits and usage against allocatable, risk."""
     check_format(fmt)
     con = store.open_db(db, read_only=True)
     try:
@@ -100,8 +99,7 @@ def fit(
     window: WindowOption = "14d",
     node: NodeOption = None,
 ) -> None:
-    """How many more pods of the shape --cpu/--memory fit, per node (by requests and allocatable
-    pods) and in total."""
+    """How many more pods of the shape --cpu/--memory fit, per node and in total."""
     check_format(fmt)
     if cpu is None and memory is None:
         raise UsageError("give the pod shape: --cpu Q and/or --memory Q")
@@ -127,8 +125,7 @@ def cluster(
     output: OutputOption = None,
     window: WindowOption = "14d",
 ) -> None:
-    """Cluster totals per resource (cpu in cores, memory in bytes, pods) and whether the cluster
-    still holds all requests after losing its largest node (N-1)."""
+    """Cluster totals per resource, and whether requests still fit after losing the largest node (N-1)."""
     check_format(fmt)
     con = store.open_db(db, read_only=True)
     try:
