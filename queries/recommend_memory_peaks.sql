@@ -1,11 +1,11 @@
 -- One memory peak per container series and aggregation interval, as the VPA recommender keeps
 -- them (kubernetes/autoscaler vertical-pod-autoscaler/pkg/recommender/model/container.go,
 -- addMemorySample): intervals of $interval_s seconds aligned to the series' first sample in
--- the window; the peak is stamped at the interval's end (WindowEnd). With the interval's CPU p95.
+-- the window; the peak is stamped at the interval's end (WindowEnd).
 -- Needs the registered relation _rec_first(series_id, first_ts).
 -- Params: $start, $end TIMESTAMP; $interval_s DOUBLE.
 WITH tagged AS (
-    SELECT u.series_id, f.first_ts, u.memory_bytes, u.cpu_cores,
+    SELECT u.series_id, f.first_ts, u.memory_bytes,
            CAST(floor(epoch(u.ts - f.first_ts) / $interval_s) AS INTEGER) AS interval_index
     FROM usage_samples AS u
     JOIN _rec_first AS f USING (series_id)
@@ -13,8 +13,7 @@ WITH tagged AS (
 )
 SELECT series_id, interval_index,
        any_value(first_ts) + to_seconds(CAST((interval_index + 1) * $interval_s AS BIGINT)) AS interval_end,
-       max(memory_bytes) AS peak_bytes,
-       quantile_cont(cpu_cores, 0.95) AS cpu_p95_cores
+       max(memory_bytes) AS peak_bytes
 FROM tagged
 GROUP BY series_id, interval_index
 ORDER BY series_id, interval_index

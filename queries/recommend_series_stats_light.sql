@@ -1,11 +1,10 @@
--- Per container series, over [$start, $end]: sample count and span, the CPU percentile $cpu_q,
--- peak CPU and peak memory (what the simple and max-target strategies need; one pass).
--- Params: $start, $end TIMESTAMP; $cpu_q DOUBLE.
+-- Per container series, over [$start, $end]: sample count and span, peak CPU and peak memory
+-- (all that the vpa and max-target strategies need from raw samples; one cheap pass).
+-- Params: $start, $end TIMESTAMP.
 SELECT series_id,
        count(*) AS samples,
        min(ts) AS first_ts,
        max(ts) AS last_ts,
-       quantile_cont(cpu_cores, $cpu_q) AS cpu_pq_cores,
        max(cpu_cores) AS cpu_max_cores,
        max(memory_bytes) AS memory_max_bytes
 FROM usage_samples

@@ -255,10 +255,11 @@ def node_pools(node_labels: pl.DataFrame, pool_label: str = DEFAULT_POOL_LABEL) 
                         schema={"node": pl.Utf8, "pool": pl.Utf8})
 
 
-def _scoped(frame: pl.DataFrame, pools: pl.DataFrame, bound_only_for_nodes: bool) -> pl.DataFrame:
-    """`frame` (with node, namespace) repeated per scope: cluster, pool, namespace."""
+def _scoped(frame: pl.DataFrame, pools: pl.DataFrame) -> pl.DataFrame:
+    """`frame` (with node, namespace) repeated per scope: the cluster and pools take the rows
+    bound to a node, namespaces all of them."""
     with_pool = frame.join(pools, on="node", how="left")
-    bound = with_pool.filter(pl.col("node").is_not_null() & (pl.col("node") != "")) if bound_only_for_nodes else with_pool
+    bound = with_pool.filter(pl.col("node").is_not_null() & (pl.col("node") != ""))
     return pl.concat([
         bound.with_columns(scope_kind=pl.lit("cluster"), scope_name=pl.lit("cluster")),
         bound.filter(pl.col("pool").is_not_null()).with_columns(scope_kind=pl.lit("pool"), scope_name=pl.col("pool")),
@@ -305,7 +306,7 @@ def daily_requests(pods: pl.DataFrame, pools: pl.DataFrame, days: list[date] | N
     """
     if pods.is_empty():
         return pl.DataFrame(schema=DAILY_SCHEMA)
-    scoped = _scoped(pods, pools, bound_only_for_nodes=True)
+    scoped = _scoped(pods, pools)
     keys = ["scope_kind", "scope_name", "day"]
     parts = []
     for resource in RESOURCES:
@@ -317,6 +318,9 @@ def daily_requests(pods: pl.DataFrame, pools: pl.DataFrame, days: list[date] | N
         peak = pl.concat([starts, ends]).sort(*keys, "t", "order").with_columns(
             level=pl.col("delta").cum_sum().over(keys)
         ).group_by(keys).agg(pl.col("level").max().alias("value"))
+        # the running sum carries float noise (1e-15) that would tilt a flat series: round to the
+        # units requests are written in (millicores would do; micro keeps sub-milli requests)
+        peak = peak.with_columns(pl.col("value").round(6 if resource == "cpu" else 0))
         parts.append(peak.with_columns(resource=pl.lit(resource), basis=pl.lit("requests")))
     daily = pl.concat(parts).with_columns(pl.col("day").cast(pl.Date)).select(list(DAILY_SCHEMA))
     return _fill_days(daily, days if days is not None else sorted(set(daily["day"].to_list())))
@@ -331,28 +335,57 @@ def full_days(sample_times: pl.Series) -> list[date]:
     return sorted(counts.filter(pl.col("len") >= fullest * FULL_DAY_SHARE)["day"].to_list())
 
 
-def daily_usage(usage: pl.DataFrame, pools: pl.DataFrame, days: list[date] | None = None) -> pl.DataFrame:
-    """Daily usage per scope: per sample time, the scope's summed cpu and memory; per day, the
-    95th percentile (linear interpolation) of those sums.
+USAGE_SUMS_SCHEMA = {"scope_kind": pl.Utf8, "scope_name": pl.Utf8, "ts": pl.Datetime("us"),
+                     "cpu_cores": pl.Float64, "memory_bytes": pl.Float64}
 
-    `usage`: ts, node, namespace, cpu_cores, memory_bytes (queries/forecast_usage_sums.sql).
-    Only `days` (default: full_days of the samples) are kept. Returns DAILY_SCHEMA.
+
+def scope_usage_sums(usage: pl.DataFrame, pools: pl.DataFrame) -> pl.DataFrame:
+    """Per sample time and scope (cluster, pool, namespace): the summed cpu and memory usage.
+
+    `usage`: ts, node, namespace, cpu_cores, memory_bytes (any granularity: containers or
+    partial sums). Series on an unknown node ('' or null) count for the cluster and their
+    namespace only. queries/forecast_usage_scope_sums.sql computes the same in the store.
     """
     if usage.is_empty():
+        return pl.DataFrame(schema=USAGE_SUMS_SCHEMA)
+    frame = usage.with_columns(pl.col("node").replace("", None))
+    scoped = pl.concat([
+        frame.with_columns(scope_kind=pl.lit("cluster"), scope_name=pl.lit("cluster")),
+        frame.join(pools, on="node", how="inner").with_columns(scope_kind=pl.lit("pool"), scope_name=pl.col("pool")),
+        frame.with_columns(scope_kind=pl.lit("namespace"), scope_name=pl.col("namespace")),
+    ], how="diagonal_relaxed")
+    return scoped.group_by("scope_kind", "scope_name", "ts").agg(
+        pl.col("cpu_cores").cast(pl.Float64).sum(), pl.col("memory_bytes").cast(pl.Float64).sum()
+    ).select(list(USAGE_SUMS_SCHEMA)).sort("scope_kind", "scope_name", "ts")
+
+
+def daily_usage(sums: pl.DataFrame, days: list[date] | None = None) -> pl.DataFrame:
+    """Daily usage per scope: the 95th percentile (linear interpolation) of the day's summed
+    usage per sample time.
+
+    `sums`: scope_kind, scope_name, ts, cpu_cores, memory_bytes (scope_usage_sums or
+    queries/forecast_usage_scope_sums.sql). Only `days` (default: full_days of the sample times)
+    are kept. Returns DAILY_SCHEMA.
+    """
+    if sums.is_empty():
         return pl.DataFrame(schema=DAILY_SCHEMA)
     if days is None:
-        days = full_days(usage["ts"])
-    scoped = _scoped(usage.with_columns(pl.col("node").replace("", None)), pools, bound_only_for_nodes=False)
-    per_ts = scoped.group_by("scope_kind", "scope_name", "ts").agg(
-        pl.col("cpu_cores").sum(), pl.col("memory_bytes").sum()
-    ).with_columns(day=pl.col("ts").dt.date())
-    per_day = per_ts.group_by("scope_kind", "scope_name", "day").agg(
+        days = full_days(sums["ts"])
+    per_day = sums.with_columns(day=pl.col("ts").dt.date()).group_by("scope_kind", "scope_name", "day").agg(
         pl.col("cpu_cores").quantile(0.95, interpolation="linear").alias("cpu"),
         pl.col("memory_bytes").quantile(0.95, interpolation="linear").alias("memory"),
     )
     daily = per_day.unpivot(index=["scope_kind", "scope_name", "day"], on=list(RESOURCES),
                             variable_name="resource", value_name="value").with_columns(basis=pl.lit("usage"))
     return _fill_days(daily.select(list(DAILY_SCHEMA)), days)
+
+
+def load_usage_sums(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+                    pools: pl.DataFrame) -> pl.DataFrame:
+    """scope_usage_sums computed in the store (queries/forecast_usage_scope_sums.sql)."""
+    return store.query(con, "forecast_usage_scope_sums", {
+        "start": start, "end": end, "nodes": pools["node"].to_list(), "pools": pools["pool"].to_list(),
+    }).select([pl.col(c).cast(t) for c, t in USAGE_SUMS_SCHEMA.items()])
 
 
 def scope_limits(nodes: pl.DataFrame, pools: pl.DataFrame, quotas: pl.DataFrame, daily: pl.DataFrame) -> pl.DataFrame:
@@ -401,25 +434,27 @@ class ForecastInputs:
     """What the forecast reads from the store."""
 
     pod_days: pl.DataFrame
-    usage: pl.DataFrame
-    node_labels: pl.DataFrame
+    usage_sums: pl.DataFrame
+    pools: pl.DataFrame
     nodes: pl.DataFrame
     quotas: pl.DataFrame
     start: datetime
     end: datetime
 
 
-def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta) -> ForecastInputs:
-    """Pod requests per day, usage sums per sample time, node labels, the nodes and quotas at the
-    window's end."""
+def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta,
+                         pool_label: str = DEFAULT_POOL_LABEL) -> ForecastInputs:
+    """Pod requests per day, usage sums per sample time and scope, node pools, and the nodes and
+    quotas at the window's end."""
     start, end = store.analysis_window(con, window)
     nodes = load_current_nodes(con, end)
     if nodes.is_empty():
         raise NoDataError(f"no nodes were observed at {end:%Y-%m-%d %H:%M} UTC, the end of the window")
+    pools = node_pools(store.query(con, "forecast_node_labels", {"start": start, "end": end}), pool_label)
     return ForecastInputs(
         pod_days=pod_day_requests(store.query(con, "forecast_pod_days", {"start": start, "end": end})),
-        usage=store.query(con, "forecast_usage_sums", {"start": start, "end": end}),
-        node_labels=store.query(con, "forecast_node_labels", {"start": start, "end": end}),
+        usage_sums=load_usage_sums(con, start, end, pools),
+        pools=pools,
         nodes=nodes,
         quotas=store.query(con, "current_resource_quotas", {"at": end, "tolerance": CURRENT_TOLERANCE}),
         start=start, end=end,
@@ -427,12 +462,12 @@ def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta) -> F
 
 
 def forecast(inputs: ForecastInputs, horizon_days: float = DEFAULT_HORIZON.days, min_days: int = DEFAULT_MIN_DAYS,
-             pool_label: str = DEFAULT_POOL_LABEL, confidence: float = DEFAULT_CONFIDENCE) -> pl.DataFrame:
+             confidence: float = DEFAULT_CONFIDENCE) -> pl.DataFrame:
     """The forecast table from loaded inputs: daily series, limits, trends and projections."""
-    pools = node_pools(inputs.node_labels, pool_label)
-    days = full_days(inputs.usage["ts"]) if inputs.usage.height else None
-    daily = pl.concat([daily_requests(inputs.pod_days, pools, days), daily_usage(inputs.usage, pools, days)])
-    limits = scope_limits(inputs.nodes, pools, inputs.quotas, daily)
+    cluster_ts = inputs.usage_sums.filter(pl.col("scope_kind") == "cluster")["ts"]
+    days = full_days(cluster_ts) if cluster_ts.len() else None
+    daily = pl.concat([daily_requests(inputs.pod_days, inputs.pools, days), daily_usage(inputs.usage_sums, days)])
+    limits = scope_limits(inputs.nodes, inputs.pools, inputs.quotas, daily)
     out = forecast_series(daily, limits, horizon_days, min_days, confidence)
     kind_order = pl.col("scope_kind").replace_strict({"cluster": 0, "pool": 1, "namespace": 2}, default=3)
     return out.sort(kind_order, "scope_name", "resource", "basis")
@@ -451,7 +486,7 @@ def forecast_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelt
         raise UsageError("the confidence of the slope interval must be between 0 and 1")
     if not pool_label:
         raise UsageError("--pool-label must name a node label")
-    out = forecast(load_forecast_inputs(con, window), horizon / timedelta(days=1), min_days, pool_label, confidence)
+    out = forecast(load_forecast_inputs(con, window, pool_label), horizon / timedelta(days=1), min_days, confidence)
     if namespaces:
         out = out.filter((pl.col("scope_kind") == "namespace") & pl.col("scope_name").is_in(namespaces))
     return out
@@ -485,7 +520,7 @@ def forecast_note(table: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
-REPORT_COLUMNS = ["scope", "resource", "basis", "current", "allocatable", "slope_per_day", "days_to_exhaustion",
+REPORT_COLUMNS = ["scope", "resource", "basis", "unit", "current", "allocatable", "slope_per_day", "days_to_exhaustion",
                   "days_low", "days_high", "outlook", "exhaustion_date"]
 
 

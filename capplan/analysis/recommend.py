@@ -66,9 +66,11 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
             pl.col("cpu_q").list.get(2).alias("cpu_p90_cores"), pl.col("cpu_q").list.get(3).alias("cpu_p95_cores"),
             pl.col("cpu_q").list.get(4).alias("cpu_p99_cores"),
         ).drop("cpu_q")
-    else:
-        stats = store.query(con, "recommend_series_stats_light", {
+    elif needs.cpu_percentile:
+        stats = store.query(con, "recommend_series_percentile", {
             "start": start, "end": end, "cpu_q": params.cpu_percentile / 100.0})
+    else:
+        stats = store.query(con, "recommend_series_stats_light", {"start": start, "end": end})
     series = smap.join(stats, on="series_id", how="inner").with_columns(
         pl.col("series_id").cast(pl.Int64), pl.col("memory_max_bytes").cast(pl.Float64))
     if series.is_empty():
@@ -115,7 +117,7 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
     if needs.memory_peaks:
         con.register("_rec_first", series.select("series_id", "first_ts").to_arrow())
         try:
-            peaks = store.query(con, "recommend_memory_peaks", {
+            peaks = store.query(con, "recommend_daily_stats" if needs.daily_cpu else "recommend_memory_peaks", {
                 "start": start, "end": end, "interval_s": vpa_strategy.MEMORY_INTERVAL_SECONDS})
         finally:
             con.unregister("_rec_first")

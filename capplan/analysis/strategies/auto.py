@@ -32,7 +32,7 @@ from capplan.analysis.strategies.base import (
     History, Needs, Params, ceil_bytes, ceil_millicores, fmt_cpu, fmt_mem, result_frame,
 )
 
-NEEDS = Needs(full_stats=True, memory_peaks=True)
+NEEDS = Needs(full_stats=True, memory_peaks=True, daily_cpu=True)
 
 MEMORY_PEAK_MARGIN = 0.10     # the limit stays this far above the observed (or projected) peak
 STEP_DOWN_FACTOR = 2.0        # a limit shrinks at most to this multiple of the peak in one step

@@ -43,9 +43,11 @@ class Params:
 class Needs:
     """Which aggregates a strategy reads (the loader computes only those)."""
 
-    full_stats: bool = False     # recent-window and several CPU percentiles per series
-    cpu_histogram: bool = False  # VPA decaying CPU histogram
-    memory_peaks: bool = False   # one memory peak per series and 24h interval
+    cpu_percentile: bool = False  # the CPU percentile Params.cpu_percentile per series
+    full_stats: bool = False      # recent-window and several CPU percentiles per series
+    cpu_histogram: bool = False   # VPA decaying CPU histogram
+    memory_peaks: bool = False    # one memory peak per series and 24h interval
+    daily_cpu: bool = False       # with memory_peaks: each interval's CPU p95 too
 
 
 @dataclass

@@ -12,7 +12,7 @@ from capplan.analysis.strategies.base import (
     History, Needs, Params, ceil_bytes, ceil_millicores, fmt_cpu, fmt_mem, result_frame,
 )
 
-NEEDS = Needs()
+NEEDS = Needs(cpu_percentile=True)
 
 
 def recommend(history: History, params: Params) -> pl.DataFrame:

@@ -1,0 +1,13 @@
+-- Per container series, over [$start, $end]: sample count and span, the CPU percentile $cpu_q
+-- (linear interpolation, as numpy's default), peak CPU and peak memory (the simple strategy).
+-- Params: $start, $end TIMESTAMP; $cpu_q DOUBLE.
+SELECT series_id,
+       count(*) AS samples,
+       min(ts) AS first_ts,
+       max(ts) AS last_ts,
+       quantile_cont(cpu_cores, $cpu_q) AS cpu_pq_cores,
+       max(cpu_cores) AS cpu_max_cores,
+       max(memory_bytes) AS memory_max_bytes
+FROM usage_samples
+WHERE ts BETWEEN $start AND $end
+GROUP BY series_id
