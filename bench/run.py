@@ -393,8 +393,9 @@ def child_collect(size_name: str) -> dict[str, Any]:
     sys.path.insert(0, str(BENCH))
     sys.path.insert(0, str(ROOT / "tests"))
     module = importlib.import_module("collect_bench")
-    result = module.run_collect_bench(size_name)
-    return {"status": "ok", **result}
+    days = int(os.environ.get("BENCH_COLLECT_DAYS", "1"))
+    result = module.run_collect_bench(size_name, days=days)
+    return {"status": "ok", **result} if "status" not in result else result
 
 
 CHILDREN = {"generate": child_generate, "ingest": child_ingest, "step": child_step, "collect": child_collect}
@@ -402,8 +403,20 @@ CHILDREN = {"generate": child_generate, "ingest": child_ingest, "step": child_st
 
 # --- parent: run children, measure, tabulate -------------------------------------------------
 
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def run_child(args: list[str], timeout: float) -> dict[str, Any]:
-    """Run `run.py _child ARGS` and return its JSON answer plus wall seconds and peak RSS."""
+    """Run `run.py _child ARGS` and return its JSON answer plus wall seconds and peak RSS.
+
+    A child whose RSS passes BENCH_RSS_KILL (default 8 GiB) is killed, so one runaway step cannot
+    push a shared machine into the OOM killer."""
+    rss_kill = float(os.environ.get("BENCH_RSS_KILL_GIB", "8")) * GiB
     cmd = [sys.executable, str(Path(__file__).resolve()), "_child", *args]
     load_before = round(os.getloadavg()[0], 2)
     t0 = time.perf_counter()
@@ -417,6 +430,12 @@ def run_child(args: list[str], timeout: float) -> dict[str, Any]:
             proc.kill()
             pid, status, usage = os.wait4(proc.pid, 0)
             return {"status": f"timeout after {timeout:.0f} s", "wall_seconds": time.perf_counter() - t0}
+        rss = _rss_bytes(proc.pid)
+        if rss > rss_kill:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            return {"status": f"killed: RSS over {rss_kill / GiB:.0f} GiB", "wall_seconds": time.perf_counter() - t0,
+                    "peak_rss_bytes": usage.ru_maxrss * 1024, "load_average_before": load_before}
         time.sleep(0.05)
     wall = time.perf_counter() - t0
     out_text = proc.stdout.read() if proc.stdout else ""
@@ -457,12 +476,13 @@ def bench_size(size: Size, steps_wanted: set[str] | None, timeout: float) -> dic
         result["ingest"] = run_child(["ingest", size.name], timeout)
         _log(f"{size.name}: ingest {result['ingest']}")
     steps = list(analysis_steps(_strategies()))
-    result["steps"] = {}
+    # with BENCH_REUSE, steps not run now keep their earlier figures (each step records its commit)
+    result["steps"] = dict(_previous_results().get(size.name, {}).get("steps", {})) if reuse else {}
     for step in steps:
         if steps_wanted and step not in steps_wanted:
             continue
         _log(f"{size.name}: {step}")
-        result["steps"][step] = run_child(["step", size.name, step], timeout)
+        result["steps"][step] = {**run_child(["step", size.name, step], timeout), "commit": result["commit"]}
         _log(f"{size.name}: {step} {result['steps'][step]}")
     if size.name == "M" and (not steps_wanted or "collect" in steps_wanted):
         _log(f"{size.name}: collect")
@@ -642,24 +662,24 @@ def main() -> int:
     steps_env = os.environ.get("BENCH_STEPS")
     steps_wanted = {s.strip() for s in steps_env.split(",")} if steps_env else None
     timeout = float(os.environ.get("BENCH_TIMEOUT", "1800"))
-    previous = _previous_results()
     results: dict[str, Any] = {
         "commit": _git_commit(),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "window": os.environ.get("BENCH_WINDOW", f"{DAYS}d"),
         "strategies": list(_strategies()),
+        "sizes_this_run": wanted,
         "sizes": {},
     }
-    for name in wanted:
-        results["sizes"][name] = bench_size(SIZES[name], steps_wanted, timeout)
-        results["sizes"][name]["derived"] = derived(results["sizes"][name])
-    # keep sizes measured earlier (e.g. L from a separate run) so the table shows S, M and L
-    merged = {**previous, **results["sizes"]}
-    results["sizes_this_run"] = wanted
-    results["sizes"] = {k: merged[k] for k in ("S", "M", "L") if k in merged}
     WORK.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    for name in wanted:
+        size_result = bench_size(SIZES[name], steps_wanted, timeout)
+        size_result["derived"] = derived(size_result)
+        # keep sizes measured by earlier runs (e.g. L from a separate run) so the table shows S, M
+        # and L; read them now, not at the start, since another bench run may have written since
+        merged = {**_previous_results(), name: size_result}
+        results["sizes"] = {k: merged[k] for k in ("S", "M", "L") if k in merged}
+        RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(f"capplan bench  commit {results['commit']}  {results['machine']['cpus']} cpus  "
           f"window {results['window']}  sizes run now: {','.join(wanted)}")
     print(render_table(results))
