@@ -12,8 +12,8 @@ import pytest
 
 from capplan import store
 from capplan.analysis.forecast import (
-    DAILY_SCHEMA, LIMIT_SCHEMA, NO_POOL, daily_requests, daily_usage, forecast_report, forecast_series, node_pools,
-    report_section, robust_trend, scope_limits,
+    DAILY_SCHEMA, LIMIT_SCHEMA, NO_POOL, daily_requests, daily_usage, forecast_report, forecast_series,
+    load_usage_sums, node_pools, report_section, robust_trend, scope_limits, scope_usage_sums,
 )
 from capplan.report import ReportOptions
 
@@ -223,7 +223,7 @@ def test_daily_usage_is_the_p95_of_the_summed_usage_per_day() -> None:
         rows.append((t, "n2", "b", float(rng.uniform(0, 3)), float(rng.uniform(2, 3) * GiB)))
     usage = pl.DataFrame(rows, schema={"ts": pl.Datetime("us"), "node": pl.Utf8, "namespace": pl.Utf8,
                                        "cpu_cores": pl.Float64, "memory_bytes": pl.Float64}, orient="row")
-    out = daily_usage(usage, POOLS)
+    out = daily_usage(scope_usage_sums(usage, POOLS))
     arr = np.array([r[3] for r in rows]).reshape(len(ts), 3)  # columns: n1/a, n2/a, n2/b
     for day_index, day in enumerate((D1.date(), D2.date())):
         block = arr[288 * day_index:288 * (day_index + 1)]
@@ -244,7 +244,29 @@ def test_daily_usage_drops_partial_days() -> None:
     # a full day, then 30 minutes of the next one (6 of 288 sample times: below half)
     ts = [D1 + timedelta(minutes=5 * i) for i in range(288 + 6)]
     usage = pl.DataFrame({"ts": ts, "node": "n1", "namespace": "a", "cpu_cores": 1.0, "memory_bytes": 1.0})
-    assert sorted(set(daily_usage(usage, POOLS)["day"].to_list())) == [D1.date()]
+    assert sorted(set(daily_usage(scope_usage_sums(usage, POOLS))["day"].to_list())) == [D1.date()]
+
+
+def test_store_query_of_scope_sums_matches_the_polars_definition(sample_db_readonly: Path) -> None:
+    # the SQL that sums usage per scope in the store against scope_usage_sums on the raw samples
+    con = store.open_db(sample_db_readonly, read_only=True)
+    try:
+        start, end = store.analysis_window(con, timedelta(days=14))
+        start = end - timedelta(days=2)  # two days keep it quick
+        pools = node_pools(con.execute("SELECT node, any_value(labels) AS labels FROM nodes GROUP BY node").pl())
+        raw = con.execute(
+            "SELECT u.ts, s.node, s.namespace, u.cpu_cores, u.memory_bytes FROM usage_samples u "
+            "JOIN series s USING (series_id) WHERE u.ts BETWEEN ? AND ?", [start, end]).pl()
+        from_sql = load_usage_sums(con, start, end, pools)
+    finally:
+        con.close()
+    expected = scope_usage_sums(raw, pools)
+    assert from_sql.height == expected.height > 0
+    joined = expected.join(from_sql, on=["scope_kind", "scope_name", "ts"], suffix="_sql")
+    assert joined.height == expected.height
+    assert ((joined["cpu_cores"] - joined["cpu_cores_sql"]).abs() < 1e-6).all()
+    assert (joined["memory_bytes"] == joined["memory_bytes_sql"]).all()
+    assert set(from_sql["scope_kind"]) == {"cluster", "pool", "namespace"}
 
 
 def test_node_pools_from_a_label_and_unlabelled_nodes() -> None:
