@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,6 +24,7 @@ from capplan.collect import transform as tf
 from capplan.collect.client import ClientOptions, PromClient, TooLarge
 from capplan.collect.queries import (
     METRICS,
+    MAX_POINTS_PER_SERIES,
     METRICS_BY_KEY,
     REAL_CONTAINERS,
     Chunk,
@@ -94,6 +95,7 @@ class CollectSummary:
     restarts: int = 0
     queries: int = 0
     seconds: float = 0.0
+    query_wait_seconds: float = 0.0   # time spent waiting for answers (the rest is ours)
     warnings: list[str] = field(default_factory=list)
     run_id: int | None = None
 
@@ -104,6 +106,7 @@ class CollectSummary:
             if out[key] is not None:
                 out[key] = out[key].replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
         out["seconds"] = round(out["seconds"], 2)
+        out["query_wait_seconds"] = round(out["query_wait_seconds"], 2)
         return out
 
     def line(self) -> str:
@@ -224,45 +227,40 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
         return
     summary.window_start, summary.window_end = start, end
     step = options.step_seconds
-    spec_step = options.spec_step_seconds or max(step, DEFAULT_SPEC_STEP)
-
-    present = _present_metrics(client, start - timedelta(seconds=spec_step), end, warn)
-    for metric in METRICS:
-        if present is not None and metric.key not in present:
-            message = f"{metric.key} is absent from {client.display_url}: capplan will lack {metric.lacks}"
-            summary.warnings.append(message)
-            warn(message)
-    if present is not None and not any(m.key in present for m in METRICS):
-        raise NoDataError(
-            f"{client.display_url} has none of the kube-state-metrics or cAdvisor metrics capplan needs between "
-            f"{_iso(start)} and {_iso(end)} (is this the Prometheus that scrapes the cluster?)"
-        )
-    wanted = [m for m in METRICS if present is None or m.key in present]
-
-    batches, chunk_steps = _plan_batches(client, options, start, end, present)
-    cap_steps = max(1, int(options.chunk.total_seconds() // step))
-    chunks = plan_chunks(start, end, step, min(chunk_steps, cap_steps))
-    summary.chunks = len(chunks)
+    wanted, present, batches, chunks, spec_step = _prepare(options, client, start, end, summary, warn)
     run_id = _record_run(options.db, summary, source, start, end, "running", None)
     summary.run_id = run_id
     seen_series: set[tuple[str, str, str, str]] = set()
     status, message = "failed", None
     try:
         with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="capplan-query") as pool:
-            for chunk in chunks:
-                answers = _query_chunk(pool, client, chunk, wanted, marks, batches, step, spec_step)
-                frames = _frames(answers, chunk, spec_step, present)
-                usage = frames.pop("usage")
-                seen_series.update(usage.select("namespace", "pod", "container", "node").unique().iter_rows())
-                _commit(options.db, source, chunk, frames, usage, summary)
-                summary.chunks_done += 1
-                summary.collected_until = chunk.end
-                summary.series = len(seen_series)
-                summary.queries = client.queries
-                if progress:
-                    progress(summary.chunks_done, summary.chunks, summary)
-                if stop:
-                    break
+            pending: Pending | None = None
+            try:
+                pending = _submit_chunk(pool, client, chunks[0], wanted, marks, batches, step, spec_step)
+                for index, chunk in enumerate(chunks):
+                    waited = time.monotonic()
+                    answers = _gather(pending)
+                    summary.query_wait_seconds += time.monotonic() - waited
+                    # ask for the next chunk while this one is transformed and written (the
+                    # Prometheus works while we do; at most two chunks of answers are held)
+                    pending = None
+                    if index + 1 < len(chunks) and not stop:
+                        pending = _submit_chunk(pool, client, chunks[index + 1], wanted, marks, batches, step, spec_step)
+                    frames = _frames(answers, chunk, spec_step, present)
+                    del answers
+                    usage = frames.pop("usage")
+                    seen_series.update(usage.select("namespace", "pod", "container", "node").unique().iter_rows())
+                    _commit(options.db, source, chunk, frames, usage, summary)
+                    summary.chunks_done += 1
+                    summary.collected_until = chunk.end
+                    summary.series = len(seen_series)
+                    summary.queries = client.queries
+                    if progress:
+                        progress(summary.chunks_done, summary.chunks, summary)
+                    if stop:
+                        break
+            finally:
+                _cancel(pending)  # a prefetched chunk is dropped on SIGTERM or failure
         if summary.chunks_done < summary.chunks:
             status, message = "interrupted", "stopped by SIGTERM after a whole chunk"
             summary.status = "interrupted"
@@ -277,6 +275,55 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
     finally:
         summary.queries = client.queries
         _finish_run(options.db, run_id, summary, status, message)
+
+
+@dataclass
+class QueryPlan:
+    """What a run would ask, without writing anything (for benchmarks and dry runs)."""
+
+    jobs: list[tuple[str, str, datetime, datetime, int]]
+    chunks: list[Chunk]
+    batches: list[list[str] | None]
+    planning_queries: int
+
+
+def _prepare(options: CollectOptions, client: PromClient, start: datetime, end: datetime, summary: CollectSummary,
+             warn: WarnFn) -> tuple[list[Metric], set[str] | None, list[list[str] | None], list[Chunk], int]:
+    """Which metrics exist (warning about absent ones), the namespace batches and the chunks."""
+    step = options.step_seconds
+    spec_step = options.spec_step_seconds or max(step, DEFAULT_SPEC_STEP)
+    present = _present_metrics(client, start - timedelta(seconds=spec_step), end, warn)
+    for metric in METRICS:
+        if present is not None and metric.key not in present:
+            message = f"{metric.key} is absent from {client.display_url}: capplan will lack {metric.lacks}"
+            summary.warnings.append(message)
+            warn(message)
+    if present is not None and not any(m.key in present for m in METRICS):
+        raise NoDataError(
+            f"{client.display_url} has none of the kube-state-metrics or cAdvisor metrics capplan needs between "
+            f"{_iso(start)} and {_iso(end)} (is this the Prometheus that scrapes the cluster?)"
+        )
+    wanted = [m for m in METRICS if present is None or m.key in present]
+    batches, chunk_steps = _plan_batches(client, options, start, end, present)
+    cap_steps = max(1, int(options.chunk.total_seconds() // step))
+    chunks = plan_chunks(start, end, step, min(chunk_steps, cap_steps))
+    summary.chunks = len(chunks)
+    return wanted, present, batches, chunks, spec_step
+
+
+def plan_queries(options: CollectOptions) -> QueryPlan:
+    """The range queries a first run over options' window would send (no DB access, no writes)."""
+    client = PromClient(ClientOptions(url=options.url, token=options.token, ca_file=options.ca_file,
+                                      insecure_skip_tls_verify=options.insecure_skip_tls_verify,
+                                      timeout_seconds=options.timeout_seconds, retries=options.retries))
+    try:
+        start, end = _window(options, {})
+        summary = CollectSummary(source=client.display_url)
+        wanted, _present, batches, chunks, spec_step = _prepare(options, client, start, end, summary, lambda _m: None)
+        jobs = [job for chunk in chunks for job in chunk_jobs(chunk, wanted, {}, batches, options.step_seconds, spec_step)]
+        return QueryPlan(jobs=jobs, chunks=chunks, batches=batches, planning_queries=client.queries)
+    finally:
+        client.close()
 
 
 def _present_metrics(client: PromClient, start: datetime, end: datetime, warn: WarnFn) -> set[str] | None:
@@ -317,13 +364,15 @@ def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, 
     largest = max(counts.values(), default=1)
     budget = options.max_points_per_query
     all_steps = int((end - start).total_seconds() // options.step_seconds) + 1
-    if total * all_steps <= budget or total <= 0:
-        return [options.namespaces or None], all_steps
-    chunk_steps = max(1, budget // max(1, largest))
-    if total * chunk_steps <= budget:
-        return [options.namespaces or None], chunk_steps
-    groups = batch_namespaces(counts, max(largest, budget // chunk_steps))
-    return [g for g in groups], chunk_steps
+    steps = min(all_steps, max(1, int(options.chunk.total_seconds() // options.step_seconds)),
+                MAX_POINTS_PER_SERIES - 1)
+    if total * steps <= budget or total <= 0:
+        return [options.namespaces or None], steps
+    # shorter chunks first (down to what the largest namespace allows), then namespace batches
+    steps = max(1, min(steps, budget // max(1, largest)))
+    if total * steps <= budget:
+        return [options.namespaces or None], steps
+    return list(batch_namespaces(counts, max(largest, budget // steps))), steps
 
 
 def _ns_sel(namespaces: list[str] | None, lead: bool = True) -> str:
@@ -332,10 +381,9 @@ def _ns_sel(namespaces: list[str] | None, lead: bool = True) -> str:
     return ("," if lead else "") + label_matcher("namespace", namespaces)
 
 
-def _query_chunk(pool: ThreadPoolExecutor, client: PromClient, chunk: Chunk, wanted: list[Metric],
-                 marks: dict[str, datetime], batches: list[list[str] | None], step: int,
-                 spec_step: int) -> dict[str, list[dict[str, Any]]]:
-    """Every query of one chunk, at most `concurrency` at once; results merged per metric."""
+def chunk_jobs(chunk: Chunk, wanted: list[Metric], marks: dict[str, datetime], batches: list[list[str] | None],
+               step: int, spec_step: int) -> list[tuple[str, str, datetime, datetime, int]]:
+    """The range queries of one chunk: (metric key, PromQL, start, end, step)."""
     spec_start, spec_end = align_up(chunk.start, spec_step), align_down(chunk.end, spec_step)
     jobs: list[tuple[str, str, datetime, datetime, int]] = []
     for metric in wanted:
@@ -351,17 +399,35 @@ def _query_chunk(pool: ThreadPoolExecutor, client: PromClient, chunk: Chunk, wan
                 lo = spec_start - timedelta(seconds=spec_step)  # a baseline to compare the first point with
         for batch in ([None] if metric.kind == "node" else batches):
             jobs.append((metric.key, render(metric, batch, window), lo, hi, at_step))
-    futures = {pool.submit(_range_split, client, promql, lo, hi, at_step): key for key, promql, lo, hi, at_step in jobs}
+    return jobs
+
+
+Pending = dict[Future, str]
+
+
+def _submit_chunk(pool: ThreadPoolExecutor, client: PromClient, chunk: Chunk, wanted: list[Metric],
+                  marks: dict[str, datetime], batches: list[list[str] | None], step: int, spec_step: int) -> Pending:
+    """Queue every query of one chunk; the pool runs at most `concurrency` at once."""
+    jobs = chunk_jobs(chunk, wanted, marks, batches, step, spec_step)
+    return {pool.submit(_range_split, client, promql, lo, hi, at_step): key for key, promql, lo, hi, at_step in jobs}
+
+
+def _gather(futures: Pending) -> dict[str, list[dict[str, Any]]]:
+    """Wait for a chunk's queries; results merged per metric. The first failure cancels the rest."""
     done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-    answers: dict[str, list[dict[str, Any]]] = {}
     for future in futures:
         if future in done and future.exception() is not None:
-            for other in futures:
-                other.cancel()
+            _cancel(futures)
             raise future.exception()  # type: ignore[misc]
+    answers: dict[str, list[dict[str, Any]]] = {}
     for future, key in futures.items():
         answers.setdefault(key, []).extend(future.result())
     return answers
+
+
+def _cancel(futures: Pending | None) -> None:
+    for future in futures or ():
+        future.cancel()
 
 
 def _range_split(client: PromClient, promql: str, lo: datetime, hi: datetime, step: int) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -58,12 +59,15 @@ def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: 
     total = int(counts.sum())
     if total == 0:
         return pl.DataFrame(schema=schema)
+    # [[t, "v"], ...] flattened at C speed to t, "v", t, "v", ...
+    flat = list(chain.from_iterable(chain.from_iterable(r["values"] for r in results)))
+    if len(flat) != 2 * total:
+        raise BadInputError("malformed sample in a Prometheus answer: a point is not a [time, value] pair")
     try:
-        ts = np.fromiter((p[0] for r in results for p in r["values"]), dtype=np.float64, count=total)
-        raw = [p[1] for r in results for p in r["values"]]
-    except (TypeError, IndexError, ValueError) as exc:
-        raise BadInputError(f"malformed sample in a Prometheus answer: {exc}") from None
-    values = pl.Series("value", raw, dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
+        ts = np.array(flat[0::2], dtype=np.float64)
+        values = pl.Series("value", flat[1::2], dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
+    except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise BadInputError(f"malformed sample in a Prometheus answer: {str(exc).splitlines()[0][:120]}") from None
     sid = np.repeat(np.arange(len(results)), counts)
     series = pl.DataFrame({label: [str(r["metric"].get(label, "")) for r in results] for label in labels},
                           schema={label: pl.Utf8 for label in labels})
