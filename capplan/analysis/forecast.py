@@ -445,11 +445,18 @@ class ForecastInputs:
 def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta,
                          pool_label: str = DEFAULT_POOL_LABEL) -> ForecastInputs:
     """Pod requests per day, usage sums per sample time and scope, node pools, and the nodes and
-    quotas at the window's end."""
-    start, end = store.analysis_window(con, window)
+    quotas at the window's end. Without usage samples the window ends at the newest pod
+    observation; NoDataError when there are neither samples nor pods."""
+    try:
+        start, end = store.analysis_window(con, window)
+    except NoDataError:
+        # a store of specs without usage (an imported trace) still has a requests trend
+        row = con.execute("SELECT max(valid_to) FROM pods").fetchone()
+        if row is None or row[0] is None:
+            raise
+        start, end = row[0] - window, row[0]
+    # without nodes (a usage-only import) the trends stand but have no limit (`no_limit`)
     nodes = load_current_nodes(con, end)
-    if nodes.is_empty():
-        raise NoDataError(f"no nodes were observed at {end:%Y-%m-%d %H:%M} UTC, the end of the window")
     pools = node_pools(store.query(con, "forecast_node_labels", {"start": start, "end": end}), pool_label)
     return ForecastInputs(
         pod_days=pod_day_requests(store.query(con, "forecast_pod_days", {"start": start, "end": end})),

@@ -346,3 +346,34 @@ def test_report_section_shows_the_growing_namespace(sample_db_readonly: Path) ->
     assert "namespace:ml memory requests: runs out in" in section.note
     assert {"scope", "resource", "basis", "current", "allocatable", "slope_per_day", "days_to_exhaustion",
             "days_low", "days_high"} <= set(section.frame.columns)
+
+
+def test_spec_only_and_usage_only_stores(sample_db: Path) -> None:
+    import duckdb
+
+    spec_only = sample_db.with_name("spec.duckdb")
+    usage_only = sample_db.with_name("usage.duckdb")
+    for path, statements in ((spec_only, ["DELETE FROM usage_samples"]),
+                             (usage_only, ["DELETE FROM nodes", "DELETE FROM pods", "DELETE FROM containers"])):
+        path.write_bytes(sample_db.read_bytes())
+        con = duckdb.connect(str(path))
+        for statement in statements:
+            con.execute(statement)
+        con.close()
+    con = store.open_db(spec_only, read_only=True)
+    try:
+        specs = forecast_report(con)
+    finally:
+        con.close()
+    # requests trends only, ending at the newest pod observation: ml memory still runs out
+    assert set(specs["basis"]) == {"requests"}
+    ml = specs.filter((pl.col("scope") == "namespace:ml") & (pl.col("resource") == "memory")).row(0, named=True)
+    assert ml["outlook"] == "within_horizon"
+    con = store.open_db(usage_only, read_only=True)
+    try:
+        usage = forecast_report(con)
+    finally:
+        con.close()
+    # usage trends only; without nodes nothing but the ml quota gives a limit
+    assert set(usage["basis"]) == {"usage"}
+    assert set(usage.filter(pl.col("scope") != "namespace:ml")["outlook"]) == {"no_limit"}
