@@ -9,6 +9,7 @@ counts, plus a free pod slot). Free capacity that sums to enough but is spread o
 each have too little does not help.
 
 Rules and assumptions:
+- Each Deployment is judged alone against today's free capacity (two rolling at once share it).
 - maxSurge as collected (kube-state-metrics reports it as an absolute count); when not
   collected, the default 25% of replicas rounded up (kubernetes/kubernetes
   pkg/apis/apps/v1/defaults.go `SetDefaults_Deployment` sets 25%; pkg/controller/deployment/

@@ -377,3 +377,31 @@ def test_spec_only_and_usage_only_stores(sample_db: Path) -> None:
     # usage trends only; without nodes nothing but the ml quota gives a limit
     assert set(usage["basis"]) == {"usage"}
     assert set(usage.filter(pl.col("scope") != "namespace:ml")["outlook"]) == {"no_limit"}
+
+
+def test_sample_current_values_match_independent_computations(sample_db_readonly: Path) -> None:
+    from capplan.analysis.nodes import nodes_report
+
+    con = store.open_db(sample_db_readonly, read_only=True)
+    try:
+        table = forecast_report(con)
+        node_table = nodes_report(con)
+        # p95 over the last day of the cluster's summed usage, straight from the samples
+        last_day_p95 = con.execute(
+            "WITH t AS (SELECT u.ts, sum(u.cpu_cores) AS c, sum(u.memory_bytes) AS m FROM usage_samples u "
+            "WHERE u.ts >= (SELECT date_trunc('day', max(ts)) FROM usage_samples) GROUP BY u.ts) "
+            "SELECT quantile_cont(c, 0.95), quantile_cont(m, 0.95) FROM t").fetchone()
+    finally:
+        con.close()
+    get = lambda scope, resource, basis: table.filter(  # noqa: E731
+        (pl.col("scope") == scope) & (pl.col("resource") == resource) & (pl.col("basis") == basis))["current"].item()
+    # on the last day no pod ended (the nightly Jobs are Succeeded): the day's peak of requests
+    # is the state at the end, which the per-node table sums from the same pods
+    assert get("cluster", "cpu", "requests") == pytest.approx(node_table["cpu_requests_cores"].sum())
+    assert get("cluster", "memory", "requests") == pytest.approx(node_table["memory_requests_bytes"].sum())
+    xlarge = node_table.filter(pl.col("node").is_in(["node-6", "node-7", "node-8"]))
+    assert get("pool:m5.xlarge", "cpu", "requests") == pytest.approx(xlarge["cpu_requests_cores"].sum())
+    assert get("cluster", "cpu", "usage") == pytest.approx(last_day_p95[0], rel=1e-6)
+    assert get("cluster", "memory", "usage") == pytest.approx(last_day_p95[1], rel=1e-9)
+    cluster_cpu = table.filter((pl.col("scope") == "cluster") & (pl.col("resource") == "cpu"))
+    assert cluster_cpu["allocatable"].to_list() == [pytest.approx(node_table["cpu_allocatable_cores"].sum())] * 2
