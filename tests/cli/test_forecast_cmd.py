@@ -95,3 +95,14 @@ def test_rollout_csv_json_and_namespace(runner, sample_db_readonly: Path, tmp_pa
     assert set(web[0]) == set(rows[0])
     table = runner.invoke(app, ["rollout", "--db", db])
     assert table.exit_code == 0 and "cannot roll out now:" in table.stdout and "ml/inference" in table.stdout
+
+
+def test_forecast_short_window_is_too_short_with_the_default_min_days(runner, sample_db_readonly: Path) -> None:
+    # a 5-day window ends at 23:55 on the 14th: the 9th holds one sample time (dropped as a
+    # partial day), the 10th to the 14th are whole: 5 days < 7
+    result = runner.invoke(app, ["forecast", "--db", str(sample_db_readonly), "--window", "5d", "-f", "csv"])
+    assert result.exit_code == 0, result.stderr
+    rows = _csv(result.stdout)
+    assert rows and {r["outlook"] for r in rows} == {"too_short"}
+    assert {r["days_of_history"] for r in rows} == {"5"}
+    assert all(r["days_to_exhaustion"] == "" and r["current"] != "" for r in rows)
