@@ -353,7 +353,17 @@ def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, 
         if present is not None and name not in present:
             continue
         seen: set[tuple[str, str, str]] = set()
-        for labels in client.series(match, start, end):
+        try:
+            found = client.series(match, start, end)
+        except SourceError as exc:
+            # some gateways limit or lack the series API: plan by time alone; answers the server
+            # finds too large are still halved (_range_split)
+            if getattr(exc, "status", 0) not in (400, 404, 405, 422, 501):
+                raise
+            return [options.namespaces or None], min(
+                int((end - start).total_seconds() // options.step_seconds) + 1,
+                max(1, int(options.chunk.total_seconds() // options.step_seconds)), MAX_POINTS_PER_SERIES - 1)
+        for labels in found:
             ns = labels.get("namespace", "")
             key = (ns, labels.get("pod", ""), labels.get("container", ""))
             if key in seen:  # the same container under several cgroup ids counts once after `by`
@@ -527,6 +537,8 @@ def _record_run(db: str | Path | None, summary: CollectSummary, source: str, sta
     con = store.open_db(db)
     try:
         with store.transaction(con):
+            # we hold the collection lock, so a run still marked running was killed before it could finish
+            con.execute("UPDATE collection_runs SET status = 'killed' WHERE status = 'running'")
             run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM collection_runs").fetchone()[0])
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             con.execute(

@@ -165,7 +165,7 @@ def test_a_killed_run_resumes_without_gaps_or_duplicates(prom, fault_proxy, db: 
     assert got.height == sample_usage_window.height
     assert got.height == got.unique(["namespace", "pod", "container", "node", "ts"]).height
     statuses = table(db, "collection_runs").sort("run_id")["status"].to_list()
-    assert statuses == ["running", "ok"]  # the killed run could not record its end
+    assert statuses == ["killed", "ok"]  # the killed run could not record its end; the next one marks it
 
 
 def test_sigterm_finishes_the_chunk_commits_and_exits_0(prom, fault_proxy, db: Path, sample_usage_window) -> None:
