@@ -213,3 +213,22 @@ def test_cli_prints_one_summary_line_or_json(prom, db: Path, runner) -> None:
     doc = json.loads(result.stdout)
     assert doc["status"] == "ok" and doc["window_start"] == "2026-11-02T01:05:00Z"
     assert doc["window_end"] == "2026-11-02T02:00:00Z" and doc["samples"] > 0 and doc["queries"] > 0
+
+
+def test_node_percentiles_match_the_imported_sample(full_db: Path, sample_db_readonly: Path) -> None:
+    # the same downstream query on collected and on imported data (capplan import of the bundled sample)
+    params = {"start": WINDOW_START, "end": WINDOW_END}
+    results = []
+    for path in (full_db, sample_db_readonly):
+        con = store.open_db(path, read_only=True)
+        try:
+            results.append(store.query(con, "node_usage_percentiles", params).sort("node"))
+        finally:
+            con.close()
+    collected, imported = results
+    assert collected["node"].to_list() == imported["node"].to_list() and collected.height == 8
+    assert collected["usage_points"].to_list() == imported["usage_points"].to_list()
+    for col in ("cpu_usage_p95_cores", "cpu_usage_max_cores"):
+        assert collected[col].to_list() == pytest.approx(imported[col].to_list(), rel=1e-5)
+    for col in ("memory_usage_p95_bytes", "memory_usage_max_bytes"):
+        assert collected[col].to_list() == imported[col].to_list()
