@@ -57,7 +57,17 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                  params: Params, namespaces: list[str] | None = None) -> History:
     """Aggregate [start, end] into a History for the strategies (all heavy lifting in SQL)."""
     smap = _series_map(con, start, end, namespaces)
-    if needs.full_stats:
+    cpu_hist = None
+    if needs.cpu_histogram:
+        # one scan: the histogram per series and bucket also gives each series' count and span
+        hist = vpa_strategy.CPU_HISTOGRAM
+        cpu_hist = store.query(con, "recommend_cpu_histogram", {
+            "start": start, "end": end, "first_bucket": hist.first_bucket, "ratio": hist.ratio,
+            "num_buckets": hist.num_buckets, "half_life_s": vpa_strategy.HALF_LIFE_SECONDS})
+        stats = cpu_hist.group_by("series_id").agg(
+            pl.col("samples").sum(), pl.col("first_ts").min(), pl.col("last_ts").max(),
+            pl.col("cpu_max_cores").max(), pl.lit(None, pl.Float64).alias("memory_max_bytes"))
+    elif needs.full_stats:
         stats = store.query(con, "recommend_series_stats", {
             "start": start, "end": end, "recent_start": max(start, end - RECENT),
             "cpu_q": params.cpu_percentile / 100.0})
@@ -103,17 +113,12 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
     ).drop("_pod_seconds").sort("group_id")
     history = History(start=start, end=end, groups=groups, series=series)
     history.ooms = _ooms(con, start, end, series)
-    if needs.cpu_histogram:
+    if cpu_hist is not None:
         weights = series.select("series_id", "group_id", pl.max_horizontal(
             pl.col("cpu_request_cores").fill_null(0.0), pl.lit(vpa_strategy.MIN_SAMPLE_WEIGHT)).alias("cpu_weight"))
-        con.register("_rec_weights", weights.to_arrow())
-        try:
-            hist = vpa_strategy.CPU_HISTOGRAM
-            history.cpu_histogram = store.query(con, "recommend_cpu_histogram", {
-                "start": start, "end": end, "first_bucket": hist.first_bucket, "ratio": hist.ratio,
-                "num_buckets": hist.num_buckets, "half_life_s": vpa_strategy.HALF_LIFE_SECONDS})
-        finally:
-            con.unregister("_rec_weights")
+        history.cpu_histogram = cpu_hist.with_columns(pl.col("series_id").cast(pl.Int64)).join(
+            weights, on="series_id", how="inner").group_by("group_id", "bucket").agg(
+            (pl.col("decayed") * pl.col("cpu_weight")).sum().alias("weight")).sort("group_id", "bucket")
     if needs.memory_peaks:
         con.register("_rec_first", series.select("series_id", "first_ts").to_arrow())
         try:
@@ -123,6 +128,10 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
             con.unregister("_rec_first")
         history.memory_peaks = peaks.with_columns(pl.col("series_id").cast(pl.Int64)).join(
             series.select("series_id", "group_id"), on="series_id", how="inner")
+        if cpu_hist is not None:  # the histogram scan has no memory: take the peak of the peaks
+            peak = history.memory_peaks.group_by("series_id").agg(pl.col("peak_bytes").max().cast(pl.Float64))
+            history.series = series.drop("memory_max_bytes").join(peak, on="series_id", how="left").rename(
+                {"peak_bytes": "memory_max_bytes"})
     return history
 
 
