@@ -564,3 +564,21 @@ def table_view(table: pl.DataFrame) -> pl.DataFrame:
             lambda r: amount(r["resource"], r["slope_per_day"], True), return_dtype=pl.Utf8).alias("slope_per_day"),
         days("days_to_exhaustion"), days("days_low"), days("days_high"), "outlook", "exhaustion_date",
     )
+
+
+AMOUNT_COLUMNS = ("current", "allocatable", "slope_per_day", "trend_current", "slope_low_per_day",
+                  "slope_high_per_day")
+
+
+def csv_view(table: pl.DataFrame) -> pl.DataFrame:
+    """The forecast for CSV: amount columns hold cores on cpu rows and bytes on memory rows, so
+    they are written as text, memory as whole bytes (CONTRACT: memory in bytes, integer)."""
+    def text(resource: str, value: float | None) -> str | None:
+        if value is None or not math.isfinite(value):
+            return None
+        return str(int(round(value))) if resource == "memory" else repr(float(value))
+
+    return table.with_columns(
+        pl.struct("resource", c).map_elements(lambda r, c=c: text(r["resource"], r[c]), return_dtype=pl.Utf8).alias(c)
+        for c in AMOUNT_COLUMNS
+    )

@@ -8,7 +8,7 @@ import typer
 
 from capplan import render, store
 from capplan.analysis.forecast import (
-    DEFAULT_MIN_DAYS, DEFAULT_POOL_LABEL, forecast_note, forecast_report, table_view,
+    DEFAULT_MIN_DAYS, DEFAULT_POOL_LABEL, csv_view, forecast_note, forecast_report, table_view,
 )
 from capplan.analysis.rollout import REPORT_COLUMNS as ROLLOUT_TABLE_COLUMNS, rollout_note, rollout_report
 from capplan.cli import app
@@ -43,7 +43,7 @@ def forecast(
                                 pool_label=pool_label, min_days=min_days)
     finally:
         con.close()
-    shown = table_view(table) if fmt == "table" else table
+    shown = {"table": table_view, "csv": csv_view}.get(fmt, lambda t: t)(table)
     render.emit(shown, fmt, output, title="Forecast")
     if fmt == "table" and not output:
         typer.echo(forecast_note(table))

@@ -28,8 +28,11 @@ def test_forecast_csv_has_the_contract_columns(runner, sample_db_readonly: Path)
     assert {r["scope"] for r in rows} >= {"cluster", "pool:m5.2xlarge", "pool:m5.xlarge", "namespace:ml"}
     for row in rows:
         assert row["basis"] in ("requests", "usage") and row["resource"] in ("cpu", "memory")
-        if row["resource"] == "memory":
-            float(row["current"])  # a number (bytes)
+        if row["resource"] == "memory":  # whole bytes
+            assert row["current"].isdigit() and row["allocatable"].isdigit()
+            assert row["slope_per_day"].lstrip("-").isdigit()
+        else:
+            float(row["current"])
         if row["outlook"] == "never":
             assert row["days_to_exhaustion"] == ""
 
