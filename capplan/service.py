@@ -4,20 +4,21 @@ The API mirrors the CLI: each endpoint calls the same library function its comma
 answers with the same keys as the command's CSV columns (`render.to_records`). An analysis that
 is not built answers 501 with a JSON error.
 
-How the service reaches DuckDB (DuckDB lets one process write a file, or several processes read
-it, never both at once):
-
-- Without in-process collection, every request opens the file read-only and closes it when done
-  (`store.open_db(read_only=True)`), so a separate writer (the `capplan collect` CronJob) can take
-  the write lock between requests. A request that meets a writer waits a little, then answers 503.
-- With `--collect-every`, the process is the writer: it holds ONE read-write database object for
-  its whole life, and each request, the readiness probe and the collector use their own cursor
-  of it (a connection to the same database). DuckDB's MVCC lets readers see the last committed
-  chunk while a collection writes the next one, so the API keeps answering during a collection.
+How the service reaches DuckDB: every request (and the readiness probe) opens the file read-only
+and closes it when done (`store.open_db(read_only=True)`); the service itself never writes.
+DuckDB lets one process write a file or several read it, never both at once, and refuses a
+read-only and a read-write connection to one file inside one process. The collector
+(capplan.collect) opens the file by path for each chunk it commits, so it cannot share a
+database object with the API; `--collect-every` therefore runs each collection as a child
+`capplan collect` process (the same code and options as the CronJob). The child holds the write
+lock only while it commits a chunk; a request that arrives then waits for it (`lock_wait_seconds`,
+3 s) and answers from the committed data, or 503 with Retry-After if the commit takes longer.
+A separate CronJob writing the same file works the same way (its run is skipped, exit 5, when
+the service's collection holds the collection lock, and vice versa).
 
 Shutdown (SIGTERM or SIGINT): readiness turns 503 at once, the listener stops accepting, in-flight
-requests finish, the collector finishes and commits its current chunk, the database is closed,
-and the process exits 0 within `--shutdown-timeout` (default 20 s, well inside Kubernetes' 30 s
+requests finish, a running collection gets SIGTERM (it finishes and commits its current chunk and
+records the run as interrupted), and the process exits 0 within `--shutdown-timeout` (default 20 s, well inside Kubernetes' 30 s
 grace period before SIGKILL). On an error exit a one-line reason goes to the termination log
 (`/dev/termination-log`, where Kubernetes shows it in the pod status) when that path is writable.
 """
@@ -28,6 +29,7 @@ import contextlib
 import importlib
 import json
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -68,8 +70,8 @@ class ServeOptions:
     # Readiness fails when the newest finished collection is older than this; zero disables it.
     max_staleness: timedelta = timedelta(hours=2)
     collect_every: timedelta | None = None
-    # Keyword arguments for the collector (prometheus_url, token_file, ca_file, ...).
-    collect_options: dict[str, Any] = field(default_factory=dict)
+    # Options for the child `capplan collect` (--prometheus-url, --step, ...; never a token itself).
+    collect_args: list[str] = field(default_factory=list)
     shutdown_timeout: float = 20.0
     termination_log: Path | None = DEFAULT_TERMINATION_LOG
     access_log: bool = False
@@ -81,49 +83,20 @@ class ServeOptions:
 
 
 class Database:
-    """The service's way into DuckDB: read-only per request, or one shared read-write object
-    with a cursor per user when this process also collects (see the module docstring)."""
+    """The service's way into DuckDB: a read-only connection per request (module docstring)."""
 
-    def __init__(self, path: Path, *, shared: bool, lock_wait_seconds: float = 3.0) -> None:
+    def __init__(self, path: Path | None, *, lock_wait_seconds: float = 3.0) -> None:
         self.path = store.resolve_db_path(path)
-        self.shared = shared
         self.lock_wait_seconds = lock_wait_seconds
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._lock = threading.Lock()
-        if shared:
-            # Creates and migrates the file if needed: this process is its writer.
-            self._con = store.open_db(self.path, read_only=False, wait_seconds=lock_wait_seconds)
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection for one request; closed afterwards."""
-        if self.shared:
-            with self._lock:
-                if self._con is None:
-                    raise NoDataError("the database is closed: the service is shutting down")
-                cur = self._con.cursor()
-        else:
-            cur = store.open_db(self.path, read_only=True, wait_seconds=self.lock_wait_seconds)
+        """A read-only connection for one request; closed afterwards."""
+        con = store.open_db(self.path, read_only=True, wait_seconds=self.lock_wait_seconds)
         try:
-            yield cur
+            yield con
         finally:
-            cur.close()
-
-    def writer(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for the in-process collector (shared mode only); the caller closes it."""
-        with self._lock:
-            if self._con is None:
-                raise NoDataError("the database is closed: the service is shutting down")
-            return self._con.cursor()
-
-    def close(self) -> None:
-        """Close the shared database object (checkpointing it)."""
-        with self._lock:
-            if self._con is not None:
-                with contextlib.suppress(duckdb.Error):
-                    self._con.execute("CHECKPOINT")
-                self._con.close()
-                self._con = None
+            con.close()
 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
@@ -297,17 +270,26 @@ def _eviction(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.
 
 
 def _recommendations(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
-    func = _library("capplan.analysis.recommend", "recommend_report")
-    kwargs: dict[str, Any] = {"namespaces": p.many("namespace") or None}
-    if p.one("strategy"):
-        kwargs["strategy"] = p.one("strategy")
-    return func(con, p.duration("window", o.window), **kwargs)
+    func = _library("capplan.analysis.recommend", "recommend")
+    from capplan.analysis.recommend import DEFAULT_STRATEGY
+
+    return func(con, p.one("strategy", DEFAULT_STRATEGY) or DEFAULT_STRATEGY, p.duration("window", o.window),
+                p.many("namespace") or None)
 
 
 def _forecast(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
     func = _library("capplan.analysis.forecast", "forecast_report")
-    return func(con, p.duration("window", o.window), horizon=p.duration("horizon", timedelta(days=90)),
-                namespaces=p.many("namespace") or None)
+    from capplan.analysis import forecast as fc
+
+    return func(con, p.duration("window", o.window), horizon=p.duration("horizon", fc.DEFAULT_HORIZON),
+                namespaces=p.many("namespace") or None,
+                pool_label=p.one("pool_label", fc.DEFAULT_POOL_LABEL) or fc.DEFAULT_POOL_LABEL,
+                min_days=p.integer("min_days", fc.DEFAULT_MIN_DAYS, minimum=0) or 0)
+
+
+def _rollout(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
+    func = _library("capplan.analysis.rollout", "rollout_report")
+    return func(con, p.duration("window", o.window), p.many("namespace") or None)
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -319,7 +301,9 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("eviction", ("window", "node", "namespace", "view", "usage", "eviction_hard", "eviction_soft",
                               "priority"), _eviction, "memory-pressure eviction order (`capplan eviction`)"),
         Endpoint("recommendations", ("window", "namespace", "strategy"), _recommendations, "right-sizing (`capplan recommend`)"),
-        Endpoint("forecast", ("window", "horizon", "namespace"), _forecast, "days until exhaustion (`capplan forecast`)"),
+        Endpoint("forecast", ("window", "horizon", "namespace", "pool_label", "min_days"), _forecast,
+                 "days until exhaustion (`capplan forecast`)"),
+        Endpoint("rollout", ("window", "namespace"), _rollout, "rollout headroom per Deployment (`capplan rollout`)"),
     )
 }
 
@@ -345,14 +329,13 @@ class Service:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         self.stopping = threading.Event()
-        self.database = Database(options.db, shared=options.collect_every is not None,
-                                 lock_wait_seconds=options.lock_wait_seconds)
+        self.database = Database(options.db, lock_wait_seconds=options.lock_wait_seconds)
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_lock = threading.Lock()
         self._inflight = 0
         self._inflight_cond = threading.Condition()
         self._collector: threading.Thread | None = None
-        self.collector_error: str | None = None
+        self.collect_child: subprocess.Popen[str] | None = None
         self.collections = {"ok": 0, "failed": 0, "interrupted": 0}
         from capplan.service_metrics import MetricsExporter
 
@@ -434,14 +417,14 @@ class Service:
                 self._inflight_cond.wait(left)
         return True
 
-    # collection
+    # collection: a child `capplan collect` per tick (module docstring says why)
     def _collect_loop(self) -> None:
-        from capplan.service_collect import collect_once
+        from capplan.service_collect import run_collection
 
         every = self.options.collect_every
         assert every is not None
         while not self.stopping.is_set():
-            status = collect_once(self, self.options.collect_options)
+            status = run_collection(self, self.options.collect_args)
             self.collections[status] = self.collections.get(status, 0) + 1
             if self.stopping.wait(every.total_seconds()):
                 break
@@ -461,13 +444,19 @@ class Service:
         self.stopping.set()
         self.server.shutdown()  # stops the accept loop; in-flight handlers keep running
         self.server.server_close()
+        child = self.collect_child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # finish the current chunk, commit, stop
         drained = self.wait_idle(deadline)
         collected = True
         if self._collector is not None:
             self._collector.join(max(0.0, deadline - time.monotonic()))
             collected = not self._collector.is_alive()
-        if drained and collected:
-            self.database.close()
+            child = self.collect_child
+            if not collected and child is not None and child.poll() is None:
+                # Past the deadline: kill it. Committed chunks stay whole; the chunk in progress is
+                # rolled back, and the next run resumes from the high-water mark.
+                child.kill()
         return drained and collected
 
 
@@ -626,28 +615,27 @@ def run(options: ServeOptions, ready_line: Callable[[str], None] | None = None) 
     def on_signal(signum: int, _frame: Any) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        service.start()
-        mode = (f"collecting every {format_duration(options.collect_every)}" if options.collect_every
-                else "read-only")
-        say(f"capplan serve: listening on http://{options.host}:{service.port} "
-            f"(db {service.database.path}, {mode})")
-        while not stop.wait(0.5):
-            pass
-        started = time.monotonic()
-        clean = service.shutdown()
-        took = time.monotonic() - started
-        if not clean:
-            message = (f"capplan serve: shutdown did not finish within {options.shutdown_timeout:g}s "
-                       "(requests or a collection chunk still running)")
-            write_termination_log(options.termination_log, message)
-            print(message, file=sys.stderr, flush=True)
-            return 1
-        say(f"capplan serve: stopped cleanly in {took:.1f}s")
-        return 0
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # The handlers stay installed until the process exits: a second SIGTERM during the drain
+    # must not kill it half way.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    service.start()
+    mode = (f"collecting every {format_duration(options.collect_every)}" if options.collect_every
+            else "read-only")
+    say(f"capplan serve: listening on http://{options.host}:{service.port} "
+        f"(db {service.database.path}, {mode})")
+    while not stop.wait(0.5):
+        pass
+    started = time.monotonic()
+    clean = service.shutdown()
+    took = time.monotonic() - started
+    if not clean:
+        message = (f"capplan serve: shutdown did not finish within {options.shutdown_timeout:g}s "
+                   "(requests or a collection chunk still running)")
+        write_termination_log(options.termination_log, message)
+        print(message, file=sys.stderr, flush=True)
+        return 1
+    say(f"capplan serve: stopped cleanly in {took:.1f}s")
+    return 0
 
 

@@ -81,22 +81,35 @@ def start_server(db: Path, tmp_path: Path, *extra: str) -> Server:
     return Server(proc, int(match.group(1)), db, termination_log)
 
 
-def stop_server(server: Server, timeout: float = 30.0) -> tuple[int, str, str]:
-    """SIGTERM and wait; returns (exit code, rest of stdout, stderr)."""
-    if server.proc.poll() is None:
+def stop_server(server: Server, timeout: float = 30.0, send: bool = True) -> tuple[int, str, str]:
+    """SIGTERM (unless already sent) and wait; returns (exit code, rest of stdout, stderr)."""
+    if send and server.proc.poll() is None:
         server.proc.send_signal(signal.SIGTERM)
     out, err = server.proc.communicate(timeout=timeout)
     return server.proc.returncode, out, err
 
 
-@pytest.fixture()
-def server(sample_db: Path, tmp_path: Path) -> Iterator[Server]:
-    """`capplan serve` on a private copy of the bundled sample; freshness check off."""
-    srv = start_server(sample_db, tmp_path, "--max-staleness", "0")
-    yield srv
+def _finish(srv: Server) -> None:
     if srv.proc.poll() is None:
         srv.proc.kill()
         srv.proc.communicate(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def api(sample_db_readonly: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `capplan serve` on the imported bundled sample for the read-only tests (it only
+    reads); freshness check off."""
+    srv = start_server(sample_db_readonly, tmp_path_factory.mktemp("api"), "--max-staleness", "0")
+    yield srv
+    _finish(srv)
+
+
+@pytest.fixture()
+def server(sample_db: Path, tmp_path: Path) -> Iterator[Server]:
+    """`capplan serve` on a private, writable copy of the sample, for tests that write or stop it."""
+    srv = start_server(sample_db, tmp_path, "--max-staleness", "0")
+    yield srv
+    _finish(srv)
 
 
 def _library_records(db: Path, call) -> list[dict]:
@@ -109,6 +122,20 @@ def _library_records(db: Path, call) -> list[dict]:
         con.close()
 
 
+def assert_same_records(got: list[dict], expected: list[dict]) -> None:
+    """Equal rows and keys; floats to 1e-9 (polars sums in parallel, so the last bits of a sum
+    may differ between two runs of the same analysis)."""
+    expected = json.loads(json.dumps(expected))
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert list(a) == list(b)
+        for key in a:
+            if isinstance(a[key], float) or isinstance(b[key], float):
+                assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12), (key, a, b)
+            else:
+                assert a[key] == b[key], (key, a, b)
+
+
 def _built(module: str, func: str) -> bool:
     try:
         return hasattr(importlib.import_module(module), func)
@@ -119,16 +146,16 @@ def _built(module: str, func: str) -> bool:
 # --- the API ---------------------------------------------------------------------------------------
 
 
-def test_nodes_endpoint_is_the_library_call_with_csv_keys(server: Server) -> None:
-    status, body = server.get_json("/api/v1/nodes")
+def test_nodes_endpoint_is_the_library_call_with_csv_keys(api: Server) -> None:
+    status, body = api.get_json("/api/v1/nodes")
     assert status == 200
-    expected = _library_records(server.db, lambda con: nodes_report(con, timedelta(days=14)))
-    assert body == json.loads(json.dumps(expected))
+    expected = _library_records(api.db, lambda con: nodes_report(con, timedelta(days=14)))
+    assert_same_records(body, expected)
     assert len(body) == 8
     for column in CONTRACT_NODE_COLUMNS:
         assert column in body[0]
     # the same keys as `capplan nodes --format csv` columns
-    con = store.open_db(server.db, read_only=True)
+    con = store.open_db(api.db, read_only=True)
     try:
         csv_header = render.to_csv(nodes_report(con)).splitlines()[0].split(",")
     finally:
@@ -136,24 +163,24 @@ def test_nodes_endpoint_is_the_library_call_with_csv_keys(server: Server) -> Non
     assert list(body[0]) == csv_header
 
 
-def test_nodes_endpoint_filters_and_window(server: Server) -> None:
-    status, body = server.get_json("/api/v1/nodes?node=node-8&node=node-1&window=2d")
+def test_nodes_endpoint_filters_and_window(api: Server) -> None:
+    status, body = api.get_json("/api/v1/nodes?node=node-8&node=node-1&window=2d")
     assert status == 200
     assert [row["node"] for row in body] == ["node-1", "node-8"]
-    expected = _library_records(server.db, lambda con: nodes_report(con, timedelta(days=2), ["node-1", "node-8"]))
-    assert body == json.loads(json.dumps(expected))
+    expected = _library_records(api.db, lambda con: nodes_report(con, timedelta(days=2), ["node-1", "node-8"]))
+    assert_same_records(body, expected)
     # node-8 has allocatable == capacity (sample README): its reservation is flagged
     assert body[1]["reserved_ok"] is False
 
 
-def test_bad_parameters_are_400_with_a_json_error(server: Server) -> None:
-    status, body = server.get_json("/api/v1/nodes?window=fortnight")
+def test_bad_parameters_are_400_with_a_json_error(api: Server) -> None:
+    status, body = api.get_json("/api/v1/nodes?window=fortnight")
     assert status == 400 and "fortnight" in body["error"]
-    status, body = server.get_json("/api/v1/nodes?colour=blue")
+    status, body = api.get_json("/api/v1/nodes?colour=blue")
     assert status == 400 and "colour" in body["error"]
-    status, body = server.get_json("/api/v1/fit?cpu=500m")
+    status, body = api.get_json("/api/v1/fit?cpu=500m")
     assert status == 400 and "memory" in body["error"]
-    status, body = server.get_json("/api/v1/nowhere")
+    status, body = api.get_json("/api/v1/nowhere")
     assert status == 404 and body["status"] == 404
 
 
@@ -177,6 +204,24 @@ def _expected_eviction(view):
     return call
 
 
+def _expected_recommendations(con):
+    from capplan.analysis.recommend import recommend
+
+    return recommend(con, "simple", timedelta(days=14), ["web"])
+
+
+def _expected_forecast(con):
+    from capplan.analysis.forecast import forecast_report
+
+    return forecast_report(con, timedelta(days=14), horizon=timedelta(days=30), namespaces=["ml"])
+
+
+def _expected_rollout(con):
+    from capplan.analysis.rollout import rollout_report
+
+    return rollout_report(con, timedelta(days=14), None)
+
+
 LATER_ENDPOINTS = {
     # endpoint id: (module, function, path and query, the same call made directly)
     "namespaces": ("capplan.analysis.overcommit", "namespaces_report", "namespaces?namespace=web&namespace=ml",
@@ -186,15 +231,17 @@ LATER_ENDPOINTS = {
     "eviction": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8", _expected_eviction("pods")),
     "eviction-nodes": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8&view=nodes",
                        _expected_eviction("nodes")),
-    "recommendations": ("capplan.analysis.recommend", "recommend_report", "recommendations", None),
-    "forecast": ("capplan.analysis.forecast", "forecast_report", "forecast", None),
+    "recommendations": ("capplan.analysis.recommend", "recommend", "recommendations?strategy=simple&namespace=web",
+                        _expected_recommendations),
+    "forecast": ("capplan.analysis.forecast", "forecast_report", "forecast?horizon=30d&namespace=ml", _expected_forecast),
+    "rollout": ("capplan.analysis.rollout", "rollout_report", "rollout", _expected_rollout),
 }
 
 
 @pytest.mark.parametrize("name", sorted(LATER_ENDPOINTS))
-def test_analysis_endpoints_are_the_library_call(server: Server, name: str) -> None:
+def test_analysis_endpoints_are_the_library_call(api: Server, name: str) -> None:
     module, func, path, expected_call = LATER_ENDPOINTS[name]
-    status, body = server.get_json(f"/api/v1/{path}")
+    status, body = api.get_json(f"/api/v1/{path}")
     if not _built(module, func):
         assert status == 501, body
         assert "not built" in body["error"]
@@ -202,25 +249,25 @@ def test_analysis_endpoints_are_the_library_call(server: Server, name: str) -> N
     assert status == 200, body
     assert isinstance(body, list) and body, f"{name} answered no rows on the sample"
     assert expected_call is not None, f"{name} is built: compare it with its library call"
-    expected = _library_records(server.db, expected_call)
-    assert body == json.loads(json.dumps(expected))
+    expected = _library_records(api.db, expected_call)
+    assert_same_records(body, expected)
 
 
-def test_fit_total_row_and_eviction_columns(server: Server) -> None:
+def test_fit_total_row_and_eviction_columns(api: Server) -> None:
     if _built("capplan.analysis.overcommit", "fit_report"):
-        status, body = server.get_json("/api/v1/fit?cpu=1&memory=2Gi")
+        status, body = api.get_json("/api/v1/fit?cpu=1&memory=2Gi")
         assert status == 200
         assert body[-1]["node"] == "TOTAL"
         assert body[-1]["fits"] == sum(row["fits"] for row in body[:-1])
         assert {"node", "fits", "limited_by"} <= set(body[0])
-        assert server.get_json("/api/v1/fit?cpu=lots&memory=1Gi")[0] == 400
+        assert api.get_json("/api/v1/fit?cpu=lots&memory=1Gi")[0] == 400
     if _built("capplan.analysis.eviction", "eviction_report"):
-        status, body = server.get_json("/api/v1/eviction?node=node-8")
+        status, body = api.get_json("/api/v1/eviction?node=node-8")
         assert status == 200
         assert set("node rank namespace pod qos_class priority memory_request_bytes memory_usage_bytes "
                    "exceeds_request oom_score_adj".split()) <= set(body[0])
         assert [row["rank"] for row in body] == list(range(1, len(body) + 1))
-        assert server.get_json("/api/v1/eviction?view=everything")[0] == 400
+        assert api.get_json("/api/v1/eviction?view=everything")[0] == 400
 
 
 def test_empty_database_is_404_no_data(tmp_path: Path) -> None:
@@ -236,11 +283,11 @@ def test_empty_database_is_404_no_data(tmp_path: Path) -> None:
         assert stop_server(srv)[0] == 0
 
 
-def test_report_json_and_html(server: Server) -> None:
-    status, body = server.get_json("/api/v1/report")
+def test_report_json_and_html(api: Server) -> None:
+    status, body = api.get_json("/api/v1/report")
     assert status == 200
     assert [row["node"] for row in body["nodes"]] == [f"node-{i}" for i in range(1, 9)]
-    status, html, headers = server.get("/report.html")
+    status, html, headers = api.get("/report.html")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert "<svg" in html and "node-8" in html
 
@@ -256,11 +303,11 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def test_metrics_parse_and_match_the_nodes_table(server: Server) -> None:
-    status, text, headers = server.get("/metrics")
+def test_metrics_parse_and_match_the_nodes_table(api: Server) -> None:
+    status, text, headers = api.get("/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     samples = _samples(text)
-    rows = _library_records(server.db, lambda con: nodes_report(con, timedelta(days=14)))
+    rows = _library_records(api.db, lambda con: nodes_report(con, timedelta(days=14)))
     assert len(rows) == 8
     for row in rows:
         labels = (("node", row["node"]),)
@@ -277,7 +324,7 @@ def test_metrics_parse_and_match_the_nodes_table(server: Server) -> None:
         node1["cpu_allocatable_cores"] - node1["cpu_requests_cores"])
     assert samples[("capplan_metrics_section_up", (("section", "nodes"),))] == 1.0
     # newest sample: the sample's last timestamp
-    con = store.open_db(server.db, read_only=True)
+    con = store.open_db(api.db, read_only=True)
     try:
         newest = store.sample_range(con)[1]
     finally:
@@ -382,8 +429,8 @@ def test_sigterm_during_a_request_answers_it_then_exits_0(server: Server) -> Non
     sock.close()
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.0 200"), head
-    assert json.loads(body) == json.loads(json.dumps(expected))
-    code, out, err = stop_server(server)
+    assert_same_records(json.loads(body), expected)
+    code, out, err = stop_server(server, send=False)
     assert code == 0, err
     assert "stopped cleanly" in out
     assert not server.termination_log.exists()
@@ -426,31 +473,118 @@ def test_collect_every_needs_a_prometheus_url(sample_db: Path, tmp_path: Path) -
     assert "--prometheus-url" in proc.stderr
 
 
-# --- the shared database object of in-process collection ---------------------------------------------
+# --- scheduled collection against a real Prometheus ---------------------------------------------------
+
+COLLECT_START = datetime(2026, 11, 2, 0, 0)
+COLLECT_END = datetime(2026, 11, 3, 0, 0)
+COLLECT_NAMESPACES = ["web"]
 
 
-def test_shared_database_readers_see_committed_data_while_a_writer_works(sample_db: Path) -> None:
-    from capplan.service import Database
+@pytest.fixture(scope="module")
+def web_prometheus(sample_cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Prometheus serving one day of the sample's `web` namespace."""
+    from tests.promharness import PrometheusServer, build_cluster_tsdb, missing_binaries
 
-    database = Database(sample_db, shared=True)
+    reason = missing_binaries()
+    if reason:
+        pytest.skip(reason)
+    tsdb = tmp_path_factory.mktemp("webtsdb") / "tsdb"
+    build_cluster_tsdb(sample_cluster, tsdb, COLLECT_START, COLLECT_END, namespaces=COLLECT_NAMESPACES)
+    with PrometheusServer(tsdb) as prom:
+        yield prom
+
+
+def _collect_args(url: str) -> list[str]:
+    return ["--collect-every", "1h", "--prometheus-url", url, "--step", "5m", "--max-staleness", "1h",
+            f"--collect-arg=--start={COLLECT_START:%Y-%m-%dT%H:%M:%SZ}",
+            f"--collect-arg=--end={COLLECT_END:%Y-%m-%dT%H:%M:%SZ}",
+            "--collect-arg=--chunk=1h", "--collect-arg=--namespace=web", "--collect-arg=--concurrency=1"]
+
+
+def _stored(db: Path) -> tuple[int, int, list[tuple]]:
+    con = store.open_db(db, read_only=True, wait_seconds=20)
     try:
-        with database.reader() as con:
-            before = con.execute("SELECT count(*) FROM collection_runs").fetchone()[0]
-        writer = database.writer()
-        writer.execute("BEGIN TRANSACTION")
-        writer.execute("INSERT INTO collection_runs (run_id, source, started_at, status) "
-                       "VALUES (99, 'test', now()::TIMESTAMP, 'running')")
-        # a chunk in progress: readers keep answering from committed data
-        with database.reader() as con:
-            assert con.execute("SELECT count(*) FROM collection_runs").fetchone()[0] == before
-            assert len(nodes_report(con)) == 8
-        writer.execute("COMMIT")
-        writer.close()
-        with database.reader() as con:
-            assert con.execute("SELECT count(*) FROM collection_runs").fetchone()[0] == before + 1
+        samples = con.execute("SELECT count(*) FROM usage_samples").fetchone()[0]
+        distinct = con.execute("SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM usage_samples)").fetchone()[0]
+        runs = con.execute("SELECT status, window_start, window_end, samples FROM collection_runs ORDER BY run_id").fetchall()
     finally:
-        database.close()
-    # closed and checkpointed: another process could open it now
-    con = duckdb.connect(str(sample_db), read_only=True)
-    assert con.execute("SELECT count(*) FROM collection_runs WHERE run_id = 99").fetchone()[0] == 1
-    con.close()
+        con.close()
+    return samples, distinct, runs
+
+
+@pytest.mark.slow
+def test_scheduled_collection_feeds_the_api_and_sigterm_keeps_whole_chunks(
+        web_prometheus, tmp_path: Path, sample_cluster) -> None:
+    db = tmp_path / "collected.duckdb"
+    srv = start_server(db, tmp_path, *_collect_args(web_prometheus.url))
+    answers: list[int] = []
+    try:
+        # The API answers while the collection runs: 404 (no data yet) or 200, never an error.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status, _ = srv.get_json("/api/v1/nodes")
+            answers.append(status)
+            if status == 200:
+                break
+            time.sleep(0.05)
+        assert answers[-1] == 200, answers
+        assert set(answers) <= {200, 404}, answers
+        # SIGTERM during the collection: the child finishes its chunk, commits, records the run
+        code, out, err = stop_server(srv, timeout=40)
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+    assert code == 0, err
+    assert "stopped cleanly" in out
+    samples, distinct, runs = _stored(db)
+    assert runs and runs[-1][0] in ("interrupted", "ok"), (runs, err)
+    assert samples == distinct > 0
+    if runs[-1][0] == "interrupted":
+        assert "collection interrupted" in err
+    # Nothing lost: what a fresh, uninterrupted collection of the same window stores equals what
+    # the interrupted run stored plus the rest (no gaps, no duplicates).
+    full_db = tmp_path / "full.duckdb"
+    for target in (db, full_db):
+        proc = subprocess.run(
+            [sys.executable, "-m", "capplan", "collect", "--db", str(target), "--prometheus-url", web_prometheus.url,
+             "--step", "5m", "--namespace", "web", f"--start={COLLECT_START:%Y-%m-%dT%H:%M:%SZ}",
+             f"--end={COLLECT_END:%Y-%m-%dT%H:%M:%SZ}", "--format", "json"],
+            capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    resumed, resumed_distinct, _ = _stored(db)
+    full, _, _ = _stored(full_db)
+    assert resumed == resumed_distinct == full
+    if runs[-1][0] == "interrupted":
+        assert samples < full
+
+
+@pytest.mark.slow
+def test_readyz_follows_the_scheduled_collection(web_prometheus, tmp_path: Path) -> None:
+    db = tmp_path / "ready.duckdb"
+    srv = start_server(db, tmp_path, *_collect_args(web_prometheus.url))
+    try:
+        deadline = time.monotonic() + 90
+        seen = []
+        while time.monotonic() < deadline:
+            status, body = srv.get_json("/readyz")
+            seen.append(status)
+            if status == 200:
+                break
+            time.sleep(0.2)
+        assert seen[-1] == 200, (seen, body)
+        # the run recorded by the child process is what readiness and /metrics report
+        _, _, runs = _stored(db)
+        assert runs[-1][0] == "ok"
+        # the service counts the run once the child has exited
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            samples = _samples(srv.get("/metrics")[1])
+            if samples[("capplan_service_collections", (("status", "ok"),))] == 1.0:
+                break
+            time.sleep(0.2)
+        assert samples[("capplan_service_collections", (("status", "ok"),))] == 1.0
+        assert samples[("capplan_last_collection_success", ())] == 1.0
+        assert samples[("capplan_last_collection_samples", ())] == runs[-1][3]
+    finally:
+        code, _, err = stop_server(srv, timeout=40)
+    assert code == 0, err

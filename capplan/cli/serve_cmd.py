@@ -38,10 +38,12 @@ def serve(
     termination_log: Annotated[Path, typer.Option(
         "--termination-log", help="Where to write the reason of an error exit, if writable.")] = Path("/dev/termination-log"),
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request to stderr.")] = False,
+    collect_arg: Annotated[Optional[list[str]], typer.Option(
+        "--collect-arg", help="Extra option for the scheduled `capplan collect` (repeatable), e.g. --collect-arg=--chunk=1h.")
+    ] = None,
 ) -> None:
     """HTTP API (/api/v1/...), /metrics, /healthz and /readyz; SIGTERM shuts down gracefully."""
     from capplan import service
-    from capplan.service_collect import collector_available
 
     try:
         every = parse_duration(collect_every) if collect_every else None
@@ -50,17 +52,21 @@ def serve(
                 raise UsageError("--collect-every must be longer than 0s")
             if not prometheus_url:
                 raise UsageError("--collect-every needs --prometheus-url (or $CAPPLAN_PROMETHEUS_URL)")
-            if not collector_available():
-                raise UsageError("in-process collection needs the collector, which this build lacks")
+        # The scheduled collection is `capplan collect` with these options; the token stays in its
+        # file or in $CAPPLAN_PROMETHEUS_TOKEN (inherited), never on a command line.
+        collect_args = ["--prometheus-url", prometheus_url or "", "--since", since, "--step", step]
+        if token_file:
+            collect_args += ["--token-file", str(token_file)]
+        if ca_file:
+            collect_args += ["--ca-file", str(ca_file)]
+        if insecure_skip_tls_verify:
+            collect_args.append("--insecure-skip-tls-verify")
+        collect_args += list(collect_arg or [])
         options = service.ServeOptions(
             db=db, host=host, port=port, window=window_option(window),
             max_staleness=timedelta(0) if max_staleness.strip() == "0" else parse_duration(max_staleness),
             collect_every=every,
-            collect_options={
-                "prometheus_url": prometheus_url, "token_file": token_file, "ca_file": ca_file,
-                "insecure_skip_tls_verify": insecure_skip_tls_verify, "step": parse_duration(step),
-                "since": parse_duration(since),
-            },
+            collect_args=collect_args,
             shutdown_timeout=parse_duration(shutdown_timeout).total_seconds(),
             termination_log=termination_log, access_log=access_log,
         )

@@ -1,0 +1,155 @@
+"""`capplan report --format html`: a self-contained page whose charts render in a real headless
+Debian chromium with no console errors; the charts show what the data says (checked against
+values computed here from the bundled sample's own files)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from capplan import store
+from capplan.analysis.nodes import nodes_report
+from capplan.cli import app
+from capplan.html_report import _downsample_max, _ticks, histogram_svg, node_bars_svg
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = ROOT / "data" / "samples" / "cluster"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--disable-extensions",
+    # Any attempt to reach the network fails (and would show as a console error).
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--enable-logging=stderr", "--v=0",
+]
+MiB = 2**20
+
+
+def run_chromium(page: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Chromium on the page with a fresh profile; stdout is whatever `extra` asks for."""
+    with tempfile.TemporaryDirectory(prefix="capplan-chromium-") as profile:
+        return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()],
+                              capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def report_page(sample_db_readonly: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`capplan report --format html -o report.html` on the bundled sample."""
+    from typer.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("html") / "report.html"
+    result = CliRunner().invoke(app, ["report", "--db", str(sample_db_readonly), "--format", "html", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser_dom(report_page: Path) -> tuple[str, str]:
+    """The DOM after load (`--dump-dom`) and chromium's log."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    proc = run_chromium(report_page, "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout, proc.stderr
+
+
+def test_page_is_self_contained(report_page: Path) -> None:
+    text = report_page.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    # no external resource of any kind: scripts, styles, images, fonts, frames
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!#)""", text), "a src/href that is not an in-page anchor"
+    assert "<link" not in text and "@import" not in text and "url(" not in text
+    assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text)
+
+
+def test_charts_render_in_chromium_without_console_errors(browser_dom: tuple[str, str]) -> None:
+    dom, log = browser_dom
+    console = [line for line in log.splitlines() if "CONSOLE" in line]
+    assert console == [], console
+    charts = int(re.search(r'data-charts="(\d+)"', dom).group(1))
+    rendered = int(re.search(r'data-charts-rendered="(\d+)"', dom).group(1))
+    # 2 node charts + at least one memory-pressure chart + 2 per recommendation shown
+    assert charts >= 3
+    assert rendered == charts
+    assert dom.count('data-rendered="1"') == charts
+    kinds = re.findall(r'<svg class="chart" data-kind="([a-z-]+)"', dom)
+    assert {"node-cpu", "node-memory", "memory-risk"} <= set(kinds)
+
+
+def test_screenshot_is_not_blank(report_page: Path, tmp_path: Path) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed")
+    shot = tmp_path / "page.png"
+    proc = run_chromium(report_page, "--hide-scrollbars", "--window-size=1100,1400", f"--screenshot={shot}")
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    assert shot.stat().st_size > 20_000  # a blank white PNG of that size is ~5 KB
+
+
+def _sample_node_peaks() -> dict[str, float]:
+    """Per node: the peak over time of the summed container working set, straight from the
+    sample's usage.parquet (no capplan code involved)."""
+    usage = pl.read_parquet(SAMPLE_DIR / "usage.parquet")
+    per_ts = usage.group_by("node", "ts").agg(pl.col("memory_bytes").sum())
+    return {r["node"]: float(r["memory_bytes"]) for r in per_ts.group_by("node").agg(pl.col("memory_bytes").max()).to_dicts()}
+
+
+def test_memory_pressure_charts_are_the_nodes_near_eviction(report_page: Path) -> None:
+    nodes = pl.read_parquet(SAMPLE_DIR / "nodes.parquet").group_by("node").agg(pl.col("memory_capacity_bytes").last())
+    capacity = {r["node"]: r["memory_capacity_bytes"] for r in nodes.to_dicts()}
+    peaks = _sample_node_peaks()
+    # at risk: peak >= 90% of (capacity - 100Mi), the kubelet's hard eviction point
+    expected = sorted(n for n, peak in peaks.items() if peak >= 0.9 * (capacity[n] - 100 * MiB))
+    assert "node-8" in expected  # the sample's memory-pressure node (data/samples/README.md)
+    shown = sorted(re.findall(r'aria-label="(node-\d+): working set of its containers', report_page.read_text()))
+    assert shown == expected[:4]
+    ratio = peaks["node-8"] / (capacity["node-8"] - 100 * MiB)
+    assert f"peak {ratio:.0%} of threshold" in report_page.read_text()
+
+
+def test_node_bars_carry_the_node_table(sample_db_readonly: Path) -> None:
+    con = store.open_db(sample_db_readonly, read_only=True)
+    try:
+        table = nodes_report(con, timedelta(days=14))
+    finally:
+        con.close()
+    svg = node_bars_svg(table, "cpu")
+    for row in table.to_dicts():
+        pct = row["cpu_requests_cores"] / row["cpu_allocatable_cores"] * 100
+        assert f"{row['node']} requests: " in svg
+        assert f"= {pct:.0f}% of" in svg
+    # an unbounded limit sum is drawn and says so
+    if any(np.isinf(v) for v in table["cpu_limits_cores"].to_list()):
+        assert "unbounded (a container has no limit)" in svg
+
+
+def test_histogram_shares_by_hand() -> None:
+    # 10 samples: 6 at 0.1 core, 4 at 0.9 core; 30 bins over 0..1.1 (the 1.0 request x 1.1)
+    values = np.array([0.1] * 6 + [0.9] * 4)
+    svg = histogram_svg("t", "usage-cpu", "cores", values,
+                        [{"label": "request now", "x": 1.0, "colour": "#000"}])
+    shares = [float(m) for m in re.findall(r": ([0-9.]+)% of samples", svg)]
+    assert shares == [60.0, 40.0]
+    assert "request now 1" in svg
+
+
+def test_ticks_and_downsampling() -> None:
+    # span/5 = 22 -> the next 1/2/5 x 10^k step is 50
+    assert _ticks(0, 110) == [0, 50, 100]
+    # span/5 = 0.74 -> 1
+    assert _ticks(0, 3.7) == [0, 1, 2, 3]
+    # span/5 = 3 -> 5, starting at the first multiple above 12
+    assert _ticks(12, 27) == [15, 20, 25]
+    t = np.arange(10_000, dtype=float)
+    y = np.sin(t / 50)
+    y[7_777] = 5.0  # one spike must survive thinning
+    kt, ky = _downsample_max(t, y, 500)
+    assert len(kt) == 500 and ky.max() == 5.0 and 7_777 in kt
