@@ -1,5 +1,5 @@
 -- Per container series and 24h interval (aligned to the series' first sample in the window, as
--- queries/recommend_memory_peaks.sql): the memory peak and the CPU p95 (the auto strategy's
+-- queries/recommend_memory_peaks.sql): the memory peak and the mean CPU (the auto strategy's
 -- daily statistics for trends and tail fits).
 -- Needs the registered relation _rec_first(series_id, first_ts).
 -- Params: $start, $end TIMESTAMP; $interval_s DOUBLE.
@@ -13,7 +13,7 @@ WITH tagged AS (
 SELECT series_id, interval_index,
        any_value(first_ts) + to_seconds(CAST((interval_index + 1) * $interval_s AS BIGINT)) AS interval_end,
        max(memory_bytes) AS peak_bytes,
-       quantile_cont(cpu_cores, 0.95) AS cpu_p95_cores
+       avg(cpu_cores) AS cpu_mean_cores
 FROM tagged
 GROUP BY series_id, interval_index
 ORDER BY series_id, interval_index

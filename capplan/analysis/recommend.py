@@ -25,7 +25,6 @@ from capplan.errors import NoDataError
 
 GROUP_KEYS = ["namespace", "owner_kind", "owner_name", "container"]
 WORKLOAD_KEYS = ["namespace", "owner_kind", "owner_name"]
-RECENT = timedelta(days=7)
 ALIVE_TOLERANCE = timedelta(minutes=15)
 
 # CONTRACT.md `recommend` columns, in order; more follow.
@@ -69,12 +68,10 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
             pl.col("cpu_max_cores").max(), pl.lit(None, pl.Float64).alias("memory_max_bytes"))
     elif needs.full_stats:
         stats = store.query(con, "recommend_series_stats", {
-            "start": start, "end": end, "recent_start": max(start, end - RECENT),
-            "cpu_q": params.cpu_percentile / 100.0})
+            "start": start, "end": end, "cpu_q": params.cpu_percentile / 100.0})
         stats = stats.with_columns(
-            pl.col("cpu_q").list.get(0).alias("cpu_pq_cores"), pl.col("cpu_q").list.get(1).alias("cpu_p50_cores"),
-            pl.col("cpu_q").list.get(2).alias("cpu_p90_cores"), pl.col("cpu_q").list.get(3).alias("cpu_p95_cores"),
-            pl.col("cpu_q").list.get(4).alias("cpu_p99_cores"),
+            pl.col("cpu_q").list.get(0).alias("cpu_pq_cores"), pl.col("cpu_q").list.get(1).alias("cpu_p95_cores"),
+            pl.col("cpu_q").list.get(2).alias("cpu_p99_cores"),
         ).drop("cpu_q")
     elif needs.cpu_percentile:
         stats = store.query(con, "recommend_series_percentile", {

@@ -14,7 +14,7 @@ min(current limit, STEP_DOWN_FACTOR x peak). OOM kills in the window: at least V
 (max(+100Mi, x1.2)) over the larger of the limit it died at and the peak.
 Fewer than MIN_PEAKS_FOR_FIT daily peaks: peak + SHORT_HISTORY_MARGIN.
 CPU request: the window's p99 (usage above the request 1% of the time), scaled up by a clearly
-rising trend of the daily p95s projected half a horizon ahead. Usage pinned at the CPU limit
+rising trend of the daily mean CPU projected half a horizon ahead. Usage pinned at the CPU limit
 (its p95 within THROTTLED_SHARE of it: throttled, as throttling itself is not collected) asks
 for at least the limit. No CPU limit: a limit only throttles.
 Every row's `reason` names what set each size.
@@ -94,18 +94,18 @@ def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float) -> tu
     return request, need, why
 
 
-def cpu_size(p99: float, daily_p95: np.ndarray, index: np.ndarray, horizon_days: float) -> tuple[float, str]:
+def cpu_size(p99: float, daily_mean: np.ndarray, index: np.ndarray, horizon_days: float) -> tuple[float, str]:
     """CPU request for one series, and why: the window's p99, scaled by a clearly rising trend
-    of the daily p95s projected half a horizon ahead."""
+    of the daily mean CPU (Theil-Sen) projected half a horizon ahead."""
     level, why = p99, "p99"
-    if daily_p95.size >= MIN_PEAKS_FOR_FIT:
-        slope, agreement = theil_sen(index, daily_p95)
+    if daily_mean.size >= MIN_PEAKS_FOR_FIT:
+        slope, agreement = theil_sen(index, daily_mean)
         if slope > 0 and agreement >= TREND_AGREEMENT:
-            now = float(np.median(daily_p95 - slope * index)) + slope * index.max()
+            now = float(np.median(daily_mean - slope * index)) + slope * index.max()
             ahead = now + slope * horizon_days / 2
-            if now > 0 and ahead > now:
+            if now > 0 and ahead / now > 1 + MIN_TREND_EFFECT:
                 level *= ahead / now
-                why = f"p99 x{ahead / now:.2f} (daily p95 rising, {agreement:.0%} of pairs agree)"
+                why = f"p99 x{ahead / now:.2f} (daily mean CPU rising, {agreement:.0%} of pairs agree)"
     return level, why
 
 
@@ -113,7 +113,7 @@ def _pooled(short: pl.DataFrame, start) -> pl.DataFrame:
     """Daily peaks of short-lived pods (Jobs, churn) pooled per workload and day of the window."""
     return short.with_columns(
         ((pl.col("interval_end") - pl.lit(start)).dt.total_seconds() // 86400).cast(pl.Int64).alias("day")
-    ).group_by("group_id", "day").agg(pl.col("peak_bytes").max(), pl.col("cpu_p95_cores").max()).sort("group_id", "day")
+    ).group_by("group_id", "day").agg(pl.col("peak_bytes").max(), pl.col("cpu_mean_cores").max()).sort("group_id", "day")
 
 
 def recommend(history: History, params: Params) -> pl.DataFrame:
@@ -139,7 +139,7 @@ def recommend(history: History, params: Params) -> pl.DataFrame:
             cpu, cpu_why = cpu_level, "p99"
         else:
             index = d["interval_index"].to_numpy().astype(float)
-            cpu, cpu_why = cpu_size(cpu_level, d["cpu_p95_cores"].to_numpy().astype(float), index, horizon_days)
+            cpu, cpu_why = cpu_size(cpu_level, d["cpu_mean_cores"].to_numpy().astype(float), index, horizon_days)
         if s["series_id"] in short_ids:
             g = by_group_pooled[s["group_id"]]
             peaks, index = g["peak_bytes"].to_numpy().astype(float), g["day"].to_numpy().astype(float)

@@ -44,10 +44,10 @@ class Needs:
     """Which aggregates a strategy reads (the loader computes only those)."""
 
     cpu_percentile: bool = False  # the CPU percentile Params.cpu_percentile per series
-    full_stats: bool = False      # recent-window and several CPU percentiles per series
+    full_stats: bool = False      # several CPU percentiles per series
     cpu_histogram: bool = False   # VPA decaying CPU histogram
     memory_peaks: bool = False    # one memory peak per series and 24h interval
-    daily_cpu: bool = False       # with memory_peaks: each interval's CPU p95 too
+    daily_cpu: bool = False       # with memory_peaks: each interval's mean CPU too
 
 
 @dataclass
@@ -58,7 +58,7 @@ class History:
             samples, first_ts, last_ts, cpu/memory request/limit (current).
     series: series_id, group_id, pod, samples, first_ts, last_ts, per-series statistics.
     cpu_histogram: group_id, bucket, weight.  memory_peaks: series_id, group_id,
-    interval_index, interval_end, peak_bytes, cpu_p95_cores.  ooms: series_id, group_id, ts,
+    interval_index, interval_end, peak_bytes (, cpu_mean_cores).  ooms: series_id, group_id, ts,
     memory_request_bytes, memory_limit_bytes.
     """
 
