@@ -279,8 +279,8 @@ def generate_cluster(seed: int = 7, days: int = 14, step: timedelta = timedelta(
                              pod_rows, ctr_rows, owner_rows, wl_rows, hpa_rows, model_rows)
         ns_ml = f"ml{suffix}"
         quota_rows += [
-            {"namespace": ns_ml, "quota": "ml-quota", "resource": "requests.cpu", "valid_from": start, "valid_to": end, "hard": 12.0},
-            {"namespace": ns_ml, "quota": "ml-quota", "resource": "requests.memory", "valid_from": start, "valid_to": end, "hard": float(40 * GiB)},
+            {"namespace": ns_ml, "quota": "ml-quota", "resource": "requests.cpu", "valid_from": start, "valid_to": end, "hard": 24.0},
+            {"namespace": ns_ml, "quota": "ml-quota", "resource": "requests.memory", "valid_from": start, "valid_to": end, "hard": float(48 * GiB)},
         ]
     frames = {
         "nodes": pl.DataFrame(node_rows),
