@@ -338,8 +338,7 @@ def report_section(con: duckdb.DuckDBPyConnection, options) -> list:
         pl.col("severity").replace_strict(SEVERITY_ORDER, return_dtype=pl.Int32).alias("_rank"),
         (pl.col("cpu_savings_cores").abs().fill_null(0) + pl.col("memory_savings_gib").abs().fill_null(0)).alias("_size"),
     ).sort(["_rank", "_size"], descending=True).drop("_rank", "_size")
-    top = ranked.head(options.top).select(CONTRACT_COLUMNS + ["qos_class_current", "qos_class_recommended",
-                                                             "cpu_savings_cores", "memory_savings_gib"])
+    top = ranked.head(options.top).select(CONTRACT_COLUMNS + ["cpu_savings_cores", "memory_savings_gib"])
     saved_cpu = frame["cpu_savings_cores"].fill_null(0).sum()
     saved_mem = frame["memory_savings_gib"].fill_null(0).sum()
     note = (f"strategy {DEFAULT_STRATEGY}; {frame.height} workload containers, top {top.height} shown; "
