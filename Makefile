@@ -19,6 +19,7 @@ demo: $(STAMP)
 	rm -f $(DEMO_DB) $(DEMO_DB).wal
 	$(BIN)/capplan import data/samples/cluster --db $(DEMO_DB)
 	$(BIN)/capplan report --db $(DEMO_DB)
+	$(BIN)/capplan report --db $(DEMO_DB) --format html -o report.html && echo "HTML report with charts: $(CURDIR)/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
