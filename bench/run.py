@@ -491,7 +491,9 @@ def bench_size(size: Size, steps_wanted: set[str] | None, timeout: float) -> dic
         _log(f"{size.name}: ingest {result['ingest']}")
     steps = list(analysis_steps(_strategies()))
     # with BENCH_REUSE, steps not run now keep their earlier figures (each step records its commit)
-    result["steps"] = dict(_previous_results().get(size.name, {}).get("steps", {})) if reuse else {}
+    # (and so do they when only some steps are asked for: the DB is rebuilt from the same data)
+    result["steps"] = (dict(_previous_results().get(size.name, {}).get("steps", {}))
+                       if reuse or steps_wanted else {})
     for step in steps:
         if steps_wanted and step not in steps_wanted:
             continue
@@ -500,8 +502,10 @@ def bench_size(size: Size, steps_wanted: set[str] | None, timeout: float) -> dic
         _log(f"{size.name}: {step} {result['steps'][step]}")
     if size.name == "M" and (not steps_wanted or "collect" in steps_wanted):
         _log(f"{size.name}: collect")
-        result["collect"] = run_child(["collect", size.name], timeout * 2)
+        result["collect"] = {**run_child(["collect", size.name], timeout * 2), "commit": result["commit"]}
         _log(f"{size.name}: collect {result['collect']}")
+    elif size.name == "M" and _previous_results().get("M", {}).get("collect"):
+        result["collect"] = _previous_results()["M"]["collect"]
     return result
 
 
@@ -563,9 +567,13 @@ def derived(size_result: dict[str, Any]) -> dict[str, Any]:
         if b.get(key) and c.get(key):
             out[f"baseline_vs_capplan_{key}"] = b[key] / c[key]
     rss = [e.get("peak_rss_bytes") for name, e in size_result.get("steps", {}).items()
-           if e.get("status") == "ok" and name != "baseline_simple" and e.get("peak_rss_bytes")]
+           if name != "baseline_simple" and e.get("peak_rss_bytes") and not str(e.get("status")).startswith("n/a")]
     if rss:
         out["analysis_peak_rss_bytes"] = max(rss)
+    rss = [e.get("peak_rss_bytes") for name, e in size_result.get("steps", {}).items()
+           if name.startswith("recommend_") and e.get("status") == "ok" and e.get("peak_rss_bytes")]
+    if rss:
+        out["recommend_peak_rss_bytes"] = max(rss)
     collect = size_result.get("collect") or {}
     if collect.get("status") == "ok":
         full, floor, incr = (collect.get(k) for k in ("full_seconds", "floor_seconds", "incremental_seconds"))
@@ -620,7 +628,12 @@ def table_rows(strategies: tuple[str, ...]):
          lambda v: f"{v:.3f}", "", None),
         ("  same answer? sum mem req baseline/capplan", der("baseline_vs_capplan_memory_request_sum_bytes"),
          lambda v: f"{v:.3f}", "", None),
-        ("analysis peak RSS (max of steps)", der("analysis_peak_rss_bytes"), _fmt_bytes, "<= 2 GiB", lambda v: v <= 2 * GiB),
+        ("recommend peak RSS (max of strategies)", der("recommend_peak_rss_bytes"), _fmt_bytes, "<= 2 GiB",
+         lambda v: v <= 2 * GiB),
+        ("peak RSS, any analysis step", der("analysis_peak_rss_bytes"), _fmt_bytes, "<= 2 GiB", lambda v: v <= 2 * GiB),
+        ("nodes peak RSS", rss("nodes"), _fmt_bytes, "", None),
+        ("eviction peak RSS", rss("eviction"), _fmt_bytes, "", None),
+        ("forecast peak RSS", rss("forecast"), _fmt_bytes, "", None),
         ("report peak RSS", rss("report"), _fmt_bytes, "", None),
         ("baseline peak RSS", rss("baseline_simple"), _fmt_bytes, "", None),
         ("collect full (M)", coll("full_seconds"), _fmt_seconds, "", None),
