@@ -3,7 +3,8 @@
 The gauges are computed from the store on scrape (through the service's per-data-version cache,
 so a scrape between two collections costs one fingerprint query), from the same library calls as
 the API: per-node overcommit ratios and headroom, current vs recommended requests and limits per
-workload container, days to exhaustion, and the last collection's time and duration. Each group
+workload container, days to exhaustion, memory-pressure exposure per node, and the last
+collection's time and duration. Each group
 reports `capplan_metrics_section_up{section}` so an alert can tell "no data" from "no problem".
 """
 
@@ -51,6 +52,13 @@ RECOMMEND_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("capplan_container_memory_request_recommended_bytes", "memory_request_recommended", "Recommended memory request."),
     ("capplan_container_memory_limit_bytes", "memory_limit_current", "Current memory limit (absent: unset)."),
     ("capplan_container_memory_limit_recommended_bytes", "memory_limit_recommended", "Recommended memory limit."),
+)
+
+EVICTION_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("capplan_node_memory_peak_usage_ratio", "peak_usage_ratio", "Peak summed working set / memory capacity over the window."),
+    ("capplan_node_memory_pressure_share", "share_under_hard", "Share of the window with memory.available under the hard eviction threshold."),
+    ("capplan_node_memory_soft_pressure_share", "share_under_soft", "Share of the window with memory.available under the soft margin."),
+    ("capplan_node_evictions_to_relieve", "evictions_to_relieve", "Pods the kubelet would evict to relieve the node's worst moment."),
 )
 
 FORECAST_GAUGES: tuple[tuple[str, str, str], ...] = (
@@ -115,8 +123,8 @@ class _StoreCollector:
             with service.database.reader() as con:
                 families.extend(self._collection(con))
                 up.add_metric(["collection"], 1.0)
-                for section, builder in (("nodes", self._nodes), ("recommendations", self._recommend),
-                                         ("forecast", self._forecast)):
+                for section, builder in (("nodes", self._nodes), ("eviction", self._eviction),
+                                         ("recommendations", self._recommend), ("forecast", self._forecast)):
                     try:
                         families.extend(builder(con))
                         up.add_metric([section], 1.0)
@@ -183,6 +191,18 @@ class _StoreCollector:
             out.append(family)
         return out
 
+    def _eviction(self, _con: Any) -> list[Metric]:
+        rows = self.service.api("eviction", {"view": ["nodes"]})
+        out = []
+        for metric, column, help_text in EVICTION_GAUGES:
+            family = GaugeMetricFamily(metric, help_text, labels=["node"])
+            for row in rows:
+                value = _number(row.get(column))
+                if value is not None:
+                    family.add_metric([row["node"]], value)
+            out.append(family)
+        return out
+
     def _recommend(self, _con: Any) -> list[Metric]:
         rows = self._records("recommendations")
         labels = ["namespace", "owner_kind", "owner_name", "container"]
@@ -204,8 +224,8 @@ class _StoreCollector:
             family = GaugeMetricFamily(metric, help_text, labels=labels)
             for row in rows:
                 value = _number(row.get(column))
-                if value is None and column == "days_to_exhaustion" and row.get("current") is not None:
-                    value = math.inf  # no exhaustion within the horizon
+                if value is None and row.get("outlook") == "never":
+                    value = math.inf  # not within the horizon; too short or no limit stay absent
                 if value is not None:
                     family.add_metric([str(row.get(k) or "") for k in labels], value)
             out.append(family)

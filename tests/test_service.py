@@ -332,6 +332,48 @@ def test_metrics_parse_and_match_the_nodes_table(api: Server) -> None:
     assert samples[("capplan_newest_sample_timestamp_seconds", ())] == newest.replace(tzinfo=timezone.utc).timestamp()
 
 
+def test_metrics_carry_eviction_recommendations_and_forecast(api: Server) -> None:
+    samples = _samples(api.get("/metrics")[1])
+    if _built("capplan.analysis.eviction", "eviction_report"):
+        from capplan.analysis.eviction import EvictionOptions, eviction_report
+
+        nodes = _library_records(api.db, lambda con: eviction_report(con, EvictionOptions()).nodes)
+        for row in nodes:
+            labels = (("node", row["node"]),)
+            assert samples[("capplan_node_memory_pressure_share", labels)] == pytest.approx(row["share_under_hard"])
+            assert samples[("capplan_node_evictions_to_relieve", labels)] == row["evictions_to_relieve"]
+        # node-8 is the sample's memory-pressure node: the kubelet must evict there
+        assert samples[("capplan_node_evictions_to_relieve", (("node", "node-8"),))] >= 1
+    if _built("capplan.analysis.recommend", "recommend"):
+        from capplan.analysis.recommend import DEFAULT_STRATEGY, recommend
+
+        rows = _library_records(api.db, lambda con: recommend(con, DEFAULT_STRATEGY, timedelta(days=14)))
+        assert rows
+        for row in rows:
+            labels = tuple(sorted((k, str(row[k] or "")) for k in ("namespace", "owner_kind", "owner_name", "container")))
+            for metric, column in (("capplan_container_cpu_request_cores", "cpu_request_current"),
+                                   ("capplan_container_memory_request_recommended_bytes", "memory_request_recommended")):
+                if row[column] is None:
+                    assert (metric, labels) not in samples
+                else:
+                    assert samples[(metric, labels)] == pytest.approx(row[column], rel=1e-9)
+        assert samples[("capplan_metrics_section_up", (("section", "recommendations"),))] == 1.0
+    if _built("capplan.analysis.forecast", "forecast_report"):
+        from capplan.analysis.forecast import forecast_report
+
+        rows = _library_records(api.db, lambda con: forecast_report(con, timedelta(days=14)))
+        for row in rows:
+            labels = tuple(sorted((k, row[k]) for k in ("basis", "resource", "scope")))
+            got = samples.get(("capplan_forecast_days_to_exhaustion", labels))
+            if row["days_to_exhaustion"] is not None:
+                assert got == pytest.approx(row["days_to_exhaustion"], rel=1e-6)
+            elif row["outlook"] == "never":
+                assert got == math.inf
+            else:  # too short or no limit: no number to alert on
+                assert got is None
+        assert any(r["days_to_exhaustion"] is not None for r in rows)  # the sample's growing ml namespace
+
+
 def _record_run(db: Path, run_id: int, started: datetime, finished: datetime | None, status: str,
                 samples: int = 1000) -> None:
     con = store.open_db(db, wait_seconds=20)
