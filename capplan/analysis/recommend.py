@@ -123,8 +123,8 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                 "start": start, "end": end, "interval_s": vpa_strategy.MEMORY_INTERVAL_SECONDS})
         finally:
             con.unregister("_rec_first")
-        history.memory_peaks = peaks.with_columns(pl.col("series_id").cast(pl.Int64)).join(
-            series.select("series_id", "group_id"), on="series_id", how="inner")
+        history.memory_peaks = peaks.filter(pl.col("peak_bytes").is_not_null()).with_columns(
+            pl.col("series_id").cast(pl.Int64)).join(series.select("series_id", "group_id"), on="series_id", how="inner")
         if cpu_hist is not None:  # the histogram scan has no memory: take the peak of the peaks
             peak = history.memory_peaks.group_by("series_id").agg(pl.col("peak_bytes").max().cast(pl.Float64))
             history.series = series.drop("memory_max_bytes").join(peak, on="series_id", how="left").rename(
@@ -208,6 +208,9 @@ def build_rows(history: History, fitted: pl.DataFrame, params: Params, strategy:
             rec = None
             reasons.append(f"only {history_days * 24:.1f}h of history (< --min-history "
                            f"{params.min_history.total_seconds() / 3600:g}h): no recommendation")
+        elif g["reason_new"] is None:
+            rec = None
+            reasons.append("no usable usage samples in the window: no recommendation")
         else:
             rec = {k: _none(g[f"{k}_new"]) for k in cur}
             reasons.append(g["reason_new"] or "")

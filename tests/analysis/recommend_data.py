@@ -43,7 +43,8 @@ class TinyCluster:
                                 "memory_request_bytes": request[2], "memory_limit_bytes": request[3]})
         self.usage.append(pl.DataFrame({
             "namespace": namespace, "pod": pod, "container": container, "node": node, "ts": ts,
-            "cpu_cores": np.asarray(cpu, dtype=float), "memory_bytes": np.asarray(memory, dtype=float)}))
+            "cpu_cores": np.asarray(cpu, dtype=float), "memory_bytes": np.asarray(memory, dtype=float),
+        }).with_columns(pl.col("memory_bytes").fill_nan(None)))  # NaN = not measured
         return self
 
     def owner(self, namespace: str, kind: str, name: str, owner_kind: str, owner_name: str) -> "TinyCluster":

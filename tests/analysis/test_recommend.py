@@ -182,3 +182,18 @@ def test_report_section_carries_contract_columns(sample_auto):
     assert section.key == "recommendations"
     assert section.frame.columns[: len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS
     assert 0 < section.frame.height <= ReportOptions().top
+
+
+def test_samples_without_memory_give_no_guess(tmp_path):
+    c = TinyCluster().pod("ns", "blind", np.full(N, 0.2), np.full(N, np.nan))
+    c.pod("ns", "seen", np.full(N, 0.2), np.full(N, 100 * MI))
+    con = _db(tmp_path, c)
+    try:
+        for strategy in ("auto", "vpa", "simple", "max-target"):
+            frame = recommend(con, strategy)
+            blind = frame.filter(pl.col("owner_name") == "blind").row(0, named=True)
+            assert blind["severity"] == "unknown" and blind["memory_limit_recommended"] is None
+            assert "no usable" in blind["reason"]
+            assert frame.filter(pl.col("owner_name") == "seen")["memory_limit_recommended"][0] is not None
+    finally:
+        con.close()

@@ -23,6 +23,8 @@ def recommend(history: History, params: Params) -> pl.DataFrame:
     )
     rows = []
     for row in per_group.iter_rows(named=True):
+        if row["cpu"] is None or row["mem"] is None:
+            continue  # no usable samples of one resource: no recommendation
         cpu = ceil_millicores(row["cpu"] / target) if row["cpu"] is not None else None
         mem = ceil_bytes(row["mem"] / target) if row["mem"] is not None else None
         rows.append({

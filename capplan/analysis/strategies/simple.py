@@ -24,6 +24,8 @@ def recommend(history: History, params: Params) -> pl.DataFrame:
     buffer = 1.0 + params.memory_buffer_percent / 100.0
     rows = []
     for row in per_group.iter_rows(named=True):
+        if row["cpu"] is None or row["mem"] is None:
+            continue  # no usable samples of one resource: no recommendation
         cpu = ceil_millicores(row["cpu"])
         mem = ceil_bytes(row["mem"] * buffer) if row["mem"] is not None else None
         rows.append({

@@ -193,6 +193,9 @@ def recommend(history: History, params: Params) -> pl.DataFrame:
         per_container = 1.0 / max(1, g["containers_per_pod"] or 1)
         conf = confidence(g["first_ts"], g["last_ts"], g["samples"])
         cpu = cpu_by_group.get(gid)
+        mem = mem_by_group.get(gid)
+        if cpu is None or mem is None:
+            continue  # no usable samples of one resource: no recommendation rather than half of one
         if cpu is not None:
             b, w = cpu["bucket"].to_numpy(), cpu["weight"].to_numpy()
             cpu_low, cpu_target, cpu_up = bounds(
@@ -200,7 +203,6 @@ def recommend(history: History, params: Params) -> pl.DataFrame:
                 CPU_HISTOGRAM.percentile(b, w, UPPER_PERCENTILE), conf, POD_MIN_CPU_CORES * per_container)
         else:
             cpu_low = cpu_target = cpu_up = None
-        mem = mem_by_group.get(gid)
         if mem is not None:
             values = mem["peak_bytes"].to_numpy().astype(float)
             buckets = np.array([MEMORY_HISTOGRAM.find_bucket(v) for v in values])
