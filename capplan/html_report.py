@@ -444,6 +444,17 @@ def recommendation_charts(con: duckdb.DuckDBPyConnection, options: ReportOptions
     return charts, sentence
 
 
+def _forecast_daily(fc: Any, inputs: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The daily series and limits the forecast fits, by the same steps as fc.forecast (which
+    returns only the fitted table)."""
+    if hasattr(fc, "daily_series"):
+        return fc.daily_series(inputs)
+    cluster_ts = inputs.usage_sums.filter(pl.col("scope_kind") == "cluster")["ts"]
+    days = fc.full_days(cluster_ts) if cluster_ts.len() else None
+    daily = pl.concat([fc.daily_requests(inputs.pod_days, inputs.pools, days), fc.daily_usage(inputs.usage_sums, days)])
+    return daily, fc.scope_limits(inputs.nodes, inputs.pools, inputs.quotas, daily)
+
+
 def forecast_curves(con: duckdb.DuckDBPyConnection, options: ReportOptions,
                     limit: int = MAX_FORECAST_CHARTS) -> list[dict[str, Any]]:
     """The forecasts worth drawing (exhausted or within the horizon first, then the fastest
@@ -453,10 +464,7 @@ def forecast_curves(con: duckdb.DuckDBPyConnection, options: ReportOptions,
     if fc is None:
         return []
     inputs = fc.load_forecast_inputs(con, options.window)
-    pools = fc.node_pools(inputs.node_labels, fc.DEFAULT_POOL_LABEL)
-    days = fc.full_days(inputs.usage["ts"]) if inputs.usage.height else None
-    daily = pl.concat([fc.daily_requests(inputs.pod_days, pools, days), fc.daily_usage(inputs.usage, pools, days)])
-    limits = fc.scope_limits(inputs.nodes, pools, inputs.quotas, daily)
+    daily, limits = _forecast_daily(fc, inputs)
     horizon = fc.DEFAULT_HORIZON / timedelta(days=1)
     table = fc.forecast_series(daily, limits, horizon, fc.DEFAULT_MIN_DAYS)
     if options.namespaces:

@@ -153,3 +153,41 @@ def test_ticks_and_downsampling() -> None:
     y[7_777] = 5.0  # one spike must survive thinning
     kt, ky = _downsample_max(t, y, 500)
     assert len(kt) == 500 and ky.max() == 5.0 and 7_777 in kt
+
+
+def test_every_chart_group_drew(report_page: Path) -> None:
+    """No analysis failed while drawing (a failure leaves a 'No ... charts' note instead)."""
+    text = report_page.read_text()
+    assert "internal error" not in text
+    assert "No memory pressure charts" not in text and "No recommendation charts" not in text
+    assert "No forecast charts" not in text
+
+
+def test_forecast_charts_match_the_forecast_table(report_page: Path, sample_db_readonly: Path) -> None:
+    try:
+        from capplan.analysis.forecast import forecast_report
+    except ImportError:
+        pytest.skip("capplan.analysis.forecast is not built")
+    con = store.open_db(sample_db_readonly, read_only=True)
+    try:
+        table = forecast_report(con, timedelta(days=14))
+    finally:
+        con.close()
+    titles = re.findall(r'data-kind="forecast" role="img" aria-label="([^"]+)"', report_page.read_text())
+    assert titles, "the sample's ml namespace grows toward its quota: there must be a forecast chart"
+    rows = {(r["scope"], r["resource"], r["basis"]): r for r in table.to_dicts()}
+    for title in titles:
+        match = re.fullmatch(r"(\S+) (cpu|memory) (requests|usage): (.*)", title)
+        assert match, title
+        row = rows[(match.group(1), match.group(2), match.group(3))]
+        days = row["days_to_exhaustion"]
+        if days == 0:
+            assert match.group(4) == "already at or above its limit"
+        elif days is not None:
+            assert match.group(4).startswith(f"reaches the limit in {days:.0f} days")
+        else:
+            assert match.group(4) == "not within the horizon" and row["slope_per_day"] > 0
+    # the soonest exhaustion is drawn first
+    first = re.fullmatch(r"(\S+) (cpu|memory) (requests|usage): .*", titles[0]).groups()
+    soonest = table.filter(pl.col("days_to_exhaustion").is_not_null()).sort("days_to_exhaustion").row(0, named=True)
+    assert rows[first]["days_to_exhaustion"] == soonest["days_to_exhaustion"]
