@@ -242,9 +242,10 @@ def _downsample_max(ts: np.ndarray, values: np.ndarray, points: int = MAX_POINTS
 
 
 def line_chart_svg(title: str, kind: str, unit: str, lines: list[dict[str, Any]], hlines: list[dict[str, Any]],
-                   band: dict[str, Any] | None = None, note: str = "") -> str:
+                   band: dict[str, Any] | None = None, note: str = "", points: dict[str, Any] | None = None) -> str:
     """A time chart: `lines` of {label, t (epoch s), y, colour, dash}, horizontal `hlines` of
-    {label, y, colour, dash}, and an optional `band` {t, lo, hi, label}."""
+    {label, y, colour, dash}, an optional `band` {t, lo, hi, label}, and optional marked
+    `points` {label, t, y, colour}."""
     frame = Frame(height=290, top=46)
     all_t = np.concatenate([np.asarray(line["t"], dtype=float) for line in lines]
                            + ([np.asarray(band["t"], dtype=float)] if band else []))
@@ -264,7 +265,8 @@ def line_chart_svg(title: str, kind: str, unit: str, lines: list[dict[str, Any]]
     out = _svg_open(frame, title, kind)
     out += _legend(frame, [(l["label"], l["colour"], "dash" if l.get("dash") else "line") for l in lines]
                    + ([(band["label"], COLORS["band"], "box")] if band else [])
-                   + [(h["label"], h["colour"], "dash" if h.get("dash") else "line") for h in hlines])
+                   + [(h["label"], h["colour"], "dash" if h.get("dash") else "line") for h in hlines]
+                   + ([(points["label"], points["colour"], "box")] if points is not None and len(points["t"]) else []))
     out += _y_axis(frame, y_lo, y_hi, label_of, scale)
     out += _time_axis(frame, t0, t1)
     out.append('<g class="marks">')
@@ -276,10 +278,15 @@ def line_chart_svg(title: str, kind: str, unit: str, lines: list[dict[str, Any]]
     for line in lines:
         t, y = np.asarray(line["t"], dtype=float), np.asarray(line["y"], dtype=float)
         ok = np.isfinite(y)
-        points = " ".join(f"{x_of(a):.1f},{y_of(min(b, y_hi)):.1f}" for a, b in zip(t[ok], y[ok]))
+        coords = " ".join(f"{x_of(a):.1f},{y_of(min(b, y_hi)):.1f}" for a, b in zip(t[ok], y[ok]))
         dash = ' stroke-dasharray="6,4"' if line.get("dash") else ""
-        out.append(f'<polyline points="{points}" fill="none" stroke="{line["colour"]}" stroke-width="1.5"{dash}>'
+        out.append(f'<polyline points="{coords}" fill="none" stroke="{line["colour"]}" stroke-width="1.5"{dash}>'
                    f'<title>{_esc(line["label"])}</title></polyline>')
+    if points is not None:
+        for a, b in zip(points["t"], points["y"]):
+            stamp = datetime.fromtimestamp(float(a), tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+            out.append(f'<circle cx="{x_of(a):.1f}" cy="{y_of(min(b, y_hi)):.1f}" r="3" fill="{points["colour"]}">'
+                       f'<title>{stamp} UTC: {_esc(_fmt(b, unit))}</title></circle>')
     out.append("</g>")
     for h in hlines:
         y = y_of(h["y"])
@@ -381,14 +388,20 @@ def memory_risk_charts(con: duckdb.DuckDBPyConnection, nodes: pl.DataFrame, star
         part = series.filter(pl.col("node") == node).sort("ts")
         t = np.array([_epoch(x) for x in part["ts"].to_list()])
         y = part["memory_bytes"].cast(pl.Float64).to_numpy()
+        # every moment over the threshold is marked, even where the line is thinned
+        over_t, over_y = t[y >= threshold], y[y >= threshold]
         t, y = _downsample_max(t, y)
         alloc = info[node]["memory_allocatable_bytes"]
+        peak = float(np.max(y))  # thinning keeps each bucket's maximum, so the peak survives
         charts.append(line_chart_svg(
-            f"{node}: working set of its containers vs eviction threshold (peak {ratio:.0%} of threshold)",
+            f"{node}: working set of its containers vs eviction threshold "
+            f"(peak {format_bytes(peak)} = {ratio:.0%} of {format_bytes(threshold)})",
             "memory-risk", "bytes",
             [{"label": "working set", "t": t, "y": y, "colour": COLORS["usage"]}],
             [{"label": "allocatable", "y": float(alloc), "colour": COLORS["allocatable"], "dash": True},
              {"label": "eviction threshold", "y": float(threshold), "colour": COLORS["threshold"]}],
+            points={"label": "at or over the threshold", "t": over_t, "y": over_y,
+                    "colour": COLORS["threshold"]},
         ))
     return charts, sentence
 

@@ -18,6 +18,7 @@ import pytest
 from capplan import store
 from capplan.analysis.nodes import nodes_report
 from capplan.cli import app
+from capplan.quantity import format_bytes
 from capplan.html_report import _downsample_max, _ticks, histogram_svg, node_bars_svg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +113,15 @@ def test_memory_pressure_charts_are_the_nodes_near_eviction(report_page: Path) -
     shown = sorted(re.findall(r'aria-label="(node-\d+): working set of its containers', report_page.read_text()))
     assert shown == expected[:4]
     ratio = peaks["node-8"] / (capacity["node-8"] - 100 * MiB)
-    assert f"peak {ratio:.0%} of threshold" in report_page.read_text()
+    text = report_page.read_text()
+    assert f"= {ratio:.0%} of {format_bytes(capacity['node-8'] - 100 * MiB)})" in text
+    # the moments at or over the threshold are marked, one circle each
+    usage = pl.read_parquet(SAMPLE_DIR / "usage.parquet").filter(pl.col("node") == "node-8")
+    per_ts = usage.group_by("ts").agg(pl.col("memory_bytes").sum())
+    over = per_ts.filter(pl.col("memory_bytes") >= capacity["node-8"] - 100 * MiB).height
+    chart = text[text.index('aria-label="node-8: working set'):]
+    chart = chart[:chart.index("</svg>")]
+    assert chart.count("<circle") == over
 
 
 def test_node_bars_carry_the_node_table(sample_db_readonly: Path) -> None:
