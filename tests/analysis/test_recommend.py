@@ -14,7 +14,7 @@ from capplan.analysis.recommend import CONTRACT_COLUMNS, krr_severity, recommend
 from capplan.analysis.strategies.base import Params
 from capplan.errors import NoDataError
 from capplan.report import ReportOptions
-from tests.analysis.recommend_data import MI, T0, TinyCluster
+from tests.analysis.recommend_data import MI, TinyCluster
 from tests.conftest import SAMPLE_DIR
 
 N = 2 * 24 * 60  # two days of one-minute samples

@@ -21,6 +21,9 @@ vertical-pod-autoscaler/pkg/recommender.
   weight reaches the percentile (the start of the last bucket when it is the last one).
 The target becomes the request; a limit keeps its current ratio to the request, as the VPA
 admission controller does (no current limit: none).
+Differences, on purpose: the histograms are built from the stored window at once (VPA streams
+samples and garbage-collects aggregates unseen for 8 days; with a 24h half-life that history
+weighs next to nothing); the decay reference is the window's end (percentiles do not depend on it).
 """
 
 from __future__ import annotations
