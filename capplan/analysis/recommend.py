@@ -26,6 +26,7 @@ from capplan.errors import NoDataError
 GROUP_KEYS = ["namespace", "owner_kind", "owner_name", "container"]
 WORKLOAD_KEYS = ["namespace", "owner_kind", "owner_name"]
 ALIVE_TOLERANCE = timedelta(minutes=15)
+STALE_DAYS = 1.0  # a workload last seen this long before the window's end is flagged
 
 # CONTRACT.md `recommend` columns, in order; more follow.
 CONTRACT_COLUMNS = [
@@ -223,6 +224,9 @@ def build_rows(history: History, fitted: pl.DataFrame, params: Params, strategy:
                         rec[key] = cur[key]
                         reasons.append(f"HPA scales on {resource}: {resource} request kept (the HPA's "
                                        f"utilisation target is relative to it; --allow-hpa to change it)")
+        stale_days = (history.end - g["last_ts"]).total_seconds() / 86400.0
+        if stale_days >= STALE_DAYS and rec is not None:
+            reasons.append(f"last sample {stale_days:.1f} days before the window's end: sized from old history")
         rows.append({**{k: g[k] for k in GROUP_KEYS}, "group_id": g["group_id"],
                      "pods": int(g["pods"]), "cur": cur, "rec": rec,
                      "reason": "; ".join(r for r in reasons if r), "history_days": history_days,

@@ -197,3 +197,16 @@ def test_samples_without_memory_give_no_guess(tmp_path):
             assert frame.filter(pl.col("owner_name") == "seen")["memory_limit_recommended"][0] is not None
     finally:
         con.close()
+
+
+def test_stale_history_is_flagged(tmp_path):
+    c = TinyCluster().pod("ns", "gone", np.full(N, 0.2), np.full(N, 100 * MI))
+    c.pod("ns", "here", np.full(N, 0.2), np.full(N, 100 * MI), offset=N)  # two days later
+    con = _db(tmp_path, c)
+    try:
+        frame = recommend(con, "simple")
+    finally:
+        con.close()
+    gone = frame.filter(pl.col("owner_name") == "gone").row(0, named=True)
+    assert "2.0 days before the window's end" in gone["reason"]
+    assert "before the window's end" not in frame.filter(pl.col("owner_name") == "here")["reason"][0]
