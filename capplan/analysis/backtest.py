@@ -32,6 +32,7 @@ from capplan.quantity import format_duration
 
 BACKTEST_COLUMNS = ["policy", "cpu_slack", "cpu_short", "mem_slack", "oom_container_days",
                     "container_days", "containers", "samples", "fit_seconds"]
+TEST_END_SLACK = timedelta(hours=1)
 POLICY_ORDER = ["current", "simple", "vpa", "max-target", "auto", "hindsight"]
 
 
@@ -69,7 +70,9 @@ def backtest(con: duckdb.DuckDBPyConnection, strategies: list[str] | str = "all"
     if train_end >= newest:
         raise NoDataError(f"the history spans {format_duration(newest - oldest)}: nothing left to judge "
                           f"after --train {format_duration(train)}")
-    if test_end > newest + timedelta(seconds=1):
+    if newest < test_end <= newest + TEST_END_SLACK:
+        test_end = newest  # "14d" of 5-minute samples ends one step short of 14 days
+    if test_end > newest:
         raise UsageError(f"--train {format_duration(train)} + --test {format_duration(test)} is longer than "
                          f"the stored history ({(newest - oldest).total_seconds() / 86400:.1f} days)")
     test_series = _series_map(con, train_end, test_end, namespaces).with_columns(
