@@ -224,6 +224,12 @@ def build_rows(history: History, fitted: pl.DataFrame, params: Params, strategy:
                         rec[key] = cur[key]
                         reasons.append(f"HPA scales on {resource}: {resource} request kept (the HPA's "
                                        f"utilisation target is relative to it; --allow-hpa to change it)")
+            for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
+                request, limit = rec[f"{resource}_request_{unit}"], rec[f"{resource}_limit_{unit}"]
+                if request is not None and limit is not None and limit < request:
+                    # the apiserver rejects a limit below the request
+                    rec[f"{resource}_limit_{unit}"] = request
+                    reasons.append(f"{resource} limit raised to the request")
         stale_days = (history.end - g["last_ts"]).total_seconds() / 86400.0
         if stale_days >= STALE_DAYS and rec is not None:
             reasons.append(f"last sample {stale_days:.1f} days before the window's end: sized from old history")

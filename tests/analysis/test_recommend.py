@@ -210,3 +210,17 @@ def test_stale_history_is_flagged(tmp_path):
     gone = frame.filter(pl.col("owner_name") == "gone").row(0, named=True)
     assert "2.0 days before the window's end" in gone["reason"]
     assert "before the window's end" not in frame.filter(pl.col("owner_name") == "here")["reason"][0]
+
+
+def test_a_kept_hpa_request_never_exceeds_the_new_limit(tmp_path):
+    # HPA on memory keeps the 2Gi request; simple would set the limit to 115Mi: raised to 2Gi
+    c = TinyCluster().owner("ns", "ReplicaSet", "m-1", "Deployment", "m").hpa("ns", "Deployment", "m", "memory")
+    c.pod("ns", "m-1-a", np.full(N, 0.05), np.full(N, 100 * MI), owner=("ReplicaSet", "m-1"),
+          request=(0.5, None, 2048 * MI, 4096 * MI))
+    con = _db(tmp_path, c)
+    try:
+        row = recommend(con, "simple").row(0, named=True)
+    finally:
+        con.close()
+    assert row["memory_request_recommended"] == 2048 * MI
+    assert row["memory_limit_recommended"] == 2048 * MI and "limit raised to the request" in row["reason"]
