@@ -45,8 +45,8 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-WORK = BENCH / "work"
-RESULTS = BENCH / "results.json"
+WORK = Path(os.environ.get("BENCH_WORK", BENCH / "work"))
+RESULTS = Path(os.environ.get("BENCH_RESULTS", BENCH / "results.json"))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -599,7 +599,13 @@ def derived(size_result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# (label, getter, formatter, target text, check(value) -> bool, sizes the target applies to)
+def _load_range(size_result: dict[str, Any]) -> str | None:
+    loads = [e.get("load_average_before") for e in [size_result.get("ingest") or {}, *size_result.get("steps", {}).values()]
+             if e.get("load_average_before") is not None]
+    return f"{min(loads):.1f}-{max(loads):.1f}" if loads else None
+
+
+# (label, getter, formatter, target text, check(value) -> bool[, numeric getter for the check])
 def table_rows(strategies: tuple[str, ...]):
     def ingest(key):
         return lambda r: (r.get("ingest") or {}).get(key)
@@ -619,6 +625,7 @@ def table_rows(strategies: tuple[str, ...]):
 
     rows = [
         ("measured on commit", lambda r: r.get("commit"), str, "", None),
+        ("load average at step starts (2 cpus)", _load_range, str, "", None),
         ("containers (series)", ingest("series"), lambda v: f"{v:,}", "", None),
         ("samples", ingest("samples"), lambda v: f"{v / 1e6:.2f} M", "", None),
         ("ingest samples/s (write_usage)", ingest("samples_per_second"), _fmt_rate, ">= 5 M/s", lambda v: v >= 5e6),
@@ -727,7 +734,7 @@ def main() -> int:
     print(f"capplan bench  commit {results['commit']}  {results['machine']['cpus']} cpus  "
           f"window {results['window']}  sizes run now: {','.join(wanted)}")
     print(render_table(results))
-    print(f"results: {RESULTS.relative_to(ROOT)}")
+    print(f"results: {RESULTS}")
     return 0
 
 
