@@ -6,12 +6,11 @@ the CLI's library call rendered with the CSV keys), and by hand where stated.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
-import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -270,18 +268,27 @@ def test_fit_total_row_and_eviction_columns(api: Server) -> None:
         assert api.get_json("/api/v1/eviction?view=everything")[0] == 400
 
 
+@contextlib.contextmanager
+def in_process(db: Path, **options) -> Iterator[Server]:
+    """The service in this process (no signal handling) on a free port, for quick checks."""
+    from capplan.service import ServeOptions, Service
+
+    service = Service(ServeOptions(db=db, host="127.0.0.1", port=0, termination_log=None, **options))
+    service.start()
+    try:
+        yield Server(proc=None, port=service.port, db=db, termination_log=Path("/nonexistent"))  # type: ignore[arg-type]
+    finally:
+        assert service.shutdown()
+
+
 def test_empty_database_is_404_no_data(tmp_path: Path) -> None:
     db = tmp_path / "empty.duckdb"
     store.open_db(db).close()
-    srv = start_server(db, tmp_path, "--max-staleness", "0")
-    try:
+    with in_process(db, max_staleness=timedelta(0)) as srv:
         status, body = srv.get_json("/api/v1/nodes")
         assert status == 404 and "no usage samples" in body["error"]
         status, _ = srv.get_json("/readyz")
         assert status == 200  # the DB opens; freshness is not checked
-    finally:
-        assert stop_server(srv)[0] == 0
-
 
 def test_report_json_and_html(api: Server) -> None:
     status, body = api.get_json("/api/v1/report")
@@ -440,16 +447,11 @@ def test_readyz_flips_on_a_stale_database(sample_db: Path, tmp_path: Path) -> No
 
 
 def test_readyz_fails_when_the_database_is_missing(tmp_path: Path) -> None:
-    srv = start_server(tmp_path / "absent.duckdb", tmp_path, "--max-staleness", "0")
-    try:
+    with in_process(tmp_path / "absent.duckdb", max_staleness=timedelta(0)) as srv:
         status, body = srv.get_json("/readyz")
         assert status == 503 and "no database" in body["reason"]
         assert srv.get_json("/healthz")[0] == 200
-    finally:
-        assert stop_server(srv)[0] == 0
-
-
-# --- shutdown --------------------------------------------------------------------------------------
+    assert not (tmp_path / "absent.duckdb").exists()  # the service never creates it
 
 
 def test_sigterm_during_a_request_answers_it_then_exits_0(server: Server) -> None:
@@ -505,14 +507,19 @@ def test_error_exit_writes_the_termination_log(sample_db: Path, tmp_path: Path) 
     assert f"cannot listen on 127.0.0.1:{port}" in log.read_text()
 
 
-def test_collect_every_needs_a_prometheus_url(sample_db: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "CAPPLAN_PROMETHEUS_URL"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "capplan", "serve", "--db", str(sample_db), "--port", "0",
-         "--collect-every", "15m", "--termination-log", str(tmp_path / "log")],
-        capture_output=True, text=True, timeout=60, env=env)
-    assert proc.returncode == 2
-    assert "--prometheus-url" in proc.stderr
+def test_collect_every_needs_a_prometheus_url(sample_db: Path, tmp_path: Path, runner, monkeypatch) -> None:
+    from capplan.cli import app
+
+    monkeypatch.delenv("CAPPLAN_PROMETHEUS_URL", raising=False)
+    log = tmp_path / "log"
+    result = runner.invoke(app, ["serve", "--db", str(sample_db), "--port", "0", "--collect-every", "15m",
+                                 "--termination-log", str(log)])
+    assert result.exit_code == 2
+    assert "--prometheus-url" in result.stderr
+    assert "--prometheus-url" in log.read_text()
+    result = runner.invoke(app, ["serve", "--db", str(sample_db), "--port", "0", "--max-staleness", "soon",
+                                 "--termination-log", str(log)])
+    assert result.exit_code == 4 and "soon" in result.stderr
 
 
 # --- scheduled collection against a real Prometheus ---------------------------------------------------
