@@ -294,3 +294,10 @@ def test_auto_cpu_is_the_p99_and_short_history_gets_a_margin():
     assert level == 0.4 and why == "p99"
     request, need, why = auto.memory_size(np.array([100.0 * MI, 120.0 * MI]), np.array([0.0, 1.0]), 7)
     assert need == pytest.approx(120 * MI * 1.3) and "only" in why
+
+
+def test_vectorised_find_buckets_agrees():
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.lognormal(20, 2, 2000), [0.0, 9.99e6, 1e7, 1e7 * 1.05, 5e12]])
+    expected = [vpa.MEMORY_HISTOGRAM.find_bucket(v) for v in values]
+    assert vpa.MEMORY_HISTOGRAM.find_buckets(values).tolist() == expected

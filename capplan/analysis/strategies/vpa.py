@@ -79,6 +79,14 @@ class ExponentialHistogram:
         bucket = int(math.log(value * (self.ratio - 1) / self.first_bucket + 1) / math.log(self.ratio))
         return min(bucket, self.num_buckets - 1)
 
+    def find_buckets(self, values: np.ndarray) -> np.ndarray:
+        """find_bucket for an array (the same float operations, vectorised)."""
+        values = np.asarray(values, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = np.log(values * (self.ratio - 1) / self.first_bucket + 1) / np.log(self.ratio)
+        buckets = np.where(values < self.first_bucket, 0, np.trunc(np.nan_to_num(raw)))
+        return np.minimum(buckets, self.num_buckets - 1).astype(np.int64)
+
     def bucket_start(self, bucket: int) -> float:
         """first * (ratio^bucket - 1) / (ratio - 1); 0 for the first bucket (GetBucketStart)."""
         if bucket == 0:
@@ -208,7 +216,7 @@ def recommend(history: History, params: Params) -> pl.DataFrame:
             cpu_low = cpu_target = cpu_up = None
         if mem is not None:
             values = mem["peak_bytes"].to_numpy().astype(float)
-            buckets = np.array([MEMORY_HISTOGRAM.find_bucket(v) for v in values])
+            buckets = MEMORY_HISTOGRAM.find_buckets(values)
             w = decay_weight(mem["age_s"].to_numpy())
             mem_low, mem_target, mem_up = bounds(
                 MEMORY_HISTOGRAM.percentile(buckets, w, LOWER_PERCENTILE),
