@@ -1,9 +1,8 @@
 -- Per node and timestamp over [$start, $end]: the node's summed container usage (the series
--- the node percentiles and the memory-pressure risk are computed from).
+-- the node percentiles and the memory-pressure risk are computed from), in no particular order.
 -- Params: $start TIMESTAMP, $end TIMESTAMP.
 SELECT s.node, u.ts, sum(u.cpu_cores) AS cpu_cores, sum(u.memory_bytes) AS memory_bytes
 FROM usage_samples AS u
 JOIN series AS s USING (series_id)
 WHERE u.ts BETWEEN $start AND $end AND s.node <> ''
 GROUP BY s.node, u.ts
-ORDER BY s.node, u.ts
