@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -196,6 +197,19 @@ class Params:
         text = self.one(name)
         return default if text is None else parse_duration(text)
 
+    def number(self, name: str, default: float) -> float:
+        """A plain number parameter (percent thresholds)."""
+        text = self.one(name)
+        if text is None:
+            return default
+        try:
+            value = float(text)
+        except ValueError as exc:
+            raise UsageError(f"{name} must be a number, not {text!r}") from exc
+        if not math.isfinite(value):
+            raise UsageError(f"{name} must be a finite number")
+        return value
+
     def integer(self, name: str, default: int | None = None, minimum: int = 0) -> int | None:
         """A whole-number parameter."""
         text = self.one(name)
@@ -221,9 +235,19 @@ class Endpoint:
 
 
 def _nodes(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
-    from capplan.analysis.nodes import nodes_report
+    window, nodes = p.duration("window", o.window), p.many("node") or None
+    try:
+        overview = _library("capplan.analysis.overcommit", "nodes_overview")
+    except NotBuiltError:  # the plain node table of capplan.analysis.nodes
+        from capplan.analysis.nodes import nodes_report
 
-    return nodes_report(con, p.duration("window", o.window), p.many("node") or None)
+        return nodes_report(con, window, nodes)
+    return overview(con, window, nodes, p.number("low", 20.0), p.number("high", 50.0))
+
+
+def _cluster(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
+    func = _library("capplan.analysis.overcommit", "cluster_report")
+    return func(con, p.duration("window", o.window))
 
 
 def _namespaces(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
@@ -233,12 +257,13 @@ def _namespaces(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> p
 
 def _fit(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
     cpu, memory = p.one("cpu"), p.one("memory")
-    if cpu is None or memory is None:
-        raise UsageError("fit needs both cpu and memory, e.g. /api/v1/fit?cpu=500m&memory=1Gi")
+    if cpu is None and memory is None:
+        raise UsageError("fit needs the pod shape: cpu and/or memory, e.g. /api/v1/fit?cpu=500m&memory=1Gi")
     func = _library("capplan.analysis.overcommit", "fit_report")
     from capplan.analysis.overcommit import parse_toleration
 
-    return func(con, parse_cpu_cores(cpu), parse_memory_bytes(memory),
+    return func(con, parse_cpu_cores(cpu) if cpu is not None else 0.0,
+                parse_memory_bytes(memory) if memory is not None else 0,
                 tolerations=[parse_toleration(t) for t in p.many("tolerate")],
                 replicas=p.integer("replicas", None, minimum=1), window=p.duration("window", o.window),
                 nodes=p.many("node") or None)
@@ -295,7 +320,8 @@ def _rollout(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.D
 ENDPOINTS: dict[str, Endpoint] = {
     e.name: e
     for e in (
-        Endpoint("nodes", ("window", "node"), _nodes, "per-node overcommit and headroom (`capplan nodes`)"),
+        Endpoint("nodes", ("window", "node", "low", "high"), _nodes, "per-node overcommit and headroom (`capplan nodes`)"),
+        Endpoint("cluster", ("window",), _cluster, "cluster totals and the N-1 check (`capplan cluster`)"),
         Endpoint("namespaces", ("window", "namespace"), _namespaces, "per-namespace requests, limits, usage (`capplan namespaces`)"),
         Endpoint("fit", ("cpu", "memory", "replicas", "tolerate", "window", "node"), _fit, "how many more pods of a shape fit (`capplan fit`)"),
         Endpoint("eviction", ("window", "node", "namespace", "view", "usage", "eviction_hard", "eviction_soft",

@@ -41,6 +41,8 @@ NODE_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("capplan_node_cpu_physical_headroom_cores", "cpu_physical_headroom_cores", "Allocatable CPU minus p99 usage."),
     ("capplan_node_memory_physical_headroom_bytes", "memory_physical_headroom_bytes", "Allocatable memory minus p99 working set."),
     ("capplan_node_reserved_ok", "reserved_ok", "1 when capacity - allocatable meets the reservation guideline."),
+    ("capplan_node_memory_pressure_day_probability", "memory_pressure_day_probability",
+     "Fitted probability that the node's working set crosses allocatable - 100Mi in a day."),
 )
 
 RECOMMEND_GAUGES: tuple[tuple[str, str, str], ...] = (

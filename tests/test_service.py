@@ -144,10 +144,21 @@ def _built(module: str, func: str) -> bool:
 # --- the API ---------------------------------------------------------------------------------------
 
 
+def _nodes_call(window=timedelta(days=14), nodes=None, low=20.0, high=50.0):
+    """What `capplan nodes` calls."""
+    def call(con):
+        if _built("capplan.analysis.overcommit", "nodes_overview"):
+            from capplan.analysis.overcommit import nodes_overview
+
+            return nodes_overview(con, window, nodes, low, high)
+        return nodes_report(con, window, nodes)
+    return call
+
+
 def test_nodes_endpoint_is_the_library_call_with_csv_keys(api: Server) -> None:
     status, body = api.get_json("/api/v1/nodes")
     assert status == 200
-    expected = _library_records(api.db, lambda con: nodes_report(con, timedelta(days=14)))
+    expected = _library_records(api.db, _nodes_call())
     assert_same_records(body, expected)
     assert len(body) == 8
     for column in CONTRACT_NODE_COLUMNS:
@@ -155,17 +166,17 @@ def test_nodes_endpoint_is_the_library_call_with_csv_keys(api: Server) -> None:
     # the same keys as `capplan nodes --format csv` columns
     con = store.open_db(api.db, read_only=True)
     try:
-        csv_header = render.to_csv(nodes_report(con)).splitlines()[0].split(",")
+        csv_header = render.to_csv(_nodes_call()(con)).splitlines()[0].split(",")
     finally:
         con.close()
     assert list(body[0]) == csv_header
 
 
 def test_nodes_endpoint_filters_and_window(api: Server) -> None:
-    status, body = api.get_json("/api/v1/nodes?node=node-8&node=node-1&window=2d")
+    status, body = api.get_json("/api/v1/nodes?node=node-8&node=node-1&window=2d&low=10&high=60")
     assert status == 200
     assert [row["node"] for row in body] == ["node-1", "node-8"]
-    expected = _library_records(api.db, lambda con: nodes_report(con, timedelta(days=2), ["node-1", "node-8"]))
+    expected = _library_records(api.db, _nodes_call(timedelta(days=2), ["node-8", "node-1"], 10.0, 60.0))
     assert_same_records(body, expected)
     # node-8 has allocatable == capacity (sample README): its reservation is flagged
     assert body[1]["reserved_ok"] is False
@@ -176,8 +187,10 @@ def test_bad_parameters_are_400_with_a_json_error(api: Server) -> None:
     assert status == 400 and "fortnight" in body["error"]
     status, body = api.get_json("/api/v1/nodes?colour=blue")
     assert status == 400 and "colour" in body["error"]
-    status, body = api.get_json("/api/v1/fit?cpu=500m")
+    status, body = api.get_json("/api/v1/fit?replicas=2")
     assert status == 400 and "memory" in body["error"]
+    status, body = api.get_json("/api/v1/nodes?low=some")
+    assert status == 400 and "low" in body["error"]
     status, body = api.get_json("/api/v1/nowhere")
     assert status == 404 and body["status"] == 404
 
@@ -192,6 +205,18 @@ def _expected_fit(con):
     from capplan.analysis.overcommit import fit_report, parse_toleration
 
     return fit_report(con, 0.5, 2**30, tolerations=[parse_toleration("dedicated")], replicas=3)
+
+
+def _expected_cluster(con):
+    from capplan.analysis.overcommit import cluster_report
+
+    return cluster_report(con, timedelta(days=7))
+
+
+def _expected_fit_cpu_only(con):
+    from capplan.analysis.overcommit import fit_report
+
+    return fit_report(con, 2.0, 0)
 
 
 def _expected_eviction(view):
@@ -226,6 +251,8 @@ LATER_ENDPOINTS = {
                    _expected_namespaces),
     "fit": ("capplan.analysis.overcommit", "fit_report", "fit?cpu=500m&memory=1Gi&tolerate=dedicated&replicas=3",
             _expected_fit),
+    "cluster": ("capplan.analysis.overcommit", "cluster_report", "cluster?window=7d", _expected_cluster),
+    "fit-cpu-only": ("capplan.analysis.overcommit", "fit_report", "fit?cpu=2", _expected_fit_cpu_only),
     "eviction": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8", _expected_eviction("pods")),
     "eviction-nodes": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8&view=nodes",
                        _expected_eviction("nodes")),
@@ -314,7 +341,7 @@ def test_metrics_parse_and_match_the_nodes_table(api: Server) -> None:
     status, text, headers = api.get("/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     samples = _samples(text)
-    rows = _library_records(api.db, lambda con: nodes_report(con, timedelta(days=14)))
+    rows = _library_records(api.db, _nodes_call())
     assert len(rows) == 8
     for row in rows:
         labels = (("node", row["node"]),)
@@ -322,6 +349,9 @@ def test_metrics_parse_and_match_the_nodes_table(api: Server) -> None:
         assert samples[("capplan_node_memory_request_ratio", labels)] == pytest.approx(row["memory_request_ratio"])
         assert samples[("capplan_node_cpu_headroom_cores", labels)] == pytest.approx(row["cpu_headroom_cores"])
         assert samples[("capplan_node_memory_headroom_bytes", labels)] == pytest.approx(row["memory_headroom_bytes"])
+        if row.get("memory_pressure_day_probability") is not None:
+            assert samples[("capplan_node_memory_pressure_day_probability", labels)] == pytest.approx(
+                row["memory_pressure_day_probability"])
         limit = row["memory_limit_ratio"]
         got = samples[("capplan_node_memory_limit_ratio", labels)]
         assert (math.isinf(got) if limit == "inf" else got == pytest.approx(limit))
@@ -455,7 +485,7 @@ def test_readyz_fails_when_the_database_is_missing(tmp_path: Path) -> None:
 
 
 def test_sigterm_during_a_request_answers_it_then_exits_0(server: Server) -> None:
-    expected = _library_records(server.db, lambda con: nodes_report(con, timedelta(days=14)))
+    expected = _library_records(server.db, _nodes_call())
     # A client whose request is half sent when SIGTERM arrives: the connection is in flight.
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
     sock.sendall(b"GET /api/v1/nodes HTTP/1.0\r\nHost: x\r\n")
