@@ -47,7 +47,8 @@ def report_section(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> li
     per_node = table.select(
         "node", "cpu_allocatable_cores", "cpu_requests_cores", "cpu_limits_cores", "cpu_usage_p95_cores",
         "cpu_request_ratio", "memory_allocatable_bytes", "memory_requests_bytes", "memory_limits_bytes",
-        "memory_usage_p95_bytes", "memory_request_ratio", "pods", "reserved_ok",
+        "memory_usage_p95_bytes", "memory_request_ratio", "memory_physical_headroom_bytes", "pods",
+        "memory_unlimited_containers", "reserved_ok",
     )
     note = f"window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; {table.height} nodes"
     return [Section("cluster", "Cluster", summary, note), Section("nodes", "Nodes", per_node)]
