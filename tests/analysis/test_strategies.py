@@ -301,3 +301,19 @@ def test_vectorised_find_buckets_agrees():
     values = np.concatenate([rng.lognormal(20, 2, 2000), [0.0, 9.99e6, 1e7, 1e7 * 1.05, 5e12]])
     expected = [vpa.MEMORY_HISTOGRAM.find_bucket(v) for v in values]
     assert vpa.MEMORY_HISTOGRAM.find_buckets(values).tolist() == expected
+
+
+def test_percentiles_by_group_match_the_scalar_version():
+    rng = np.random.default_rng(4)
+    rows = []
+    for gid in range(5):
+        values = rng.lognormal(-1 - gid, 1, 300)
+        weights = rng.uniform(0.1, 1, 300)
+        rows.append(pl.DataFrame({"group_id": gid, "bucket": vpa.CPU_HISTOGRAM.find_buckets(values), "weight": weights}))
+    hist = pl.concat(rows)
+    got = vpa.percentiles_by_group(hist, vpa.CPU_HISTOGRAM, (0.5, 0.9, 0.95))
+    for g in rows:
+        gid = g["group_id"][0]
+        row = got.filter(pl.col("group_id") == gid).row(0, named=True)
+        for q in (0.5, 0.9, 0.95):
+            assert row[f"p{q}"] == vpa.CPU_HISTOGRAM.percentile(g["bucket"].to_numpy(), g["weight"].to_numpy(), q)

@@ -116,6 +116,26 @@ class ExponentialHistogram:
         return self.bucket_start(bucket)
 
 
+def percentiles_by_group(hist: pl.DataFrame, options: ExponentialHistogram, qs: tuple[float, ...]) -> pl.DataFrame:
+    """ExponentialHistogram.percentile for every group at once: `hist` has group_id, bucket,
+    weight (several rows per bucket allowed); one column p<q> per percentile."""
+    dense = hist.group_by("group_id", "bucket").agg(pl.col("weight").sum()).filter(pl.col("weight") > 0).sort(
+        "group_id", "bucket").with_columns(
+        pl.col("weight").cum_sum().over("group_id").alias("cum"), pl.col("weight").sum().over("group_id").alias("total"))
+    out = dense.select("group_id").unique()
+    last = options.num_buckets - 1
+    for q in qs:
+        hit = dense.filter(pl.col("cum") >= q * pl.col("total")).group_by("group_id").agg(pl.col("bucket").min().alias("b"))
+        # a group whose sum never reaches q x total (float rounding) ends in its last bucket, as the Go loop does
+        top = dense.group_by("group_id").agg(pl.col("bucket").max().alias("top"))
+        hit = top.join(hit, on="group_id", how="left").with_columns(pl.coalesce("b", "top").alias("b"))
+        hit = hit.with_columns(pl.col("b").map_elements(
+            lambda b: options.bucket_start(b + 1) if b < last else options.bucket_start(b), return_dtype=pl.Float64
+        ).alias(f"p{q}")).select("group_id", f"p{q}")
+        out = out.join(hit, on="group_id", how="left")
+    return out
+
+
 CPU_HISTOGRAM = ExponentialHistogram(CPU_MAX_CORES, CPU_FIRST_BUCKET_CORES)
 MEMORY_HISTOGRAM = ExponentialHistogram(MEMORY_MAX_BYTES, MEMORY_FIRST_BUCKET_BYTES)
 
@@ -190,40 +210,29 @@ def _limit_like(current_request, current_limit, new_request):
 def recommend(history: History, params: Params) -> pl.DataFrame:
     """One row per group: VPA target as request, with lower/upper bounds."""
     groups = history.groups
-    hist = history.cpu_histogram
+    qs = (LOWER_PERCENTILE, TARGET_PERCENTILE, UPPER_PERCENTILE)
+    cpu_p = percentiles_by_group(history.cpu_histogram, CPU_HISTOGRAM, qs)
     peaks = memory_peaks_with_ooms(history.memory_peaks, history.ooms)
-    end_ts = history.end
-    peaks = peaks.with_columns(((pl.lit(end_ts) - pl.col("interval_end")).dt.total_seconds()).alias("age_s"))
-    cpu_by_group = {k[0]: g for k, g in hist.partition_by("group_id", as_dict=True).items()}
-    mem_by_group = {k[0]: g for k, g in peaks.partition_by("group_id", as_dict=True).items()}
+    mem_hist = peaks.select(
+        "group_id",
+        pl.Series("bucket", MEMORY_HISTOGRAM.find_buckets(peaks["peak_bytes"].to_numpy())),
+        pl.Series("weight", decay_weight((history.end - peaks["interval_end"]).dt.total_seconds().to_numpy())),
+    ) if not peaks.is_empty() else pl.DataFrame(schema={"group_id": pl.Int64, "bucket": pl.Int64, "weight": pl.Float64})
+    mem_p = percentiles_by_group(mem_hist, MEMORY_HISTOGRAM, qs)
+    cpu_by_group = {r["group_id"]: r for r in cpu_p.iter_rows(named=True)}
+    mem_by_group = {r["group_id"]: r for r in mem_p.iter_rows(named=True)}
     ooms_by_group = history.ooms.group_by("group_id").len() if not history.ooms.is_empty() else None
     oom_counts = dict(ooms_by_group.iter_rows()) if ooms_by_group is not None else {}
     rows = []
     for g in groups.iter_rows(named=True):
         gid = g["group_id"]
-        per_container = 1.0 / max(1, g["containers_per_pod"] or 1)
-        conf = confidence(g["first_ts"], g["last_ts"], g["samples"])
-        cpu = cpu_by_group.get(gid)
-        mem = mem_by_group.get(gid)
+        cpu, mem = cpu_by_group.get(gid), mem_by_group.get(gid)
         if cpu is None or mem is None:
             continue  # no usable samples of one resource: no recommendation rather than half of one
-        if cpu is not None:
-            b, w = cpu["bucket"].to_numpy(), cpu["weight"].to_numpy()
-            cpu_low, cpu_target, cpu_up = bounds(
-                CPU_HISTOGRAM.percentile(b, w, LOWER_PERCENTILE), CPU_HISTOGRAM.percentile(b, w, TARGET_PERCENTILE),
-                CPU_HISTOGRAM.percentile(b, w, UPPER_PERCENTILE), conf, POD_MIN_CPU_CORES * per_container)
-        else:
-            cpu_low = cpu_target = cpu_up = None
-        if mem is not None:
-            values = mem["peak_bytes"].to_numpy().astype(float)
-            buckets = MEMORY_HISTOGRAM.find_buckets(values)
-            w = decay_weight(mem["age_s"].to_numpy())
-            mem_low, mem_target, mem_up = bounds(
-                MEMORY_HISTOGRAM.percentile(buckets, w, LOWER_PERCENTILE),
-                MEMORY_HISTOGRAM.percentile(buckets, w, TARGET_PERCENTILE),
-                MEMORY_HISTOGRAM.percentile(buckets, w, UPPER_PERCENTILE), conf, POD_MIN_MEMORY_BYTES * per_container)
-        else:
-            mem_low = mem_target = mem_up = None
+        per_container = 1.0 / max(1, g["containers_per_pod"] or 1)
+        conf = confidence(g["first_ts"], g["last_ts"], g["samples"])
+        cpu_low, cpu_target, cpu_up = bounds(*(cpu[f"p{q}"] for q in qs), conf, POD_MIN_CPU_CORES * per_container)
+        mem_low, mem_target, mem_up = bounds(*(mem[f"p{q}"] for q in qs), conf, POD_MIN_MEMORY_BYTES * per_container)
         cpu_request = ceil_millicores(cpu_target)
         mem_request = ceil_bytes(mem_target)
         reason = (f"vpa: P90 of decaying histograms + 15%: cpu {fmt_cpu(cpu_request)}, memory {fmt_mem(mem_request)}; "
