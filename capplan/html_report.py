@@ -304,6 +304,7 @@ def histogram_svg(title: str, kind: str, unit: str, values: np.ndarray, markers:
     """Distribution of usage samples with vertical markers {label, x, colour, dash}."""
     frame = Frame(width=480, height=230, left=45, right=14, top=50, bottom=34)
     values = values[np.isfinite(values)]
+    samples = int(values.size)
     marks_x = [m["x"] for m in markers if m["x"] is not None and math.isfinite(m["x"])]
     hi = max([float(np.quantile(values, 0.999)) if values.size else 0.0] + marks_x) * 1.1 or 1.0
     counts, edges = np.histogram(np.clip(values, 0, hi), bins=30, range=(0, hi))
@@ -314,6 +315,7 @@ def histogram_svg(title: str, kind: str, unit: str, values: np.ndarray, markers:
     x_of = lambda v: frame.left + frame.plot_w * v / hi  # noqa: E731
     y_of = lambda v: frame.top + frame.plot_h * (1 - v / y_hi)  # noqa: E731
     out = _svg_open(frame, title, kind)
+    out[0] = out[0].replace('<svg class="chart"', f'<svg class="chart" data-samples="{samples}"', 1)
     legend_y = 36
     x = frame.left
     for m in markers:

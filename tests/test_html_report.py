@@ -200,3 +200,25 @@ def test_forecast_charts_match_the_forecast_table(report_page: Path, sample_db_r
     first = re.fullmatch(r"(\S+) (cpu|memory) (requests|usage): .*", titles[0]).groups()
     soonest = table.filter(pl.col("days_to_exhaustion").is_not_null()).sort("days_to_exhaustion").row(0, named=True)
     assert rows[first]["days_to_exhaustion"] == soonest["days_to_exhaustion"]
+
+
+def test_usage_histograms_pool_the_workload_s_pods(report_page: Path) -> None:
+    """Each histogram holds every usage sample of that container across the workload's pods,
+    counted here from the sample's files (pod -> ReplicaSet -> Deployment, or the direct owner)."""
+    text = report_page.read_text()
+    charts = re.findall(r'<svg class="chart" data-samples="(\d+)" data-kind="usage-cpu" role="img" '
+                        r'aria-label="([^/"]+)/(\S+) (\S+): CPU usage"', text)
+    assert charts, "the sample has recommendations: their usage must be drawn"
+    pods = pl.read_parquet(SAMPLE_DIR / "pods.parquet").group_by("namespace", "pod").agg(
+        pl.col("owner_kind").last(), pl.col("owner_name").last())
+    owners = pl.read_parquet(SAMPLE_DIR / "owners.parquet").group_by("namespace", "kind", "name").agg(
+        pl.col("owner_name").last().alias("top"))
+    roll = pods.join(owners, left_on=["namespace", "owner_kind", "owner_name"], right_on=["namespace", "kind", "name"],
+                     how="left").with_columns(pl.coalesce("top", "owner_name", "pod").alias("workload"))
+    usage = pl.read_parquet(SAMPLE_DIR / "usage.parquet")
+    usage = usage.filter(pl.col("ts") >= usage["ts"].max() - timedelta(days=14))  # the report's window
+    usage = usage.join(roll.select("namespace", "pod", "workload"), on=["namespace", "pod"], how="left")
+    for samples, namespace, workload, container in charts:
+        expected = usage.filter((pl.col("namespace") == namespace) & (pl.col("workload") == workload)
+                                & (pl.col("container") == container)).height
+        assert int(samples) == expected > 0, (namespace, workload, container)
