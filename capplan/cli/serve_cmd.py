@@ -24,7 +24,7 @@ def serve(
     max_staleness: Annotated[str, typer.Option(
         "--max-staleness", help="/readyz fails when the last finished collection is older (0: never).")] = "2h",
     collect_every: Annotated[Optional[str], typer.Option(
-        "--collect-every", help="Collect in-process at this interval (e.g. 15m); needs --prometheus-url.")] = None,
+        "--collect-every", help="Collect on this schedule (e.g. 15m; each run a child `capplan collect`); needs --prometheus-url.")] = None,
     prometheus_url: Annotated[Optional[str], typer.Option(
         "--prometheus-url", envvar="CAPPLAN_PROMETHEUS_URL", help="Prometheus to collect from.")] = None,
     token_file: Annotated[Optional[Path], typer.Option("--token-file", help="Bearer token file for Prometheus.")] = None,
