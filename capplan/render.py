@@ -79,6 +79,17 @@ def to_json(frame: pl.DataFrame) -> str:
     return json.dumps(to_records(frame), indent=1, default=str)
 
 
+_NOT_BYTES = ("ratio", "share", "pct", "containers", "count", "points", "days", "probability", "rank", "pods")
+
+
+def _is_bytes_column(name: str) -> bool:
+    # CSV keeps bytes; a table shows 1.5Gi. Contract names like memory_request_current carry no
+    # unit suffix, so any memory amount that is not a ratio or a count is bytes.
+    if name.endswith("_bytes"):
+        return True
+    return name.startswith("memory") and not any(word in name for word in _NOT_BYTES)
+
+
 def _cell(name: str, value: Any) -> str:
     if value is None:
         return ""
@@ -88,7 +99,7 @@ def _cell(name: str, value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float) and math.isinf(value):
         return "unbounded" if value > 0 else "-unbounded"
-    if name.endswith("_bytes") and isinstance(value, (int, float)):
+    if _is_bytes_column(name) and isinstance(value, (int, float)):
         return format_bytes(value)
     if isinstance(value, float):
         if name.endswith("_ratio") or name.endswith("_share"):
@@ -100,15 +111,17 @@ def _cell(name: str, value: Any) -> str:
 
 
 def render_table(frame: pl.DataFrame, title: str | None = None, file: TextIO | None = None) -> None:
-    """Print a frame as a rich table (humanised units)."""
+    """Print a frame as a rich table (humanised units, headers that wrap at word breaks)."""
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=file or sys.stdout, width=max(100, 220 if file is not None else 0) if file else None)
+    console = Console(file=file, width=200) if file is not None else Console()
     table = Table(title=title, show_lines=False, title_justify="left")
     for name, dtype in frame.schema.items():
         justify = "right" if dtype.is_numeric() else "left"
-        table.add_column(name, justify=justify, overflow="fold")
+        # long free text (reason, advice) wraps in a bounded column instead of widening the table
+        max_width = 60 if dtype == pl.Utf8 and name in ("reason", "advice", "note", "message") else None
+        table.add_column(name.replace("_", " "), justify=justify, overflow="fold", max_width=max_width)
     for row in frame.iter_rows():
         table.add_row(*(_cell(n, v) for n, v in zip(frame.columns, row)))
     console.print(table)
