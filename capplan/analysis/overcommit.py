@@ -225,26 +225,70 @@ def _sum_or_none(column: pl.Series) -> int | None:
 
 
 def fit_summary(table: pl.DataFrame, replicas: int) -> str:
-    """One line: whether `replicas` fit, and where (from fit_pods' `placed`)."""
+    """One line: whether `replicas` fit, and where (from fit_pods' `placed`), and whether the
+    namespace's ResourceQuota admits them (from fit_report's `quota_fits`)."""
     placed = table.filter((pl.col("node") != "TOTAL") & (pl.col("placed") > 0))
     where = ", ".join(f"{r['node']} x{r['placed']}" for r in placed.iter_rows(named=True))
     got = int(placed["placed"].sum()) if placed.height else 0
     if got >= replicas:
-        return f"all {replicas} replicas fit: {where}" if replicas else "0 replicas asked"
-    return f"only {got} of {replicas} replicas fit" + (f": {where}" if where else "")
+        text = f"all {replicas} replicas fit: {where}" if replicas else "0 replicas asked"
+    else:
+        text = f"only {got} of {replicas} replicas fit" + (f": {where}" if where else "")
+    if "quota_fits" in table.columns:
+        total = table.filter(pl.col("node") == "TOTAL").row(0, named=True)
+        if total["quota_fits"] is not None and total["quota_fits"] < replicas:
+            text += f"; but the ResourceQuota admits only {total['quota_fits']} ({total['quota_limited_by']})"
+    return text
+
+
+def quota_room(namespace_row: dict[str, Any] | None, cpu_cores: float, memory_bytes: float) -> tuple[int | None, str | None]:
+    """How many more pods of the shape the namespace's ResourceQuota admits (requests.cpu,
+    requests.memory, pods: hard - used, over the pod's request), and the quota resource that
+    binds; (None, None) without such a quota. `namespace_row` is a row of namespace_table.
+    limits.* quotas are not checked: the shape has no limits (a LimitRange may give it some)."""
+    if namespace_row is None:
+        return None, None
+    room: dict[str, int] = {}
+    cpu_m = math.ceil(cpu_cores * 1000 - 1e-9)
+    hard_cpu = namespace_row.get("quota_cpu_requests_cores")
+    if hard_cpu is not None and cpu_m > 0:
+        room["requests.cpu"] = max(_millicores(hard_cpu) - _millicores(namespace_row["cpu_requests_cores"]), 0) // cpu_m
+    hard_mem = namespace_row.get("quota_memory_requests_bytes")
+    if hard_mem is not None and memory_bytes > 0:
+        room["requests.memory"] = int(max(hard_mem - namespace_row["memory_requests_bytes"], 0) // math.ceil(memory_bytes))
+    hard_pods = namespace_row.get("quota_pods")
+    if hard_pods is not None:
+        room["pods"] = max(int(hard_pods) - int(namespace_row["pods"]), 0)
+    if not room:
+        return None, None
+    binding = min(room, key=lambda k: room[k])
+    return room[binding], binding
 
 
 def fit_report(con: duckdb.DuckDBPyConnection, cpu_cores: float, memory_bytes: float, *,
                tolerations: Sequence[Toleration] = (), replicas: int | None = None,
-               window: timedelta = timedelta(days=14), nodes: list[str] | None = None) -> pl.DataFrame:
-    """`capplan fit`: fit_pods on the nodes and pods at the end of the window."""
+               window: timedelta = timedelta(days=14), nodes: list[str] | None = None,
+               namespace: str | None = None) -> pl.DataFrame:
+    """`capplan fit`: fit_pods on the nodes and pods at the end of the window. With
+    `namespace`, the TOTAL row also says how many its ResourceQuota admits (quota_fits,
+    quota_limited_by; empty when the namespace has no such quota)."""
     snap = load_snapshot(con, window)
     state = node_state(snap.nodes, snap.pods)
     if nodes:
         state = state.filter(pl.col("node").is_in(nodes))
         if state.is_empty():
             raise NoDataError(f"none of the nodes {', '.join(nodes)} is in the store")
-    return fit_pods(state, cpu_cores, memory_bytes, tolerations, replicas)
+    table = fit_pods(state, cpu_cores, memory_bytes, tolerations, replicas)
+    if namespace is None:
+        return table
+    quotas = store.query(con, "current_resource_quotas", {"at": snap.at, "tolerance": CURRENT_TOLERANCE})
+    ns = namespace_table(snap.pods, None, quotas).filter(pl.col("namespace") == namespace)
+    fits, binding = quota_room(ns.row(0, named=True) if ns.height else None, cpu_cores, memory_bytes)
+    is_total = pl.col("node") == "TOTAL"
+    return table.with_columns(
+        pl.when(is_total).then(pl.lit(fits, dtype=pl.Int64)).otherwise(None).alias("quota_fits"),
+        pl.when(is_total).then(pl.lit(binding, dtype=pl.Utf8)).otherwise(None).alias("quota_limited_by"),
+    )
 
 
 # --- N-1 ----------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ TABLE_NAMESPACE_COLUMNS = [
     "quota_memory_requests_used_ratio", "quota_pods", "quota_pods_used_ratio",
 ]
 TABLE_FIT_COLUMNS = ["node", "fits", "limited_by", "fits_by_cpu", "fits_by_memory", "fits_by_pods",
-                     "cpu_free_cores", "memory_free_bytes", "pods_free", "excluded_by", "placed"]
+                     "cpu_free_cores", "memory_free_bytes", "pods_free", "excluded_by", "placed", "quota_fits",
+                     "quota_limited_by"]
 
 LowOption = Annotated[float, typer.Option(
     "--low", help="Descheduler LowNodeUtilization thresholds: a node is `under` when cpu, memory and pods "
@@ -93,6 +94,8 @@ def fit(
     tolerate: Annotated[Optional[list[str]], typer.Option(
         "--tolerate", help="Tolerate a NoSchedule/NoExecute taint: KEY, KEY=VALUE, KEY[=VALUE]:EFFECT or * (repeatable).")
     ] = None,
+    namespace: Annotated[Optional[str], typer.Option(
+        "--namespace", "-n", help="Also say how many the namespace's ResourceQuota admits (TOTAL row).")] = None,
     db: DbOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
@@ -109,7 +112,7 @@ def fit(
     con = store.open_db(db, read_only=True)
     try:
         table = fit_report(con, cpu_cores, memory_bytes, tolerations=tolerations, replicas=replicas,
-                           window=window_option(window), nodes=node)
+                           window=window_option(window), nodes=node, namespace=namespace)
     finally:
         con.close()
     render.emit(_for_table(table, TABLE_FIT_COLUMNS, fmt), fmt, output, title="Fit")

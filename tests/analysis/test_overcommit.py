@@ -372,3 +372,15 @@ def test_unknown_pods_allocatable_does_not_limit() -> None:
     assert r["TOTAL"]["fits_by_pods"] is None
     with pytest.raises(UsageError):
         fit_pods(state, 0.0, 0)
+
+
+def test_quota_room_binding_resource() -> None:
+    from capplan.analysis.overcommit import quota_room
+
+    row = {"pods": 8, "cpu_requests_cores": 2.0, "memory_requests_bytes": 4.0 * GiB,
+           "quota_cpu_requests_cores": 10.0, "quota_memory_requests_bytes": 16.0 * GiB, "quota_pods": 10.0}
+    # cpu: (10 - 2) / 1 = 8; memory: (16 - 4) / 2 = 6; pods: 10 - 8 = 2 -> pods binds
+    assert quota_room(row, 1.0, 2 * GiB) == (2, "pods")
+    assert quota_room({**row, "quota_pods": None}, 1.0, 2 * GiB) == (6, "requests.memory")
+    assert quota_room({**row, "quota_cpu_requests_cores": 1.5}, 1.0, 2 * GiB) == (0, "requests.cpu")  # over quota
+    assert quota_room(None, 1.0, 0) == (None, None)

@@ -129,3 +129,15 @@ def test_cluster_csv(runner, hand_db: Path) -> None:
     got = {r["resource"]: r for r in rows(result.stdout)}
     assert list(got) == ["cpu", "memory", "pods"]
     assert got["cpu"]["requests"] == "4.2" and got["cpu"]["limits"] == "inf" and got["cpu"]["n1_holds"] == "true"
+
+
+def test_fit_with_a_namespace_quota(runner, hand_db: Path) -> None:
+    # web: requests.cpu hard 3, used 1 + 0.5 + 0.25 (Pending p4) = 1.75 -> 1.25 left -> two 500m pods
+    result = runner.invoke(app, ["fit", "--db", str(hand_db), "--cpu", "500m", "--memory", "2Gi", "-n", "web",
+                                 "--replicas", "3", "-f", "csv"])
+    assert result.exit_code == 0, result.stderr
+    total = rows(result.stdout)[-1]
+    assert (total["node"], total["fits"], total["quota_fits"], total["quota_limited_by"]) == ("TOTAL", "6", "2", "requests.cpu")
+    assert "ResourceQuota admits only 2 (requests.cpu)" in result.stderr
+    no_quota = rows(runner.invoke(app, ["fit", "--db", str(hand_db), "--cpu", "500m", "-n", "data", "-f", "csv"]).stdout)
+    assert no_quota[-1]["quota_fits"] == ""
