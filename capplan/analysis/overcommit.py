@@ -550,7 +550,11 @@ def nodes_overview(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta
                     pl.col("breach_day_probability").alias("memory_pressure_day_probability")),
         on="node", how="left",
     ).sort("node")
-    return table.filter(pl.col("node").is_in(nodes)) if nodes else table
+    if nodes:
+        table = table.filter(pl.col("node").is_in(nodes))
+        if table.is_empty():
+            raise NoDataError(f"none of the nodes {', '.join(nodes)} is in the store")
+    return table
 
 
 # --- namespaces ---------------------------------------------------------------------------

@@ -141,3 +141,10 @@ def test_fit_with_a_namespace_quota(runner, hand_db: Path) -> None:
     assert "ResourceQuota admits only 2 (requests.cpu)" in result.stderr
     no_quota = rows(runner.invoke(app, ["fit", "--db", str(hand_db), "--cpu", "500m", "-n", "data", "-f", "csv"]).stdout)
     assert no_quota[-1]["quota_fits"] == ""
+
+
+def test_node_filter(runner, hand_db: Path) -> None:
+    result = runner.invoke(app, ["nodes", "--db", str(hand_db), "-f", "csv", "--node", "node-b"])
+    assert [r["node"] for r in rows(result.stdout)] == ["node-b"]
+    assert runner.invoke(app, ["nodes", "--db", str(hand_db), "--node", "nope"]).exit_code == 6
+    assert runner.invoke(app, ["fit", "--db", str(hand_db), "--cpu", "1", "--node", "nope"]).exit_code == 6
