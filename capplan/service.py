@@ -269,7 +269,7 @@ def _fit(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataF
                 nodes=p.many("node") or None)
 
 
-EVICTION_VIEWS = ("pods", "nodes", "containers", "advice")
+EVICTION_VIEWS = ("pods", "nodes", "containers", "qos", "advice")
 
 
 def _eviction(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
@@ -291,15 +291,40 @@ def _eviction(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.
         namespaces=p.many("namespace"), nodes=p.many("node"),
     )
     result = func(con, options)
+    if not hasattr(result, view):
+        raise NotBuiltError(f"the eviction analysis of this build has no {view} view")
     return getattr(result, view)
 
 
 def _recommendations(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
     func = _library("capplan.analysis.recommend", "recommend")
-    from capplan.analysis.recommend import DEFAULT_STRATEGY
+    from capplan.analysis.strategies import DEFAULT_STRATEGY, Params as StrategyParams, get_strategy
 
-    return func(con, p.one("strategy", DEFAULT_STRATEGY) or DEFAULT_STRATEGY, p.duration("window", o.window),
-                p.many("namespace") or None)
+    strategy = p.one("strategy", DEFAULT_STRATEGY) or DEFAULT_STRATEGY
+    get_strategy(strategy)  # an unknown name is wrong usage
+    # the same bounds as `capplan recommend`
+    cpu_percentile = p.number("cpu_percentile", 95.0)
+    memory_buffer = p.number("memory_buffer", 15.0)
+    target = p.number("target_utilization", 0.7)
+    if not 0 < cpu_percentile <= 100:
+        raise UsageError("cpu_percentile must be in (0, 100]")
+    if memory_buffer < 0:
+        raise UsageError("memory_buffer must not be negative")
+    if not 0 < target <= 1:
+        raise UsageError("target_utilization must be in (0, 1]")
+    costs = {name: p.number(name, -1.0) for name in ("cpu_cost", "memory_cost")}
+    if any(p.one(name) is not None and value < 0 for name, value in costs.items()):
+        raise UsageError("cpu_cost and memory_cost must not be negative")
+    allow_hpa = (p.one("allow_hpa", "false") or "false").lower()
+    if allow_hpa not in ("true", "false", "1", "0"):
+        raise UsageError("allow_hpa must be true or false")
+    params = StrategyParams(cpu_percentile=cpu_percentile, memory_buffer_percent=memory_buffer,
+                            target_utilization=target,
+                            min_history=p.duration("min_history", timedelta(days=1)),
+                            horizon=p.duration("horizon", timedelta(days=7)), allow_hpa=allow_hpa in ("true", "1"))
+    return func(con, strategy, p.duration("window", o.window), p.many("namespace") or None, params,
+                costs["cpu_cost"] if p.one("cpu_cost") is not None else None,
+                costs["memory_cost"] if p.one("memory_cost") is not None else None)
 
 
 def _forecast(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
@@ -326,7 +351,9 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("fit", ("cpu", "memory", "replicas", "tolerate", "window", "node"), _fit, "how many more pods of a shape fit (`capplan fit`)"),
         Endpoint("eviction", ("window", "node", "namespace", "view", "usage", "eviction_hard", "eviction_soft",
                               "priority"), _eviction, "memory-pressure eviction order (`capplan eviction`)"),
-        Endpoint("recommendations", ("window", "namespace", "strategy"), _recommendations, "right-sizing (`capplan recommend`)"),
+        Endpoint("recommendations", ("window", "namespace", "strategy", "cpu_percentile", "memory_buffer",
+                                     "target_utilization", "min_history", "horizon", "allow_hpa", "cpu_cost",
+                                     "memory_cost"), _recommendations, "right-sizing (`capplan recommend`)"),
         Endpoint("forecast", ("window", "horizon", "namespace", "pool_label", "min_days"), _forecast,
                  "days until exhaustion (`capplan forecast`)"),
         Endpoint("rollout", ("window", "namespace"), _rollout, "rollout headroom per Deployment (`capplan rollout`)"),

@@ -229,8 +229,10 @@ def _expected_eviction(view):
 
 def _expected_recommendations(con):
     from capplan.analysis.recommend import recommend
+    from capplan.analysis.strategies import Params
 
-    return recommend(con, "simple", timedelta(days=14), ["web"])
+    return recommend(con, "simple", timedelta(days=14), ["web"], Params(cpu_percentile=90.0, memory_buffer_percent=20.0),
+                     0.03, None)
 
 
 def _expected_forecast(con):
@@ -256,7 +258,9 @@ LATER_ENDPOINTS = {
     "eviction": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8", _expected_eviction("pods")),
     "eviction-nodes": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8&view=nodes",
                        _expected_eviction("nodes")),
-    "recommendations": ("capplan.analysis.recommend", "recommend", "recommendations?strategy=simple&namespace=web",
+    "eviction-qos": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8&view=qos",
+                     _expected_eviction("qos")),
+    "recommendations": ("capplan.analysis.recommend", "recommend", "recommendations?strategy=simple&namespace=web&cpu_percentile=90&memory_buffer=20&cpu_cost=0.03",
                         _expected_recommendations),
     "forecast": ("capplan.analysis.forecast", "forecast_report", "forecast?horizon=30d&namespace=ml", _expected_forecast),
     "rollout": ("capplan.analysis.rollout", "rollout_report", "rollout", _expected_rollout),
@@ -293,6 +297,9 @@ def test_fit_total_row_and_eviction_columns(api: Server) -> None:
                    "exceeds_request oom_score_adj".split()) <= set(body[0])
         assert [row["rank"] for row in body] == list(range(1, len(body) + 1))
         assert api.get_json("/api/v1/eviction?view=everything")[0] == 400
+    if _built("capplan.analysis.recommend", "recommend"):
+        assert api.get_json("/api/v1/recommendations?strategy=guess")[0] == 400
+        assert api.get_json("/api/v1/recommendations?cpu_percentile=150")[0] == 400
 
 
 @contextlib.contextmanager
