@@ -201,3 +201,19 @@ def test_dockerfile_builds_from_the_repository_and_runs_serve() -> None:
 def test_api_endpoints_listed_in_the_service_are_the_issue_s() -> None:
     assert {"nodes", "namespaces", "eviction", "recommendations", "forecast", "fit"} <= set(ENDPOINTS)
     assert API_PREFIX == "/api/v1"
+
+
+def test_alert_rules_use_metrics_the_service_exports() -> None:
+    import inspect
+
+    from capplan import service_metrics
+
+    # every metric name capplan serve defines (a name in a rule that is not here would never fire)
+    exported = set(re.findall(r'"(capplan_[a-z0-9_]+)"', inspect.getsource(service_metrics)))
+    assert "capplan_forecast_days_to_exhaustion" in exported
+    (rule,) = by_kind("PrometheusRule")
+    exprs = [r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    assert exprs
+    for expr in exprs:
+        names = set(re.findall(r"\bcapplan_[a-z0-9_]+", str(expr)))
+        assert names and names <= exported, (expr, names - exported)
