@@ -89,7 +89,12 @@ def report_json(sections: list[Section]) -> str:
 
 
 def write_report(sections: list[Section], fmt: str = "table", output: str | Path | None = None) -> None:
-    """Render the report as tables or JSON to `output` or stdout."""
+    """Render the report as tables or JSON to `output` or stdout (HTML: capplan.html_report.write_html,
+    which also reads the history its charts draw)."""
+    if fmt == "html":
+        from capplan.errors import UsageError
+
+        raise UsageError("the HTML report needs the database: call capplan.html_report.write_html(con, options, output)")
     if fmt == "json":
         text = report_json(sections) + "\n"
         if output:
