@@ -43,6 +43,7 @@ MAX_RISK_CHARTS = 4
 MAX_RECOMMENDATION_CHARTS = 4
 MAX_FORECAST_CHARTS = 6
 MAX_POINTS = 700
+MAX_NODE_BARS = 40  # beyond this the node charts show the most loaded nodes
 
 COLORS = {
     "requests": "#4c78a8", "limits": "#f58518", "usage": "#54a24b", "allocatable": "#222222",
@@ -174,6 +175,15 @@ def _epoch(ts: datetime) -> float:
 
 
 # --- charts -----------------------------------------------------------------------------------------
+
+
+def most_loaded(nodes: pl.DataFrame, limit: int = MAX_NODE_BARS) -> pl.DataFrame:
+    """The `limit` nodes with the highest request or p95 usage ratio (cpu or memory)."""
+    if nodes.height <= limit:
+        return nodes
+    load = pl.max_horizontal(*[pl.col(c).fill_null(0.0) for c in (
+        "cpu_request_ratio", "memory_request_ratio", "cpu_usage_p95_ratio", "memory_usage_p95_ratio") if c in nodes.columns])
+    return nodes.with_columns(load.alias("_load")).sort("_load", descending=True).head(limit).drop("_load")
 
 
 def node_bars_svg(nodes: pl.DataFrame, resource: str) -> str:
@@ -629,7 +639,9 @@ def render_html(con: duckdb.DuckDBPyConnection, options: ReportOptions | None = 
         '<h2 id="nodes">Nodes: requests, limits and usage against allocatable</h2>',
         '<p class="note">Bars are % of each node\'s allocatable; the dashed line is 100%. Requests past it cannot be '
         "scheduled; limits past it are overcommit; usage past requests is borrowed capacity.</p>",
-        f'<div class="charts">{node_bars_svg(nodes, "cpu")}{node_bars_svg(nodes, "memory")}</div>',
+        (f'<p class="note">The {MAX_NODE_BARS} most loaded of {nodes.height} nodes (highest request or p95 '
+         "usage ratio); the tables below list them all.</p>" if nodes.height > MAX_NODE_BARS else ""),
+        f'<div class="charts">{node_bars_svg(most_loaded(nodes), "cpu")}{node_bars_svg(most_loaded(nodes), "memory")}</div>',
         '<h2 id="pressure">Memory pressure: working set against the eviction threshold</h2>',
         f'<p class="note">{risk_note} Working set is the sum over the node\'s containers; the kubelet evicts when '
         "memory.available (capacity - working set) drops under 100Mi.</p>",

@@ -222,3 +222,18 @@ def test_usage_histograms_pool_the_workload_s_pods(report_page: Path) -> None:
         expected = usage.filter((pl.col("namespace") == namespace) & (pl.col("workload") == workload)
                                 & (pl.col("container") == container)).height
         assert int(samples) == expected > 0, (namespace, workload, container)
+
+
+def test_large_clusters_draw_the_most_loaded_nodes() -> None:
+    from capplan.html_report import most_loaded
+
+    # 50 nodes; node i requests i% of its cpu, memory and usage low: the top 40 are nodes 10..49
+    frame = pl.DataFrame({
+        "node": [f"n{i:02d}" for i in range(50)],
+        "cpu_request_ratio": [i / 100 for i in range(50)],
+        "memory_request_ratio": [0.01] * 50,
+        "cpu_usage_p95_ratio": [None] * 50,
+        "memory_usage_p95_ratio": [0.0] * 50,
+    }, schema_overrides={"cpu_usage_p95_ratio": pl.Float64})
+    assert sorted(most_loaded(frame, 40)["node"].to_list()) == [f"n{i:02d}" for i in range(10, 50)]
+    assert most_loaded(frame.head(8), 40).height == 8
