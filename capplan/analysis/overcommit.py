@@ -449,6 +449,7 @@ PRESSURE_SCHEMA = {
     "points": pl.Int64, "breach_points": pl.Int64, "breach_share": pl.Float64, "days": pl.Int64,
     "breach_days": pl.Int64, "daily_max_p50_bytes": pl.Float64, "daily_max_max_bytes": pl.Float64,
     "gumbel_loc_bytes": pl.Float64, "gumbel_scale_bytes": pl.Float64, "breach_day_probability": pl.Float64,
+    "daily_max_slope_bytes_per_day": pl.Float64,
 }
 
 
@@ -490,6 +491,15 @@ def daily_memory(series: pl.DataFrame, nodes: pl.DataFrame,
     ).sort("node", "day")
 
 
+def _slope_per_day(days: pl.Series, values: np.ndarray) -> float | None:
+    if values.size < 2:
+        return None
+    x = (days.cast(pl.Datetime("us")).dt.epoch("s").to_numpy() / 86400.0).astype(np.float64)
+    if float(np.ptp(x)) == 0.0:
+        return None
+    return float(np.polyfit(x, values, 1)[0])
+
+
 def memory_pressure(daily: pl.DataFrame, nodes: pl.DataFrame,
                     eviction_bytes: float = HARD_EVICTION_BYTES) -> pl.DataFrame:
     """Memory overcommit risk per node, most at risk first.
@@ -518,6 +528,8 @@ def memory_pressure(daily: pl.DataFrame, nodes: pl.DataFrame,
             "daily_max_p50_bytes": float(np.median(maxima)) if maxima.size else None,
             "daily_max_max_bytes": float(maxima.max()) if maxima.size else None,
             "gumbel_loc_bytes": loc, "gumbel_scale_bytes": scale, "breach_day_probability": p,
+            # the fit treats days alike; a leak or growth shows here (least squares over full days)
+            "daily_max_slope_bytes_per_day": _slope_per_day(full["day"], maxima),
         })
     out = pl.DataFrame(rows, schema=PRESSURE_SCHEMA)
     return out.sort(["breach_day_probability", "breach_share", "node"], descending=[True, True, False], nulls_last=True)
@@ -689,7 +701,7 @@ def report_section(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> li
         sections.append(Section(
             "memory_pressure", "Memory-pressure risk",
             risk.select("node", "memory_threshold_bytes", "daily_max_max_bytes", "breach_points", "breach_share", "breach_days",
-                        "days", "breach_day_probability").head(options.top),
+                        "days", "breach_day_probability", "daily_max_slope_bytes_per_day").head(options.top),
             "breach: the node's summed working set above allocatable - 100Mi; probability of a breach in a "
             "day from a Gumbel fit of the daily maxima"))
     usage = (store.query(con, "namespace_usage_percentiles", {"start": start, "end": end})

@@ -254,6 +254,8 @@ def test_memory_pressure_share_fit_and_ranking() -> None:
     loc, scale = stats.gumbel_r.fit(np.array(x_peaks, dtype=float))
     assert r["x"]["breach_day_probability"] == pytest.approx(stats.gumbel_r.sf(900, loc, scale), rel=1e-3)
     assert r["x"]["gumbel_loc_bytes"] == pytest.approx(loc * MiB, rel=1e-3)
+    # least-squares slope of the full days' maxima: sum((i-2)(x-883)) / sum((i-2)^2) = 100 / 10 = 10Mi a day
+    assert r["x"]["daily_max_slope_bytes_per_day"] == pytest.approx(10 * MiB)
     # z never breached, but its peaks come close: ranked above y, whose peaks stay ~300Mi below
     assert r["z"]["breach_points"] == 0 and r["z"]["breach_day_probability"] > r["y"]["breach_day_probability"]
     # most at risk first: w (0.5, from its days), x (fit ~0.22), z (~0.001), y (~1e-20)
