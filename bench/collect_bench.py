@@ -3,8 +3,9 @@
     .venv/bin/python bench/collect_bench.py [S|M|L]          # default M (~1,000 pods)
 
 Builds (once, cached in bench/work/collect-<size>/tsdb) the kube-state-metrics v2 + cAdvisor
-series of `generate_cluster(copies=k)` over 14 days at the generator's 5-minute resolution with
-tests/promharness.py, starts a real Prometheus on its own copy, and measures:
+series of `generate_cluster(copies=k)` over 14 days (BENCH_COLLECT_DAYS) at the generator's
+5-minute resolution with tests/promharness.py (without kube-state-metrics' 0-valued phase/QoS
+series, to keep the backfill short), starts a real Prometheus on its own copy, and measures:
 
 - full: a first `capplan collect --step 5m` of the whole window, in a child process so its peak
   RSS is the collector's alone (Prometheus and promtool are other processes);
@@ -22,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -39,7 +41,7 @@ from capplan.sample import generate_cluster  # noqa: E402
 from tests.promharness import PrometheusServer, build_cluster_tsdb, cached_tsdb, missing_binaries  # noqa: E402
 
 WORK = ROOT / "bench" / "work"
-DAYS = 14
+DAYS = int(os.environ.get("BENCH_COLLECT_DAYS", "14"))
 STEP = "5m"
 CONCURRENCY = 2
 # copies of the base cluster (~65 pods and ~62 live containers each)
@@ -52,7 +54,10 @@ def _build(size: str, days: int) -> tuple[Path, dict[str, Any], Any]:
 
     def build(path: Path) -> None:
         t0 = time.monotonic()
-        result = build_cluster_tsdb(cluster, path / "tsdb", cluster.start, cluster.end, window=timedelta(days=1))
+        # zero_series=False: kube-state-metrics' 0-valued phase/QoS series are left out to keep the
+        # backfill to minutes (the collector filters them with `== 1` anyway)
+        result = build_cluster_tsdb(cluster, path / "tsdb", cluster.start, cluster.end, window=timedelta(days=1),
+                                    zero_series=False)
         (path / "info.json").write_text(json.dumps({"series": result.series, "samples": result.samples,
                                                      "build_seconds": time.monotonic() - t0}))
 
@@ -107,9 +112,8 @@ def run_collect_bench(size: str = "M", days: int = DAYS) -> dict[str, Any]:
     t0 = time.perf_counter()
     tsdb, info, cluster = _build(size, days)
     build_wall = time.perf_counter() - t0
-    db_dir = WORK / f"collect-{size}-run"
-    shutil.rmtree(db_dir, ignore_errors=True)
-    db_dir.mkdir(parents=True)
+    # a private folder: two benchmark processes must not share (or delete) each other's DB
+    db_dir = Path(tempfile.mkdtemp(prefix=f"collect-{size}-run-", dir=WORK))
     db = db_dir / "collect.duckdb"
     start = cluster.start
     last_hour = cluster.end - timedelta(hours=1)
@@ -118,6 +122,7 @@ def run_collect_bench(size: str = "M", days: int = DAYS) -> dict[str, Any]:
         incr, incr_wall, _ = _child_collect(prom.url, db, "--end", cluster.end.isoformat())
         floor_seconds, floor_queries, floor_bytes = _floor(prom.url, start, last_hour)
     db_bytes = db.stat().st_size
+    shutil.rmtree(db_dir, ignore_errors=True)
     return {
         "size": size, "days": days, "step": STEP, "concurrency": CONCURRENCY,
         "pods": info["pods"], "containers": info["containers"],

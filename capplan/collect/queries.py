@@ -35,20 +35,29 @@ class Metric:
     template: str       # PromQL with {sel} (label selector body) and {w} (window)
     lacks: str          # what is missing when the metric is absent
     required: bool = False
+    labels: tuple[str, ...] | None = None   # the answer's label columns; None = keep the raw answer
+    aliases: tuple[tuple[str, str], ...] = ()  # label -> column renames (a label named "value")
+
+
+def _labels(by: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in by.split(","))
 
 
 def _spec(name: str, by: str, lacks: str, extra: str = "", post: str = "", kind: str = "spec") -> Metric:
     sel = "{" + (extra + ("," if extra else "")) + "{sel}}"
-    return Metric(name, kind, f"max by ({by}) (last_over_time({name}{sel}[{{w}}])){post}", lacks)
+    aliases = (("value", "taint_value"),) if "value" in _labels(by) else ()
+    return Metric(name, kind, f"max by ({by}) (last_over_time({name}{sel}[{{w}}])){post}", lacks,
+                  labels=_labels(by), aliases=aliases)
 
 
 METRICS: tuple[Metric, ...] = (
     Metric("container_cpu_usage_seconds_total", "usage",
            f"sum by ({USAGE_BY}) (rate(container_cpu_usage_seconds_total{{{REAL_CONTAINERS},{{sel}}}}[{{w}}]))",
-           "CPU usage (no CPU percentiles, recommendations or forecasts)", required=True),
+           "CPU usage (no CPU percentiles, recommendations or forecasts)", required=True, labels=_labels(USAGE_BY)),
     Metric("container_memory_working_set_bytes", "usage",
            f"max by ({USAGE_BY}) (max_over_time(container_memory_working_set_bytes{{{REAL_CONTAINERS},{{sel}}}}[{{w}}]))",
-           "memory usage (no memory percentiles, eviction exposure or recommendations)", required=True),
+           "memory usage (no memory percentiles, eviction exposure or recommendations)", required=True,
+           labels=_labels(USAGE_BY)),
     _spec("kube_pod_container_resource_requests", "namespace, pod, container, resource",
           "container requests (overcommit, fit and QoS need them)", 'resource=~"cpu|memory"'),
     _spec("kube_pod_container_resource_limits", "namespace, pod, container, resource",
