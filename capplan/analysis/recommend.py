@@ -26,6 +26,7 @@ from capplan.errors import NoDataError
 GROUP_KEYS = ["namespace", "owner_kind", "owner_name", "container"]
 WORKLOAD_KEYS = ["namespace", "owner_kind", "owner_name"]
 ALIVE_TOLERANCE = timedelta(minutes=15)
+PERCENTILE_SAMPLES_PER_PART = 25_000_000
 STALE_DAYS = 1.0  # a workload last seen this long before the window's end is flagged
 
 # CONTRACT.md `recommend` columns, in order; more follow.
@@ -53,6 +54,17 @@ def _series_map(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
     return frame
 
 
+def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
+    """Run a per-series percentile query over slices of the series, one after another: an exact
+    percentile keeps every value of a group in memory, so slices bound the peak memory
+    (about PERCENTILE_SAMPLES_PER_PART values at a time) for one extra cheap scan each."""
+    row = con.execute("SELECT count(*) FROM usage_samples WHERE ts BETWEEN $start AND $end",
+                      {"start": params["start"], "end": params["end"]}).fetchone()
+    parts = max(1, math.ceil((row[0] if row else 0) / PERCENTILE_SAMPLES_PER_PART))
+    frames = [store.query(con, name, {**params, "parts": parts, "part": part}) for part in range(parts)]
+    return pl.concat(frames) if len(frames) > 1 else frames[0]
+
+
 def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, needs: Needs,
                  params: Params, namespaces: list[str] | None = None) -> History:
     """Aggregate [start, end] into a History for the strategies (all heavy lifting in SQL)."""
@@ -68,14 +80,14 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
             pl.col("samples").sum(), pl.col("first_ts").min(), pl.col("last_ts").max(),
             pl.col("cpu_max_cores").max(), pl.lit(None, pl.Float64).alias("memory_max_bytes"))
     elif needs.full_stats:
-        stats = store.query(con, "recommend_series_stats", {
+        stats = _in_parts(con, "recommend_series_stats", {
             "start": start, "end": end, "cpu_q": params.cpu_percentile / 100.0})
         stats = stats.with_columns(
             pl.col("cpu_q").list.get(0).alias("cpu_pq_cores"), pl.col("cpu_q").list.get(1).alias("cpu_p95_cores"),
             pl.col("cpu_q").list.get(2).alias("cpu_p99_cores"),
         ).drop("cpu_q")
     elif needs.cpu_percentile:
-        stats = store.query(con, "recommend_series_percentile", {
+        stats = _in_parts(con, "recommend_series_percentile", {
             "start": start, "end": end, "cpu_q": params.cpu_percentile / 100.0})
     else:
         stats = store.query(con, "recommend_series_stats_light", {"start": start, "end": end})
