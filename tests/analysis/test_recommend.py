@@ -224,3 +224,21 @@ def test_a_kept_hpa_request_never_exceeds_the_new_limit(tmp_path):
         con.close()
     assert row["memory_request_recommended"] == 2048 * MI
     assert row["memory_limit_recommended"] == 2048 * MI and "limit raised to the request" in row["reason"]
+
+
+def test_percentiles_in_slices_equal_one_pass(tmp_path, monkeypatch):
+    import capplan.analysis.recommend as rec_module
+
+    rng = np.random.default_rng(9)
+    c = TinyCluster()
+    for i in range(7):
+        c.pod("ns", f"p{i}", rng.gamma(2, 0.1, N), rng.uniform(100, 200, N) * MI)
+    con = _db(tmp_path, c)
+    try:
+        whole = {s: recommend(con, s) for s in ("simple", "auto")}
+        monkeypatch.setattr(rec_module, "PERCENTILE_SAMPLES_PER_PART", 5000)  # 7 x 2880 samples: 5 slices
+        sliced = {s: recommend(con, s) for s in ("simple", "auto")}
+    finally:
+        con.close()
+    for s in whole:
+        assert sliced[s].equals(whole[s])
