@@ -110,12 +110,21 @@ def _cell(name: str, value: Any) -> str:
     return str(value)
 
 
+def make_console(file: TextIO | None = None):
+    """A rich console: the terminal's width on a terminal; 200 columns into files and pipes,
+    where rich would otherwise fold wide tables into 80."""
+    from rich.console import Console
+
+    if file is None and sys.stdout.isatty():
+        return Console()
+    return Console(file=file or sys.stdout, width=200)
+
+
 def render_table(frame: pl.DataFrame, title: str | None = None, file: TextIO | None = None) -> None:
     """Print a frame as a rich table (humanised units, headers that wrap at word breaks)."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=file, width=200) if file is not None else Console()
+    console = make_console(file)
     table = Table(title=title, show_lines=False, title_justify="left")
     for name, dtype in frame.schema.items():
         justify = "right" if dtype.is_numeric() else "left"

@@ -105,10 +105,8 @@ def write_report(sections: list[Section], fmt: str = "table", output: str | Path
     import io
     import sys
 
-    from rich.console import Console
-
     buffer = io.StringIO() if output else None
-    console = Console(file=buffer, width=200) if buffer else Console()
+    console = render.make_console(buffer)
     for section in sections:
         console.rule(f"[bold]{section.title}")
         render.render_table(section.frame, file=buffer if buffer else sys.stdout)
