@@ -36,9 +36,21 @@ _FS_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# What DuckDB says when the disk or the file system refuses a write (it raises its own errors).
+_STORAGE_WORDS = ("No space left on device", "File too large", "Read-only file system", "Disk quota exceeded")
+
+
 def _is_file_problem(exc: BaseException) -> bool:
     """An OSError about a local file (not a network error, which the collector reports as 3)."""
     return isinstance(exc, OSError) and exc.errno is not None and bool(exc.filename or exc.errno in _FS_ERRNOS)
+
+
+def _storage_problem(exc: BaseException) -> str | None:
+    """The first line of a DuckDB error caused by a full disk or a read-only file system."""
+    text = str(exc)
+    if type(exc).__module__.startswith(("duckdb", "_duckdb")) and any(w in text for w in _STORAGE_WORDS):
+        return text.splitlines()[0]
+    return None
 
 
 def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
@@ -90,6 +102,11 @@ def handle_errors(func: F) -> F:
                 # read-only, disk full): bad input (4), one line naming the file and the cause.
                 where = f" {exc.filename}" if exc.filename else ""
                 typer.echo(f"capplan: cannot use{where}: {exc.strerror or exc}", err=True)
+                raise typer.Exit(4)
+            storage = _storage_problem(exc)
+            if storage:
+                # The database could not be written (its transaction was rolled back): exit 4.
+                typer.echo(f"capplan: cannot write the database: {storage}", err=True)
                 raise typer.Exit(4)
             typer.echo(f"capplan: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
             raise typer.Exit(1)

@@ -43,6 +43,18 @@ def _serve() -> None:
                     os.close(f)
                 sys.stdout = os.fdopen(1, "w", buffering=1)
                 sys.stderr = os.fdopen(2, "w", buffering=1)
+                if job.get("fsize"):
+                    # A file-size limit stands in for a full disk where tmpfs cannot be mounted:
+                    # writes past it fail with EFBIG instead of killing the process (SIGXFSZ).
+                    import resource
+                    import signal
+
+                    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                    resource.setrlimit(resource.RLIMIT_FSIZE, (job["fsize"], job["fsize"]))
+                if job.get("uid") is not None:
+                    os.setgroups([])
+                    os.setgid(job["uid"])
+                    os.setuid(job["uid"])
                 os.environ.update(job.get("env", {}))
                 for key in job.get("unset", []):
                     os.environ.pop(key, None)

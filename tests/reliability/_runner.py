@@ -56,22 +56,23 @@ class ForkServer:
                     self.exits[int(parts[1])] = (int(parts[2]), time.monotonic())
                 self.cond.notify_all()
 
-    def start(self, args: list[str], env: dict[str, str] | None = None) -> "Child":
-        """Start a run; returns at once with its pid."""
+    def start(self, args: list[str], env: dict[str, str] | None = None, **limits) -> "Child":
+        """Start a run; returns at once with its pid. `fsize=` (RLIMIT_FSIZE bytes) and `uid=`
+        (run as that user) apply to the child only."""
         self.jobs += 1
         out, err = self.workdir / f"job{self.jobs}.out", self.workdir / f"job{self.jobs}.err"
         assert self.proc.stdin and self.proc.stdout
         # One start at a time: pids come back in the order the jobs were written.
         with self.start_lock, self.cond:
-            self.proc.stdin.write(json.dumps({"args": args, "out": str(out), "err": str(err), "env": env or {}}) + "\n")
+            self.proc.stdin.write(json.dumps({"args": args, "out": str(out), "err": str(err), "env": env or {}, **limits}) + "\n")
             self.proc.stdin.flush()
             assert self.cond.wait_for(lambda: self.pids, timeout=30), "the fork server did not answer"
             pid = self.pids.pop(0)
         return Child(self, pid, out, err, time.monotonic())
 
-    def run(self, args: list[str], env: dict[str, str] | None = None) -> Run:
+    def run(self, args: list[str], env: dict[str, str] | None = None, **limits) -> Run:
         """Run to the end."""
-        return self.start(args, env).wait()
+        return self.start(args, env, **limits).wait()
 
     def close(self) -> None:
         if self.proc.poll() is None:
