@@ -130,14 +130,20 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
             weights, on="series_id", how="inner").group_by("group_id", "bucket").agg(
             (pl.col("decayed") * pl.col("cpu_weight")).sum().alias("weight")).sort("group_id", "bucket")
     if needs.memory_peaks:
-        con.register("_rec_first", series.select("series_id", "first_ts").to_arrow())
+        first = series.select("series_id", "first_ts")
+        con.register("_rec_first", first.select(
+            "series_id", (pl.col("first_ts").dt.epoch("us").cast(pl.Float64) / 1e6).alias("first_s")).to_arrow())
         try:
             peaks = store.query(con, "recommend_daily_stats" if needs.daily_cpu else "recommend_memory_peaks", {
                 "start": start, "end": end, "interval_s": vpa_strategy.MEMORY_INTERVAL_SECONDS})
         finally:
             con.unregister("_rec_first")
+        interval = timedelta(seconds=vpa_strategy.MEMORY_INTERVAL_SECONDS)
         history.memory_peaks = peaks.filter(pl.col("peak_bytes").is_not_null()).with_columns(
-            pl.col("series_id").cast(pl.Int64)).join(series.select("series_id", "group_id"), on="series_id", how="inner")
+            pl.col("series_id").cast(pl.Int64)).join(series.select("series_id", "group_id", "first_ts"),
+                                                     on="series_id", how="inner").with_columns(
+            (pl.col("first_ts") + pl.duration(microseconds=interval.total_seconds() * 1e6) * (pl.col("interval_index") + 1))
+            .alias("interval_end")).drop("first_ts")
         if cpu_hist is not None:  # the histogram scan has no memory: take the peak of the peaks
             peak = history.memory_peaks.group_by("series_id").agg(pl.col("peak_bytes").max().cast(pl.Float64))
             history.series = series.drop("memory_max_bytes").join(peak, on="series_id", how="left").rename(
