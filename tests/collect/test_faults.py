@@ -124,6 +124,7 @@ def _committed(db: Path, prom_url: str):
         con.close()
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_one_exits_5_and_wait_queues(prom, fault_proxy, db: Path) -> None:
     slow = fault_proxy(upstream=prom.url, delay=0.05)
     first = _spawn(slow.url, db)
@@ -141,6 +142,7 @@ def test_two_concurrent_runs_one_exits_5_and_wait_queues(prom, fault_proxy, db: 
     assert runs["status"].to_list() == ["ok", "ok"]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_gaps_or_duplicates(prom, fault_proxy, db: Path, sample_usage_window) -> None:
     slow = fault_proxy(upstream=prom.url, delay=0.05)
     proc = _spawn(slow.url, db)
