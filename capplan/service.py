@@ -71,8 +71,10 @@ class ServeOptions:
     # Readiness fails when the newest finished collection is older than this; zero disables it.
     max_staleness: timedelta = timedelta(hours=2)
     collect_every: timedelta | None = None
-    # Options for the child `capplan collect` (--prometheus-url, --step, ...; never a token itself).
+    # Options for the child `capplan collect` (--step, ...; never a token or the URL itself).
     collect_args: list[str] = field(default_factory=list)
+    # Passed to the child as $CAPPLAN_PROMETHEUS_URL.
+    prometheus_url: str | None = None
     shutdown_timeout: float = 20.0
     termination_log: Path | None = DEFAULT_TERMINATION_LOG
     access_log: bool = False
@@ -477,7 +479,7 @@ class Service:
         every = self.options.collect_every
         assert every is not None
         while not self.stopping.is_set():
-            status = run_collection(self, self.options.collect_args)
+            status = run_collection(self, self.options.collect_args, self.options.prometheus_url)
             self.collections[status] = self.collections.get(status, 0) + 1
             if self.stopping.wait(every.total_seconds()):
                 break

@@ -11,6 +11,7 @@ terminal reaches it only through the service's orderly shutdown.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from capplan.service import Service
 
 LOCKED_EXIT = 5
+URL_ENV = "CAPPLAN_PROMETHEUS_URL"  # what `capplan collect` reads when --prometheus-url is not given
 
 
 def collect_command(db: str, args: list[str]) -> list[str]:
@@ -26,13 +28,16 @@ def collect_command(db: str, args: list[str]) -> list[str]:
     return [sys.executable, "-m", "capplan", "collect", "--db", db, "--format", "json", *args]
 
 
-def run_collection(service: Service, args: list[str]) -> str:
+def run_collection(service: Service, args: list[str], prometheus_url: str | None = None) -> str:
     """Run one collection to its end; returns ok, interrupted, busy (another collection holds the
     lock) or failed. A failure is one line on stderr; the API keeps serving committed data."""
     cmd = collect_command(str(service.database.path), args)
+    env = dict(os.environ)
+    if prometheus_url:
+        env[URL_ENV] = prometheus_url
     try:
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 start_new_session=True)
+                                 start_new_session=True, env=env)
     except OSError as exc:
         _log(f"collection could not start: {exc.strerror or exc}")
         return "failed"

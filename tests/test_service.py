@@ -577,6 +577,19 @@ def web_prometheus(sample_cluster, tmp_path_factory: pytest.TempPathFactory) -> 
         yield prom
 
 
+def _children_argv(pid: int) -> list[list[str]]:
+    """Command lines of the live child processes of `pid` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append((stat.parent / "cmdline").read_bytes().decode().split("\0"))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
 def _collect_args(url: str) -> list[str]:
     return ["--collect-every", "1h", "--prometheus-url", url, "--step", "5m", "--max-staleness", "1h",
             f"--collect-arg=--start={COLLECT_START:%Y-%m-%dT%H:%M:%SZ}",
@@ -645,16 +658,23 @@ def test_scheduled_collection_feeds_the_api_and_sigterm_keeps_whole_chunks(
 def test_readyz_follows_the_scheduled_collection(web_prometheus, tmp_path: Path) -> None:
     db = tmp_path / "ready.duckdb"
     srv = start_server(db, tmp_path, *_collect_args(web_prometheus.url))
+    child_argvs: list[list[str]] = []
     try:
         deadline = time.monotonic() + 90
         seen = []
         while time.monotonic() < deadline:
+            child_argvs += _children_argv(srv.proc.pid)
             status, body = srv.get_json("/readyz")
             seen.append(status)
             if status == 200:
                 break
             time.sleep(0.2)
         assert seen[-1] == 200, (seen, body)
+        # the scheduled `capplan collect` ran as a child; the URL (it may hold a password) is not
+        # on its command line, where `ps` would show it
+        collect_argvs = [a for a in child_argvs if "collect" in a]
+        assert collect_argvs, child_argvs
+        assert all(web_prometheus.url not in " ".join(a) for a in collect_argvs)
         # the run recorded by the child process is what readiness and /metrics report
         _, _, runs = _stored(db)
         assert runs[-1][0] == "ok"

@@ -54,7 +54,9 @@ def serve(
                 raise UsageError("--collect-every needs --prometheus-url (or $CAPPLAN_PROMETHEUS_URL)")
         # The scheduled collection is `capplan collect` with these options; the token stays in its
         # file or in $CAPPLAN_PROMETHEUS_TOKEN (inherited), never on a command line.
-        collect_args = ["--prometheus-url", prometheus_url or "", "--since", since, "--step", step]
+        # The URL goes to the child through $CAPPLAN_PROMETHEUS_URL, not its argv: a password in it
+        # would show in the process list.
+        collect_args = ["--since", since, "--step", step]
         if token_file:
             collect_args += ["--token-file", str(token_file)]
         if ca_file:
@@ -66,7 +68,7 @@ def serve(
             db=db, host=host, port=port, window=window_option(window),
             max_staleness=timedelta(0) if max_staleness.strip() == "0" else parse_duration(max_staleness),
             collect_every=every,
-            collect_args=collect_args,
+            collect_args=collect_args, prometheus_url=prometheus_url,
             shutdown_timeout=parse_duration(shutdown_timeout).total_seconds(),
             termination_log=termination_log, access_log=access_log,
         )
