@@ -105,8 +105,8 @@ def test_fault_at_the_first_request_leaves_the_db_unchanged(name, fault, codes, 
     assert db.read_bytes() == before_bytes, f"{name}: the DB file changed"
 
 
-# Two full runs through the proxy each: the kinds of ending (retried 5xx, refused auth, malformed, cut off).
-MID = [f for f in FAULTS if _id(f) in ("http-500", "http-401", "garbage-json", "truncated-body")]
+# Two full runs through the proxy each (about 10 s): a retried 5xx (exit 3) and malformed JSON (exit 4).
+MID = [f for f in FAULTS if _id(f) in ("http-500", "garbage-json")]
 
 
 @pytest.mark.slow
