@@ -106,7 +106,7 @@ def collect(
     retries: Annotated[int, typer.Option("--retries", help="Retries of a timed-out or 5xx/429 request (with backoff).")] = 3,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Queries in flight at once.")] = 2,
     chunk: Annotated[str, typer.Option("--chunk", help="Commit every CHUNK of history (a kill loses at most one).")] = "1d",
-    max_points: Annotated[int, typer.Option("--max-points", help="Most points (series x steps) one answer may hold.")] = 500_000,
+    max_points: Annotated[int, typer.Option("--max-points", help="Most points (series x steps) one answer may hold.")] = 250_000,
     namespace: NamespaceOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a running collection instead of exiting 5.")] = False,
     db: DbOption = None,

@@ -45,9 +45,9 @@ from capplan.errors import CapplanError, NoDataError, SourceError, UsageError
 DEFAULT_SINCE = timedelta(days=14)
 DEFAULT_STEP = 60
 DEFAULT_SPEC_STEP = 300
-# One answer holds at most this many points (series x steps): ~20 MB of JSON. Keeps capplan's
+# One answer holds at most this many points (series x steps): ~10 MB of JSON. Keeps capplan's
 # memory flat and the Prometheus far from --query.max-samples (default 50 M).
-DEFAULT_MAX_POINTS = 500_000
+DEFAULT_MAX_POINTS = 250_000
 DEFAULT_CHUNK = timedelta(days=1)
 # One chunk's answers together hold at most this many times the per-answer budget (~4 M points,
 # a few hundred MB as frames).
