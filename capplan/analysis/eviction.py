@@ -146,6 +146,8 @@ def load_priority_map(path: str | Path | None = None, overrides: list[str] | Non
             text = p.read_text()
         except OSError as exc:
             raise BadInputError(f"cannot read priority classes file {p}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise BadInputError(f"priority classes file {p} is not text (expected JSON)") from None
         result = parse_priority_classes(text, str(p))
     for item in overrides or []:
         name, sep, value = item.partition("=")

@@ -128,7 +128,6 @@ def _cases():
 
 # Bugs of other issues found by this file (see the issue 9 report); strict=False so a fix passes.
 KNOWN_BUGS = {
-    "eviction--priority-classes-1": "issue 5: a binary --priority-classes file is UnicodeDecodeError (exit 1), not exit 4",
     "serve--step-0": "issue 7: serve --collect-every starts with a bad --step and fails every scheduled collection",
     "serve--since-0": "issue 7: serve --collect-every starts with a bad --since and fails every scheduled collection",
 }
