@@ -19,7 +19,7 @@ from tests.reliability._runner import integrity, snapshot, spawn
 from tests.reliability.conftest import W_START, collect_args
 
 SEED = 20261126
-KILLS = 22            # through the warm fork server: instants spread over the whole run
+KILLS = 20            # through the warm fork server: instants spread over the whole run
 STARTUP_KILLS = 2     # through `python -m capplan`: instants during interpreter start-up and imports
 LANES = 2             # kill trials run two at a time (separate DBs) to keep the suite short
 
