@@ -196,7 +196,7 @@ def test_option_given_nonsense(command, option, value, allowed, runner, db_templ
     if command in LONG_RUNNING:
         try:
             proc = subprocess.run([sys.executable, "-m", "capplan", *args], capture_output=True, text=True,
-                                  timeout=8, env={**os.environ, "CAPPLAN_DEBUG": ""})
+                                  timeout=10, env={**os.environ, "CAPPLAN_DEBUG": ""})
         except subprocess.TimeoutExpired:
             pytest.fail(f"{label}: kept running instead of refusing the nonsense")
         code, stderr = proc.returncode, proc.stderr
