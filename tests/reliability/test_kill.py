@@ -56,7 +56,11 @@ def _check_equal(db: Path, reference: dict, label: str) -> None:
 
 def _kill_trial(i: int, delay: float, rel_prom, forkserver, reference, tmp_path: Path):
     db = tmp_path / f"kill{i}.duckdb"
-    child = forkserver.start(collect_args(rel_prom.url, db, "--start", W_START.isoformat()))
+    args = collect_args(rel_prom.url, db, "--start", W_START.isoformat())
+    if i % 2:
+        # Every other trial with the default two queries in flight (the next chunk prefetched).
+        args[args.index("--concurrency") + 1] = "2"
+    child = forkserver.start(args)
     time.sleep(delay)
     child.kill(signal.SIGKILL)
     run = child.wait()
