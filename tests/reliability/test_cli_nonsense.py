@@ -269,3 +269,42 @@ def test_case_count_is_reported() -> None:
     # Not a check of behaviour: keeps the number of nonsense cases visible in -v output.
     built = [c for c in CASES if c.values[1] is not None]
     assert len(built) >= 40, len(built)
+
+
+# --- fuzzed values through the real command line (hypothesis) ----------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from capplan.errors import BadInputError  # noqa: E402
+from capplan.quantity import parse_cpu_cores, parse_duration, parse_memory_bytes  # noqa: E402
+
+CLI_EXAMPLES = 60
+_garbage = st.one_of(st.text(max_size=20), st.text(alphabet="0123456789.eEKMGTPimnu+- ", max_size=10))
+
+
+def _invalid(parse, text: str) -> bool:
+    try:
+        parse(text)
+    except BadInputError:
+        return True
+    return False
+
+
+@settings(max_examples=CLI_EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
+@given(text=_garbage.filter(lambda t: _invalid(parse_cpu_cores, t) and _invalid(parse_memory_bytes, t)
+                            and not t.startswith("-")))
+def test_fuzzed_quantity_on_the_command_line_is_exit_4(text, runner, db_template) -> None:
+    for option in ("--cpu", "--memory"):
+        args = ["fit", "--cpu", "100m", "--memory", "128Mi", "--db", str(db_template), option, text]
+        result = runner.invoke(app, args)
+        _check(result.exit_code, result.stderr, {4}, f"fit {option} {text!r}")
+
+
+@settings(max_examples=CLI_EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
+@given(text=_garbage.filter(lambda t: _invalid(parse_duration, t) and not t.startswith("-")))
+def test_fuzzed_duration_on_the_command_line_is_exit_4(text, runner, db_template) -> None:
+    result = runner.invoke(app, ["nodes", "--db", str(db_template), "--window", text])
+    _check(result.exit_code, result.stderr, {4}, f"nodes --window {text!r}")
