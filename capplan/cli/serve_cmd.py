@@ -46,6 +46,11 @@ def serve(
     from capplan import service
 
     try:
+        # The scheduled collection's options are checked now, not at the first run.
+        step_seconds = parse_duration(step).total_seconds()
+        if step_seconds < 1 or step_seconds != int(step_seconds):
+            raise UsageError(f"--step must be a whole number of seconds (e.g. 30s, 1m, 5m), not {step!r}")
+        parse_duration(since)
         every = parse_duration(collect_every) if collect_every else None
         if every is not None:
             if every.total_seconds() <= 0:
