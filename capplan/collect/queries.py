@@ -117,11 +117,15 @@ def render(metric: Metric, namespaces: list[str] | None, window_ms: int) -> str:
     return text.replace("{sel}", sel)
 
 
-def usage_window_ms(metric: Metric, step_seconds: int) -> int:
-    """CPU: step + 1 ms (both grid samples); memory: step - 1 ms (left-open step)."""
+def usage_window_ms(metric: Metric, step_seconds: int, scrape_seconds: int | None = None) -> int:
+    """CPU: step + 1 ms (both grid samples); memory: step - 1 ms (left-open step).
+
+    When cAdvisor is scraped less often than the step, the windows widen so each still holds
+    enough samples: CPU to two scrape intervals (a rate needs two samples), memory to one."""
+    scrape = scrape_seconds or 0
     if metric.key == "container_cpu_usage_seconds_total":
-        return step_seconds * 1000 + 1
-    return step_seconds * 1000 - 1
+        return max(step_seconds, 2 * scrape if scrape > step_seconds else 0) * 1000 + 1
+    return max(step_seconds, scrape) * 1000 - 1
 
 
 # --- time grid and chunks ---------------------------------------------------------------------

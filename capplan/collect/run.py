@@ -230,7 +230,7 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
         return
     summary.window_start, summary.window_end = start, end
     step = options.step_seconds
-    wanted, present, batches, chunks, spec_step = _prepare(options, client, start, end, summary, warn)
+    wanted, present, batches, chunks, spec_step, scrape = _prepare(options, client, start, end, summary, warn)
     run_id = _record_run(options.db, summary, source, start, end, "running", None)
     summary.run_id = run_id
     seen_series: set[tuple[str, str, str, str]] = set()
@@ -239,7 +239,7 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
         with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="capplan-query") as pool:
             pending: Pending | None = None
             try:
-                pending = _submit_chunk(pool, client, chunks[0], wanted, marks, batches, step, spec_step)
+                pending = _submit_chunk(pool, client, chunks[0], wanted, marks, batches, step, spec_step, scrape)
                 for index, chunk in enumerate(chunks):
                     waited = time.monotonic()
                     answers = _gather(pending)
@@ -248,7 +248,8 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
                     # Prometheus works while we do; at most two chunks of answers are held)
                     pending = None
                     if index + 1 < len(chunks) and not stop:
-                        pending = _submit_chunk(pool, client, chunks[index + 1], wanted, marks, batches, step, spec_step)
+                        pending = _submit_chunk(pool, client, chunks[index + 1], wanted, marks, batches, step, spec_step,
+                                                scrape)
                     frames = _frames(answers, chunk, spec_step, present)
                     del answers
                     usage = frames.pop("usage")
@@ -291,7 +292,7 @@ class QueryPlan:
 
 
 def _prepare(options: CollectOptions, client: PromClient, start: datetime, end: datetime, summary: CollectSummary,
-             warn: WarnFn) -> tuple[list[Metric], set[str] | None, list[list[str] | None], list[Chunk], int]:
+             warn: WarnFn) -> tuple[list[Metric], set[str] | None, list[list[str] | None], list[Chunk], int, int | None]:
     """Which metrics exist (warning about absent ones), the namespace batches and the chunks."""
     step = options.step_seconds
     spec_step = options.spec_step_seconds or max(step, DEFAULT_SPEC_STEP)
@@ -311,7 +312,30 @@ def _prepare(options: CollectOptions, client: PromClient, start: datetime, end: 
     cap_steps = max(1, int(options.chunk.total_seconds() // step))
     chunks = plan_chunks(start, end, step, min(chunk_steps, cap_steps))
     summary.chunks = len(chunks)
-    return wanted, present, batches, chunks, spec_step
+    scrape = None
+    if present is None or "container_memory_working_set_bytes" in present:
+        scrape = _scrape_interval(client, end, options.namespaces)
+        if scrape and scrape > step:
+            message = (f"--step {step}s is finer than the {scrape}s scrape interval of cAdvisor series at "
+                       f"{client.display_url}: CPU is averaged over {2 * scrape}s windows, memory peaks over {scrape}s")
+            summary.warnings.append(message)
+            warn(message)
+    return wanted, present, batches, chunks, spec_step, scrape
+
+
+def _scrape_interval(client: PromClient, at: datetime, namespaces: list[str] | None) -> int | None:
+    """The median cAdvisor scrape interval near `at` (samples in a 10-minute window), or None."""
+    window_ms = 600_000 - 1  # (at-10m, at]: aligned scrapes are not counted twice
+    promql = (f"quantile(0.5, count_over_time(container_memory_working_set_bytes{{{REAL_CONTAINERS}"
+              f"{_ns_sel(namespaces)}}}[{window_ms}ms]))")
+    try:
+        result = client.query(promql, at)
+        count = float(result[0]["value"][1]) if result else 0.0
+    except (SourceError, KeyError, IndexError, TypeError, ValueError):
+        return None
+    if not count or count != count:  # no data, or NaN
+        return None
+    return max(1, int(round(600 / count)))
 
 
 def plan_queries(options: CollectOptions) -> QueryPlan:
@@ -322,8 +346,10 @@ def plan_queries(options: CollectOptions) -> QueryPlan:
     try:
         start, end = _window(options, {})
         summary = CollectSummary(source=client.display_url)
-        wanted, _present, batches, chunks, spec_step = _prepare(options, client, start, end, summary, lambda _m: None)
-        jobs = [job for chunk in chunks for job in chunk_jobs(chunk, wanted, {}, batches, options.step_seconds, spec_step)]
+        wanted, _present, batches, chunks, spec_step, scrape = _prepare(options, client, start, end, summary,
+                                                                        lambda _m: None)
+        jobs = [job for chunk in chunks
+                for job in chunk_jobs(chunk, wanted, {}, batches, options.step_seconds, spec_step, scrape)]
         return QueryPlan(jobs=jobs, chunks=chunks, batches=batches, planning_queries=client.queries)
     finally:
         client.close()
@@ -401,7 +427,7 @@ def _ns_sel(namespaces: list[str] | None, lead: bool = True) -> str:
 
 
 def chunk_jobs(chunk: Chunk, wanted: list[Metric], marks: dict[str, datetime], batches: list[list[str] | None],
-               step: int, spec_step: int) -> list[tuple[str, str, datetime, datetime, int]]:
+               step: int, spec_step: int, scrape: int | None = None) -> list[tuple[str, str, datetime, datetime, int]]:
     """The range queries of one chunk: (metric key, PromQL, start, end, step)."""
     spec_start, spec_end = align_up(chunk.start, spec_step), align_down(chunk.end, spec_step)
     jobs: list[tuple[str, str, datetime, datetime, int]] = []
@@ -409,7 +435,7 @@ def chunk_jobs(chunk: Chunk, wanted: list[Metric], marks: dict[str, datetime], b
         if metric.key in marks and marks[metric.key] >= chunk.end:
             continue  # this metric is already stored up to here
         if metric.kind == "usage":
-            window, lo, hi, at_step = usage_window_ms(metric, step), chunk.start, chunk.end, step
+            window, lo, hi, at_step = usage_window_ms(metric, step, scrape), chunk.start, chunk.end, step
         else:
             if spec_start > spec_end:
                 continue
@@ -426,9 +452,10 @@ Answer = pl.DataFrame | list[dict[str, Any]]
 
 
 def _submit_chunk(pool: ThreadPoolExecutor, client: PromClient, chunk: Chunk, wanted: list[Metric],
-                  marks: dict[str, datetime], batches: list[list[str] | None], step: int, spec_step: int) -> Pending:
+                  marks: dict[str, datetime], batches: list[list[str] | None], step: int, spec_step: int,
+                  scrape: int | None) -> Pending:
     """Queue every query of one chunk; the pool runs at most `concurrency` at once."""
-    jobs = chunk_jobs(chunk, wanted, marks, batches, step, spec_step)
+    jobs = chunk_jobs(chunk, wanted, marks, batches, step, spec_step, scrape)
     return {pool.submit(_fetch, client, METRICS_BY_KEY[key], promql, lo, hi, at_step): key
             for key, promql, lo, hi, at_step in jobs}
 

@@ -232,3 +232,24 @@ def test_node_percentiles_match_the_imported_sample(full_db: Path, sample_db_rea
         assert collected[col].to_list() == pytest.approx(imported[col].to_list(), rel=1e-5)
     for col in ("memory_usage_p95_bytes", "memory_usage_max_bytes"):
         assert collected[col].to_list() == imported[col].to_list()
+
+
+def test_a_step_finer_than_the_scrape_interval_widens_the_windows(prom, db: Path, sample_usage_window) -> None:
+    # the served cAdvisor series are 5 minutes apart; a 60 s step must not lose CPU (a rate needs
+    # two samples) and says so
+    end = WINDOW_START + timedelta(hours=2)
+    summary = run(prom.url, db, start=WINDOW_START + timedelta(hours=1), end=end, step_seconds=60)
+    assert any("finer than the 300s scrape interval" in w for w in summary.warnings)
+    got = stored_usage(db)
+    assert got["cpu_cores"].null_count() == 0
+    # at a grid time T the CPU window is [T-600.001s, T]: samples T-10m, T-5m, T, so the rate is
+    # the mean of the sample's two 5-minute values ending at T
+    want = sample_usage_window.sort("ts").with_columns(
+        mean2=(pl.col("cpu_cores").cast(pl.Float64) + pl.col("cpu_cores").cast(pl.Float64).shift(1)
+               .over("namespace", "pod", "container")) / 2)
+    keys = ["namespace", "pod", "container", "ts"]
+    on_grid = got.join(want.select(*keys, "mean2", "memory_bytes"), on=keys, suffix="_want")
+    assert on_grid.height == sample_usage_window.filter(pl.col("ts").is_between(WINDOW_START + timedelta(hours=1), end)).height
+    rel = ((on_grid["cpu_cores"].cast(pl.Float64) - on_grid["mean2"]).abs() / on_grid["mean2"])
+    assert rel.max() < 1e-5
+    assert (on_grid["memory_bytes"] == on_grid["memory_bytes_want"]).all()
