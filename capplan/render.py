@@ -12,6 +12,7 @@ import json
 import math
 import sys
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -49,6 +50,8 @@ def to_csv(frame: pl.DataFrame) -> str:
 
 
 def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):  # DuckDB sums of BIGINT come back as DECIMAL
+        value = float(value)
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, float) and math.isinf(value):
