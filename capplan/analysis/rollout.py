@@ -236,7 +236,8 @@ def rollout_headroom(deployments: pl.DataFrame, pods: pl.DataFrame, nodes: pl.Da
         rolling = {"RollingUpdate": surge, "Recreate": 0}.get(strategy, replicas)  # BlueGreen: all again
         row.update(pod_cpu_request_cores=cpu, pod_memory_request_bytes=memory, eligible_nodes=len(where))
         reasons = []
-        left_out = [n.node for n in free if n not in where]
+        eligible_names = {n.node for n in where}  # a set: `in` on node records was quadratic
+        left_out = [n.node for n in free if n.node not in eligible_names]
         blocked: list[str] = []
         for kind, count in (("rolling", rolling), ("blue_green", replicas)):
             placed = sum(place(where, cpu, memory, count).values()) if count else 0
