@@ -152,6 +152,8 @@ def open_db(
             probe.close()
     if db_path.parent and not db_path.parent.exists():
         raise BadInputError(f"folder {db_path.parent} for database {db_path} does not exist")
+    if not db_path.exists():
+        _create_atomically(db_path, wait_seconds)
     con = _connect(db_path, False, wait_seconds)
     try:
         _check_version(con, db_path)
@@ -160,6 +162,28 @@ def open_db(
         con.close()
         raise
     return con
+
+
+def _create_atomically(db_path: Path, wait_seconds: float) -> None:
+    """Build a new database with its whole schema beside the target, then rename it into place,
+    so a run killed while creating leaves either no file or a complete one, never an empty one."""
+    staging = db_path.with_name(f".{db_path.name}.creating-{os.getpid()}")
+    for leftover in (staging, staging.with_name(staging.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    try:
+        con = _connect(staging, False, wait_seconds)
+        try:
+            migrate(con)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        if not db_path.exists():  # another process may have won the race: keep theirs
+            os.replace(staging, db_path)
+    except OSError as exc:
+        raise BadInputError(f"cannot create database {db_path}: {exc.strerror or exc}") from exc
+    finally:
+        staging.unlink(missing_ok=True)
+        staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -137,3 +137,16 @@ def test_high_water_mark_only_moves_forward(tmp_path: Path) -> None:
     store.set_high_water_mark(con, "src", "m", T0 + timedelta(hours=1))
     assert store.high_water_mark(con, "src", "m") == T0 + timedelta(hours=2)
     con.close()
+
+
+def test_creation_that_fails_midway_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run killed while creating must not leave an empty database behind (the next run would
+    # find a file with no schema): the schema is built beside it and renamed into place.
+    def broken_migrate(con):
+        con.execute("CREATE TABLE half (x INTEGER)")
+        raise KeyboardInterrupt("killed while migrating")
+
+    monkeypatch.setattr(store, "migrate", broken_migrate)
+    with pytest.raises(KeyboardInterrupt):
+        store.open_db(tmp_path / "db.duckdb")
+    assert list(tmp_path.iterdir()) == []
