@@ -106,21 +106,12 @@ def _node_types() -> dict[str, tuple[float, int]]:
 
 
 def _reserved(cpu: float, memory: int) -> tuple[float, int]:
-    # GKE's reservation table, the guideline capplan's `nodes` checks against.
-    cpu_tiers = [(1.0, 0.06), (1.0, 0.01), (2.0, 0.005), (math.inf, 0.0025)]
-    mem_tiers = [(4 * GiB, 0.25), (4 * GiB, 0.20), (8 * GiB, 0.10), (112 * GiB, 0.06), (math.inf, 0.02)]
+    # GKE's reservation table, the guideline capplan's `nodes` checks against (one copy of it,
+    # in capplan.analysis.nodes); providers write allocatable rounded, so round here too.
+    from capplan.analysis.nodes import CPU_RESERVE_TIERS, MEMORY_RESERVE_TIERS, tiered_reservation
 
-    def tiered(total: float, tiers: list[tuple[float, float]]) -> float:
-        left, out = total, 0.0
-        for size, share in tiers:
-            take = min(left, size)
-            out += take * share
-            left -= take
-            if left <= 0:
-                break
-        return out
-
-    return round(tiered(cpu, cpu_tiers), 3), int(tiered(memory, mem_tiers)) + 100 * MiB
+    return (round(tiered_reservation(cpu, CPU_RESERVE_TIERS), 3),
+            int(tiered_reservation(memory, MEMORY_RESERVE_TIERS)) + 100 * MiB)
 
 
 def base_nodes(suffix: str = "") -> list[NodeSpec]:
