@@ -80,6 +80,9 @@ class PromClient:
             warnings.filterwarnings("ignore", message="Unverified HTTPS request")
         elif options.ca_file:
             session.verify = options.ca_file
+        # Retry-After of the last answer, per thread (prometheus-api-client hides the response).
+        self._retry_after = threading.local()
+        session.hooks["response"].append(self._remember_retry_after)
         headers = {"Accept-Encoding": "identity", "Accept": "application/json", **options.extra_headers}
         if options.token:
             headers["Authorization"] = f"Bearer {options.token}"
@@ -94,6 +97,16 @@ class PromClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self.prom._session.mount(self.url, adapter)
+
+    def _redact(self, text: str) -> str:
+        """`text` without the token or the URL's password (servers may echo what they received)."""
+        for secret in (self.options.token, urllib.parse.urlsplit(self.options.url).password):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _remember_retry_after(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._retry_after.seconds = _retry_after_seconds(response.headers.get("Retry-After"))
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -139,11 +152,12 @@ class PromClient:
         for attempt in range(1, attempts + 1):
             with self._lock:
                 self.queries += 1
+            self._retry_after.seconds = 0.0
             try:
                 data = fn()
             except PrometheusApiClientException as exc:
                 status, body = _status_of(exc)
-                cause = _error_text(body)
+                cause = self._redact(_error_text(body))  # a proxy may echo the Authorization header
                 if status in (401, 403):
                     raise SourceError(
                         f"{self.display_url} refused access (HTTP {status}{': ' + cause if cause else ''}); "
@@ -152,7 +166,7 @@ class PromClient:
                 if status == 422 or (status == 400 and ("too many" in cause or "11,000" in cause or "resolution" in cause)):
                     raise TooLarge(cause or f"HTTP {status}") from None
                 if status in RETRY_STATUS and attempt < attempts:
-                    time.sleep(delay)
+                    time.sleep(max(delay, self._retry_after.seconds))  # the server's Retry-After, if longer
                     delay *= 2
                     continue
                 after = f" after {attempt} attempts" if attempt > 1 else ""
@@ -181,6 +195,25 @@ class PromClient:
                 raise BadInputError(f"malformed {what} response from {self.display_url}: {_short(exc)}") from None
             return _check(data, kind, what, self.display_url)
         raise AssertionError("unreachable")
+
+
+MAX_RETRY_AFTER = 60.0  # seconds: a cron run waits no longer than this for one retry
+
+
+def _retry_after_seconds(value: str | None) -> float:
+    """Retry-After as seconds (delta-seconds or an HTTP date), 0 when absent, capped."""
+    if not value:
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            from email.utils import parsedate_to_datetime
+
+            seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError, IndexError):
+            return 0.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _utc(dt: datetime) -> datetime:

@@ -73,7 +73,10 @@ def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: 
                           schema={label: pl.Utf8 for label in labels})
     ts_col = pl.Series("ts", np.round(ts * 1e6).astype(np.int64)).cast(TS)
     frame = series[sid] if labels else pl.DataFrame(height=total)
-    return frame.with_columns(ts_col, values)
+    # NaN and +-Inf are not measurements (a broken scrape, a rate over a bad counter): drop them
+    # rather than fail the cast to integer bytes on every later run.
+    return frame.with_columns(ts_col, values).filter(
+        ~(pl.col("value").is_nan() | pl.col("value").is_infinite()).fill_null(True))
 
 
 def _aliased(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: dict[str, str]) -> pl.DataFrame:
