@@ -82,14 +82,12 @@ def test_token_from_the_environment_is_sent_and_never_shown_or_stored(rel_prom, 
     assert_no_secret("env token run", run.out, run.err, *_db_files(db))
 
 
-_ECHO_BUG = pytest.mark.xfail(reason="collector (issue 3) puts the server's error text, which may echo the "
-                                      "Authorization header, into its message and collection_runs", strict=False)
 ERRORS = [
-    pytest.param("echoing-401", Fault("echo"), marks=_ECHO_BUG),  # error text echoes the Authorization header
+    ("echoing-401", Fault("echo")),  # the error text echoes the Authorization header
     ("500", Fault("status", 500)),
     ("garbage", Fault("garbage")),
     ("stall", Fault("stall", stall_seconds=2)),
-    pytest.param("mid-run-echo", Fault("echo", after=10), marks=_ECHO_BUG),
+    ("mid-run-echo", Fault("echo", after=10)),
 ]
 
 
