@@ -182,28 +182,10 @@ class _StoreCollector:
         return self.service.api(name, {})
 
     def _nodes(self, _con: Any) -> list[Metric]:
-        rows = self._records("nodes")
-        out = []
-        for metric, column, help_text in NODE_GAUGES:
-            family = GaugeMetricFamily(metric, help_text, labels=["node"])
-            for row in rows:
-                value = _number(row.get(column))
-                if value is not None:
-                    family.add_metric([row["node"]], value)
-            out.append(family)
-        return out
+        return _per_node_families(self._records("nodes"), NODE_GAUGES)
 
     def _eviction(self, _con: Any) -> list[Metric]:
-        rows = self.service.api("eviction", {"view": ["nodes"]})
-        out = []
-        for metric, column, help_text in EVICTION_GAUGES:
-            family = GaugeMetricFamily(metric, help_text, labels=["node"])
-            for row in rows:
-                value = _number(row.get(column))
-                if value is not None:
-                    family.add_metric([row["node"]], value)
-            out.append(family)
-        return out
+        return _per_node_families(self.service.api("eviction", {"view": ["nodes"]}), EVICTION_GAUGES)
 
     def _recommend(self, _con: Any) -> list[Metric]:
         rows = self._records("recommendations")
@@ -232,3 +214,16 @@ class _StoreCollector:
                     family.add_metric([str(row.get(k) or "") for k in labels], value)
             out.append(family)
         return out
+
+
+def _per_node_families(rows: list[dict[str, Any]], gauges: Any) -> list[Metric]:
+    """One gauge family per (metric, column, help) with a `node` label, from API rows."""
+    out = []
+    for metric, column, help_text in gauges:
+        family = GaugeMetricFamily(metric, help_text, labels=["node"])
+        for row in rows:
+            value = _number(row.get(column))
+            if value is not None:
+                family.add_metric([row["node"]], value)
+        out.append(family)
+    return out
