@@ -33,6 +33,11 @@ SMALL_NODE_MEMORY_RESERVE = 255 * MiB
 RESERVE_SLACK = 0.99
 
 
+def ratio(num: str, den: str) -> pl.Expr:
+    """num / den as a polars expression, null where the denominator is zero or unknown."""
+    return pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(None)
+
+
 def tiered_reservation(total: float, tiers: tuple[tuple[float, float], ...]) -> float:
     """Sum of share x slice over the tiers a total spans (GKE's reservation table)."""
     left, reserved = float(total), 0.0
@@ -185,7 +190,6 @@ def node_overcommit(nodes: pl.DataFrame, pods: pl.DataFrame, usage: pl.DataFrame
         (pl.col("cpu_capacity_cores") - pl.col("cpu_allocatable_cores")).round(6).alias("cpu_reserved_cores"),
         (pl.col("memory_capacity_bytes") - pl.col("memory_allocatable_bytes")).alias("memory_reserved_bytes"),
     )
-    ratio = lambda num, den: pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(None)  # noqa: E731
     out = out.with_columns(
         ratio("cpu_requests_cores", "cpu_allocatable_cores").alias("cpu_request_ratio"),
         ratio("cpu_limits_cores", "cpu_allocatable_cores").alias("cpu_limit_ratio"),

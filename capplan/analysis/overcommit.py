@@ -21,7 +21,8 @@ import polars as pl
 
 from capplan import store
 from capplan.analysis.nodes import (
-    HARD_EVICTION_BYTES, cluster_summary, load_node_inputs, load_node_series, node_overcommit, parse_taints, snapshot_window,
+    HARD_EVICTION_BYTES, cluster_summary, load_node_inputs, load_node_series, node_overcommit, parse_taints, ratio,
+    snapshot_window,
 )
 from capplan.analysis.pods import CURRENT_TOLERANCE, load_current_containers, load_current_nodes, pod_resources
 from capplan.errors import NoDataError, UsageError
@@ -613,7 +614,6 @@ def namespace_table(pods: pl.DataFrame, usage: pl.DataFrame | None = None,
         pl.when(pl.col("cpu_unlimited_containers") > 0).then(float("inf")).otherwise(pl.col("cpu_limits_set_cores")).alias("cpu_limits_cores"),
         pl.when(pl.col("memory_unlimited_containers") > 0).then(float("inf")).otherwise(pl.col("memory_limits_set_bytes")).alias("memory_limits_bytes"),
     )
-    ratio = lambda num, den: pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(None)  # noqa: E731
     out = out.with_columns(
         ratio("cpu_usage_p95_cores", "cpu_requests_cores").alias("cpu_usage_request_ratio"),
         ratio("memory_usage_p95_bytes", "memory_requests_bytes").alias("memory_usage_request_ratio"),
