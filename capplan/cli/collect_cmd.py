@@ -7,15 +7,17 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from capplan.cli import app
 from capplan.cli.common import DbOption, NamespaceOption, check_format, handle_errors
-from capplan.collect import CollectOptions, CollectSummary, collect as run_collect
 from capplan.errors import BadInputError, UsageError
 from capplan.quantity import parse_duration
+
+if TYPE_CHECKING:
+    from capplan.collect import CollectSummary
 
 URL_ENV = "CAPPLAN_PROMETHEUS_URL"
 TOKEN_ENV = "CAPPLAN_PROMETHEUS_TOKEN"
@@ -117,6 +119,8 @@ def collect(
     Incremental: later runs continue from where the last one stopped. Cron-safe: a second run
     exits 5 (or queues with --wait); SIGTERM finishes the current chunk, commits and exits 0.
     """
+    from capplan.collect import CollectOptions, collect as run_collect
+
     check_format(fmt)
     url = prometheus_url or os.environ.get(URL_ENV)
     if not url:

@@ -15,7 +15,6 @@ import typer
 
 from capplan.errors import CapplanError, UsageError
 from capplan.quantity import parse_duration
-from capplan.render import FORMATS
 
 DbOption = Annotated[
     Optional[Path],
@@ -53,8 +52,12 @@ def _storage_problem(exc: BaseException) -> str | None:
     return None
 
 
-def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
-    """Validate `--format`; wrong usage is exit 2."""
+def check_format(fmt: str, allowed: tuple[str, ...] | None = None) -> str:
+    """Validate `--format` (default: the formats capplan.render writes); wrong usage is exit 2."""
+    if allowed is None:
+        from capplan.render import FORMATS  # here, not at import: `capplan --help` must not load polars
+
+        allowed = FORMATS
     if fmt not in allowed:
         raise UsageError(f"--format must be one of {', '.join(allowed)}, not {fmt!r}")
     return fmt

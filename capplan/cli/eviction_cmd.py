@@ -7,11 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from capplan import render, store
-from capplan.analysis.eviction import (
-    DEFAULT_EVICTION_HARD, DEFAULT_EVICTION_SOFT, USAGE_BASES, EvictionOptions, check_threshold, eviction_report,
-    load_priority_map, node_note,
-)
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption, FormatOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format, handle_errors,
@@ -20,6 +15,11 @@ from capplan.cli.common import (
 from capplan.errors import UsageError
 
 VIEWS = ("pods", "nodes", "containers", "qos", "advice")
+# capplan.analysis.eviction's defaults, restated so `capplan --help` need not import the analysis
+# (polars, DuckDB); tests/test_cli_lazy.py checks they stay equal.
+USAGE_BASES = ("peak", "p95", "latest")
+DEFAULT_EVICTION_HARD = "100Mi"
+DEFAULT_EVICTION_SOFT = "10%"
 # A terminal table cannot hold every column: CONTRACT columns and the relief mark.
 TABLE_POD_COLUMNS = ["node", "rank", "namespace", "pod", "qos_class", "priority", "memory_request_bytes",
                      "memory_usage_bytes", "exceeds_request", "oom_score_adj", "cumulative_freed_bytes",
@@ -53,6 +53,9 @@ def eviction(
         "--view", help="pods (ranked per node), nodes (exposure), containers (oom_score_adj), qos (every pod) or advice.")] = "pods",
 ) -> None:
     """QoS classes and the kubelet's memory-pressure eviction order, per node."""
+    from capplan import render, store
+    from capplan.analysis.eviction import EvictionOptions, check_threshold, eviction_report, load_priority_map, node_note
+
     check_format(fmt)
     if view not in VIEWS:
         raise UsageError(f"--view must be one of {', '.join(VIEWS)}, not {view!r}")

@@ -6,16 +6,16 @@ from typing import Annotated
 
 import typer
 
-from capplan import render, store
-from capplan.analysis.forecast import (
-    DEFAULT_MIN_DAYS, DEFAULT_POOL_LABEL, csv_view, forecast_note, forecast_report, table_view,
-)
-from capplan.analysis.rollout import REPORT_COLUMNS as ROLLOUT_TABLE_COLUMNS, rollout_note, rollout_report
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption, FormatOption, NamespaceOption, OutputOption, WindowOption, check_format, handle_errors, window_option,
 )
 from capplan.quantity import parse_duration
+
+# capplan.analysis.forecast's defaults, restated so `capplan --help` need not import the analysis
+# (scipy, polars); tests/test_cli_lazy.py checks they stay equal.
+DEFAULT_MIN_DAYS = 7
+DEFAULT_POOL_LABEL = "node.kubernetes.io/instance-type"
 
 
 @app.command()
@@ -35,6 +35,9 @@ def forecast(
 ) -> None:
     """Growth trend and days until exhaustion, per cluster, node pool and namespace, for cpu and
     memory, on requests and on usage (daily p95)."""
+    from capplan import render, store
+    from capplan.analysis.forecast import csv_view, forecast_note, forecast_report, table_view
+
     check_format(fmt)
     horizon_delta = parse_duration(horizon)
     con = store.open_db(db, read_only=True)
@@ -60,6 +63,9 @@ def rollout(
 ) -> None:
     """Rollout headroom per Deployment: can its rolling update (maxSurge extra pods) and a
     blue-green rollout (all replicas again) be placed on the nodes' free allocatable now?"""
+    from capplan import render, store
+    from capplan.analysis.rollout import REPORT_COLUMNS as ROLLOUT_TABLE_COLUMNS, rollout_note, rollout_report
+
     check_format(fmt)
     con = store.open_db(db, read_only=True)
     try:

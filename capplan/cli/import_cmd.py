@@ -10,7 +10,6 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import DbOption, handle_errors
-from capplan.importer import import_path
 
 
 @app.command("import")
@@ -21,6 +20,8 @@ def import_(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a running collection instead of exiting 5.")] = False,
 ) -> None:
     """Load a data set in capplan's sample format, or a long-format usage file, into the DB."""
+    from capplan.importer import import_path
+
     started = time.monotonic()
     summary = import_path(path, db, wait=wait)
     typer.echo(

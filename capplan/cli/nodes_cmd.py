@@ -6,8 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from capplan import render, store
-from capplan.analysis.overcommit import cluster_report, fit_report, fit_summary, namespaces_report, nodes_overview, parse_toleration
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption, FormatOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format, handle_errors,
@@ -15,6 +13,8 @@ from capplan.cli.common import (
 )
 from capplan.errors import UsageError
 from capplan.quantity import parse_cpu_cores, parse_memory_bytes
+
+# The analyses (polars, DuckDB) are imported inside each command, so `capplan --help` stays fast.
 
 # A terminal cannot show every column; CSV and JSON carry them all.
 TABLE_NODE_COLUMNS = [
@@ -56,6 +56,9 @@ def nodes(
     high: HighOption = 50.0,
 ) -> None:
     """Per-node overcommit and headroom: requests, limits and usage against allocatable, risk."""
+    from capplan import render, store
+    from capplan.analysis.overcommit import nodes_overview
+
     check_format(fmt)
     con = store.open_db(db, read_only=True)
     try:
@@ -75,6 +78,9 @@ def namespaces(
     namespace: NamespaceOption = None,
 ) -> None:
     """Per-namespace requests, limits, usage p95 and their ratio, with ResourceQuota hard values."""
+    from capplan import render, store
+    from capplan.analysis.overcommit import namespaces_report
+
     check_format(fmt)
     con = store.open_db(db, read_only=True)
     try:
@@ -103,6 +109,9 @@ def fit(
     node: NodeOption = None,
 ) -> None:
     """How many more pods of the shape --cpu/--memory fit, per node and in total."""
+    from capplan import render, store
+    from capplan.analysis.overcommit import fit_report, fit_summary, parse_toleration
+
     check_format(fmt)
     if cpu is None and memory is None:
         raise UsageError("give the pod shape: --cpu Q and/or --memory Q")
@@ -129,6 +138,9 @@ def cluster(
     window: WindowOption = "14d",
 ) -> None:
     """Cluster totals per resource, and whether requests still fit after losing the largest node (N-1)."""
+    from capplan import render, store
+    from capplan.analysis.overcommit import cluster_report
+
     check_format(fmt)
     con = store.open_db(db, read_only=True)
     try:

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import polars as pl
 import typer
 
-from capplan import render, store
-from capplan.analysis.backtest import backtest as run_backtest
-from capplan.analysis.recommend import recommend as run_recommend
-from capplan.analysis.strategies import DEFAULT_STRATEGY, STRATEGIES, Params, get_strategy
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption, FormatOption, NamespaceOption, OutputOption, WindowOption, check_format, handle_errors,
@@ -19,6 +14,16 @@ from capplan.cli.common import (
 )
 from capplan.errors import UsageError
 from capplan.quantity import format_bytes, format_cpu, parse_duration
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from capplan.analysis.strategies import Params
+
+# capplan.analysis.strategies' registry names and default, restated so `capplan --help` need not
+# import the strategies (polars, numpy); tests/test_cli_lazy.py checks they stay equal.
+STRATEGIES = ("auto", "simple", "vpa", "max-target")
+DEFAULT_STRATEGY = "auto"
 
 StrategyOption = Annotated[str, typer.Option("--strategy", "-s", help=f"One of {', '.join(STRATEGIES)}.")]
 CpuPercentileOption = Annotated[float, typer.Option("--cpu-percentile", help="simple: per-pod CPU percentile.")]
@@ -30,6 +35,8 @@ HorizonOption = Annotated[str, typer.Option("--horizon", help="auto: how far ahe
 
 def _params(cpu_percentile: float, memory_buffer: float, target_utilization: float, min_history: str,
             horizon: str, allow_hpa: bool = False) -> Params:
+    from capplan.analysis.strategies import Params
+
     if not 0 < cpu_percentile <= 100:
         raise UsageError(f"--cpu-percentile must be in (0, 100], not {cpu_percentile:g}")
     if memory_buffer < 0:
@@ -49,6 +56,8 @@ def _arrow(current, recommended, fmt) -> str:
 
 def _compact(frame: pl.DataFrame) -> pl.DataFrame:
     """A terminal-sized view: current -> recommended per value, humanised units."""
+    import polars as pl
+
     rows = []
     for r in frame.iter_rows(named=True):
         no_rec = r["severity"] == "unknown"
@@ -84,6 +93,10 @@ def recommend(
     memory_cost: Annotated[Optional[float], typer.Option("--memory-cost", help="Cost of one GiB per hour.")] = None,
 ) -> None:
     """Right-sizing per container, rolled up per workload (strategies auto, simple, vpa, max-target)."""
+    from capplan import render, store
+    from capplan.analysis.recommend import recommend as run_recommend
+    from capplan.analysis.strategies import get_strategy
+
     check_format(fmt)
     get_strategy(strategy)
     params = _params(cpu_percentile, memory_buffer, target_utilization, min_history, horizon, allow_hpa)
@@ -116,6 +129,10 @@ def backtest(
 ) -> None:
     """Judge strategies on stored history: cpu_slack, cpu_short, mem_slack, oom_container_days,
     with the current requests and hindsight as references."""
+    from capplan import render, store
+    from capplan.analysis.backtest import backtest as run_backtest
+    from capplan.analysis.strategies import get_strategy
+
     check_format(fmt)
     names = "all" if strategy == "all" else [s.strip() for s in strategy.split(",") if s.strip()]
     if names != "all":

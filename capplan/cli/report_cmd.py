@@ -6,13 +6,11 @@ from typing import Annotated
 
 import typer
 
-from capplan import store
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format,
     handle_errors, window_option,
 )
-from capplan.report import ReportOptions, build_report, write_report
 
 REPORT_FORMATS = ("table", "json", "html")
 
@@ -31,6 +29,9 @@ def report(
     """The whole picture: cluster, nodes, eviction exposure, top recommendations, forecast.
 
     `--format html -o report.html` writes one self-contained page with charts."""
+    from capplan import store
+    from capplan.report import ReportOptions, build_report, write_report
+
     check_format(fmt, REPORT_FORMATS)
     options = ReportOptions(window=window_option(window), namespaces=namespace or [], nodes=node or [], top=top)
     con = store.open_db(db, read_only=True)

@@ -1,0 +1,68 @@
+"""The CLI imports what a command needs when it runs: `capplan --help` and every `capplan CMD --help`
+load none of the heavy libraries (the time itself is a `make bench` figure, not a unit test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.main import get_command
+
+import capplan.cli
+from capplan.cli import eviction_cmd, forecast_cmd, recommend_cmd
+
+
+_PROBE = """
+import json, sys
+from capplan.cli import app
+try:
+    app(sys.argv[1:], standalone_mode=True)
+except SystemExit:
+    pass
+heavy = sorted({m for m in sys.modules if m.split('.')[0] in ('duckdb', 'polars', 'numpy', 'scipy', 'pyarrow')
+                or m.startswith(('capplan.store', 'capplan.analysis'))})
+print(json.dumps(heavy), file=sys.stderr)
+"""
+
+
+def _heavy_modules_after(*args: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=120)
+    return json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def _commands() -> list[str]:
+    return sorted(get_command(capplan.cli.app).commands)  # type: ignore[attr-defined]
+
+
+def test_root_help_loads_no_heavy_library() -> None:
+    assert _heavy_modules_after("--help") == []
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_command_help_loads_no_heavy_library(command: str) -> None:
+    assert _heavy_modules_after(command, "--help") == []
+
+
+def test_a_command_loads_its_analysis_when_it_runs(tmp_path) -> None:
+    """The other half of laziness: running `nodes` does import the analysis (so the test above
+    is not passing because nothing is ever imported)."""
+    probe = _PROBE.replace("except SystemExit", "except BaseException")
+    done = subprocess.run([sys.executable, "-c", probe, "nodes", "--db", str(tmp_path / "none.duckdb")],
+                          capture_output=True, text=True, timeout=120)
+    heavy = json.loads(done.stderr.strip().splitlines()[-1])
+    assert "capplan.analysis.overcommit" in heavy and "duckdb" in heavy
+
+
+def test_restated_defaults_match_the_analyses() -> None:
+    """The CLI restates a few defaults of the analyses (to keep --help light); they must agree."""
+    from capplan.analysis import eviction, forecast, strategies
+
+    assert eviction_cmd.DEFAULT_EVICTION_HARD == eviction.DEFAULT_EVICTION_HARD
+    assert eviction_cmd.DEFAULT_EVICTION_SOFT == eviction.DEFAULT_EVICTION_SOFT
+    assert eviction_cmd.USAGE_BASES == eviction.USAGE_BASES
+    assert forecast_cmd.DEFAULT_MIN_DAYS == forecast.DEFAULT_MIN_DAYS
+    assert forecast_cmd.DEFAULT_POOL_LABEL == forecast.DEFAULT_POOL_LABEL
+    assert recommend_cmd.STRATEGIES == tuple(strategies.STRATEGIES)
+    assert recommend_cmd.DEFAULT_STRATEGY == strategies.DEFAULT_STRATEGY
