@@ -135,3 +135,21 @@ def format_duration(delta: timedelta) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def cpu_quantity(cores: float) -> str:
+    """A CPU value as a manifest quantity, rounded UP to the millicore (the apiserver's
+    precision for CPU): whole cores as "2", else millicores "250m"."""
+    millis = math.ceil(round(cores * 1000, 6))  # round() first: 0.29 * 1000 is 289.99999999999994
+    if millis <= 0:
+        raise BadInputError(f"CPU quantity must be positive: {cores!r}")
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def memory_quantity(value_bytes: float) -> str:
+    """A memory value as a manifest quantity, rounded UP to the mebibyte: "512Mi", or "2Gi"
+    when it is a whole number of gibibytes."""
+    mib = math.ceil(round(value_bytes / 2**20, 6))
+    if mib <= 0:
+        raise BadInputError(f"memory quantity must be positive: {value_bytes!r}")
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"

@@ -41,6 +41,7 @@ from capplan.cli import (  # noqa: E402,F401
     recommend_cmd,
     forecast_cmd,
     serve_cmd,
+    patch_cmd,
 )
 
 
