@@ -8,15 +8,12 @@ from typing import Annotated
 
 import typer
 
-from capplan import store
-from capplan.act import patch as patching
-from capplan.act.plan import load_recommendations, parse_min_change, parse_severity
-from capplan.analysis.strategies import DEFAULT_STRATEGY, STRATEGIES, get_strategy
 from capplan.cli import app
 from capplan.cli.common import DbOption, WindowOption, handle_errors, window_option
+from capplan.cli.recommend_cmd import DEFAULT_STRATEGY, STRATEGIES
 from capplan.errors import UsageError
-from capplan.manifests.kustomize import WorkloadOverlay, write_overlay
-from capplan.manifests.load import load
+
+PATCH_FORMATS = ("inplace", "diff", "kustomize")  # capplan.act.patch.FORMATS, restated to keep --help light
 
 PathsArgument = Annotated[list[Path], typer.Argument(help="Manifest files or folders (*.yaml, *.yml).",
                                                      show_default=False)]
@@ -45,8 +42,16 @@ def patch(
 ) -> None:
     """Write recommendations into Kubernetes manifests: rewrite their resources in place, print a
     unified diff, or write a kustomize overlay."""
-    if fmt not in patching.FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(patching.FORMATS)}, not {fmt!r}")
+    # the analysis (polars, DuckDB) is imported only when the command runs
+    from capplan import store
+    from capplan.act import patch as patching
+    from capplan.act.plan import load_recommendations, parse_min_change, parse_severity
+    from capplan.analysis.strategies import get_strategy
+    from capplan.manifests.kustomize import WorkloadOverlay, write_overlay
+    from capplan.manifests.load import load
+
+    if fmt not in PATCH_FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(PATCH_FORMATS)}, not {fmt!r}")
     if fmt == "kustomize" and output is None:
         raise UsageError("--format kustomize needs -o DIR, the overlay folder to write")
     if fmt == "inplace" and output is not None:

@@ -66,3 +66,7 @@ def test_restated_defaults_match_the_analyses() -> None:
     assert forecast_cmd.DEFAULT_POOL_LABEL == forecast.DEFAULT_POOL_LABEL
     assert recommend_cmd.STRATEGIES == tuple(strategies.STRATEGIES)
     assert recommend_cmd.DEFAULT_STRATEGY == strategies.DEFAULT_STRATEGY
+    from capplan.act import patch
+    from capplan.cli import patch_cmd
+
+    assert patch_cmd.PATCH_FORMATS == patch.FORMATS
