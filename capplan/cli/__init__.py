@@ -42,6 +42,7 @@ from capplan.cli import (  # noqa: E402,F401
     forecast_cmd,
     serve_cmd,
     patch_cmd,
+    whatif_cmd,
 )
 
 

@@ -1,0 +1,75 @@
+"""`capplan whatif`: nodes that could be given back after right-sizing, and node-pool sizing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from capplan.cli import app
+from capplan.cli.common import (
+    DbOption, FormatOption, NamespaceOption, OutputOption, WindowOption, check_format, handle_errors, window_option,
+)
+from capplan.errors import UsageError
+
+VIEWS = ("pools", "nodes", "moves")
+
+
+@app.command()
+@handle_errors
+def whatif(
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+    output: OutputOption = None,
+    window: WindowOption = "14d",
+    namespace: NamespaceOption = None,
+    apply: Annotated[str, typer.Option(
+        "--apply", help="Requests to assume: `current`, or a recommend strategy (auto, simple, vpa, max-target).")] = "auto",
+    pool: Annotated[Optional[str], typer.Option(
+        "--pool", help="Node label naming pools (default: the first well-known pool or instance-type label).")] = None,
+    prices: Annotated[Optional[Path], typer.Option(
+        "--prices", help="CSV instance_type,price_per_hour (e.g. data/cloud/prices.csv): savings per month.")] = None,
+    shapes: Annotated[Optional[str], typer.Option(
+        "--shapes", help="Comma-separated node shapes to size one pool for, e.g. m5.xlarge,m5.2xlarge.")] = None,
+    shapes_file: Annotated[Optional[Path], typer.Option(
+        "--shapes-file", help="CSV of shapes: shape,cpu_capacity_cores,memory_capacity_bytes,pods_capacity[,...].")] = None,
+    view: Annotated[str, typer.Option("--view", help="pools (default), nodes, or moves (pods that would move).")] = "pools",
+) -> None:
+    """How many nodes of each pool could be drained if requests were right-sized (or as they are),
+    which ones, whether N-1 and memory pressure still hold after, and what it saves; with
+    `--shapes`, how many nodes of each shape the pods need."""
+    from capplan import render, store
+    from capplan.analysis.whatif import WHATIF_COLUMNS, WhatIfOptions, read_prices, whatif_note
+    from capplan.analysis.whatif import whatif as run_whatif
+
+    check_format(fmt)
+    if view not in VIEWS:
+        raise UsageError(f"--view must be one of {', '.join(VIEWS)}, not {view!r}")
+    shape_names = [s.strip() for s in shapes.split(",") if s.strip()] if shapes is not None else None
+    if shapes is not None and not shape_names:
+        raise UsageError("--shapes needs at least one shape name")
+    options = WhatIfOptions(
+        apply=apply, window=window_option(window), pool_label=pool, namespaces=namespace,
+        prices=read_prices(str(prices)) if prices else None, shapes=shape_names, shapes_file=shapes_file,
+    )
+    con = store.open_db(db, read_only=True)
+    try:
+        result = run_whatif(con, options)
+    finally:
+        con.close()
+    if result.sizing is not None:
+        render.emit(result.sizing, fmt, output, title=f"Node-pool sizing ({result.apply} requests)")
+        return
+    if view == "nodes":
+        frame, title = result.nodes, "What-if: nodes"
+    elif view == "moves":
+        frame, title = result.moves, "What-if: pods that would move"
+    else:
+        frame = result.pools
+        if fmt == "table":
+            frame = frame.select(WHATIF_COLUMNS + ["removable_nodes"])
+        title = f"Nodes you could give back ({result.apply} requests)"
+    render.emit(frame, fmt, output, title=title)
+    if fmt == "table" and not output:
+        typer.echo(whatif_note(result))
