@@ -117,7 +117,7 @@ def new_texts(plan: PatchPlan) -> dict[Path, tuple[str, str]]:
 
 
 def unified_diff(texts: dict[Path, tuple[str, str]]) -> str:
-    chunks = []
+    chunks: list[str] = []
     for path, (old, new) in texts.items():
         chunks.extend(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
                                            fromfile=f"a/{path}", tofile=f"b/{path}"))

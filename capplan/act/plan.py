@@ -153,3 +153,16 @@ def recommended_values(row: dict) -> dict[str, float | None]:
 def acts_on(row: dict | None, min_severity: int) -> bool:
     """Whether a recommendation row is one to act on: it has values and is severe enough."""
     return row is not None and row["severity"] != "unknown" and SEVERITY_ORDER[row["severity"]] >= min_severity
+
+
+def load_usage(con: duckdb.DuckDBPyConnection, window: timedelta) -> dict[RecKey, dict]:
+    """Peak and p95 usage per workload container over the window (one DuckDB pass)."""
+    start, end = store.analysis_window(con, window)
+    series = store.query(con, "recommend_series", {"start": start, "end": end}).select(
+        "series_id", "namespace", "owner_kind", "owner_name", "container")
+    con.register("_act_series", series.to_arrow())
+    try:
+        stats = store.query(con, "act_usage_stats", {"start": start, "end": end})
+    finally:
+        con.unregister("_act_series")
+    return {(r["namespace"], r["owner_kind"], r["owner_name"], r["container"]): r for r in stats.iter_rows(named=True)}

@@ -42,6 +42,8 @@ from capplan.cli import (  # noqa: E402,F401
     forecast_cmd,
     serve_cmd,
     patch_cmd,
+    resize_cmd,
+    check_cmd,
     whatif_cmd,
 )
 

@@ -31,7 +31,6 @@ class WorkloadOverlay:
 def _dump(data: object) -> str:
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
     buf = io.StringIO()
     yaml.dump(data, buf)
     return buf.getvalue()
@@ -88,7 +87,7 @@ def write_overlay(out_dir: Path, bases: list[Path], overlays: list[WorkloadOverl
         w = overlay.workload
         name = patch_name(w)
         target = {"kind": w.kind, "name": w.name}
-        if w.namespace_from != "option":
+        if w.namespace_from != "option" and w.namespace is not None:
             target["namespace"] = w.namespace
         patches.append({"path": name, "target": target})
         (out_dir / name).write_text(_dump(patch_document(overlay)), encoding="utf-8")

@@ -202,7 +202,7 @@ def _container(path: Path, node: Node, init: bool, doc_path: tuple) -> Container
             raise BadInputError(f"{_where(path, res[1])}: resources must be a mapping")
         for section, resource in RESOURCE_KEYS:
             sec = yn.value(res[1], section)
-            if yn.is_null(sec):
+            if sec is None or yn.is_null(sec):
                 continue
             if not isinstance(sec, MappingNode):
                 raise BadInputError(f"{_where(path, sec)}: resources.{section} must be a mapping")
@@ -236,7 +236,7 @@ def _workload(path: Path, index: int, node: MappingNode, doc_path: tuple, kind: 
     if isinstance(spec, MappingNode):
         for list_key, init in (("initContainers", True), ("containers", False)):
             items = yn.value(spec, list_key)
-            if yn.is_null(items):
+            if items is None or yn.is_null(items):
                 continue
             if not isinstance(items, SequenceNode):
                 raise BadInputError(f"{_where(path, items)}: {list_key} must be a list")
