@@ -1,36 +1,61 @@
 -- Judge sizing plans on the samples of (test_start, test_end]: per policy,
 --   cpu_slack = 1 - sum(used) / sum(request), cpu_short = sum(max(0, used - request)) / sum(used),
 --   mem_slack = 1 - sum(memory used) / sum(memory limit), over samples whose plan has a limit,
---   oom_container_days = share of container-days (24h periods after test_start) with usage > limit once.
--- Needs the registered relation _bt_plan(policy, series_id, cpu_request_cores, memory_limit_bytes).
+--   mem_request_slack = the same against the memory request (samples whose plan has one),
+--   oom_container_days = share of container-days (24h periods after test_start) with usage > limit once,
+--   throttled_hours = share of container-hours whose mean CPU exceeds the request (a proxy: with a
+--     CPU limit at the request those hours would have been throttled; throttling is not collected),
+--   mem_limit_sum = sum over samples of the memory limit (the caller compares policies with it).
+-- Needs the registered relation
+--   _bt_plan(policy, series_id, cpu_request_cores, memory_request_bytes, memory_limit_bytes).
 -- Params: $test_start, $test_end TIMESTAMP.
-WITH judged AS (
-    SELECT p.policy, u.series_id,
+WITH hourly AS (
+    -- policy-independent: one row per series and hour, so the per-policy work is small
+    SELECT series_id,
+           CAST(ceil(epoch(ts - $test_start) / 3600) AS INTEGER) - 1 AS hour,
            -- day 0 is (test_start, test_start + 24h], like the window itself
-           CAST(ceil(epoch(u.ts - $test_start) / 86400) AS INTEGER) - 1 AS day,
-           u.cpu_cores, coalesce(p.cpu_request_cores, 0) AS cpu_request_cores,
-           u.memory_bytes, p.memory_limit_bytes
-    FROM usage_samples AS u
-    JOIN _bt_plan AS p USING (series_id)
+           CAST(ceil(epoch(ts - $test_start) / 86400) AS INTEGER) - 1 AS day,
+           sum(cpu_cores) AS cpu_sum, max(memory_bytes) AS memory_peak, sum(memory_bytes) AS memory_sum,
+           count(*) AS n
+    FROM usage_samples
+    WHERE ts > $test_start AND ts <= $test_end AND series_id IN (SELECT series_id FROM _bt_plan)
+    GROUP BY ALL
+),
+judged AS (
+    SELECT p.policy, h.*, coalesce(p.cpu_request_cores, 0) AS cpu_request_cores,
+           p.memory_request_bytes, p.memory_limit_bytes
+    FROM hourly AS h JOIN _bt_plan AS p USING (series_id)
+),
+short AS (
+    -- the shortfall needs every sample: used - request is not additive over an hour
+    SELECT p.policy, sum(greatest(0, u.cpu_cores - coalesce(p.cpu_request_cores, 0))) AS cpu_short_sum
+    FROM usage_samples AS u JOIN _bt_plan AS p USING (series_id)
     WHERE u.ts > $test_start AND u.ts <= $test_end
+    GROUP BY p.policy
 ),
 days AS (
-    SELECT policy, series_id, day, bool_or(memory_bytes > memory_limit_bytes) AS oom
+    SELECT policy, series_id, day, bool_or(memory_peak > memory_limit_bytes) AS oom
     FROM judged GROUP BY policy, series_id, day
 ),
 totals AS (
     SELECT policy,
-           1 - sum(cpu_cores) / nullif(sum(cpu_request_cores), 0) AS cpu_slack,
-           sum(greatest(0, cpu_cores - cpu_request_cores)) / nullif(sum(cpu_cores), 0) AS cpu_short,
-           1 - sum(memory_bytes) FILTER (WHERE memory_limit_bytes IS NOT NULL)
-               / nullif(sum(memory_limit_bytes), 0) AS mem_slack,
-           count(*) AS samples,
-           count(DISTINCT series_id) AS containers
+           1 - sum(cpu_sum) / nullif(sum(cpu_request_cores * n), 0) AS cpu_slack,
+           sum(cpu_sum) AS cpu_used_sum,
+           1 - sum(memory_sum) FILTER (WHERE memory_limit_bytes IS NOT NULL)
+               / nullif(sum(memory_limit_bytes * n), 0) AS mem_slack,
+           1 - sum(memory_sum) FILTER (WHERE memory_request_bytes IS NOT NULL)
+               / nullif(sum(memory_request_bytes * n), 0) AS mem_request_slack,
+           CAST(sum(memory_limit_bytes * n) AS DOUBLE) AS mem_limit_sum,
+           CAST(sum(n) AS BIGINT) AS samples,
+           count(DISTINCT series_id) AS containers,
+           avg(CASE WHEN cpu_sum / n > cpu_request_cores THEN 1.0 ELSE 0.0 END) AS throttled_hours
     FROM judged GROUP BY policy
 ),
 oom AS (
     SELECT policy, avg(CASE WHEN oom THEN 1.0 ELSE 0.0 END) AS oom_container_days, count(*) AS container_days
     FROM days GROUP BY policy
 )
-SELECT t.policy, t.cpu_slack, t.cpu_short, t.mem_slack, o.oom_container_days, o.container_days, t.samples, t.containers
-FROM totals AS t JOIN oom AS o USING (policy)
+SELECT t.policy, t.cpu_slack, s.cpu_short_sum / nullif(t.cpu_used_sum, 0) AS cpu_short, t.mem_slack,
+       o.oom_container_days, t.throttled_hours, t.mem_request_slack, t.mem_limit_sum, o.container_days,
+       t.samples, t.containers
+FROM totals AS t JOIN oom AS o USING (policy) JOIN short AS s USING (policy)

@@ -83,8 +83,8 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         stats = _in_parts(con, "recommend_series_stats", {
             "start": start, "end": end, "cpu_q": params.cpu_percentile / 100.0})
         stats = stats.with_columns(
-            pl.col("cpu_q").list.get(0).alias("cpu_pq_cores"), pl.col("cpu_q").list.get(1).alias("cpu_p95_cores"),
-            pl.col("cpu_q").list.get(2).alias("cpu_p99_cores"),
+            pl.col("cpu_q").list.get(0).alias("cpu_pq_cores"), pl.col("cpu_q").list.get(1).alias("cpu_p90_cores"),
+            pl.col("cpu_q").list.get(2).alias("cpu_p95_cores"), pl.col("cpu_q").list.get(3).alias("cpu_p99_cores"),
         ).drop("cpu_q")
     elif needs.cpu_percentile:
         stats = _in_parts(con, "recommend_series_percentile", {
@@ -334,19 +334,27 @@ def _qos(rows: list[dict]) -> tuple[dict, dict]:
 
 # --- library entry -----------------------------------------------------------------------------
 
+def rows_from_history(history: History, strategy: str, params: Params, hpas: pl.DataFrame | None = None,
+                      cpu_cost: float | None = None, memory_cost: float | None = None) -> pl.DataFrame:
+    """The `recommend` table of one strategy on an already loaded History (the backtest loads a
+    window once and fits every strategy and risk level on it)."""
+    fitted = fit(history, strategy, params).rename({
+        "cpu_request_cores": "cpu_request_cores_new", "cpu_limit_cores": "cpu_limit_cores_new",
+        "memory_request_bytes": "memory_request_bytes_new", "memory_limit_bytes": "memory_limit_bytes_new",
+        "reason": "reason_new"})
+    return build_rows(history, fitted, params, strategy, hpas, cpu_cost, memory_cost)
+
+
 def recommend_window(con: duckdb.DuckDBPyConnection, strategy: str, start: datetime, end: datetime,
                      params: Params | None = None, namespaces: list[str] | None = None,
                      cpu_cost: float | None = None, memory_cost: float | None = None) -> pl.DataFrame:
     """Recommendations from the history in [start, end] (the backtest fits this way)."""
     params = params or Params()
     module = get_strategy(strategy)
+    params.auto_knobs()  # an unknown risk level is a usage error before any work
     history = load_history(con, start, end, module.NEEDS, params, namespaces)
-    fitted = fit(history, strategy, params).rename({
-        "cpu_request_cores": "cpu_request_cores_new", "cpu_limit_cores": "cpu_limit_cores_new",
-        "memory_request_bytes": "memory_request_bytes_new", "memory_limit_bytes": "memory_limit_bytes_new",
-        "reason": "reason_new"})
     hpas = store.query(con, "recommend_hpas", {"start": start, "end": end})
-    return build_rows(history, fitted, params, strategy, hpas, cpu_cost, memory_cost)
+    return rows_from_history(history, strategy, params, hpas, cpu_cost, memory_cost)
 
 
 def recommend(con: duckdb.DuckDBPyConnection, strategy: str = DEFAULT_STRATEGY,

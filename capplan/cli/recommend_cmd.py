@@ -31,12 +31,22 @@ MemoryBufferOption = Annotated[float, typer.Option("--memory-buffer", help="simp
 TargetOption = Annotated[float, typer.Option("--target-utilization", help="max-target: max usage / this.")]
 MinHistoryOption = Annotated[str, typer.Option("--min-history", help="Less history than this: no recommendation.")]
 HorizonOption = Annotated[str, typer.Option("--horizon", help="auto: how far ahead a size must hold.")]
+# capplan.analysis.strategies.risk's levels and default, restated for the same reason (checked
+# by tests/cli/test_lazy_imports.py).
+RISK_LEVELS = ("low", "medium", "high")
+DEFAULT_RISK = "low"
+RiskOption = Annotated[str, typer.Option("--risk", help=f"auto: {' | '.join(RISK_LEVELS)} (docs/recommend.md).")]
+TargetOomOption = Annotated[Optional[str], typer.Option(
+    "--target-oom", help="auto: pick the risk level whose backtested OOM container-days are at most RATE "
+                         "(0.005, 0.5%, or 'current'), from rolling splits of this history.")]
 
 
 def _params(cpu_percentile: float, memory_buffer: float, target_utilization: float, min_history: str,
-            horizon: str, allow_hpa: bool = False) -> Params:
+            horizon: str, allow_hpa: bool = False, risk: str = DEFAULT_RISK) -> Params:
     from capplan.analysis.strategies import Params
 
+    if risk not in RISK_LEVELS:
+        raise UsageError(f"unknown risk level {risk!r}: use one of {', '.join(RISK_LEVELS)}")
     if not 0 < cpu_percentile <= 100:
         raise UsageError(f"--cpu-percentile must be in (0, 100], not {cpu_percentile:g}")
     if memory_buffer < 0:
@@ -45,7 +55,7 @@ def _params(cpu_percentile: float, memory_buffer: float, target_utilization: flo
         raise UsageError(f"--target-utilization must be in (0, 1], not {target_utilization:g}")
     return Params(cpu_percentile=cpu_percentile, memory_buffer_percent=memory_buffer,
                   target_utilization=target_utilization, min_history=parse_duration(min_history),
-                  horizon=parse_duration(horizon), allow_hpa=allow_hpa)
+                  horizon=parse_duration(horizon), allow_hpa=allow_hpa, risk=risk)
 
 
 def _arrow(current, recommended, fmt) -> str:
@@ -88,37 +98,84 @@ def recommend(
     target_utilization: TargetOption = 0.7,
     min_history: MinHistoryOption = "1d",
     horizon: HorizonOption = "7d",
+    risk: RiskOption = DEFAULT_RISK,
+    target_oom: TargetOomOption = None,
     allow_hpa: Annotated[bool, typer.Option("--allow-hpa", help="Change requests an HPA scales on.")] = False,
     cpu_cost: Annotated[Optional[float], typer.Option("--cpu-cost", help="Cost of one core per hour.")] = None,
     memory_cost: Annotated[Optional[float], typer.Option("--memory-cost", help="Cost of one GiB per hour.")] = None,
 ) -> None:
     """Right-sizing per container, rolled up per workload (strategies auto, simple, vpa, max-target)."""
     from capplan import render, store
+    from capplan.analysis.backtest import choose_level, parse_target_oom
     from capplan.analysis.recommend import recommend as run_recommend
     from capplan.analysis.strategies import get_strategy
 
     check_format(fmt)
     get_strategy(strategy)
-    params = _params(cpu_percentile, memory_buffer, target_utilization, min_history, horizon, allow_hpa)
+    target = parse_target_oom(target_oom) if target_oom is not None else None
+    params = _params(cpu_percentile, memory_buffer, target_utilization, min_history, horizon, allow_hpa, risk)
     for name, value in (("--cpu-cost", cpu_cost), ("--memory-cost", memory_cost)):
         if value is not None and value < 0:
             raise UsageError(f"{name} must not be negative")
     con = store.open_db(db, read_only=True)
     try:
+        if target is not None:
+            level, _, why = choose_level(con, target, namespace, params)
+            params.risk = level
+            typer.echo(why, err=True)
         table = run_recommend(con, strategy, window_option(window), namespace, params, cpu_cost, memory_cost)
     finally:
         con.close()
     render.emit(_compact(table) if fmt == "table" else table, fmt, output, title=f"Recommendations ({strategy})")
 
 
+def _compact_summary(summary: pl.DataFrame) -> pl.DataFrame:
+    """The terminal view of the summary: "mean (worst)" per metric."""
+    import polars as pl
+
+    shown = [("cpu_slack", "{:.3f}"), ("cpu_short", "{:.4f}"), ("throttled_hours", "{:.2%}"),
+             ("mem_slack", "{:.3f}"), ("oom_container_days", "{:.2%}"), ("mem_vs_current", "{:.3f}")]
+    return summary.select(
+        "policy", "splits",
+        *[pl.struct(f"{m}_mean", f"{m}_worst").map_elements(
+            lambda r, m=m, f=f: f"{f.format(r[m + '_mean'])} ({f.format(r[m + '_worst'])})"
+            if r[m + "_mean"] is not None else "-", return_dtype=pl.Utf8).alias(f"{m} mean (worst)") for m, f in shown],
+        pl.col("splits_oom_at_most_current_and_less_memory").alias("splits oom <= current, less memory"))
+
+
+def _durations(text: str, option: str) -> list:
+    values = [parse_duration(t) for t in text.split(",") if t.strip()]
+    if not values:
+        raise UsageError(f"{option} needs at least one duration")
+    return values
+
+
+def _risks(text: str) -> list[str]:
+    names = list(RISK_LEVELS) if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
+    for name in names:
+        if name not in RISK_LEVELS:
+            raise UsageError(f"unknown risk level {name!r}: use one of {', '.join(RISK_LEVELS)}, or all")
+    if not names:
+        raise UsageError("--risk needs a level")
+    return names
+
+
 @app.command()
 @handle_errors
 def backtest(
     strategy: Annotated[str, typer.Option("--strategy", "-s", help=f"all, or one of {', '.join(STRATEGIES)}.")] = "all",
-    train: Annotated[str, typer.Option("--train", help="Fit on the first TRAIN of the history.")] = "21d",
-    test: Annotated[str, typer.Option("--test", help="Judge on the TEST that follows.")] = "7d",
+    train: Annotated[str, typer.Option("--train", help="Fit on the first TRAIN of the history (one split).")] = "21d",
+    test: Annotated[str, typer.Option("--test", help="Judge on the TEST that follows (one split).")] = "7d",
+    splits: Annotated[bool, typer.Option("--splits", help="Rolling origins: every --step, each --trains x --tests.")] = False,
+    trains: Annotated[str, typer.Option("--trains", help="--splits: train lengths.")] = "7d,14d,21d",
+    tests: Annotated[str, typer.Option("--tests", help="--splits: test lengths.")] = "7d,14d",
+    step: Annotated[str, typer.Option("--step", help="--splits: time between origins.")] = "3d",
+    per_split: Annotated[bool, typer.Option("--per-split", help="--splits: one row per split and policy.")] = False,
+    ablation: Annotated[bool, typer.Option("--ablation", help="Also auto without each of its parts.")] = False,
+    risk: Annotated[str, typer.Option("--risk", help="auto: a level, a comma list, or all.")] = DEFAULT_RISK,
+    target_oom: TargetOomOption = None,
     db: DbOption = None,
-    fmt: FormatOption = "table",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json, or html (with --splits).")] = "table",
     output: OutputOption = None,
     namespace: NamespaceOption = None,
     cpu_percentile: CpuPercentileOption = 95.0,
@@ -128,23 +185,53 @@ def backtest(
     horizon: HorizonOption = "7d",
 ) -> None:
     """Judge strategies on stored history: cpu_slack, cpu_short, mem_slack, oom_container_days,
-    with the current requests and hindsight as references."""
+    throttled_hours, with the current requests and hindsight as references; --splits over many."""
     from capplan import render, store
     from capplan.analysis.backtest import backtest as run_backtest
+    from capplan.analysis.backtest import backtest_splits, choose_level, parse_target_oom, summarise
     from capplan.analysis.strategies import get_strategy
 
-    check_format(fmt)
+    if fmt == "html" and not splits:
+        raise UsageError("--format html needs --splits")
+    if fmt != "html":
+        check_format(fmt)
     names = "all" if strategy == "all" else [s.strip() for s in strategy.split(",") if s.strip()]
     if names != "all":
         for name in names:
             get_strategy(name)
-    params = _params(cpu_percentile, memory_buffer, target_utilization, min_history, horizon)
+    levels = _risks(risk)
+    target = parse_target_oom(target_oom) if target_oom is not None else None
+    params = _params(cpu_percentile, memory_buffer, target_utilization, min_history, horizon, risk=levels[0])
     started = time.monotonic()
     con = store.open_db(db, read_only=True)
     try:
-        table = run_backtest(con, names, parse_duration(train), parse_duration(test), namespace, params)
+        if target is not None:
+            level, _, why = choose_level(con, target, namespace, params)
+            params.risk, levels = level, [level]
+            typer.echo(why, err=True)
+        if splits:
+            rows = backtest_splits(con, names, _durations(trains, "--trains"), _durations(tests, "--tests"),
+                                   parse_duration(step), namespace, params, levels, ablation)
+        else:
+            table = run_backtest(con, names, parse_duration(train), parse_duration(test), namespace, params,
+                                 levels, ablation)
     finally:
         con.close()
-    render.emit(table, fmt, output, title=f"Backtest: train {train}, test {test}")
+    if not splits:
+        render.emit(table, fmt, output, title=f"Backtest: train {train}, test {test}")
+    else:
+        summary = summarise(rows)
+        title = f"Backtest over {rows['split'].n_unique()} splits (train {trains}; test {tests}; every {step})"
+        if fmt == "html":
+            from capplan.backtest_html import page
+
+            text = page(rows, summary, title)
+            if output and str(output) != "-":
+                output.write_text(text)
+            else:
+                typer.echo(text)
+        else:
+            view = rows.drop("origin") if per_split else (_compact_summary(summary) if fmt == "table" else summary)
+            render.emit(view, fmt, output, title=title)
     if fmt == "table" and not output:
         typer.echo(f"backtest took {time.monotonic() - started:.1f}s")

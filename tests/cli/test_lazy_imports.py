@@ -66,6 +66,10 @@ def test_restated_defaults_match_the_analyses() -> None:
     assert forecast_cmd.DEFAULT_POOL_LABEL == forecast.DEFAULT_POOL_LABEL
     assert recommend_cmd.STRATEGIES == tuple(strategies.STRATEGIES)
     assert recommend_cmd.DEFAULT_STRATEGY == strategies.DEFAULT_STRATEGY
+    from capplan.analysis.strategies import risk
+
+    assert recommend_cmd.RISK_LEVELS == tuple(risk.RISK_LEVELS)
+    assert recommend_cmd.DEFAULT_RISK == risk.DEFAULT_RISK
     from capplan.act import patch
     from capplan.cli import patch_cmd
 

@@ -1,22 +1,29 @@
 """`auto` (the default): capplan's own sizing, built from what the other strategies ignore.
 
 Per pod (container series), then the largest over the workload's pods; pods too short-lived
-for daily statistics (Jobs, churn) are pooled per workload and day.
+for daily statistics (Jobs, churn) are pooled per workload and day. The risk level
+(`--risk`, strategies/risk.py) sets the CPU percentile and the memory step-down; what each
+part contributes is measured by `capplan backtest --splits --ablation` (docs/recommend.md).
 
-Memory request: the daily peak expected once per horizon (`--horizon`, 7d), from a Gumbel
-(extreme-value type I) fit by moments to the daily peaks (one per 24h, as VPA keeps them) after
-removing a robust trend: the Theil-Sen slope, used only when TREND_AGREEMENT of all pairwise
-slopes are positive and it adds more than MIN_TREND_EFFECT of the peak over the horizon. A
-trend is projected to the horizon's end, so a leak or growth is not under-sized.
-Memory limit: at least the observed (or trend-projected) peak + MEMORY_PEAK_MARGIN; and, since
-memory cannot be throttled, only killed, a limit comes down in steps: never below
-min(current limit, STEP_DOWN_FACTOR x peak). OOM kills in the window: at least VPA's bump
-(max(+100Mi, x1.2)) over the larger of the limit it died at and the peak.
-Fewer than MIN_PEAKS_FOR_FIT daily peaks: peak + SHORT_HISTORY_MARGIN.
-CPU request: the window's p99 (usage above the request 1% of the time), scaled up by a clearly
-rising trend of the daily mean CPU projected half a horizon ahead. Usage pinned at the CPU limit
-(its p95 within THROTTLED_SHARE of it: throttled, as throttling itself is not collected) asks
-for at least the limit. No CPU limit: a limit only throttles.
+Memory limit, the size that kills: max(need, min(current limit, step_down x peak)).
+- need = the window's peak x (1 + peak_margin), or, when the daily peaks clearly rise (Theil-Sen
+  slope, TREND_AGREEMENT of pairwise slopes positive, adding more than MIN_TREND_EFFECT of the
+  peak over the horizon), the trend projected to the horizon's end x (1 + peak_margin).
+- After an OOM kill in the window, or usage above the current limit (what the backtest counts
+  as an OOM), need is at least VPA's OOM bump: max(+100Mi, x1.2) over the larger of the limit
+  it died at and the peak (vpa.oom_peak; model/container.go RecordOOM).
+- Memory cannot be throttled, only killed, and a month's history does not show the rare jumps
+  a workload makes (docs/recommend.md: on the Bitbrains month most OOMs of history-based sizes
+  are VMs jumping to 2-36x their past peak), so a limit comes down in steps: never below
+  min(current limit, step_down x peak).
+- Fewer than MIN_PEAKS_FOR_FIT daily peaks: need = peak x (1 + short_history_margin).
+Memory request: the daily peak expected once per horizon (`--horizon`, 7d) from a Gumbel
+(extreme-value type I) fit by moments to the detrended daily peaks (one per 24h, as VPA keeps
+them), at most the need; `gumbel_request` off: request = need.
+CPU request: the window's per-pod percentile `cpu_quantile` (p99 / p95 / p90 by risk level),
+scaled up by a clearly rising trend of the daily mean CPU projected half a horizon ahead. Usage
+pinned at the CPU limit (its p95 within THROTTLED_SHARE of it: throttled, as throttling itself
+is not collected) asks for at least the limit. No CPU limit: a limit only throttles.
 Every row's `reason` names what set each size.
 """
 
@@ -31,16 +38,24 @@ from capplan.analysis.strategies import vpa
 from capplan.analysis.strategies.base import (
     History, Needs, Params, ceil_bytes, ceil_millicores, fmt_cpu, fmt_mem, result_frame,
 )
+from capplan.analysis.strategies.risk import Knobs, knobs_for
 
 NEEDS = Needs(full_stats=True, memory_peaks=True, daily_cpu=True)
 
-MEMORY_PEAK_MARGIN = 0.10     # the limit stays this far above the observed (or projected) peak
-STEP_DOWN_FACTOR = 2.0        # a limit shrinks at most to this multiple of the peak in one step
-SHORT_HISTORY_MARGIN = 0.30
+# 4 daily peaks: the fewest from which a two-parameter fit (Gumbel by moments) and a slope
+# with pairwise agreement (6 pairs) mean anything; fewer -> a plain margin over the peak.
 MIN_PEAKS_FOR_FIT = 4
-MIN_TREND_EFFECT = 0.02       # a trend must add at least 2% of the peak over the horizon
-THROTTLED_SHARE = 0.95        # p95 this close to the CPU limit: usage is capped by throttling
-TREND_AGREEMENT = 0.7         # share of pairwise slopes that must be positive to call it a trend
+# A trend must add at least 2% of the peak over the horizon: below that it is within the
+# day-to-day noise of a flat series and not worth a separate reason.
+MIN_TREND_EFFECT = 0.02
+# Usage capped by a CPU limit shows as a p95 at the limit; 95% leaves room for the CFS
+# accounting granularity (a 100ms period rarely fills to the last microsecond).
+THROTTLED_SHARE = 0.95
+# A trend counts when 70% of the pairwise slopes are positive: Theil-Sen's median slope alone
+# is positive for half of all flat noisy series; 70% of pairs (Kendall's tau >= 0.4) rejects
+# most of them: for pure noise, 12% of 7-day, 2.5% of 14-day and 0.5% of 21-day series pass
+# (simulated, 20,000 normal series each); MIN_TREND_EFFECT then drops the small ones.
+TREND_AGREEMENT = 0.7
 EULER_GAMMA = 0.5772156649015329
 
 
@@ -66,14 +81,16 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(np.median(slopes)), float((slopes > 0).mean())
 
 
-def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float) -> tuple[float, float, str]:
+def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float,
+                knobs: Knobs | None = None) -> tuple[float, float, str]:
     """Memory request and expected need for one series from its daily peaks (interval indexes
     `index`), and why: (request, need, reason). `need` is what the limit must at least hold."""
+    knobs = knobs or knobs_for("low")
     peak = float(peaks.max())
     if peaks.size < MIN_PEAKS_FOR_FIT:
-        need = peak * (1 + SHORT_HISTORY_MARGIN)
-        return need, need, f"{peaks.size} daily peak(s) only: peak +{SHORT_HISTORY_MARGIN:.0%}"
-    slope, agreement = theil_sen(index, peaks)
+        need = peak * (1 + knobs.short_history_margin)
+        return need, need, f"{peaks.size} daily peak(s) only: peak +{knobs.short_history_margin:.0%}"
+    slope, agreement = theil_sen(index, peaks) if knobs.trend else (0.0, 0.0)
     # a trend counts when the pairs agree and it moves the size by more than MIN_TREND_EFFECT
     trending = (slope > 0 and agreement >= TREND_AGREEMENT
                 and slope * horizon_days > MIN_TREND_EFFECT * peak)
@@ -81,31 +98,38 @@ def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float) -> tu
         slope = 0.0
     residual = peaks - slope * index
     ahead = index.max() + horizon_days
-    # request: the 1-in-horizon-days daily peak of the (detrended) Gumbel fit, at the horizon's end
-    typical = gumbel_quantile(residual, 1 - 1 / max(horizon_days, 1.0)) + slope * ahead
-    need = max(peak, float(np.max(residual)) + slope * ahead) * (1 + MEMORY_PEAK_MARGIN)
-    request = min(max(typical, 0.0), need)
+    need = max(peak, float(np.max(residual)) + slope * ahead) * (1 + knobs.peak_margin)
+    if knobs.gumbel_request:
+        # request: the 1-in-horizon-days daily peak of the (detrended) Gumbel fit, at the horizon's end
+        typical = gumbel_quantile(residual, 1 - 1 / max(horizon_days, 1.0)) + slope * ahead
+        request = min(max(typical, 0.0), need)
+    else:
+        request = need
     if trending:
         why = (f"daily peaks rising {slope / 2**20:.0f}Mi/day (Theil-Sen, {agreement:.0%} of pairs agree) "
                f"projected {horizon_days:g}d ahead")
-    else:
+    elif knobs.gumbel_request:
         why = (f"1-in-{horizon_days:g}-days daily peak of a Gumbel fit to {peaks.size} daily peaks; "
-               f"limit >= peak +{MEMORY_PEAK_MARGIN:.0%}")
+               f"limit >= peak +{knobs.peak_margin:.0%}")
+    else:
+        why = f"peak +{knobs.peak_margin:.0%}"
     return request, need, why
 
 
-def cpu_size(p99: float, daily_mean: np.ndarray, index: np.ndarray, horizon_days: float) -> tuple[float, str]:
-    """CPU request for one series, and why: the window's p99, scaled by a clearly rising trend
-    of the daily mean CPU (Theil-Sen) projected half a horizon ahead."""
-    level, why = p99, "p99"
-    if daily_mean.size >= MIN_PEAKS_FOR_FIT:
+def cpu_size(level: float, daily_mean: np.ndarray, index: np.ndarray, horizon_days: float,
+             name: str = "p99", trend: bool = True) -> tuple[float, str]:
+    """CPU request for one series, and why: the window's percentile `level` (called `name`),
+    scaled by a clearly rising trend of the daily mean CPU (Theil-Sen) projected half a horizon
+    ahead."""
+    why = name
+    if trend and daily_mean.size >= MIN_PEAKS_FOR_FIT:
         slope, agreement = theil_sen(index, daily_mean)
         if slope > 0 and agreement >= TREND_AGREEMENT:
             now = float(np.median(daily_mean - slope * index)) + slope * index.max()
             ahead = now + slope * horizon_days / 2
             if now > 0 and ahead / now > 1 + MIN_TREND_EFFECT:
                 level *= ahead / now
-                why = f"p99 x{ahead / now:.2f} (daily mean CPU rising, {agreement:.0%} of pairs agree)"
+                why = f"{name} x{ahead / now:.2f} (daily mean CPU rising, {agreement:.0%} of pairs agree)"
     return level, why
 
 
@@ -116,30 +140,36 @@ def _pooled(short: pl.DataFrame, start) -> pl.DataFrame:
     ).group_by("group_id", "day").agg(pl.col("peak_bytes").max(), pl.col("cpu_mean_cores").max()).sort("group_id", "day")
 
 
-def recommend(history: History, params: Params) -> pl.DataFrame:
-    """One row per group: capplan's sizes, with the driver of each in `reason`."""
-    horizon_days = params.horizon.total_seconds() / 86400.0
+def _quantile_column(q: float) -> tuple[str, str]:
+    """The History.series column holding the per-series CPU percentile q, and its name."""
+    columns = {0.99: "cpu_p99_cores", 0.95: "cpu_p95_cores", 0.90: "cpu_p90_cores"}
+    if q not in columns:
+        raise ValueError(f"auto sizes CPU at p90, p95 or p99, not q={q}")
+    return columns[q], f"p{q * 100:g}"
+
+
+def _per_series(history: History, knobs: Knobs, horizon_days: float) -> list[dict]:
+    """Per series: the CPU trend factor and the memory request/need, which do not depend on the
+    risk level (only the CPU percentile and the step-down do); memoised on the History."""
+    key = ("auto", knobs.trend, knobs.peak_margin, knobs.short_history_margin, knobs.gumbel_request, horizon_days)
+    if key in history.memo:
+        return history.memo[key]
     daily = history.memory_peaks.sort("series_id", "interval_index")
     counts = daily.group_by("series_id").len()
     short_ids = set(counts.filter(pl.col("len") < MIN_PEAKS_FOR_FIT)["series_id"].to_list())
     by_series = {k[0]: g for k, g in daily.partition_by("series_id", as_dict=True).items()}
     pooled = _pooled(daily.filter(pl.col("series_id").is_in(list(short_ids))), history.start)
     by_group_pooled = {k[0]: g for k, g in pooled.partition_by("group_id", as_dict=True).items()}
-    per_series = []
+    out = []
     for s in history.series.iter_rows(named=True):
         d = by_series.get(s["series_id"])
         if d is None:
             continue
-        cpu_level = s["cpu_p99_cores"] or 0.0
-        if s["cpu_limit_cores"] and (s["cpu_p95_cores"] or 0.0) >= THROTTLED_SHARE * s["cpu_limit_cores"]:
-            # throttling is not collected; a p95 at the limit means the limit capped the usage
-            cpu, cpu_why = max(cpu_level, s["cpu_limit_cores"]), (
-                f"usage pinned at its {fmt_cpu(s['cpu_limit_cores'])} limit (throttled): at least the limit")
-        elif s["series_id"] in short_ids:
-            cpu, cpu_why = cpu_level, "p99"
-        else:
+        factor, trend_why = 1.0, ""
+        if s["series_id"] not in short_ids:
             index = d["interval_index"].to_numpy().astype(float)
-            cpu, cpu_why = cpu_size(cpu_level, d["cpu_mean_cores"].to_numpy().astype(float), index, horizon_days)
+            factor, trend_why = cpu_size(1.0, d["cpu_mean_cores"].to_numpy().astype(float), index, horizon_days,
+                                         "", knobs.trend)
         if s["series_id"] in short_ids:
             g = by_group_pooled[s["group_id"]]
             peaks, index = g["peak_bytes"].to_numpy().astype(float), g["day"].to_numpy().astype(float)
@@ -147,9 +177,30 @@ def recommend(history: History, params: Params) -> pl.DataFrame:
         else:
             peaks, index = d["peak_bytes"].to_numpy().astype(float), d["interval_index"].to_numpy().astype(float)
             pooled_note = ""
-        request, need, mem_why = memory_size(peaks, index, horizon_days)
-        per_series.append({"group_id": s["group_id"], "cpu": cpu, "cpu_why": cpu_why, "mem_request": request,
-                           "mem_need": need, "mem_why": mem_why + pooled_note, "mem_peak": float(peaks.max())})
+        request, need, mem_why = memory_size(peaks, index, horizon_days, knobs)
+        out.append({"series": s, "cpu_factor": factor, "cpu_trend_why": trend_why, "mem_request": request,
+                    "mem_need": need, "mem_why": mem_why + pooled_note, "mem_peak": float(peaks.max())})
+    history.memo[key] = out
+    return out
+
+
+def recommend(history: History, params: Params) -> pl.DataFrame:
+    """One row per group: capplan's sizes, with the driver of each in `reason`."""
+    knobs = params.auto_knobs()
+    cpu_column, cpu_name = _quantile_column(knobs.cpu_quantile)
+    horizon_days = params.horizon.total_seconds() / 86400.0
+    per_series = []
+    for x in _per_series(history, knobs, horizon_days):
+        s = x["series"]
+        cpu_level = s[cpu_column] or 0.0
+        if s["cpu_limit_cores"] and (s["cpu_p95_cores"] or 0.0) >= THROTTLED_SHARE * s["cpu_limit_cores"]:
+            # throttling is not collected; a p95 at the limit means the limit capped the usage
+            cpu, cpu_why = max(cpu_level, s["cpu_limit_cores"]), (
+                f"usage pinned at its {fmt_cpu(s['cpu_limit_cores'])} limit (throttled): at least the limit")
+        else:
+            cpu, cpu_why = cpu_level * x["cpu_factor"], cpu_name + x["cpu_trend_why"]
+        per_series.append({"group_id": s["group_id"], "cpu": cpu, "cpu_why": cpu_why, "mem_request": x["mem_request"],
+                           "mem_need": x["mem_need"], "mem_why": x["mem_why"], "mem_peak": x["mem_peak"]})
     frame = pl.DataFrame(per_series, schema={"group_id": pl.Int64, "cpu": pl.Float64, "cpu_why": pl.Utf8,
                                              "mem_request": pl.Float64, "mem_need": pl.Float64, "mem_why": pl.Utf8,
                                              "mem_peak": pl.Float64})
@@ -164,23 +215,31 @@ def recommend(history: History, params: Params) -> pl.DataFrame:
     rows = []
     for r in best.iter_rows(named=True):
         need, request, mem_why = r["mem_need"], r["mem_request"], r["mem_why"]
-        if r["ooms"]:
-            bumped = vpa.oom_peak(r["killed_at"], r["mem_peak"])
+        current = r["current_limit"]
+        over = current is not None and r["mem_peak"] > current
+        if knobs.oom_bump and (r["ooms"] or over):
+            # VPA's RecordOOM: the next size holds max(+100Mi, x1.2) over what it died at
+            # (usage above the limit counts: the kernel would have killed it there)
+            died_at = max(r["killed_at"] or 0.0, current if over else 0.0)
+            bumped = vpa.oom_peak(died_at, r["mem_peak"])
+            what = f"{r['ooms']} OOM kill(s)" if r["ooms"] else f"usage above the {fmt_mem(current)} limit"
             if bumped > need:
-                need = request = bumped
-                mem_why = (f"{r['ooms']} OOM kill(s): max(+100Mi, x1.2) over the "
-                           f"{fmt_mem(max(r['killed_at'] or 0, r['mem_peak']))} it died at")
+                need = bumped
+                request = max(request, bumped)
+                mem_why = (f"{what}: max(+100Mi, x1.2) over the "
+                           f"{fmt_mem(max(died_at, r['mem_peak']))} it died at (VPA's OOM bump)")
             else:
-                mem_why += f"; {r['ooms']} OOM kill(s) in the window"
+                mem_why += f"; {what} in the window"
         # memory cannot be throttled, only killed: a limit comes down in steps
-        guard = min(r["current_limit"] if r["current_limit"] is not None else math.inf, STEP_DOWN_FACTOR * r["mem_peak"])
         limit = need
         limit_why = ""
-        if guard > limit:
-            limit = guard
-            limit_why = (f"; limit {fmt_mem(guard)}: a limit shrinks at most to {STEP_DOWN_FACTOR:g}x the peak "
-                         f"{fmt_mem(r['mem_peak'])} per step" if r["current_limit"] is None or guard < r["current_limit"]
-                         else f"; limit kept at the current {fmt_mem(guard)} (within {STEP_DOWN_FACTOR:g}x the peak)")
+        if knobs.step_down_on:
+            guard = min(current if current is not None else math.inf, knobs.step_down * r["mem_peak"])
+            if guard > limit:
+                limit = guard
+                limit_why = (f"; limit {fmt_mem(guard)}: a limit shrinks at most to {knobs.step_down:g}x the peak "
+                             f"{fmt_mem(r['mem_peak'])} per step" if current is None or guard < current
+                             else f"; limit kept at the current {fmt_mem(guard)} (within {knobs.step_down:g}x the peak)")
         cpu = ceil_millicores(max(r["cpu"], 0.001))
         request = ceil_bytes(max(request, 1.0))
         limit = ceil_bytes(max(limit, request))

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from capplan.analysis.strategies.risk import DEFAULT_RISK, Knobs, knobs_for
+
 RESULT_SCHEMA = {
     "group_id": pl.Int64,
     "cpu_request_cores": pl.Float64,
@@ -37,6 +39,12 @@ class Params:
     min_history: timedelta = timedelta(days=1)
     allow_hpa: bool = False
     horizon: timedelta = timedelta(days=7)  # auto: how far ahead a size must hold
+    risk: str = DEFAULT_RISK                 # auto: low | medium | high (strategies/risk.py)
+    knobs: Knobs | None = None               # auto: explicit knobs instead of `risk` (the ablation)
+
+    def auto_knobs(self) -> Knobs:
+        """The knobs `auto` sizes with: explicit ones, else the risk level's."""
+        return self.knobs if self.knobs is not None else knobs_for(self.risk)
 
 
 @dataclass
@@ -68,6 +76,9 @@ class History:
     series: pl.DataFrame
     cpu_histogram: pl.DataFrame | None = None
     memory_peaks: pl.DataFrame | None = None
+    # a strategy's per-series results that do not depend on the risk level (the backtest fits
+    # several levels on one History)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
     ooms: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
         schema={"series_id": pl.Int64, "group_id": pl.Int64, "ts": pl.Datetime("us"),
                 "memory_request_bytes": pl.Float64, "memory_limit_bytes": pl.Float64}))
