@@ -202,6 +202,9 @@ def backtest(
     levels = _risks(risk)
     target = parse_target_oom(target_oom) if target_oom is not None else None
     params = _params(cpu_percentile, memory_buffer, target_utilization, min_history, horizon, risk=levels[0])
+    # every option is checked, used or not (a typo in --step fails even without --splits)
+    train_lengths, test_lengths = _durations(trains, "--trains"), _durations(tests, "--tests")
+    train_one, test_one, step_every = parse_duration(train), parse_duration(test), parse_duration(step)
     started = time.monotonic()
     con = store.open_db(db, read_only=True)
     try:
@@ -210,11 +213,10 @@ def backtest(
             params.risk, levels = level, [level]
             typer.echo(why, err=True)
         if splits:
-            rows = backtest_splits(con, names, _durations(trains, "--trains"), _durations(tests, "--tests"),
-                                   parse_duration(step), namespace, params, levels, ablation)
+            rows = backtest_splits(con, names, train_lengths, test_lengths, step_every, namespace, params, levels,
+                                   ablation)
         else:
-            table = run_backtest(con, names, parse_duration(train), parse_duration(test), namespace, params,
-                                 levels, ablation)
+            table = run_backtest(con, names, train_one, test_one, namespace, params, levels, ablation)
     finally:
         con.close()
     if not splits:

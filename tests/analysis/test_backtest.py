@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -11,7 +11,9 @@ import polars as pl
 import pytest
 
 from capplan import store
-from capplan.analysis.backtest import backtest
+from capplan.analysis.backtest import (
+    backtest, backtest_splits, choose_level, parse_target_oom, rolling_splits, summarise,
+)
 from capplan.bitbrains import bitbrains_frame, write_long_format
 from capplan.errors import NoDataError, UsageError
 from capplan.importer import import_long_format
@@ -61,6 +63,11 @@ def test_metrics_by_hand(tiny_db):
     assert hind["cpu_short"] == pytest.approx(0.0)
     assert hind["mem_slack"] == pytest.approx(1 - mem_used / (144 * 150 * MI))
     assert hind["oom_container_days"] == 0
+    # throttled hours: each test hour has 3 samples at 0.5 and 3 at 0.125, mean 0.3125 cores
+    assert cur["throttled_hours"] == 0 and hind["throttled_hours"] == 0      # requests 1 and 0.5
+    assert simple["throttled_hours"] == 1.0                                 # 0.3125 > 0.25 every hour
+    assert mt["throttled_hours"] == 0                                       # 0.358 > 0.3125
+    assert cur["mem_request_slack"] == pytest.approx(cur["mem_slack"])      # request = limit = 200Mi
 
 
 def test_windows_longer_than_the_history(tiny_db):
@@ -130,3 +137,87 @@ def test_backtest_on_a_bitbrains_slice(bitbrains_slice):
     assert rows["hindsight"]["oom_container_days"] == 0
     for r in rows.values():
         assert -1 < r["cpu_slack"] < 1 and 0 <= r["oom_container_days"] <= 1
+
+
+def test_rolling_splits_by_hand():
+    t0 = datetime(2024, 1, 1)
+    day = timedelta(days=1)
+    splits = rolling_splits(t0, t0 + 10 * day, [3 * day, 5 * day], [2 * day, 4 * day], 2 * day)
+    got = [(s.train.days, s.test.days, (s.origin - t0).days) for s in splits]
+    # origins train, train + 2, ... while origin + test <= 10 days
+    assert got == [(3, 2, 3), (3, 2, 5), (3, 2, 7), (3, 4, 3), (3, 4, 5),
+                   (5, 2, 5), (5, 2, 7), (5, 4, 5)]
+    assert all(s.train_start == s.origin - s.train and s.test_end == s.origin + s.test for s in splits)
+    with pytest.raises(UsageError):
+        rolling_splits(t0, t0 + 10 * day, [day], [day], timedelta(0))
+
+
+def test_summarise_by_hand():
+    per_split = pl.DataFrame({
+        "split": ["a", "a", "b", "b"], "policy": ["current", "x", "current", "x"],
+        "cpu_slack": [0.9, 0.5, 0.8, 0.7], "cpu_short": [0.0, 0.1, 0.0, 0.3],
+        "mem_slack": [0.9, 0.8, 0.9, 0.85], "oom_container_days": [0.01, 0.005, 0.01, 0.02],
+        "throttled_hours": [0.0, 0.2, 0.0, 0.4], "mem_request_slack": [0.9, 0.7, 0.9, 0.6],
+        "mem_vs_current": [1.0, 0.5, 1.0, 0.9]})
+    got = {r["policy"]: r for r in summarise(per_split).iter_rows(named=True)}
+    x = got["x"]
+    assert x["splits"] == 2
+    assert x["cpu_slack_mean"] == pytest.approx(0.6) and x["cpu_slack_worst"] == 0.7
+    assert x["oom_container_days_mean"] == pytest.approx(0.0125) and x["oom_container_days_worst"] == 0.02
+    assert x["mem_vs_current_worst"] == 0.9
+    # split a: fewer OOM days and less memory; split b: more OOM days
+    assert x["splits_oom_at_most_current_and_less_memory"] == 1
+    assert got["current"]["splits_oom_at_most_current_and_less_memory"] == 0  # not less than itself
+    assert list(got) == ["current", "x"]
+
+
+def test_splits_agree_with_the_hand_worked_windows(tiny_db):
+    """3 days; train 1d, test 1d, every 12h: origins at 1d, 1.5d and 2d. At the 2d origin the
+    test window is test_metrics_by_hand's: current and hindsight are the same numbers; the
+    hindsight limit is the 150Mi test peak against the current 200Mi (mem_vs_current 0.75)."""
+    con = store.open_db(tiny_db, read_only=True)
+    try:
+        rows = backtest_splits(con, ["simple"], [timedelta(days=1)], [timedelta(days=1)], timedelta(hours=12))
+        single = backtest(con, ["simple"], timedelta(days=2), timedelta(days=1))
+    finally:
+        con.close()
+    assert rows["split"].n_unique() == 3
+    assert rows.filter(pl.col("policy") == "current")["mem_vs_current"].to_list() == [1.0, 1.0, 1.0]
+    last = rows.filter(pl.col("split") == rows["split"][-1])
+    by = {r["policy"]: r for r in last.iter_rows(named=True)}
+    ref = {r["policy"]: r for r in single.iter_rows(named=True)}
+    used = 72 * 0.5 + 72 * 0.125
+    assert by["current"]["cpu_slack"] == pytest.approx(1 - used / 144)
+    assert by["hindsight"]["cpu_slack"] == pytest.approx(1 - used / 72)
+    assert by["hindsight"]["mem_vs_current"] == pytest.approx(150 / 200)
+    for policy in ("current", "hindsight"):
+        for m in ("cpu_slack", "cpu_short", "mem_slack", "oom_container_days", "throttled_hours"):
+            assert by[policy][m] == pytest.approx(ref[policy][m]), (policy, m)
+    # the middle split's test window (1.5d, 2.5d] holds train-like (k <= 288) and test-like samples
+    labels = rows["split"].unique(maintain_order=True).to_list()
+    assert [label.split(" @ ")[1] for label in labels] == ["2024-01-02 00:00", "2024-01-02 12:00", "2024-01-03 00:00"]
+    mid = rows.filter((pl.col("split") == labels[1]) & (pl.col("policy") == "current")).row(0, named=True)
+    k = np.arange(217, 361)  # 10-minute samples after 1.5 days up to 2.5 days
+    cpu = np.where(k <= 288, 0.25, np.where(k % 2 == 1, 0.5, 0.125))
+    assert mid["cpu_slack"] == pytest.approx(1 - cpu.sum() / k.size)
+
+
+def test_risk_levels_and_ablation_rows(tiny_db):
+    con = store.open_db(tiny_db, read_only=True)
+    try:
+        table = backtest(con, ["auto"], timedelta(days=2), timedelta(days=1), risks=["low", "high"], ablation=True)
+    finally:
+        con.close()
+    names = table["policy"].to_list()
+    assert names[0] == "current" and names[-1] == "hindsight"
+    assert {"auto-low", "auto-high", "auto -step-down", "auto -oom-bump", "auto -trend", "auto -gumbel",
+            "auto -peak-margin", "auto -short-margin"} <= set(names)
+
+
+def test_parse_target_oom():
+    assert parse_target_oom("0.5%") == pytest.approx(0.005)
+    assert parse_target_oom("0.002") == 0.002
+    assert parse_target_oom("current") == "current"
+    for bad in ("x", "150%", "-1"):
+        with pytest.raises(UsageError):
+            parse_target_oom(bad)

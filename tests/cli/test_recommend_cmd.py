@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,59 @@ def test_backtest_command(runner, sample_db_readonly: Path) -> None:
     assert too_long.exit_code == 6 and "history" in too_long.stderr
     assert runner.invoke(app, ["backtest", *db, "--train", "10d", "--test", "10d"]).exit_code == 2
     assert runner.invoke(app, ["backtest", *db, "--strategy", "nope"]).exit_code == 2
+
+
+def test_backtest_splits_command(runner, sample_db_readonly: Path, tmp_path: Path) -> None:
+    db = ["--db", str(sample_db_readonly)]
+    base = ["backtest", *db, "--splits", "--trains", "7d", "--tests", "3d", "--step", "2d", "--strategy", "simple,auto"]
+    result = runner.invoke(app, [*base, "--risk", "all", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = _csv(result.stdout)
+    assert [r["policy"] for r in rows] == ["current", "simple", "auto-low", "auto-medium", "auto-high", "hindsight"]
+    assert {"cpu_slack_mean", "cpu_slack_worst", "oom_container_days_worst", "throttled_hours_mean",
+            "mem_vs_current_mean", "splits_oom_at_most_current_and_less_memory"} <= set(rows[0])
+    splits = int(rows[0]["splits"])
+    assert splits >= 2
+    long = runner.invoke(app, [*base, "--per-split", "--format", "json"])
+    assert long.exit_code == 0, long.output
+    records = json.loads(long.stdout)
+    assert len(records) == splits * 4 and {r["policy"] for r in records} == {"current", "simple", "auto", "hindsight"}
+    table = runner.invoke(app, base)
+    assert table.exit_code == 0 and "mean (worst)" in table.stdout
+    page = tmp_path / "bt.html"
+    html_run = runner.invoke(app, [*base, "--format", "html", "-o", str(page)])
+    assert html_run.exit_code == 0, html_run.output
+    text = page.read_text()
+    assert text.count('<svg class="chart" data-kind="frontier"') == 2 and "<script" not in text
+    # one dot per policy and split in each chart
+    assert text.count('class="point" data-policy="auto"') == 2 * splits
+    # the page in real headless Chromium: it parses, both charts are in the DOM, nothing fetched
+    with tempfile.TemporaryDirectory(prefix="capplan-chromium-") as profile:
+        proc = subprocess.run([shutil.which("chromium") or "/usr/bin/chromium", "--headless", "--no-sandbox",
+                               "--disable-gpu", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND",
+                               f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count('data-kind="frontier"') == 2 and "ERR_NAME_NOT_RESOLVED" not in proc.stderr
+    assert runner.invoke(app, ["backtest", *db, "--format", "html"]).exit_code == 2  # html needs --splits
+    assert runner.invoke(app, [*base, "--risk", "extreme"]).exit_code == 2
+    assert runner.invoke(app, [*base, "--target-oom", "lots"]).exit_code == 2
+
+
+def test_recommend_risk_and_target_oom(runner, sample_db_readonly: Path) -> None:
+    db = ["--db", str(sample_db_readonly)]
+    frames = {}
+    for level in ("low", "high"):
+        result = runner.invoke(app, ["recommend", *db, "--risk", level, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        frames[level] = {(r["owner_name"], r["container"]): r for r in json.loads(result.stdout)}
+    # high risk: never a larger CPU request or memory limit than low
+    for key, low in frames["low"].items():
+        high = frames["high"][key]
+        for col in ("cpu_request_recommended", "memory_limit_recommended"):
+            if low[col] is not None and high[col] is not None:
+                assert high[col] <= low[col], (key, col)
+    assert runner.invoke(app, ["recommend", *db, "--risk", "nope"]).exit_code == 2
+    chosen = runner.invoke(app, ["recommend", *db, "--target-oom", "current", "--format", "csv"])
+    assert chosen.exit_code == 0, chosen.output
+    assert "--target-oom" in chosen.stderr and "risk " in chosen.stderr
