@@ -33,7 +33,8 @@ def whatif(
     shapes: Annotated[Optional[str], typer.Option(
         "--shapes", help="Comma-separated node shapes to size one pool for, e.g. m5.xlarge,m5.2xlarge.")] = None,
     shapes_file: Annotated[Optional[Path], typer.Option(
-        "--shapes-file", help="CSV of shapes: shape,cpu_capacity_cores,memory_capacity_bytes,pods_capacity[,...].")] = None,
+        "--shapes-file", help="CSV of shapes: shape,cpu_capacity_cores,memory_capacity_bytes,pods_capacity[,...]; "
+                "without --shapes, size for every shape in it.")] = None,
     view: Annotated[str, typer.Option("--view", help="pools (default), nodes, or moves (pods that would move).")] = "pools",
 ) -> None:
     """How many nodes of each pool could be drained if requests were right-sized (or as they are),
@@ -49,6 +50,10 @@ def whatif(
     shape_names = [s.strip() for s in shapes.split(",") if s.strip()] if shapes is not None else None
     if shapes is not None and not shape_names:
         raise UsageError("--shapes needs at least one shape name")
+    if shapes_file is not None and shape_names is None:
+        from capplan.analysis.sizing import read_shapes
+
+        shape_names = list(read_shapes(shapes_file))  # every shape of the file
     options = WhatIfOptions(
         apply=apply, window=window_option(window), pool_label=pool, namespaces=namespace,
         prices=read_prices(str(prices)) if prices else None, shapes=shape_names, shapes_file=shapes_file,

@@ -279,6 +279,16 @@ def test_cli_whatif_on_the_sample(runner, sample_db_readonly: Path, tmp_path: Pa
     assert result.exit_code == 2 and "unknown shape 'nope'" in result.stderr
     result = runner.invoke(app, ["whatif", "--db", str(sample_db_readonly), "--view", "bogus"])
     assert result.exit_code == 2
+    shapes = tmp_path / "shapes.csv"
+    shapes.write_text("shape,cpu_capacity_cores,memory_capacity_bytes,pods_capacity,cpu_allocatable_cores,"
+                      "memory_allocatable_bytes\nhuge,64,274877906944,110,64,274877906944\n")
+    result = runner.invoke(app, ["whatif", "--db", str(sample_db_readonly), "--shapes-file", str(shapes), "-f", "csv",
+                                 "--apply", "current"])
+    assert result.exit_code == 0, result.stderr
+    assert [line.split(",")[0] for line in result.stdout.splitlines()[1:]] == ["huge"]
+    shapes.write_text("shape,cpu_capacity_cores,memory_capacity_bytes,pods_capacity\nodd,4,-1,110\n")
+    result = runner.invoke(app, ["whatif", "--db", str(sample_db_readonly), "--shapes-file", str(shapes)])
+    assert result.exit_code == 4 and f"{shapes}:2: memory_capacity_bytes: must be finite and >= 0" in result.stderr
 
 
 def test_whatif_auto_never_raises_requests_above_allocatable(sample_db_readonly: Path) -> None:
