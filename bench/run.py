@@ -256,16 +256,14 @@ def _rows(result: Any) -> int | None:
 
 def step_nodes(con) -> Any:
     """`capplan nodes`: the per-node table with imbalance and memory-pressure risk."""
-    try:
-        from capplan.analysis.overcommit import nodes_overview
-    except ImportError:
-        from capplan.analysis.nodes import nodes_report as nodes_overview
+    from capplan.analysis.nodes_overview import nodes_overview
+
     return nodes_overview(con, _window())
 
 
 def step_fit(con) -> Any:
     """`capplan fit --cpu 500m --memory 1Gi`."""
-    module = _module("capplan.analysis.overcommit")
+    module = _module("capplan.analysis.fit")
     func = _entry(module, ("fit_report",))
     return func(con, 0.5, float(2**30), window=_window())
 
@@ -296,7 +294,8 @@ def step_rollout(con) -> Any:
 
 
 def step_report(con) -> Any:
-    from capplan.report import ReportOptions, build_report
+    from capplan.report import ReportOptions
+    from capplan.report.compose import build_report
 
     return build_report(con, ReportOptions(window=_window()))
 

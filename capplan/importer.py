@@ -15,7 +15,7 @@ import polars as pl
 from capplan import store
 from capplan.errors import BadInputError
 from capplan.quantity import parse_cpu_cores, parse_memory_bytes
-from capplan.sample import SAMPLE_TABLES
+from capplan.sample_format import SAMPLE_TABLES
 
 LONG_REQUIRED = ("namespace", "pod", "container", "timestamp", "cpu_cores", "memory_bytes")
 LONG_OPTIONAL = ("node", "owner_kind", "owner_name", "cpu_request_cores", "cpu_limit_cores",

@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from capplan.reservation import CPU_RESERVE_TIERS, MEMORY_RESERVE_TIERS, tiered_reservation
+
 GiB = 2**30
 MiB = 2**20
 SAMPLE_START = datetime(2026, 11, 1, 0, 0, 0)
-SAMPLE_TABLES = ("nodes", "pods", "containers", "owners", "workloads", "hpas", "resource_quotas", "restarts")
 
 
 @dataclass
@@ -107,9 +108,7 @@ def _node_types() -> dict[str, tuple[float, int]]:
 
 def _reserved(cpu: float, memory: int) -> tuple[float, int]:
     # GKE's reservation table, the guideline capplan's `nodes` checks against (one copy of it,
-    # in capplan.analysis.nodes); providers write allocatable rounded, so round here too.
-    from capplan.analysis.nodes import CPU_RESERVE_TIERS, MEMORY_RESERVE_TIERS, tiered_reservation
-
+    # in capplan.reservation); providers write allocatable rounded, so round here too.
     return (round(tiered_reservation(cpu, CPU_RESERVE_TIERS), 3),
             int(tiered_reservation(memory, MEMORY_RESERVE_TIERS)) + 100 * MiB)
 

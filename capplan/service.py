@@ -173,7 +173,7 @@ def _library(module_name: str, *names: str) -> Callable[..., Any]:
     raise NotBuiltError(f"{module_name}.{names[0]} is not built yet")
 
 
-class Params:
+class QueryParams:
     """Query-string parameters with the CLI's parsing; unknown names are wrong usage (400)."""
 
     def __init__(self, query: dict[str, list[str]], allowed: tuple[str, ...]) -> None:
@@ -232,14 +232,14 @@ class Endpoint:
 
     name: str
     params: tuple[str, ...]
-    call: Callable[[duckdb.DuckDBPyConnection, Params, ServeOptions], pl.DataFrame]
+    call: Callable[[duckdb.DuckDBPyConnection, QueryParams, ServeOptions], pl.DataFrame]
     doc: str
 
 
-def _nodes(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
+def _nodes(con: duckdb.DuckDBPyConnection, p: QueryParams, o: ServeOptions) -> pl.DataFrame:
     window, nodes = p.duration("window", o.window), p.many("node") or None
     try:
-        overview = _library("capplan.analysis.overcommit", "nodes_overview")
+        overview = _library("capplan.analysis.nodes_overview", "nodes_overview")
     except NotBuiltError:  # the plain node table of capplan.analysis.nodes
         from capplan.analysis.nodes import nodes_report
 
@@ -247,22 +247,22 @@ def _nodes(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.Dat
     return overview(con, window, nodes, p.number("low", 20.0), p.number("high", 50.0))
 
 
-def _cluster(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
-    func = _library("capplan.analysis.overcommit", "cluster_report")
+def _cluster(con: duckdb.DuckDBPyConnection, p: QueryParams, o: ServeOptions) -> pl.DataFrame:
+    func = _library("capplan.analysis.n_minus_1", "cluster_report")
     return func(con, p.duration("window", o.window))
 
 
-def _namespaces(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
-    func = _library("capplan.analysis.overcommit", "namespaces_report")
+def _namespaces(con: duckdb.DuckDBPyConnection, p: QueryParams, o: ServeOptions) -> pl.DataFrame:
+    func = _library("capplan.analysis.namespaces", "namespaces_report")
     return func(con, p.duration("window", o.window), p.many("namespace") or None)
 
 
-def _fit(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
+def _fit(con: duckdb.DuckDBPyConnection, p: QueryParams, o: ServeOptions) -> pl.DataFrame:
     cpu, memory = p.one("cpu"), p.one("memory")
     if cpu is None and memory is None:
         raise UsageError("fit needs the pod shape: cpu and/or memory, e.g. /api/v1/fit?cpu=500m&memory=1Gi")
-    func = _library("capplan.analysis.overcommit", "fit_report")
-    from capplan.analysis.overcommit import parse_toleration
+    func = _library("capplan.analysis.fit", "fit_report")
+    from capplan.analysis.taints import parse_toleration
 
     return func(con, parse_cpu_cores(cpu) if cpu is not None else 0.0,
                 parse_memory_bytes(memory) if memory is not None else 0,
@@ -274,7 +274,7 @@ def _fit(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataF
 EVICTION_VIEWS = ("pods", "nodes", "containers", "qos", "advice")
 
 
-def _eviction(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
+def _eviction(con: duckdb.DuckDBPyConnection, p: QueryParams, o: ServeOptions) -> pl.DataFrame:
     func = _library("capplan.analysis.eviction", "eviction_report")
     from capplan.analysis import eviction as ev
 
@@ -298,9 +298,9 @@ def _eviction(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.
     return getattr(result, view)
 
 
-def _recommendations(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
+def _recommendations(con: duckdb.DuckDBPyConnection, p: QueryParams, o: ServeOptions) -> pl.DataFrame:
     func = _library("capplan.analysis.recommend", "recommend")
-    from capplan.analysis.strategies import DEFAULT_STRATEGY, Params as StrategyParams, get_strategy
+    from capplan.analysis.strategies import DEFAULT_STRATEGY, StrategyParams, get_strategy
 
     strategy = p.one("strategy", DEFAULT_STRATEGY) or DEFAULT_STRATEGY
     get_strategy(strategy)  # an unknown name is wrong usage
@@ -329,7 +329,7 @@ def _recommendations(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions)
                 costs["memory_cost"] if p.one("memory_cost") is not None else None)
 
 
-def _forecast(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
+def _forecast(con: duckdb.DuckDBPyConnection, p: QueryParams, o: ServeOptions) -> pl.DataFrame:
     func = _library("capplan.analysis.forecast", "forecast_report")
     from capplan.analysis import forecast as fc
 
@@ -339,7 +339,7 @@ def _forecast(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.
                 min_days=p.integer("min_days", fc.DEFAULT_MIN_DAYS, minimum=0) or 0)
 
 
-def _rollout(con: duckdb.DuckDBPyConnection, p: Params, o: ServeOptions) -> pl.DataFrame:
+def _rollout(con: duckdb.DuckDBPyConnection, p: QueryParams, o: ServeOptions) -> pl.DataFrame:
     func = _library("capplan.analysis.rollout", "rollout_report")
     return func(con, p.duration("window", o.window), p.many("namespace") or None)
 
@@ -419,7 +419,7 @@ class Service:
     def api(self, name: str, query: dict[str, list[str]]) -> list[dict[str, Any]]:
         """The records `/api/v1/NAME` answers."""
         endpoint = ENDPOINTS[name]
-        params = Params(query, endpoint.params)
+        params = QueryParams(query, endpoint.params)
         key = ("api", name, tuple(sorted((k, tuple(v)) for k, v in query.items())))
         with self.database.reader() as con:
             return self.cached(con, key, lambda: records(endpoint.call(con, params, self.options)))
@@ -620,13 +620,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _report_options(self, query: dict[str, list[str]]) -> Any:
         from capplan.report import ReportOptions
 
-        p = Params(query, ("window", "namespace", "node", "top"))
+        p = QueryParams(query, ("window", "namespace", "node", "top"))
         return ReportOptions(window=p.duration("window", self.server.service.options.window),
                              namespaces=p.many("namespace"), nodes=p.many("node"),
                              top=p.integer("top", 10, minimum=1) or 10)
 
     def _report_json(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        from capplan.report import build_report
+        from capplan.report.compose import build_report
 
         options = self._report_options(query)
         service = self.server.service
@@ -635,12 +635,13 @@ class _Handler(BaseHTTPRequestHandler):
                 json.dumps({s.key: records(s.frame) for s in build_report(con, options)}, default=str)))
 
     def _report_html(self, query: dict[str, list[str]]) -> str:
-        from capplan.html_report import render_html
+        from capplan.render.html import render_html
+        from capplan.report.charts import build_page
 
         options = self._report_options(query)
         service = self.server.service
         with service.database.reader() as con:
-            return service.cached(con, ("html", repr(options)), lambda: render_html(con, options))
+            return service.cached(con, ("html", repr(options)), lambda: render_html(build_page(con, options)))
 
 
 _ROUTES = {"/healthz", "/readyz", "/metrics", "/", "/report.html", API_PREFIX}

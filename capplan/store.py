@@ -482,6 +482,36 @@ def set_high_water_mark(con: duckdb.DuckDBPyConnection, source: str, metric: str
     )
 
 
+def start_collection_run(con: duckdb.DuckDBPyConnection, *, source: str, now: datetime,
+                         window_start: datetime | None, window_end: datetime | None, queries: int, status: str,
+                         message: str | None) -> int:
+    """Record a new collection run and return its run_id. The caller holds the collection lock,
+    so a run still marked running was killed before it could finish: it is marked so first."""
+    con.execute("UPDATE collection_runs SET status = 'killed' WHERE status = 'running'")
+    row = con.execute(load_sql("collection_run_start"), {
+        "source": source, "now": now, "finished_at": now if status != "running" else None,
+        "window_start": window_start, "window_end": window_end, "queries": queries, "status": status,
+        "message": message,
+    }).fetchone()
+    assert row is not None  # INSERT ... RETURNING gives the new row
+    return int(row[0])
+
+
+def finish_collection_run(con: duckdb.DuckDBPyConnection, run_id: int, *, finished_at: datetime, series: int,
+                          samples: int, queries: int, status: str, message: str | None,
+                          window_end: datetime | None) -> None:
+    """Record a collection run's outcome (`window_end` None keeps the one it started with)."""
+    con.execute(load_sql("collection_run_finish"), {
+        "run_id": run_id, "finished_at": finished_at, "series": series, "samples": samples, "queries": queries,
+        "status": status, "message": message, "window_end": window_end,
+    })
+
+
+def set_high_water_marks(con: duckdb.DuckDBPyConnection, source: str, metrics: list[str], ts: datetime) -> None:
+    """Advance the high-water mark of every metric in `metrics` to `ts` (one statement)."""
+    con.execute(load_sql("collect_set_high_water_marks"), {"source": source, "metrics": metrics, "ts": ts})
+
+
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Row counts of every data table (for summaries and tests)."""
     tables = [

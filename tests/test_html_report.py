@@ -19,7 +19,7 @@ from capplan import store
 from capplan.analysis.nodes import nodes_report
 from capplan.cli import app
 from capplan.quantity import format_bytes
-from capplan.html_report import _downsample_max, _ticks, histogram_svg, node_bars_svg
+from capplan.render.svg import downsample_max as _downsample_max, histogram_svg, nice_ticks as _ticks, node_bars_svg
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "samples" / "cluster"
@@ -225,7 +225,7 @@ def test_usage_histograms_pool_the_workload_s_pods(report_page: Path) -> None:
 
 
 def test_large_clusters_draw_the_most_loaded_nodes() -> None:
-    from capplan.html_report import most_loaded
+    from capplan.render.svg import most_loaded
 
     # 50 nodes; node i requests i% of its cpu, memory and usage low: the top 40 are nodes 10..49
     frame = pl.DataFrame({

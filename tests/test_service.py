@@ -147,8 +147,8 @@ def _built(module: str, func: str) -> bool:
 def _nodes_call(window=timedelta(days=14), nodes=None, low=20.0, high=50.0):
     """What `capplan nodes` calls."""
     def call(con):
-        if _built("capplan.analysis.overcommit", "nodes_overview"):
-            from capplan.analysis.overcommit import nodes_overview
+        if _built("capplan.analysis.nodes_overview", "nodes_overview"):
+            from capplan.analysis.nodes_overview import nodes_overview
 
             return nodes_overview(con, window, nodes, low, high)
         return nodes_report(con, window, nodes)
@@ -196,25 +196,26 @@ def test_bad_parameters_are_400_with_a_json_error(api: Server) -> None:
 
 
 def _expected_namespaces(con):
-    from capplan.analysis.overcommit import namespaces_report
+    from capplan.analysis.namespaces import namespaces_report
 
     return namespaces_report(con, timedelta(days=14), ["web", "ml"])
 
 
 def _expected_fit(con):
-    from capplan.analysis.overcommit import fit_report, parse_toleration
+    from capplan.analysis.fit import fit_report
+    from capplan.analysis.taints import parse_toleration
 
     return fit_report(con, 0.5, 2**30, tolerations=[parse_toleration("dedicated")], replicas=3)
 
 
 def _expected_cluster(con):
-    from capplan.analysis.overcommit import cluster_report
+    from capplan.analysis.n_minus_1 import cluster_report
 
     return cluster_report(con, timedelta(days=7))
 
 
 def _expected_fit_cpu_only(con):
-    from capplan.analysis.overcommit import fit_report
+    from capplan.analysis.fit import fit_report
 
     return fit_report(con, 2.0, 0)
 
@@ -229,9 +230,9 @@ def _expected_eviction(view):
 
 def _expected_recommendations(con):
     from capplan.analysis.recommend import recommend
-    from capplan.analysis.strategies import Params
+    from capplan.analysis.strategies import StrategyParams
 
-    return recommend(con, "simple", timedelta(days=14), ["web"], Params(cpu_percentile=90.0, memory_buffer_percent=20.0),
+    return recommend(con, "simple", timedelta(days=14), ["web"], StrategyParams(cpu_percentile=90.0, memory_buffer_percent=20.0),
                      0.03, None)
 
 
@@ -249,12 +250,12 @@ def _expected_rollout(con):
 
 LATER_ENDPOINTS = {
     # endpoint id: (module, function, path and query, the same call made directly)
-    "namespaces": ("capplan.analysis.overcommit", "namespaces_report", "namespaces?namespace=web&namespace=ml",
+    "namespaces": ("capplan.analysis.namespaces", "namespaces_report", "namespaces?namespace=web&namespace=ml",
                    _expected_namespaces),
-    "fit": ("capplan.analysis.overcommit", "fit_report", "fit?cpu=500m&memory=1Gi&tolerate=dedicated&replicas=3",
+    "fit": ("capplan.analysis.fit", "fit_report", "fit?cpu=500m&memory=1Gi&tolerate=dedicated&replicas=3",
             _expected_fit),
-    "cluster": ("capplan.analysis.overcommit", "cluster_report", "cluster?window=7d", _expected_cluster),
-    "fit-cpu-only": ("capplan.analysis.overcommit", "fit_report", "fit?cpu=2", _expected_fit_cpu_only),
+    "cluster": ("capplan.analysis.n_minus_1", "cluster_report", "cluster?window=7d", _expected_cluster),
+    "fit-cpu-only": ("capplan.analysis.fit", "fit_report", "fit?cpu=2", _expected_fit_cpu_only),
     "eviction": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8", _expected_eviction("pods")),
     "eviction-nodes": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8&view=nodes",
                        _expected_eviction("nodes")),
@@ -283,7 +284,7 @@ def test_analysis_endpoints_are_the_library_call(api: Server, name: str) -> None
 
 
 def test_fit_total_row_and_eviction_columns(api: Server) -> None:
-    if _built("capplan.analysis.overcommit", "fit_report"):
+    if _built("capplan.analysis.fit", "fit_report"):
         status, body = api.get_json("/api/v1/fit?cpu=1&memory=2Gi")
         assert status == 200
         assert body[-1]["node"] == "TOTAL"

@@ -14,7 +14,7 @@ import polars as pl
 from capplan import store
 from capplan.analysis.qos import qos_class
 from capplan.analysis.recommend import SEVERITY_ORDER, recommend
-from capplan.analysis.strategies import Params
+from capplan.analysis.strategies import StrategyParams
 from capplan.errors import UsageError
 from capplan.manifests.load import FLAT
 from capplan.quantity import (
@@ -130,7 +130,7 @@ class Recommendations:
 
 
 def load_recommendations(con: duckdb.DuckDBPyConnection, strategy: str, window: timedelta,
-                         params: Params | None = None, namespaces: list[str] | None = None) -> Recommendations:
+                         params: StrategyParams | None = None, namespaces: list[str] | None = None) -> Recommendations:
     """Read recommendations through the recommend analysis, and the store's containers per workload."""
     frame = recommend(con, strategy, window, namespaces, params)
     rows = {(r["namespace"], r["owner_kind"], r["owner_name"], r["container"]): r for r in frame.iter_rows(named=True)}

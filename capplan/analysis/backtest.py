@@ -34,9 +34,9 @@ import duckdb
 import polars as pl
 
 from capplan import store
-from capplan.analysis.recommend import _series_map, load_history, rows_from_history
+from capplan.analysis.recommend import series_map, load_history, rows_from_history
 from capplan.analysis.strategies import STRATEGIES, get_strategy
-from capplan.analysis.strategies.base import History, Needs, Params
+from capplan.analysis.strategies.base import History, Needs, StrategyParams
 from capplan.analysis.strategies.risk import RISK_LEVELS, Knobs, knobs_for
 from capplan.errors import NoDataError, UsageError
 from capplan.quantity import format_duration
@@ -59,7 +59,7 @@ class Policy:
 
     name: str
     strategy: str
-    params: Params
+    params: StrategyParams
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,11 @@ class Split:
         return f"{format_duration(self.train)}/{format_duration(self.test)} @ {self.origin:%Y-%m-%d %H:%M}"
 
 
-def policies(strategies: list[str] | str = "all", params: Params | None = None,
+def policies(strategies: list[str] | str = "all", params: StrategyParams | None = None,
              risks: list[str] | None = None, ablation: bool = False) -> list[Policy]:
     """The policies to judge: each strategy (auto once per risk level in `risks`, named
     auto-<level> when more than one), and with `ablation` auto without each of its parts."""
-    params = params or Params()
+    params = params or StrategyParams()
     names = list(STRATEGIES) if strategies == "all" else ([strategies] if isinstance(strategies, str) else strategies)
     for name in names:
         get_strategy(name)
@@ -122,7 +122,7 @@ class _Windows:
         self.cache: dict[tuple, History] = {}
         self.hpas: dict[tuple, pl.DataFrame] = {}
 
-    def history(self, start: datetime, end: datetime, strategy: str, params: Params,
+    def history(self, start: datetime, end: datetime, strategy: str, params: StrategyParams,
                 light: bool = False) -> History:
         needs = get_strategy(strategy).NEEDS
         if needs.cpu_histogram:
@@ -140,7 +140,7 @@ class _Windows:
         """Drop the windows that start before `start` (splits run in origin order)."""
         self.cache = {k: v for k, v in self.cache.items() if k[0] >= start}
 
-    def recommend(self, start: datetime, end: datetime, strategy: str, params: Params,
+    def recommend(self, start: datetime, end: datetime, strategy: str, params: StrategyParams,
                   light: bool = False) -> pl.DataFrame:
         history = self.history(start, end, strategy, params, light)
         if (start, end) not in self.hpas:
@@ -167,9 +167,9 @@ def _plan_from_recs(policy: str, recs: pl.DataFrame, test_series: pl.DataFrame) 
 
 
 def _judge(con: duckdb.DuckDBPyConnection, windows: _Windows, split: Split, chosen: list[Policy],
-           base_params: Params) -> pl.DataFrame:
+           base_params: StrategyParams) -> pl.DataFrame:
     """One split: every policy's metrics (BACKTEST_COLUMNS + mem_limit_sum), in POLICY_ORDER."""
-    test_series = _series_map(con, split.origin, split.test_end, windows.namespaces).with_columns(
+    test_series = series_map(con, split.origin, split.test_end, windows.namespaces).with_columns(
         pl.col("memory_request_bytes").cast(pl.Float64), pl.col("memory_limit_bytes").cast(pl.Float64))
     plans = [test_series.select(
         pl.lit("current").alias("policy"), pl.col("series_id").cast(pl.Int64),
@@ -225,13 +225,13 @@ def _split(oldest: datetime, newest: datetime, train: timedelta, test: timedelta
 
 def backtest(con: duckdb.DuckDBPyConnection, strategies: list[str] | str = "all",
              train: timedelta = timedelta(days=21), test: timedelta = timedelta(days=7),
-             namespaces: list[str] | None = None, params: Params | None = None,
+             namespaces: list[str] | None = None, params: StrategyParams | None = None,
              risks: list[str] | None = None, ablation: bool = False) -> pl.DataFrame:
     """Judge each strategy (or "all") fitted on [oldest, oldest + train] on the following `test`.
 
     Returns one row per policy (current, each strategy, hindsight) with BACKTEST_COLUMNS.
     """
-    params = params or Params()
+    params = params or StrategyParams()
     chosen = policies(strategies, params, risks, ablation)
     oldest, newest = store.sample_range(con)
     _check_window(oldest, newest, train, test)
@@ -257,13 +257,13 @@ def rolling_splits(oldest: datetime, newest: datetime, trains: list[timedelta], 
 def backtest_splits(con: duckdb.DuckDBPyConnection, strategies: list[str] | str = "all",
                     trains: list[timedelta] | None = None, tests: list[timedelta] | None = None,
                     step: timedelta = timedelta(days=3), namespaces: list[str] | None = None,
-                    params: Params | None = None, risks: list[str] | None = None,
+                    params: StrategyParams | None = None, risks: list[str] | None = None,
                     ablation: bool = False) -> pl.DataFrame:
     """Judge every policy on rolling splits; one row per split and policy (SPLIT_COLUMNS).
 
     mem_vs_current = the policy's memory limits summed over the test samples / the current
     specs' (below 1: memory saved)."""
-    params = params or Params()
+    params = params or StrategyParams()
     trains = trains or [timedelta(days=7), timedelta(days=14), timedelta(days=21)]
     tests = tests or [timedelta(days=7), timedelta(days=14)]
     chosen = policies(strategies, params, risks, ablation)
@@ -322,12 +322,12 @@ def parse_target_oom(text: str) -> float | str:
 
 
 def choose_level(con: duckdb.DuckDBPyConnection, target: float | str, namespaces: list[str] | None = None,
-                 params: Params | None = None) -> tuple[str, pl.DataFrame, str]:
+                 params: StrategyParams | None = None) -> tuple[str, pl.DataFrame, str]:
     """The risk level for `--target-oom`: the least conservative one whose mean OOM
     container-days over rolling 7-day/7-day splits of the stored history (every 3 days) is at
     most `target` ("current": the current specs' mean). None qualifies: the most conservative.
     Returns (level, the summary it was chosen from, a sentence saying why)."""
-    params = params or Params()
+    params = params or StrategyParams()
     per_split = backtest_splits(con, ["auto"], [timedelta(days=7)], [timedelta(days=7)], timedelta(days=3),
                                 namespaces, params, list(RISK_LEVELS))
     summary = summarise(per_split)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,51 +10,19 @@ import duckdb
 import polars as pl
 
 from capplan import store
-from capplan.errors import BadInputError, NoDataError
-from capplan.analysis.pods import load_current_containers, load_current_nodes, pod_resources
-
-GiB = 2**30
-MiB = 2**20
-HARD_EVICTION_BYTES = 100 * MiB
-
-# The guideline `reserved_ok` checks against: GKE's node reservation table
-# (cloud.google.com/kubernetes-engine/docs/concepts/plan-node-sizes, "Memory and CPU reservations"),
-# as tiers of (slice size, share of the slice reserved for the OS and the kubelet):
-# CPU: 6% of the first core, 1% of the next core, 0.5% of the next 2 cores, 0.25% above 4 cores.
-# Memory: 25% of the first 4 GiB, 20% of the next 4 GiB, 10% of the next 8 GiB, 6% of the next
-# 112 GiB, 2% above 128 GiB (255 MiB flat below 1 GiB); plus the kubelet's 100Mi hard eviction
-# threshold (memory.available<100Mi), which allocatable also keeps back.
-# A node is reserved_ok when both reservations are non-zero and at least the guideline (with 1%
-# slack for rounding in how providers write allocatable).
-CPU_RESERVE_TIERS = ((1.0, 0.06), (1.0, 0.01), (2.0, 0.005), (math.inf, 0.0025))
-MEMORY_RESERVE_TIERS = ((4 * GiB, 0.25), (4 * GiB, 0.20), (8 * GiB, 0.10), (112 * GiB, 0.06), (math.inf, 0.02))
-SMALL_NODE_MEMORY_RESERVE = 255 * MiB
-RESERVE_SLACK = 0.99
+from capplan.analysis.pods import (
+    load_current_containers,
+    load_current_nodes,
+    pod_resources,
+)
+from capplan.analysis.taints import format_taints
+from capplan.errors import NoDataError
+from capplan.reservation import RESERVE_SLACK, recommended_reservation
 
 
 def ratio(num: str, den: str) -> pl.Expr:
     """num / den as a polars expression, null where the denominator is zero or unknown."""
     return pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(None)
-
-
-def tiered_reservation(total: float, tiers: tuple[tuple[float, float], ...]) -> float:
-    """Sum of share x slice over the tiers a total spans (GKE's reservation table)."""
-    left, reserved = float(total), 0.0
-    for size, share in tiers:
-        take = min(left, size)
-        reserved += take * share
-        left -= take
-        if left <= 0:
-            break
-    return reserved
-
-
-def recommended_reservation(cpu_capacity_cores: float, memory_capacity_bytes: float) -> tuple[float, float]:
-    """The guideline's cpu cores and memory bytes to keep back (memory incl. the 100Mi hard
-    eviction threshold)."""
-    memory = (SMALL_NODE_MEMORY_RESERVE if memory_capacity_bytes < GiB
-              else tiered_reservation(memory_capacity_bytes, MEMORY_RESERVE_TIERS))
-    return tiered_reservation(cpu_capacity_cores, CPU_RESERVE_TIERS), memory + HARD_EVICTION_BYTES
 
 
 @dataclass
@@ -127,26 +94,6 @@ def load_node_inputs(con: duckdb.DuckDBPyConnection, window: timedelta) -> NodeI
     pods = pod_resources(load_current_containers(con, end))
     series = pl.DataFrame(schema=SERIES_SCHEMA) if start is None else load_node_series(con, start, end)
     return NodeInputs(nodes=nodes, pods=pods, usage=node_usage_percentiles(series), start=start, end=end, series=series)
-
-
-def parse_taints(text: str | None) -> list[dict[str, str]]:
-    """The stored JSON list of taints ({"key", "value", "effect"}); [] when unset."""
-    if not text:
-        return []
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"node taints are not JSON: {text[:80]!r}") from exc
-    return [t for t in value if isinstance(t, dict)] if isinstance(value, list) else []
-
-
-def format_taints(text: str | None) -> str:
-    """Taints as kubectl writes them: `key=value:Effect`, joined by `;`."""
-    out = []
-    for t in parse_taints(text):
-        value = t.get("value")
-        out.append(f"{t.get('key', '')}{'=' + value if value else ''}:{t.get('effect', '')}")
-    return ";".join(out)
 
 
 def node_overcommit(nodes: pl.DataFrame, pods: pl.DataFrame, usage: pl.DataFrame | None = None) -> pl.DataFrame:

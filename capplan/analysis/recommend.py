@@ -20,7 +20,7 @@ from capplan import store
 from capplan.analysis.qos import qos_class
 from capplan.analysis.strategies import DEFAULT_STRATEGY, get_strategy
 from capplan.analysis.strategies import vpa as vpa_strategy
-from capplan.analysis.strategies.base import GIB, MIB, History, Needs, Params
+from capplan.analysis.strategies.base import GIB, MIB, History, Needs, StrategyParams
 from capplan.errors import NoDataError
 
 GROUP_KEYS = ["namespace", "owner_kind", "owner_name", "container"]
@@ -46,8 +46,10 @@ SEVERITY_ORDER = {"critical": 4, "warning": 3, "ok": 2, "good": 1, "unknown": 0}
 
 # --- loading -------------------------------------------------------------------------------
 
-def _series_map(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+def series_map(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                 namespaces: list[str] | None) -> pl.DataFrame:
+    """The workload container series seen in [start, end] (of `namespaces`, when given): the
+    identity a recommendation and a backtest's judged plan are keyed by."""
     frame = store.query(con, "recommend_series", {"start": start, "end": end})
     if namespaces:
         frame = frame.filter(pl.col("namespace").is_in(namespaces))
@@ -66,9 +68,9 @@ def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.Dat
 
 
 def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, needs: Needs,
-                 params: Params, namespaces: list[str] | None = None) -> History:
+                 params: StrategyParams, namespaces: list[str] | None = None) -> History:
     """Aggregate [start, end] into a History for the strategies (all heavy lifting in SQL)."""
-    smap = _series_map(con, start, end, namespaces)
+    smap = series_map(con, start, end, namespaces)
     cpu_hist = None
     if needs.cpu_histogram:
         # one scan: the histogram per series and bucket also gives each series' count and span
@@ -165,7 +167,7 @@ def _ooms(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, series
         "memory_request_bytes", "memory_limit_bytes")
 
 
-def fit(history: History, strategy: str, params: Params) -> pl.DataFrame:
+def fit(history: History, strategy: str, params: StrategyParams) -> pl.DataFrame:
     """Run a strategy on a History: group keys + recommended sizes + reason."""
     result = get_strategy(strategy).recommend(history, params)
     return history.groups.select("group_id", *GROUP_KEYS).join(result, on="group_id", how="left")
@@ -203,7 +205,7 @@ def _none(value):
     return value
 
 
-def build_rows(history: History, fitted: pl.DataFrame, params: Params, strategy: str,
+def build_rows(history: History, fitted: pl.DataFrame, params: StrategyParams, strategy: str,
                hpas: pl.DataFrame | None = None, cpu_cost: float | None = None,
                memory_cost: float | None = None) -> pl.DataFrame:
     """The `recommend` table: CONTRACT columns then extras, one row per workload container.
@@ -334,7 +336,7 @@ def _qos(rows: list[dict]) -> tuple[dict, dict]:
 
 # --- library entry -----------------------------------------------------------------------------
 
-def rows_from_history(history: History, strategy: str, params: Params, hpas: pl.DataFrame | None = None,
+def rows_from_history(history: History, strategy: str, params: StrategyParams, hpas: pl.DataFrame | None = None,
                       cpu_cost: float | None = None, memory_cost: float | None = None) -> pl.DataFrame:
     """The `recommend` table of one strategy on an already loaded History (the backtest loads a
     window once and fits every strategy and risk level on it)."""
@@ -346,10 +348,10 @@ def rows_from_history(history: History, strategy: str, params: Params, hpas: pl.
 
 
 def recommend_window(con: duckdb.DuckDBPyConnection, strategy: str, start: datetime, end: datetime,
-                     params: Params | None = None, namespaces: list[str] | None = None,
+                     params: StrategyParams | None = None, namespaces: list[str] | None = None,
                      cpu_cost: float | None = None, memory_cost: float | None = None) -> pl.DataFrame:
     """Recommendations from the history in [start, end] (the backtest fits this way)."""
-    params = params or Params()
+    params = params or StrategyParams()
     module = get_strategy(strategy)
     params.auto_knobs()  # an unknown risk level is a usage error before any work
     history = load_history(con, start, end, module.NEEDS, params, namespaces)
@@ -359,27 +361,10 @@ def recommend_window(con: duckdb.DuckDBPyConnection, strategy: str, start: datet
 
 def recommend(con: duckdb.DuckDBPyConnection, strategy: str = DEFAULT_STRATEGY,
               window: timedelta = timedelta(days=14), namespaces: list[str] | None = None,
-              params: Params | None = None, cpu_cost: float | None = None,
+              params: StrategyParams | None = None, cpu_cost: float | None = None,
               memory_cost: float | None = None) -> pl.DataFrame:
     """Right-sizing per workload container over `window` ending at the newest sample
     (CONTRACT `recommend` columns first)."""
     get_strategy(strategy)
     start, end = store.analysis_window(con, window)
     return recommend_window(con, strategy, start, end, params, namespaces, cpu_cost, memory_cost)
-
-
-def report_section(con: duckdb.DuckDBPyConnection, options) -> list:
-    """The report's recommendations: the top rows by severity and savings (default strategy)."""
-    from capplan.report import Section
-
-    frame = recommend(con, DEFAULT_STRATEGY, options.window, options.namespaces or None)
-    ranked = frame.with_columns(
-        pl.col("severity").replace_strict(SEVERITY_ORDER, return_dtype=pl.Int32).alias("_rank"),
-        (pl.col("cpu_savings_cores").abs().fill_null(0) + pl.col("memory_savings_gib").abs().fill_null(0)).alias("_size"),
-    ).sort(["_rank", "_size"], descending=True).drop("_rank", "_size")
-    top = ranked.head(options.top).select(CONTRACT_COLUMNS + ["cpu_savings_cores", "memory_savings_gib"])
-    saved_cpu = frame["cpu_savings_cores"].fill_null(0).sum()
-    saved_mem = frame["memory_savings_gib"].fill_null(0).sum()
-    note = (f"strategy {DEFAULT_STRATEGY}; {frame.height} workload containers, top {top.height} shown; "
-            f"applying all would free {saved_cpu:.2f} cores and {saved_mem:.2f} GiB of requests")
-    return [Section("recommendations", "Recommendations", top, note)]

@@ -54,7 +54,8 @@ def eviction(
 ) -> None:
     """QoS classes and the kubelet's memory-pressure eviction order, per node."""
     from capplan import render, store
-    from capplan.analysis.eviction import EvictionOptions, check_threshold, eviction_report, load_priority_map, node_note
+    from capplan.analysis.eviction import EvictionOptions, check_threshold, eviction_report, load_priority_map
+    from capplan.report.eviction import node_note
 
     check_format(fmt)
     if view not in VIEWS:

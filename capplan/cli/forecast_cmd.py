@@ -36,7 +36,8 @@ def forecast(
     """Growth trend and days until exhaustion, per cluster, node pool and namespace, for cpu and
     memory, on requests and on usage (daily p95)."""
     from capplan import render, store
-    from capplan.analysis.forecast import csv_view, forecast_note, forecast_report, table_view
+    from capplan.analysis.forecast import forecast_report
+    from capplan.report.forecast import csv_view, forecast_note, table_view
 
     check_format(fmt)
     horizon_delta = parse_duration(horizon)
@@ -64,7 +65,8 @@ def rollout(
     """Rollout headroom per Deployment: can its rolling update (maxSurge extra pods) and a
     blue-green rollout (all replicas again) be placed on the nodes' free allocatable now?"""
     from capplan import render, store
-    from capplan.analysis.rollout import REPORT_COLUMNS as ROLLOUT_TABLE_COLUMNS, rollout_note, rollout_report
+    from capplan.analysis.rollout import rollout_report
+    from capplan.report.rollout import REPORT_COLUMNS as ROLLOUT_TABLE_COLUMNS, rollout_note
 
     check_format(fmt)
     con = store.open_db(db, read_only=True)

@@ -57,7 +57,7 @@ def nodes(
 ) -> None:
     """Per-node overcommit and headroom: requests, limits and usage against allocatable, risk."""
     from capplan import render, store
-    from capplan.analysis.overcommit import nodes_overview
+    from capplan.analysis.nodes_overview import nodes_overview
 
     check_format(fmt)
     con = store.open_db(db, read_only=True)
@@ -79,7 +79,7 @@ def namespaces(
 ) -> None:
     """Per-namespace requests, limits, usage p95 and their ratio, with ResourceQuota hard values."""
     from capplan import render, store
-    from capplan.analysis.overcommit import namespaces_report
+    from capplan.analysis.namespaces import namespaces_report
 
     check_format(fmt)
     con = store.open_db(db, read_only=True)
@@ -110,7 +110,8 @@ def fit(
 ) -> None:
     """How many more pods of the shape --cpu/--memory fit, per node and in total."""
     from capplan import render, store
-    from capplan.analysis.overcommit import fit_report, fit_summary, parse_toleration
+    from capplan.analysis.fit import fit_report, fit_summary
+    from capplan.analysis.taints import parse_toleration
 
     check_format(fmt)
     if cpu is None and memory is None:
@@ -139,7 +140,7 @@ def cluster(
 ) -> None:
     """Cluster totals per resource, and whether requests still fit after losing the largest node (N-1)."""
     from capplan import render, store
-    from capplan.analysis.overcommit import cluster_report
+    from capplan.analysis.n_minus_1 import cluster_report
 
     check_format(fmt)
     con = store.open_db(db, read_only=True)

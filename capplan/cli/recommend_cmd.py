@@ -18,7 +18,7 @@ from capplan.quantity import format_bytes, format_cpu, parse_duration
 if TYPE_CHECKING:
     import polars as pl
 
-    from capplan.analysis.strategies import Params
+    from capplan.analysis.strategies import StrategyParams
 
 # capplan.analysis.strategies' registry names and default, restated so `capplan --help` need not
 # import the strategies (polars, numpy); tests/test_cli_lazy.py checks they stay equal.
@@ -42,8 +42,8 @@ TargetOomOption = Annotated[Optional[str], typer.Option(
 
 
 def _params(cpu_percentile: float, memory_buffer: float, target_utilization: float, min_history: str,
-            horizon: str, allow_hpa: bool = False, risk: str = DEFAULT_RISK) -> Params:
-    from capplan.analysis.strategies import Params
+            horizon: str, allow_hpa: bool = False, risk: str = DEFAULT_RISK) -> StrategyParams:
+    from capplan.analysis.strategies import StrategyParams
 
     if risk not in RISK_LEVELS:
         raise UsageError(f"unknown risk level {risk!r}: use one of {', '.join(RISK_LEVELS)}")
@@ -53,7 +53,7 @@ def _params(cpu_percentile: float, memory_buffer: float, target_utilization: flo
         raise UsageError(f"--memory-buffer must not be negative, not {memory_buffer:g}")
     if not 0 < target_utilization <= 1:
         raise UsageError(f"--target-utilization must be in (0, 1], not {target_utilization:g}")
-    return Params(cpu_percentile=cpu_percentile, memory_buffer_percent=memory_buffer,
+    return StrategyParams(cpu_percentile=cpu_percentile, memory_buffer_percent=memory_buffer,
                   target_utilization=target_utilization, min_history=parse_duration(min_history),
                   horizon=parse_duration(horizon), allow_hpa=allow_hpa, risk=risk)
 

@@ -30,7 +30,9 @@ def report(
 
     `--format html -o report.html` writes one self-contained page with charts."""
     from capplan import store
-    from capplan.report import ReportOptions, build_report, write_report
+    from capplan.render.report import write_report
+    from capplan.report import ReportOptions
+    from capplan.report.compose import build_report
 
     check_format(fmt, REPORT_FORMATS)
     options = ReportOptions(window=window_option(window), namespaces=namespace or [], nodes=node or [], top=top)
@@ -38,10 +40,11 @@ def report(
     try:
         sections = build_report(con, options)
         if fmt == "html":
-            # The charts read history beyond the sections' tables, so the page is drawn here.
-            from capplan.html_report import write_html
+            # The charts read history beyond the sections' tables: gather it while the database is open.
+            from capplan.render.html import write_html
+            from capplan.report.charts import build_page
 
-            write_html(con, options, output, sections)
+            write_html(build_page(con, options, sections), output)
             return
     finally:
         con.close()

@@ -579,8 +579,7 @@ def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, 
             restart_rows = store.write_restarts(con, restarts) if restarts is not None and not restarts.is_empty() else 0
             samples = store.write_usage(con, usage)
             # every metric's mark moves with the chunk (one statement: the upsert per metric is slow)
-            con.execute(store.load_sql("collect_set_high_water_marks"),
-                        {"source": source, "metrics": [m.key for m in METRICS], "ts": chunk.end})
+            store.set_high_water_marks(con, source, [m.key for m in METRICS], chunk.end)
         summary.spec_rows += spec_rows
         summary.restarts += restart_rows
         summary.samples += samples
@@ -593,15 +592,9 @@ def _record_run(db: str | Path | None, summary: CollectSummary, source: str, sta
     con = store.open_db(db)
     try:
         with store.transaction(con):
-            # we hold the collection lock, so a run still marked running was killed before it could finish
-            con.execute("UPDATE collection_runs SET status = 'killed' WHERE status = 'running'")
-            run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM collection_runs").fetchone()[0])
             now = datetime.now(timezone.utc).replace(tzinfo=None)
-            con.execute(
-                "INSERT INTO collection_runs (run_id, source, started_at, finished_at, window_start, window_end, "
-                "series, samples, queries, status, message) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
-                [run_id, source, now, now if status != "running" else None, start, end, summary.queries, status, message],
-            )
+            run_id = store.start_collection_run(con, source=source, now=now, window_start=start, window_end=end,
+                                                queries=summary.queries, status=status, message=message)
         return run_id
     finally:
         con.close()
@@ -614,12 +607,10 @@ def _finish_run(db: str | Path | None, run_id: int, summary: CollectSummary, sta
         return  # the run row stays "running"; the data committed so far is consistent anyway
     try:
         with store.transaction(con):
-            con.execute(
-                "UPDATE collection_runs SET finished_at = ?, series = ?, samples = ?, queries = ?, status = ?, "
-                "message = ?, window_end = coalesce(?, window_end) WHERE run_id = ?",
-                [datetime.now(timezone.utc).replace(tzinfo=None), summary.series, summary.samples, summary.queries,
-                 status, (message or "")[:500] or None, summary.collected_until, run_id],
-            )
+            store.finish_collection_run(
+                con, run_id, finished_at=datetime.now(timezone.utc).replace(tzinfo=None), series=summary.series,
+                samples=summary.samples, queries=summary.queries, status=status,
+                message=(message or "")[:500] or None, window_end=summary.collected_until)
     finally:
         con.close()
 

@@ -18,7 +18,7 @@ import pytest
 
 from capplan import store
 from capplan.analysis.nodes import cluster_summary, nodes_report
-from capplan.analysis.overcommit import fit_report
+from capplan.analysis.fit import fit_report
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".." / "shared" / "realdata" / "alibaba_openb"

@@ -12,7 +12,7 @@ import pytest
 
 from capplan import store
 from capplan.analysis.recommend import recommend
-from capplan.analysis.strategies.base import Params
+from capplan.analysis.strategies.base import StrategyParams
 from capplan.analysis.strategies.risk import RISK_LEVELS, Knobs
 from tests.analysis.recommend_data import MI, T0, TinyCluster
 
@@ -25,7 +25,7 @@ def _run(tmp_path, cluster: TinyCluster, **params) -> dict:
     path = cluster.write(tmp_path / "auto.duckdb")
     con = store.open_db(path, read_only=True)
     try:
-        frame = recommend(con, "auto", window=timedelta(days=30), params=Params(**params))
+        frame = recommend(con, "auto", window=timedelta(days=30), params=StrategyParams(**params))
     finally:
         con.close()
     return {r["owner_name"]: r for r in frame.iter_rows(named=True)}
@@ -67,13 +67,13 @@ def test_step_down_limit_per_risk_level(tmp_path):
     try:
         for level, limit_mi in expected.items():
             rows = {r["owner_name"]: r for r in recommend(con, "auto", window=timedelta(days=30),
-                                                            params=Params(risk=level)).iter_rows(named=True)}
+                                                            params=StrategyParams(risk=level)).iter_rows(named=True)}
             assert rows["big"]["memory_limit_recommended"] == limit_mi * MI, level
             assert rows["tight"]["memory_limit_recommended"] == min(300, limit_mi) * MI, level
         # without the guard the limit is the peak + 15% margin
         no_guard = Knobs(cpu_quantile=0.99, step_down=8.0, step_down_on=False)
         rows = {r["owner_name"]: r for r in recommend(con, "auto", window=timedelta(days=30),
-                                                        params=Params(knobs=no_guard)).iter_rows(named=True)}
+                                                        params=StrategyParams(knobs=no_guard)).iter_rows(named=True)}
         assert rows["big"]["memory_limit_recommended"] == math.ceil(100 * MI * 1.15)
     finally:
         con.close()
@@ -140,7 +140,7 @@ def test_usage_above_the_limit_counts_as_an_oom(tmp_path):
     try:
         row = recommend(con, "auto", window=timedelta(days=30)).row(0, named=True)
         off = recommend(con, "auto", window=timedelta(days=30),
-                        params=Params(knobs=Knobs(cpu_quantile=0.99, step_down=8.0, oom_bump=False))).row(0, named=True)
+                        params=StrategyParams(knobs=Knobs(cpu_quantile=0.99, step_down=8.0, oom_bump=False))).row(0, named=True)
     finally:
         con.close()
     assert row["memory_limit_recommended"] == 350 * MI
@@ -160,7 +160,7 @@ def test_risk_levels_move_the_cpu_percentile(tmp_path):
     path = c.write(tmp_path / "auto.duckdb")
     con = store.open_db(path, read_only=True)
     try:
-        got = {level: recommend(con, "auto", window=timedelta(days=30), params=Params(risk=level))
+        got = {level: recommend(con, "auto", window=timedelta(days=30), params=StrategyParams(risk=level))
                .row(0, named=True)["cpu_request_recommended"] for level in RISK_LEVELS}
     finally:
         con.close()

@@ -17,11 +17,12 @@ import pytest
 
 from capplan import store
 from capplan.analysis.eviction import (
-    EvictionInputs, EvictionOptions, PriorityMap, eviction_analysis, eviction_report, load_priority_map, node_note,
-    parse_priority_classes, rank_memory_pressure, report_section, threshold_bytes,
+    EvictionInputs, EvictionOptions, PriorityMap, eviction_analysis, eviction_report, load_priority_map,
+    parse_priority_classes, rank_memory_pressure, threshold_bytes,
 )
 from capplan.errors import BadInputError
 from capplan.report import ReportOptions
+from capplan.report.eviction import eviction_sections as report_section, node_note
 
 GiB = 2**30
 MiB = 2**20

@@ -13,9 +13,10 @@ import pytest
 from capplan import store
 from capplan.analysis.forecast import (
     DAILY_SCHEMA, LIMIT_SCHEMA, NO_POOL, daily_requests, daily_usage, forecast_report, forecast_series,
-    load_usage_sums, node_pools, report_section, robust_trend, scope_limits, scope_usage_sums,
+    load_usage_sums, node_pools, robust_trend, scope_limits, scope_usage_sums,
 )
 from capplan.report import ReportOptions
+from capplan.report.forecast import forecast_sections as report_section
 
 GiB = 2**30
 START = date(2026, 10, 5)  # a Monday

@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 
 from capplan import store
-from capplan.analysis.nodes import (
-    HARD_EVICTION_BYTES, cluster_summary, node_overcommit, nodes_report, recommended_reservation,
-    tiered_reservation, CPU_RESERVE_TIERS, MEMORY_RESERVE_TIERS,
+from capplan.analysis.nodes import cluster_summary, node_overcommit, nodes_report
+from capplan.reservation import (
+    CPU_RESERVE_TIERS, HARD_EVICTION_BYTES, MEMORY_RESERVE_TIERS, recommended_reservation, tiered_reservation,
 )
 from capplan.errors import NoDataError
 from tests.analysis.cluster_builder import GiB, MiB, build_store, hand_cluster, node

@@ -17,11 +17,15 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from capplan import store
-from capplan.analysis.overcommit import (
-    Toleration, breach_day_probability, daily_memory, fit_pods, fit_report, fit_summary, imbalance, imbalance_note,
-    memory_pressure, n_minus_1, namespaces_report, node_loss, node_state, parse_toleration, report_section,
-    untolerated_taint,
-)
+from capplan.analysis.fit import fit_pods, fit_report, fit_summary, quota_room
+from capplan.analysis.imbalance import imbalance
+from capplan.analysis.n_minus_1 import cluster_report, n_minus_1, node_loss
+from capplan.analysis.namespaces import namespace_table, namespaces_report
+from capplan.analysis.pressure import daily_memory, memory_pressure
+from capplan.analysis.snapshot import load_snapshot, node_state
+from capplan.analysis.stats.peaks import gumbel_exceedance as breach_day_probability
+from capplan.analysis.taints import Toleration, parse_toleration, untolerated_taint
+from capplan.report.capacity import capacity_sections as report_section, imbalance_note
 from capplan.errors import UsageError
 from tests.analysis.cluster_builder import GiB, MiB, T0, build_store, hand_cluster
 
@@ -319,7 +323,6 @@ def test_sample_fit_matches_brute_force_and_report_sections(sample_db_readonly: 
     con = store.open_db(sample_db_readonly, read_only=True)
     try:
         table = fit_report(con, 0.5, 1 * GiB)
-        from capplan.analysis.overcommit import load_snapshot
         snap = load_snapshot(con)
         sections = {s.key: s for s in report_section(con, ReportOptions())}
     finally:
@@ -341,7 +344,6 @@ def test_a_cordoned_node_is_never_under() -> None:
 
 
 def test_quota_only_namespace_shows() -> None:
-    from capplan.analysis.overcommit import namespace_table
     from capplan.analysis.pods import POD_RESOURCE_SCHEMA
 
     pods = pl.DataFrame(schema={**POD_RESOURCE_SCHEMA, "namespace": pl.Utf8})
@@ -351,7 +353,6 @@ def test_quota_only_namespace_shows() -> None:
 
 
 def test_cluster_report_has_totals_and_n_minus_1(hand_db: Path) -> None:
-    from capplan.analysis.overcommit import cluster_report
 
     con = store.open_db(hand_db, read_only=True)
     try:
@@ -377,7 +378,6 @@ def test_unknown_pods_allocatable_does_not_limit() -> None:
 
 
 def test_quota_room_binding_resource() -> None:
-    from capplan.analysis.overcommit import quota_room
 
     row = {"pods": 8, "cpu_requests_cores": 2.0, "memory_requests_bytes": 4.0 * GiB,
            "quota_cpu_requests_cores": 10.0, "quota_memory_requests_bytes": 16.0 * GiB, "quota_pods": 10.0}

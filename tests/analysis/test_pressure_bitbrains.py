@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from capplan.analysis.overcommit import breach_day_probability
+from capplan.analysis.stats.peaks import gumbel_exceedance as breach_day_probability
 
 TRACE = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata" / "bitbrains_rnd_2013-07.parquet"
 FULL_DAY_SAMPLES = 200  # of 288 five-minute samples

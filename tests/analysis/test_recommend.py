@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 
 from capplan import store
-from capplan.analysis.recommend import CONTRACT_COLUMNS, krr_severity, recommend, report_section
-from capplan.analysis.strategies.base import Params
+from capplan.analysis.recommend import CONTRACT_COLUMNS, krr_severity, recommend
+from capplan.report.recommendations import recommendation_sections as report_section
+from capplan.analysis.strategies.base import StrategyParams
 from capplan.errors import NoDataError
 from capplan.report import ReportOptions
 from tests.analysis.recommend_data import MI, TinyCluster
@@ -57,7 +58,7 @@ def test_hpa_keeps_the_cpu_request_unless_allowed(tmp_path):
     con = _db(tmp_path, c)
     try:
         kept = recommend(con, "simple").row(0, named=True)
-        changed = recommend(con, "simple", params=Params(allow_hpa=True)).row(0, named=True)
+        changed = recommend(con, "simple", params=StrategyParams(allow_hpa=True)).row(0, named=True)
     finally:
         con.close()
     assert kept["cpu_request_recommended"] == 0.5 and "HPA scales on cpu" in kept["reason"]
@@ -74,7 +75,7 @@ def test_too_little_history_gives_no_recommendation(tmp_path):
     con = _db(tmp_path, c)
     try:
         frame = recommend(con, "auto")
-        lenient = recommend(con, "auto", params=Params(min_history=timedelta(hours=2)))
+        lenient = recommend(con, "auto", params=StrategyParams(min_history=timedelta(hours=2)))
     finally:
         con.close()
     new = frame.filter(pl.col("owner_name") == "new").row(0, named=True)

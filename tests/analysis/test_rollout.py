@@ -12,8 +12,9 @@ import pytest
 from capplan import store
 from capplan.analysis.nodes import nodes_report
 from capplan.analysis.rollout import (
-    FreeNode, eligible, free_nodes, max_surge_pods, place, report_section, rollout_headroom, rollout_report,
+    FreeNode, eligible, free_nodes, max_surge_pods, place, rollout_headroom, rollout_report,
 )
+from capplan.report.rollout import rollout_sections as report_section
 from capplan.report import ReportOptions
 
 GiB = 2**30

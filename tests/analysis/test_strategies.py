@@ -12,8 +12,9 @@ import scipy.stats
 
 from capplan import store
 from capplan.analysis.recommend import fit, load_history
+from capplan.analysis.stats import peaks, trend
 from capplan.analysis.strategies import auto, get_strategy, max_target, simple, vpa
-from capplan.analysis.strategies.base import Params
+from capplan.analysis.strategies.base import StrategyParams
 from capplan.errors import UsageError
 from tests.analysis.recommend_data import MI, T0, TinyCluster
 
@@ -129,8 +130,8 @@ def test_vpa_matches_an_independent_numpy_version(tmp_path):
     con = store.open_db(path, read_only=True)
     try:
         start, end = store.sample_range(con)
-        history = load_history(con, start, end, vpa.NEEDS, Params())
-        result = fit(history, "vpa", Params())
+        history = load_history(con, start, end, vpa.NEEDS, StrategyParams())
+        result = fit(history, "vpa", StrategyParams())
     finally:
         con.close()
     ts = np.array([i * 60.0 for i in range(n)])  # seconds after T0
@@ -176,7 +177,7 @@ def test_vpa_oom_raises_that_days_peak(tmp_path):
     con = store.open_db(path, read_only=True)
     try:
         start, end = store.sample_range(con)
-        history = load_history(con, start, end, vpa.NEEDS, Params())
+        history = load_history(con, start, end, vpa.NEEDS, StrategyParams())
     finally:
         con.close()
     peaks = vpa.memory_peaks_with_ooms(history.memory_peaks, history.ooms).sort("interval_index")
@@ -190,7 +191,7 @@ def test_sql_histogram_matches_numpy_buckets_and_decay(tmp_path):
     con = store.open_db(path, read_only=True)
     try:
         start, end = store.sample_range(con)
-        history = load_history(con, start, end, vpa.NEEDS, Params())
+        history = load_history(con, start, end, vpa.NEEDS, StrategyParams())
     finally:
         con.close()
     app_group = history.groups.filter(pl.col("container") == "app")["group_id"][0]
@@ -218,11 +219,11 @@ def test_simple_largest_per_pod_percentile_and_buffer(tmp_path):
     con = store.open_db(path, read_only=True)
     try:
         start, end = store.sample_range(con)
-        params = Params(cpu_percentile=95.0, memory_buffer_percent=15.0)
+        params = StrategyParams(cpu_percentile=95.0, memory_buffer_percent=15.0)
         history = load_history(con, start, end, simple.NEEDS, params)
         row = fit(history, "simple", params).row(0, named=True)
-        row90 = fit(load_history(con, start, end, simple.NEEDS, Params(cpu_percentile=90.0)), "simple",
-                    Params(cpu_percentile=90.0)).row(0, named=True)
+        row90 = fit(load_history(con, start, end, simple.NEEDS, StrategyParams(cpu_percentile=90.0)), "simple",
+                    StrategyParams(cpu_percentile=90.0)).row(0, named=True)
     finally:
         con.close()
     # linear-interpolated p95 of pod b: 0.198 * 0.95 = 0.1881 -> 189m (rounded up to a millicore)
@@ -241,8 +242,8 @@ def test_max_target_by_hand(tmp_path):
     con = store.open_db(path, read_only=True)
     try:
         start, end = store.sample_range(con)
-        history = load_history(con, start, end, max_target.NEEDS, Params())
-        row = fit(history, "max-target", Params(target_utilization=0.7)).row(0, named=True)
+        history = load_history(con, start, end, max_target.NEEDS, StrategyParams())
+        row = fit(history, "max-target", StrategyParams(target_utilization=0.7)).row(0, named=True)
     finally:
         con.close()
     assert row["cpu_request_cores"] == pytest.approx(1.0)  # 0.7 / 0.7 (float32 0.7 rounds up to 1m over)
@@ -263,7 +264,7 @@ def test_gumbel_quantile_matches_scipy_moments_fit():
     beta = values.std(ddof=1) * math.sqrt(6) / math.pi
     mu = values.mean() - np.euler_gamma * beta
     for q in (0.5, 0.9, 0.99):
-        assert auto.gumbel_quantile(values, q) == pytest.approx(scipy.stats.gumbel_r.ppf(q, loc=mu, scale=beta))
+        assert peaks.gumbel_quantile(values, q) == pytest.approx(scipy.stats.gumbel_r.ppf(q, loc=mu, scale=beta))
 
 
 def test_theil_sen_matches_scipy():
@@ -271,7 +272,7 @@ def test_theil_sen_matches_scipy():
     x = np.arange(14.0)
     y = 3.0 * x + rng.normal(0, 2, 14)
     y[5] = 500  # an outlier does not move a robust slope
-    slope, agreement = auto.theil_sen(x, y)
+    slope, agreement = trend.theil_sen(x, y)
     assert slope == pytest.approx(scipy.stats.theilslopes(y, x)[0])
     assert 0.5 < agreement <= 1.0
 

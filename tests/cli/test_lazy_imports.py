@@ -52,7 +52,7 @@ def test_a_command_loads_its_analysis_when_it_runs(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-c", probe, "nodes", "--db", str(tmp_path / "none.duckdb")],
                           capture_output=True, text=True, timeout=120)
     heavy = json.loads(done.stderr.strip().splitlines()[-1])
-    assert "capplan.analysis.overcommit" in heavy and "duckdb" in heavy
+    assert "capplan.analysis.nodes_overview" in heavy and "duckdb" in heavy
 
 
 def test_restated_defaults_match_the_analyses() -> None:

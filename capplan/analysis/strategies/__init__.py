@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from capplan.analysis.strategies import auto, max_target, simple, vpa
-from capplan.analysis.strategies.base import History, Needs, Params
+from capplan.analysis.strategies.base import History, Needs, StrategyParams
 from capplan.errors import UsageError
 
 STRATEGIES: dict[str, ModuleType] = {
@@ -25,4 +25,4 @@ def get_strategy(name: str) -> ModuleType:
         raise UsageError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}") from None
 
 
-__all__ = ["STRATEGIES", "DEFAULT_STRATEGY", "History", "Needs", "Params", "get_strategy"]
+__all__ = ["STRATEGIES", "DEFAULT_STRATEGY", "History", "Needs", "StrategyParams", "get_strategy"]

@@ -34,9 +34,11 @@ import math
 import numpy as np
 import polars as pl
 
+from capplan.analysis.stats.peaks import gumbel_quantile
+from capplan.analysis.stats.trend import theil_sen
 from capplan.analysis.strategies import vpa
 from capplan.analysis.strategies.base import (
-    History, Needs, Params, ceil_bytes, ceil_millicores, fmt_cpu, fmt_mem, result_frame,
+    History, Needs, StrategyParams, ceil_bytes, ceil_millicores, fmt_cpu, fmt_mem, result_frame,
 )
 from capplan.analysis.strategies.risk import Knobs, knobs_for
 
@@ -56,29 +58,6 @@ THROTTLED_SHARE = 0.95
 # most of them: for pure noise, 12% of 7-day, 2.5% of 14-day and 0.5% of 21-day series pass
 # (simulated, 20,000 normal series each); MIN_TREND_EFFECT then drops the small ones.
 TREND_AGREEMENT = 0.7
-EULER_GAMMA = 0.5772156649015329
-
-
-def gumbel_quantile(values: np.ndarray, q: float) -> float:
-    """The q quantile of a Gumbel distribution fitted by moments:
-    beta = s * sqrt(6) / pi, mu = mean - gamma * beta, Q = mu - beta * ln(-ln q)."""
-    values = np.asarray(values, dtype=float)
-    beta = values.std(ddof=1) * math.sqrt(6.0) / math.pi if values.size > 1 else 0.0
-    mu = values.mean() - EULER_GAMMA * beta
-    return mu - beta * math.log(-math.log(q))
-
-
-def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Median pairwise slope and the share of pairwise slopes that are positive."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    i, j = np.triu_indices(x.size, k=1)
-    dx = x[j] - x[i]
-    keep = dx != 0
-    if not keep.any():
-        return 0.0, 0.0
-    slopes = (y[j] - y[i])[keep] / dx[keep]
-    return float(np.median(slopes)), float((slopes > 0).mean())
 
 
 def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float,
@@ -184,7 +163,7 @@ def _per_series(history: History, knobs: Knobs, horizon_days: float) -> list[dic
     return out
 
 
-def recommend(history: History, params: Params) -> pl.DataFrame:
+def recommend(history: History, params: StrategyParams) -> pl.DataFrame:
     """One row per group: capplan's sizes, with the driver of each in `reason`."""
     knobs = params.auto_knobs()
     cpu_column, cpu_name = _quantile_column(knobs.cpu_quantile)

@@ -1,6 +1,6 @@
 """What every right-sizing strategy receives and returns.
 
-A strategy is a pure function `(History, Params) -> frame` with one row per aggregate
+A strategy is a pure function `(History, StrategyParams) -> frame` with one row per aggregate
 (`group_id`: a workload's container name) and the columns of RESULT_SCHEMA; None means unset
 (no limit, say). The loader in capplan.analysis.recommend fills History from the store with
 aggregates computed in DuckDB, so a strategy never sees raw samples.
@@ -30,7 +30,7 @@ GIB = 1024.0 * MIB
 
 
 @dataclass
-class Params:
+class StrategyParams:
     """Options of the strategies (CLI flags of `capplan recommend`)."""
 
     cpu_percentile: float = 95.0          # simple: per-pod CPU percentile
@@ -51,7 +51,7 @@ class Params:
 class Needs:
     """Which aggregates a strategy reads (the loader computes only those)."""
 
-    cpu_percentile: bool = False  # the CPU percentile Params.cpu_percentile per series
+    cpu_percentile: bool = False  # the CPU percentile StrategyParams.cpu_percentile per series
     full_stats: bool = False      # several CPU percentiles per series
     cpu_histogram: bool = False   # VPA decaying CPU histogram
     memory_peaks: bool = False    # one memory peak per series and 24h interval

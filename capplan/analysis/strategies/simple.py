@@ -9,13 +9,20 @@ from __future__ import annotations
 import polars as pl
 
 from capplan.analysis.strategies.base import (
-    History, Needs, Params, ceil_bytes, ceil_millicores, fmt_cpu, fmt_mem, result_frame,
+    History,
+    Needs,
+    StrategyParams,
+    ceil_bytes,
+    ceil_millicores,
+    fmt_cpu,
+    fmt_mem,
+    result_frame,
 )
 
 NEEDS = Needs(cpu_percentile=True)
 
 
-def recommend(history: History, params: Params) -> pl.DataFrame:
+def recommend(history: History, params: StrategyParams) -> pl.DataFrame:
     """One row per group: KRR-simple requests and limits."""
     per_group = history.series.group_by("group_id").agg(
         pl.col("cpu_pq_cores").max().alias("cpu"),

@@ -35,7 +35,15 @@ import numpy as np
 import polars as pl
 
 from capplan.analysis.strategies.base import (
-    MIB, History, Needs, Params, ceil_bytes, ceil_millicores, fmt_cpu, fmt_mem, result_frame,
+    MIB,
+    History,
+    Needs,
+    StrategyParams,
+    ceil_bytes,
+    ceil_millicores,
+    fmt_cpu,
+    fmt_mem,
+    result_frame,
 )
 
 NEEDS = Needs(cpu_histogram=True, memory_peaks=True)
@@ -207,7 +215,7 @@ def _limit_like(current_request, current_limit, new_request):
     return new_request * current_limit / base if base else None
 
 
-def recommend(history: History, params: Params) -> pl.DataFrame:
+def recommend(history: History, params: StrategyParams) -> pl.DataFrame:
     """One row per group: VPA target as request, with lower/upper bounds."""
     groups = history.groups
     qs = (LOWER_PERCENTILE, TARGET_PERCENTILE, UPPER_PERCENTILE)

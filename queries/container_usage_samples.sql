@@ -1,6 +1,6 @@
 -- Usage samples of one container name in one namespace over [$start, $end], with the workload
 -- each pod rolls up to (pod -> direct owner -> its owner, as in current_containers.sql), for the
--- HTML report's usage distributions. Params: $start, $end TIMESTAMP; $namespace, $container VARCHAR.
+-- usage distributions of the HTML report. Params: $start, $end TIMESTAMP; $namespace, $container VARCHAR.
 WITH pod_owner AS (
     SELECT namespace, pod, arg_max(owner_kind, valid_to) AS owner_kind, arg_max(owner_name, valid_to) AS owner_name
     FROM pods

@@ -1,0 +1,189 @@
+"""The eviction analysis end to end: inputs from the store, ranking, exposure and advice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import duckdb
+import polars as pl
+
+from capplan import store
+from capplan.analysis.eviction.advice import advise
+from capplan.analysis.eviction.exposure import (
+    node_exposure,
+    pod_exposure,
+    pressure_needs,
+)
+from capplan.analysis.eviction.model import (
+    DEFAULT_EVICTION_HARD,
+    DEFAULT_EVICTION_SOFT,
+    EVICTION_COLUMNS,
+    NODE_COLUMNS,
+    QOS_COLUMNS,
+    USAGE_BASES,
+    EvictionOptions,
+    EvictionResult,
+)
+from capplan.analysis.eviction.ranking import (
+    pod_oom_scores,
+    pod_specs,
+    rank_memory_pressure,
+    relieve,
+)
+from capplan.analysis.eviction.thresholds import check_threshold
+from capplan.errors import NoDataError, UsageError
+
+
+@dataclass
+class EvictionInputs:
+    """What the analysis reads from the store."""
+
+    start: datetime
+    end: datetime
+    nodes: pl.DataFrame        # node, memory_capacity_bytes, ...
+    containers: pl.DataFrame   # window_containers.sql
+    moments: pl.DataFrame      # node, ts, working_set_bytes
+    pod_stats: pl.DataFrame    # node, namespace, pod, working_set_{p95,peak,latest}_bytes, last_seen
+    restarts: pl.DataFrame     # namespace, pod, restarts, oom_kills, oom_killed_containers
+    pod_moments: pl.DataFrame = field(default_factory=pl.DataFrame)  # node, ts, namespace, pod, working_set_bytes
+
+
+def load_eviction_inputs(con: duckdb.DuckDBPyConnection, window: timedelta, hard: str = DEFAULT_EVICTION_HARD,
+                         nodes: list[str] | None = None) -> EvictionInputs:
+    """Read what the eviction analysis needs over the window ending at the newest sample."""
+    start, end = store.analysis_window(con, window)
+    params = {"start": start, "end": end}
+    node_frame = store.query(con, "window_nodes", params)
+    moments = store.query(con, "node_memory_moments", params)
+    if nodes:
+        node_frame = node_frame.filter(pl.col("node").is_in(nodes))
+        moments = moments.filter(pl.col("node").is_in(nodes))
+    inputs = EvictionInputs(
+        start=start, end=end, nodes=node_frame, containers=store.query(con, "window_containers", params),
+        moments=moments, pod_stats=store.query(con, "pod_memory_stats", params),
+        restarts=store.query(con, "restarts_in_window", params),
+    )
+    # The pods' working sets at the moments that matter: each node's worst and latest moment,
+    # and every moment under the hard threshold (for the per-pod exposure).
+    exposure = node_exposure(moments, node_frame, hard, DEFAULT_EVICTION_SOFT)
+    m = moments.join(exposure.select("node", "memory_capacity_bytes", "hard_threshold_bytes"), on="node")
+    wanted = pl.concat([
+        m.filter((pl.col("memory_capacity_bytes") - pl.col("working_set_bytes")) < pl.col("hard_threshold_bytes"))
+        .select("node", "ts"),
+        exposure.select("node", pl.col("worst_moment").alias("ts")),
+        moments.group_by("node").agg(pl.col("ts").max()),
+    ]).unique()
+    if wanted.height:
+        lo, hi = wanted["ts"].min(), wanted["ts"].max()
+        inputs.pod_moments = store.query(con, "pod_memory_at_moments", {
+            "nodes": wanted["node"].to_list(), "ts": wanted["ts"].to_list(), "start": lo, "end": hi})
+    else:
+        inputs.pod_moments = pl.DataFrame(schema={"node": pl.Utf8, "ts": pl.Datetime("us"), "namespace": pl.Utf8,
+                                                  "pod": pl.Utf8, "working_set_bytes": pl.Int64})
+    return inputs
+
+
+def eviction_analysis(inputs: EvictionInputs, options: EvictionOptions) -> EvictionResult:
+    """The ranked list per node with cumulative memory freed and the relief mark, node and pod
+    exposure, per-container oom_score_adj and advice (pure: frames in, frames out)."""
+    if options.usage not in USAGE_BASES:
+        raise UsageError(f"--usage must be one of {', '.join(USAGE_BASES)}, not {options.usage!r}")
+    specs = pod_specs(inputs.containers, options.priorities)
+    capacities = {r["node"]: int(r["memory_capacity_bytes"]) for r in inputs.nodes.iter_rows(named=True)
+                  if r["memory_capacity_bytes"]}
+    # Capacity for oom_score_adj is that of the node the pod ran on (usage), else its spec node.
+    ran_on = inputs.pod_stats.sort("last_seen").group_by("namespace", "pod").agg(pl.col("node").last().alias("ran_on"))
+    specs = specs.join(ran_on, on=["namespace", "pod"], how="left").with_columns(
+        pl.coalesce("ran_on", "node").alias("node")).drop("ran_on")
+    containers, pod_scores = pod_oom_scores(inputs.containers, specs, capacities)
+    specs = specs.join(pod_scores, on=["namespace", "pod"], how="left")
+
+    exposure = node_exposure(inputs.moments, inputs.nodes, options.eviction_hard, options.eviction_soft)
+    pm = inputs.pod_moments
+    at_worst = pm.join(exposure.select("node", pl.col("worst_moment").alias("ts")), on=["node", "ts"]).select(
+        "node", "namespace", "pod", pl.col("working_set_bytes").alias("usage_at_worst_bytes"))
+    latest_ts = inputs.moments.group_by("node").agg(pl.col("ts").max())
+    at_latest = pm.join(latest_ts, on=["node", "ts"]).select(
+        "node", "namespace", "pod", pl.col("working_set_bytes").alias("usage_latest_bytes"))
+
+    # The population ranked: the pods on the node at its worst moment (peak) or now (p95, latest).
+    if options.usage == "peak":
+        population = at_worst.with_columns(pl.col("usage_at_worst_bytes").alias("memory_usage_bytes"))
+    else:
+        population = at_latest.join(at_worst, on=["node", "namespace", "pod"], how="left")
+        if options.usage == "latest":
+            population = population.with_columns(pl.col("usage_latest_bytes").alias("memory_usage_bytes"))
+        else:
+            population = population.join(
+                inputs.pod_stats.select("node", "namespace", "pod", "working_set_p95_bytes"),
+                on=["node", "namespace", "pod"], how="left",
+            ).with_columns(pl.col("working_set_p95_bytes").round(0).cast(pl.Int64).alias("memory_usage_bytes"))
+    population = population.select("node", "namespace", "pod", "memory_usage_bytes", "usage_at_worst_bytes")
+    frame = population.join(specs.drop("node"), on=["namespace", "pod"], how="left").with_columns(
+        pl.col("priority").fill_null(0),
+        pl.col("memory_request_bytes").fill_null(0),
+        (~pl.col("critical").fill_null(False)).alias("evictable"),
+    )
+    ranked = rank_memory_pressure(frame, ["node"])
+    need = exposure.select("node", "need_bytes")
+    ranked = relieve(ranked, need, ["node"], freed_column="usage_at_worst_bytes")
+
+    # exposure per pod and its restarts
+    needs = pressure_needs(inputs.moments, exposure)
+    pod_exp = pod_exposure(pm, needs, specs)
+    pressure_moments = needs.group_by("node").agg(pl.len().cast(pl.UInt32).alias("pressure_moments"))
+    ranked = ranked.join(pod_exp, on=["node", "namespace", "pod"], how="left").join(
+        pressure_moments, on="node", how="left").join(
+        inputs.restarts.select("namespace", "pod", "restarts", "oom_kills"), on=["namespace", "pod"], how="left",
+    ).with_columns(
+        pl.col("pressure_moments").fill_null(0),
+        pl.col("evicted_moments").fill_null(0),
+        pl.col("restarts").fill_null(0),
+        pl.col("oom_kills").fill_null(0),
+    ).with_columns(
+        pl.when(pl.col("pressure_moments") > 0).then(pl.col("evicted_moments") / pl.col("pressure_moments"))
+        .otherwise(None).alias("evicted_share"),
+        pl.lit(options.usage).alias("usage_basis"),
+    ).join(exposure.select("node", "worst_moment"), on="node", how="left")
+
+    relief = ranked.group_by("node").agg(
+        pl.col("evicted_to_relieve").sum().cast(pl.Int64).alias("evictions_to_relieve"),
+        pl.when(pl.col("evicted_to_relieve")).then(pl.col("usage_at_worst_bytes").fill_null(0)).otherwise(0).sum()
+        .cast(pl.Int64).alias("freed_to_relieve_bytes"),
+        pl.len().alias("pods_ranked"),
+    )
+    pods_at_worst = at_worst.group_by("node").agg(pl.len().cast(pl.Int64).alias("pods_at_worst"))
+    nodes = exposure.join(relief, on="node", how="left").join(pods_at_worst, on="node", how="left").with_columns(
+        pl.col("evictions_to_relieve").fill_null(0), pl.col("freed_to_relieve_bytes").fill_null(0),
+        pl.col("pods_at_worst").fill_null(0),
+        (~pl.col("under_pressure") | (pl.col("freed_to_relieve_bytes") >= pl.col("need_bytes"))).alias("relievable"),
+    )
+
+    ranked_all = ranked.sort("node", "rank").select(EVICTION_COLUMNS)
+    qos = specs.select(QOS_COLUMNS).sort("namespace", "pod")
+    # The relief and the advice are about whole nodes; the filters only choose what is shown.
+    result = EvictionResult(pods=ranked_all, nodes=nodes.select(NODE_COLUMNS).sort("node"),
+                            containers=containers.sort("node", "namespace", "pod", "container"), advice=pl.DataFrame(),
+                            start=inputs.start, end=inputs.end, options=options, qos=qos, ranked_all=ranked_all)
+    advice = advise(result, inputs.restarts, inputs.containers)
+    in_namespaces = pl.col("namespace").is_in(options.namespaces) if options.namespaces else pl.lit(True)
+    on_nodes = pl.col("node").is_in(options.nodes) if options.nodes else pl.lit(True)
+    result.pods = ranked_all.filter(in_namespaces & on_nodes)
+    result.containers = result.containers.filter(in_namespaces & on_nodes)
+    result.qos = qos.filter(in_namespaces & on_nodes)
+    result.nodes = result.nodes.filter(on_nodes)
+    # node-wide advice (no namespace) stays with its node; pod advice follows both filters
+    result.advice = advice.filter(on_nodes & (pl.col("namespace").is_null() | in_namespaces))
+    return result
+
+
+def eviction_report(con: duckdb.DuckDBPyConnection, options: EvictionOptions | None = None) -> EvictionResult:
+    """`capplan eviction`: load from the store and analyse."""
+    options = options or EvictionOptions()
+    check_threshold(options.eviction_hard)
+    check_threshold(options.eviction_soft)
+    inputs = load_eviction_inputs(con, options.window, options.eviction_hard)
+    if inputs.moments.is_empty():
+        raise NoDataError("no memory usage with a known node in the window: nothing to rank")
+    return eviction_analysis(inputs, options)

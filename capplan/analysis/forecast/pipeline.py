@@ -1,0 +1,105 @@
+"""The forecast end to end: inputs from the store, daily series, limits, trends and projections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+import polars as pl
+
+from capplan import store
+from capplan.analysis.forecast.limits import scope_limits
+from capplan.analysis.forecast.model import (
+    DEFAULT_HORIZON,
+    DEFAULT_MIN_DAYS,
+    DEFAULT_POOL_LABEL,
+)
+from capplan.analysis.forecast.projection import forecast_series
+from capplan.analysis.forecast.series import (
+    daily_requests,
+    daily_usage,
+    full_days,
+    load_usage_sums,
+    node_pools,
+    pod_day_requests,
+)
+from capplan.analysis.pods import CURRENT_TOLERANCE, load_current_nodes
+from capplan.analysis.stats.trend import DEFAULT_CONFIDENCE
+from capplan.errors import NoDataError, UsageError
+
+
+@dataclass
+class ForecastInputs:
+    """What the forecast reads from the store."""
+
+    pod_days: pl.DataFrame
+    usage_sums: pl.DataFrame
+    pools: pl.DataFrame
+    nodes: pl.DataFrame
+    quotas: pl.DataFrame
+    start: datetime
+    end: datetime
+
+
+def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta,
+                         pool_label: str = DEFAULT_POOL_LABEL) -> ForecastInputs:
+    """Pod requests per day, usage sums per sample time and scope, node pools, and the nodes and
+    quotas at the window's end. Without usage samples the window ends at the newest pod
+    observation; NoDataError when there are neither samples nor pods."""
+    try:
+        start, end = store.analysis_window(con, window)
+    except NoDataError:
+        # a store of specs without usage (an imported trace) still has a requests trend
+        row = con.execute("SELECT max(valid_to) FROM pods").fetchone()
+        if row is None or row[0] is None:
+            raise
+        start, end = row[0] - window, row[0]
+    # without nodes (a usage-only import) the trends stand but have no limit (`no_limit`)
+    nodes = load_current_nodes(con, end)
+    pools = node_pools(store.query(con, "forecast_node_labels", {"start": start, "end": end}), pool_label)
+    return ForecastInputs(
+        pod_days=pod_day_requests(store.query(con, "forecast_pod_days", {"start": start, "end": end})),
+        usage_sums=load_usage_sums(con, start, end, pools),
+        pools=pools,
+        nodes=nodes,
+        quotas=store.query(con, "current_resource_quotas", {"at": end, "tolerance": CURRENT_TOLERANCE}),
+        start=start, end=end,
+    )
+
+
+def daily_series(inputs: ForecastInputs) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The daily series the forecast fits (requests and usage per scope, full days only) and
+    each series' limit; the HTML report draws the same series."""
+    cluster_ts = inputs.usage_sums.filter(pl.col("scope_kind") == "cluster")["ts"]
+    days = full_days(cluster_ts) if cluster_ts.len() else None
+    daily = pl.concat([daily_requests(inputs.pod_days, inputs.pools, days), daily_usage(inputs.usage_sums, days)])
+    return daily, scope_limits(inputs.nodes, inputs.pools, inputs.quotas, daily)
+
+
+def forecast(inputs: ForecastInputs, horizon_days: float = DEFAULT_HORIZON.days, min_days: int = DEFAULT_MIN_DAYS,
+             confidence: float = DEFAULT_CONFIDENCE) -> pl.DataFrame:
+    """The forecast table from loaded inputs: daily series, limits, trends and projections."""
+    daily, limits = daily_series(inputs)
+    out = forecast_series(daily, limits, horizon_days, min_days, confidence)
+    kind_order = pl.col("scope_kind").replace_strict({"cluster": 0, "pool": 1, "namespace": 2}, default=3)
+    return out.sort(kind_order, "scope_name", "resource", "basis")
+
+
+def forecast_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta(days=14), *,
+                    horizon: timedelta = DEFAULT_HORIZON, namespaces: list[str] | None = None,
+                    pool_label: str = DEFAULT_POOL_LABEL, min_days: int = DEFAULT_MIN_DAYS,
+                    confidence: float = DEFAULT_CONFIDENCE) -> pl.DataFrame:
+    """`capplan forecast`: per cluster, node pool and namespace, for cpu and memory on the
+    requests and usage bases, the trend and the days until it crosses the limit. With
+    `namespaces`, only those namespaces' rows."""
+    if min_days < 2:
+        raise UsageError("--min-days must be at least 2 (a trend needs two days)")
+    if not 0 < confidence < 1:
+        raise UsageError("the confidence of the slope interval must be between 0 and 1")
+    if not pool_label:
+        raise UsageError("--pool-label must name a node label")
+    out = forecast(load_forecast_inputs(con, window, pool_label), horizon / timedelta(days=1), min_days, confidence)
+    if namespaces:
+        out = out.filter((pl.col("scope_kind") == "namespace") & pl.col("scope_name").is_in(namespaces))
+    return out

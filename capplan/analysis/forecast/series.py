@@ -1,0 +1,171 @@
+"""The daily series the forecast fits, per scope (cluster, node pool, namespace): requests
+from the pods alive each day, usage from the summed samples of full days."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+import duckdb
+import polars as pl
+
+from capplan import store
+from capplan.analysis.forecast.model import (
+    DAILY_SCHEMA,
+    DEFAULT_POOL_LABEL,
+    FULL_DAY_SHARE,
+    NO_POOL,
+    REQUEST_COLUMN,
+    RESOURCES,
+)
+from capplan.analysis.pods import pod_resources
+from capplan.errors import BadInputError
+
+# --- daily series -----------------------------------------------------------------------------
+
+def node_pools(node_labels: pl.DataFrame, pool_label: str = DEFAULT_POOL_LABEL) -> pl.DataFrame:
+    """node -> pool: the value of the node label `pool_label` (NO_POOL when the node lacks it).
+    `node_labels` has columns node, labels (a JSON object)."""
+    pools = []
+    for node, text in zip(node_labels["node"].to_list(), node_labels["labels"].to_list()):
+        try:
+            labels = json.loads(text) if text else {}
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"labels of node {node} are not JSON: {str(text)[:80]!r}") from exc
+        value = labels.get(pool_label) if isinstance(labels, dict) else None
+        pools.append(str(value) if value not in (None, "") else NO_POOL)
+    return pl.DataFrame({"node": node_labels["node"].cast(pl.Utf8), "pool": pools},
+                        schema={"node": pl.Utf8, "pool": pl.Utf8})
+
+
+def _scoped(frame: pl.DataFrame, pools: pl.DataFrame) -> pl.DataFrame:
+    """`frame` (with node, namespace) repeated per scope: the cluster and pools take the rows
+    bound to a node, namespaces all of them."""
+    with_pool = frame.join(pools, on="node", how="left")
+    bound = with_pool.filter(pl.col("node").is_not_null() & (pl.col("node") != ""))
+    return pl.concat([
+        bound.with_columns(scope_kind=pl.lit("cluster"), scope_name=pl.lit("cluster")),
+        bound.filter(pl.col("pool").is_not_null()).with_columns(scope_kind=pl.lit("pool"), scope_name=pl.col("pool")),
+        with_pool.with_columns(scope_kind=pl.lit("namespace"), scope_name=pl.col("namespace")),
+    ], how="vertical_relaxed")
+
+
+def _fill_days(daily: pl.DataFrame, days: list[date]) -> pl.DataFrame:
+    """Every scope gets every day; a day the scope had nothing is 0 (a namespace created
+    mid-window grew from nothing)."""
+    if daily.is_empty() or not days:
+        return daily.filter(pl.col("day").is_in(days)) if not daily.is_empty() else pl.DataFrame(schema=DAILY_SCHEMA)
+    scopes = daily.select("scope_kind", "scope_name", "resource", "basis").unique()
+    grid = scopes.join(pl.DataFrame({"day": days}, schema={"day": pl.Date}), how="cross")
+    return grid.join(daily, on=["scope_kind", "scope_name", "resource", "basis", "day"], how="left").with_columns(
+        pl.col("value").fill_null(0.0)
+    ).select(list(DAILY_SCHEMA)).sort("scope_kind", "scope_name", "resource", "basis", "day")
+
+
+def pod_day_requests(pod_day_containers: pl.DataFrame) -> pl.DataFrame:
+    """Effective requests of each pod on each day (pod_resources per day), with the day's span.
+
+    `pod_day_containers` has the columns of queries/forecast_pod_days.sql."""
+    out = []
+    for (day,), part in pod_day_containers.partition_by("day", as_dict=True, maintain_order=True).items():
+        spans = part.group_by("namespace", "pod").agg(pl.col("span_start").min(), pl.col("span_end").max())
+        pods = pod_resources(part).select("namespace", "pod", "node", "cpu_request_cores", "memory_request_bytes")
+        out.append(pods.join(spans, on=["namespace", "pod"]).with_columns(day=pl.lit(day).cast(pl.Datetime("us"))))
+    if not out:
+        return pl.DataFrame(schema={"namespace": pl.Utf8, "pod": pl.Utf8, "node": pl.Utf8,
+                                    "cpu_request_cores": pl.Float64, "memory_request_bytes": pl.Float64,
+                                    "span_start": pl.Datetime("us"), "span_end": pl.Datetime("us"),
+                                    "day": pl.Datetime("us")})
+    return pl.concat(out, how="vertical_relaxed")
+
+
+def daily_requests(pods: pl.DataFrame, pools: pl.DataFrame, days: list[date] | None = None) -> pl.DataFrame:
+    """Daily requests per scope: the day's peak of the summed requests of pods alive at the same
+    moment (a sweep over the pods' spans: at equal times a pod starting counts before one
+    ending, spans being inclusive).
+
+    `pods`: day, namespace, pod, node, span_start, span_end, cpu_request_cores,
+    memory_request_bytes (pod_day_requests). `pools`: node, pool. Returns DAILY_SCHEMA.
+    """
+    if pods.is_empty():
+        return pl.DataFrame(schema=DAILY_SCHEMA)
+    scoped = _scoped(pods, pools)
+    keys = ["scope_kind", "scope_name", "day"]
+    parts = []
+    for resource in RESOURCES:
+        col = REQUEST_COLUMN[resource]
+        starts = scoped.select(*keys, pl.col("span_start").alias("t"), pl.lit(0).alias("order"),
+                               pl.col(col).fill_null(0.0).cast(pl.Float64).alias("delta"))
+        ends = scoped.select(*keys, pl.col("span_end").alias("t"), pl.lit(1).alias("order"),
+                             (-pl.col(col).fill_null(0.0).cast(pl.Float64)).alias("delta"))
+        peak = pl.concat([starts, ends]).sort(*keys, "t", "order").with_columns(
+            level=pl.col("delta").cum_sum().over(keys)
+        ).group_by(keys).agg(pl.col("level").max().alias("value"))
+        # the running sum carries float noise (1e-15) that would tilt a flat series: round to the
+        # units requests are written in (millicores would do; micro keeps sub-milli requests)
+        peak = peak.with_columns(pl.col("value").round(6 if resource == "cpu" else 0))
+        parts.append(peak.with_columns(resource=pl.lit(resource), basis=pl.lit("requests")))
+    daily = pl.concat(parts).with_columns(pl.col("day").cast(pl.Date)).select(list(DAILY_SCHEMA))
+    return _fill_days(daily, days if days is not None else sorted(set(daily["day"].to_list())))
+
+
+def full_days(sample_times: pl.Series) -> list[date]:
+    """The days with at least half as many distinct sample times as the fullest day."""
+    if sample_times.is_empty():
+        return []
+    counts = pl.DataFrame({"ts": sample_times}).unique().group_by(pl.col("ts").dt.date().alias("day")).len()
+    fullest = counts["len"].max()
+    return sorted(counts.filter(pl.col("len") >= fullest * FULL_DAY_SHARE)["day"].to_list())
+
+
+USAGE_SUMS_SCHEMA = {"scope_kind": pl.Utf8, "scope_name": pl.Utf8, "ts": pl.Datetime("us"),
+                     "cpu_cores": pl.Float64, "memory_bytes": pl.Float64}
+
+
+def scope_usage_sums(usage: pl.DataFrame, pools: pl.DataFrame) -> pl.DataFrame:
+    """Per sample time and scope (cluster, pool, namespace): the summed cpu and memory usage.
+
+    `usage`: ts, node, namespace, cpu_cores, memory_bytes (any granularity: containers or
+    partial sums). Series on an unknown node ('' or null) count for the cluster and their
+    namespace only. queries/forecast_usage_scope_sums.sql computes the same in the store.
+    """
+    if usage.is_empty():
+        return pl.DataFrame(schema=USAGE_SUMS_SCHEMA)
+    frame = usage.with_columns(pl.col("node").replace("", None))
+    scoped = pl.concat([
+        frame.with_columns(scope_kind=pl.lit("cluster"), scope_name=pl.lit("cluster")),
+        frame.join(pools, on="node", how="inner").with_columns(scope_kind=pl.lit("pool"), scope_name=pl.col("pool")),
+        frame.with_columns(scope_kind=pl.lit("namespace"), scope_name=pl.col("namespace")),
+    ], how="diagonal_relaxed")
+    return scoped.group_by("scope_kind", "scope_name", "ts").agg(
+        pl.col("cpu_cores").cast(pl.Float64).sum(), pl.col("memory_bytes").cast(pl.Float64).sum()
+    ).select(list(USAGE_SUMS_SCHEMA)).sort("scope_kind", "scope_name", "ts")
+
+
+def daily_usage(sums: pl.DataFrame, days: list[date] | None = None) -> pl.DataFrame:
+    """Daily usage per scope: the 95th percentile (linear interpolation) of the day's summed
+    usage per sample time.
+
+    `sums`: scope_kind, scope_name, ts, cpu_cores, memory_bytes (scope_usage_sums or
+    queries/forecast_usage_scope_sums.sql). Only `days` (default: full_days of the sample times)
+    are kept. Returns DAILY_SCHEMA.
+    """
+    if sums.is_empty():
+        return pl.DataFrame(schema=DAILY_SCHEMA)
+    if days is None:
+        days = full_days(sums["ts"])
+    per_day = sums.with_columns(day=pl.col("ts").dt.date()).group_by("scope_kind", "scope_name", "day").agg(
+        pl.col("cpu_cores").quantile(0.95, interpolation="linear").alias("cpu"),
+        pl.col("memory_bytes").quantile(0.95, interpolation="linear").alias("memory"),
+    )
+    daily = per_day.unpivot(index=["scope_kind", "scope_name", "day"], on=list(RESOURCES),
+                            variable_name="resource", value_name="value").with_columns(basis=pl.lit("usage"))
+    return _fill_days(daily.select(list(DAILY_SCHEMA)), days)
+
+
+def load_usage_sums(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+                    pools: pl.DataFrame) -> pl.DataFrame:
+    """scope_usage_sums computed in the store (queries/forecast_usage_scope_sums.sql)."""
+    return store.query(con, "forecast_usage_scope_sums", {
+        "start": start, "end": end, "nodes": pools["node"].to_list(), "pools": pools["pool"].to_list(),
+    }).select([pl.col(c).cast(t) for c, t in USAGE_SUMS_SCHEMA.items()])

@@ -1,0 +1,113 @@
+"""Per namespace (`capplan namespaces`): pods, requests, limits, usage and ResourceQuota use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+import duckdb
+import polars as pl
+
+from capplan import store
+from capplan.analysis.nodes import (
+    ratio,
+    snapshot_window,
+)
+from capplan.analysis.pods import (
+    CURRENT_TOLERANCE,
+    load_current_containers,
+    pod_resources,
+)
+from capplan.errors import NoDataError
+
+# ResourceQuota resource names -> capplan column; `cpu`/`memory` are the same as `requests.*`
+# (kubernetes/kubernetes pkg/quota/v1/evaluator/core/pods.go counts both from PodRequests).
+QUOTA_COLUMNS = {
+    "requests.cpu": "quota_cpu_requests_cores", "cpu": "quota_cpu_requests_cores",
+    "requests.memory": "quota_memory_requests_bytes", "memory": "quota_memory_requests_bytes",
+    "limits.cpu": "quota_cpu_limits_cores", "limits.memory": "quota_memory_limits_bytes",
+    "pods": "quota_pods",
+}
+NAMESPACE_USAGE_SCHEMA = {
+    "namespace": pl.Utf8, "usage_points": pl.Int64, "cpu_usage_p95_cores": pl.Float64, "cpu_usage_max_cores": pl.Float64,
+    "memory_usage_p95_bytes": pl.Float64, "memory_usage_max_bytes": pl.Float64,
+}
+
+
+def namespace_table(pods: pl.DataFrame, usage: pl.DataFrame | None = None,
+                    quotas: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per namespace: pods, requests, limits (unbounded when a running container has none),
+    usage p95 of the namespace's summed usage, usage/requests ratios, and ResourceQuota hard
+    values (the smallest where several quotas name a resource) with the share used."""
+    usage = usage if usage is not None else pl.DataFrame(schema=NAMESPACE_USAGE_SCHEMA)
+    agg = pods.group_by("namespace").agg(
+        pl.len().cast(pl.Int64).alias("pods"),
+        pl.col("cpu_request_cores").sum().alias("cpu_requests_cores"),
+        pl.col("cpu_limit_cores").sum().alias("cpu_limits_set_cores"),
+        pl.col("memory_request_bytes").sum().alias("memory_requests_bytes"),
+        pl.col("memory_limit_bytes").sum().alias("memory_limits_set_bytes"),
+        pl.col("cpu_unlimited_containers").sum().cast(pl.Int64).alias("cpu_unlimited_containers"),
+        pl.col("memory_unlimited_containers").sum().cast(pl.Int64).alias("memory_unlimited_containers"),
+    )
+    # namespaces with usage in the window or a quota but no pod alive at its end still show
+    names = [agg.select("namespace"), usage.select("namespace")]
+    if quotas is not None and not quotas.is_empty():
+        names.append(quotas.select("namespace"))
+    names = pl.concat(names).unique()
+    out = names.join(agg, on="namespace", how="left").join(usage, on="namespace", how="left").with_columns(
+        pl.col("pods", "cpu_unlimited_containers", "memory_unlimited_containers").fill_null(0),
+        pl.col("cpu_requests_cores", "cpu_limits_set_cores", "memory_requests_bytes", "memory_limits_set_bytes").fill_null(0.0),
+    )
+    out = out.with_columns(
+        pl.when(pl.col("cpu_unlimited_containers") > 0).then(float("inf")).otherwise(pl.col("cpu_limits_set_cores")).alias("cpu_limits_cores"),
+        pl.when(pl.col("memory_unlimited_containers") > 0).then(float("inf")).otherwise(pl.col("memory_limits_set_bytes")).alias("memory_limits_bytes"),
+    )
+    out = out.with_columns(
+        ratio("cpu_usage_p95_cores", "cpu_requests_cores").alias("cpu_usage_request_ratio"),
+        ratio("memory_usage_p95_bytes", "memory_requests_bytes").alias("memory_usage_request_ratio"),
+    )
+    quota_cols = sorted(set(QUOTA_COLUMNS.values()))
+    if quotas is not None and not quotas.is_empty():
+        q = quotas.filter(pl.col("resource").is_in(list(QUOTA_COLUMNS))).with_columns(
+            pl.col("resource").replace_strict(QUOTA_COLUMNS, return_dtype=pl.Utf8).alias("column")
+        ).group_by("namespace", "column").agg(pl.col("hard").min())
+        wide = q.pivot(on="column", index="namespace", values="hard") if q.height else pl.DataFrame(schema={"namespace": pl.Utf8})
+        out = out.join(wide, on="namespace", how="left")
+    for c in quota_cols:
+        if c not in out.columns:
+            out = out.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
+    out = out.with_columns(
+        ratio("cpu_requests_cores", "quota_cpu_requests_cores").alias("quota_cpu_requests_used_ratio"),
+        ratio("memory_requests_bytes", "quota_memory_requests_bytes").alias("quota_memory_requests_used_ratio"),
+        ratio("cpu_limits_cores", "quota_cpu_limits_cores").alias("quota_cpu_limits_used_ratio"),
+        ratio("memory_limits_bytes", "quota_memory_limits_bytes").alias("quota_memory_limits_used_ratio"),
+        ratio("pods", "quota_pods").alias("quota_pods_used_ratio"),
+    )
+    return out.select(
+        "namespace", "pods",
+        "cpu_requests_cores", "cpu_limits_cores", "cpu_usage_p95_cores", "cpu_usage_request_ratio",
+        "memory_requests_bytes", "memory_limits_bytes", "memory_usage_p95_bytes", "memory_usage_request_ratio",
+        "cpu_unlimited_containers", "memory_unlimited_containers", "cpu_usage_max_cores", "memory_usage_max_bytes",
+        "quota_cpu_requests_cores", "quota_cpu_requests_used_ratio",
+        "quota_memory_requests_bytes", "quota_memory_requests_used_ratio",
+        "quota_cpu_limits_cores", "quota_cpu_limits_used_ratio",
+        "quota_memory_limits_bytes", "quota_memory_limits_used_ratio",
+        "quota_pods", "quota_pods_used_ratio",
+    ).sort("namespace")
+
+
+def namespaces_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta(days=14),
+                      namespaces: Iterable[str] | None = None) -> pl.DataFrame:
+    """`capplan namespaces`: namespace_table from the store."""
+    start, end = snapshot_window(con, window)
+    pods = pod_resources(load_current_containers(con, end))
+    usage = (store.query(con, "namespace_usage_percentiles", {"start": start, "end": end})
+             if start is not None else pl.DataFrame(schema=NAMESPACE_USAGE_SCHEMA))
+    quotas = store.query(con, "current_resource_quotas", {"at": end, "tolerance": CURRENT_TOLERANCE})
+    out = namespace_table(pods, usage, quotas)
+    wanted = list(namespaces or [])
+    if wanted:
+        out = out.filter(pl.col("namespace").is_in(wanted))
+        if out.is_empty():
+            raise NoDataError(f"no pods or usage in namespace(s) {', '.join(wanted)}")
+    return out

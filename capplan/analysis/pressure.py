@@ -1,0 +1,94 @@
+"""Memory-pressure risk per node: how often the node's summed working set crossed allocatable
+minus the hard eviction threshold, and the fitted chance that a day's maximum does."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from capplan.analysis.nodes import load_node_series, snapshot_window
+from capplan.analysis.pods import load_current_nodes
+from capplan.analysis.stats.peaks import gumbel_exceedance
+from capplan.reservation import HARD_EVICTION_BYTES
+
+FULL_DAY_SHARE = 0.5  # a day with fewer samples than half the node's fullest day is a partial day
+
+
+PRESSURE_SCHEMA = {
+    "node": pl.Utf8, "memory_allocatable_bytes": pl.Float64, "memory_threshold_bytes": pl.Float64,
+    "points": pl.Int64, "breach_points": pl.Int64, "breach_share": pl.Float64, "days": pl.Int64,
+    "breach_days": pl.Int64, "daily_max_p50_bytes": pl.Float64, "daily_max_max_bytes": pl.Float64,
+    "gumbel_loc_bytes": pl.Float64, "gumbel_scale_bytes": pl.Float64, "breach_day_probability": pl.Float64,
+    "daily_max_slope_bytes_per_day": pl.Float64,
+}
+
+
+def daily_memory(series: pl.DataFrame, nodes: pl.DataFrame,
+                 eviction_bytes: float = HARD_EVICTION_BYTES) -> pl.DataFrame:
+    """Per node and UTC day: samples, the maximum of the node's summed working set, and the
+    samples in breach (working set > allocatable - eviction_bytes, allocatable from `nodes`).
+    `series` as load_node_series (node, ts, memory_bytes)."""
+    threshold = nodes.select("node", (pl.col("memory_allocatable_bytes").cast(pl.Float64) - eviction_bytes).alias("t"))
+    return series.join(threshold, on="node", how="inner").group_by("node", pl.col("ts").dt.truncate("1d").alias("day")).agg(
+        pl.len().cast(pl.Int64).alias("points"),
+        pl.col("memory_bytes").max().cast(pl.Float64).alias("memory_max_bytes"),
+        (pl.col("memory_bytes") > pl.col("t")).sum().cast(pl.Int64).alias("breach_points"),
+    ).sort("node", "day")
+
+
+def _slope_per_day(days: pl.Series, values: np.ndarray) -> float | None:
+    if values.size < 2:
+        return None
+    x = (days.cast(pl.Datetime("us")).dt.epoch("s").to_numpy() / 86400.0).astype(np.float64)
+    if float(np.ptp(x)) == 0.0:
+        return None
+    return float(np.polyfit(x, values, 1)[0])
+
+
+def memory_pressure(daily: pl.DataFrame, nodes: pl.DataFrame,
+                    eviction_bytes: float = HARD_EVICTION_BYTES) -> pl.DataFrame:
+    """Memory overcommit risk per node, most at risk first.
+
+    `daily` (daily_memory): node, day, points, memory_max_bytes, breach_points, where a breach
+    is a timestamp at which the node's summed container working set exceeded allocatable minus
+    the hard eviction threshold (memory.available<100Mi). breach_share is the share of the
+    window's timestamps in breach; breach_day_probability the fitted chance that a (full) day's
+    maximum exceeds the threshold. Partial days (fewer than half the samples of the node's
+    fullest day) are left out of the fit, not out of the share.
+    """
+    rows = []
+    alloc = dict(zip(nodes["node"].to_list(), nodes["memory_allocatable_bytes"].cast(pl.Float64).to_list()))
+    for (name,), g in daily.sort("node", "day").group_by(["node"], maintain_order=True):
+        if name not in alloc:
+            continue
+        threshold = alloc[name] - eviction_bytes
+        full = g.filter(pl.col("points") >= FULL_DAY_SHARE * g["points"].max())
+        maxima = full["memory_max_bytes"].cast(pl.Float64).to_numpy()
+        p, loc, scale = gumbel_exceedance(maxima, threshold)
+        points, breaches = int(g["points"].sum()), int(g["breach_points"].sum())
+        rows.append({
+            "node": name, "memory_allocatable_bytes": alloc[name], "memory_threshold_bytes": threshold,
+            "points": points, "breach_points": breaches, "breach_share": breaches / points if points else None,
+            "days": full.height, "breach_days": int((full["breach_points"] > 0).sum()),
+            "daily_max_p50_bytes": float(np.median(maxima)) if maxima.size else None,
+            "daily_max_max_bytes": float(maxima.max()) if maxima.size else None,
+            "gumbel_loc_bytes": loc, "gumbel_scale_bytes": scale, "breach_day_probability": p,
+            # the fit treats days alike; a leak or growth shows here (least squares over full days)
+            "daily_max_slope_bytes_per_day": _slope_per_day(full["day"], maxima),
+        })
+    out = pl.DataFrame(rows, schema=PRESSURE_SCHEMA)
+    return out.sort(["breach_day_probability", "breach_share", "node"], descending=[True, True, False], nulls_last=True)
+
+
+def memory_pressure_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta(days=14),
+                           nodes: list[str] | None = None) -> pl.DataFrame:
+    """memory_pressure over the window (empty for a store without usage samples)."""
+    start, end = snapshot_window(con, window)
+    if start is None:
+        return pl.DataFrame(schema=PRESSURE_SCHEMA)
+    current = load_current_nodes(con, end)
+    out = memory_pressure(daily_memory(load_node_series(con, start, end), current), current)
+    return out.filter(pl.col("node").is_in(nodes)) if nodes else out

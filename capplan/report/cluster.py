@@ -1,0 +1,25 @@
+"""The report's cluster summary and per-node table."""
+
+from __future__ import annotations
+
+import duckdb
+
+from capplan import store
+from capplan.analysis.nodes import cluster_summary, nodes_report
+from capplan.report.model import ReportOptions, Section
+
+NODE_COLUMNS = (
+    "node", "cpu_allocatable_cores", "cpu_requests_cores", "cpu_limits_cores", "cpu_usage_p95_cores",
+    "cpu_request_ratio", "memory_allocatable_bytes", "memory_requests_bytes", "memory_limits_bytes",
+    "memory_usage_p95_bytes", "memory_request_ratio", "memory_physical_headroom_bytes", "pods",
+    "memory_unlimited_containers", "reserved_ok",
+)
+
+
+def cluster_sections(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> list[Section]:
+    """The cluster summary and the per-node table."""
+    table = nodes_report(con, options.window, options.nodes or None)
+    start, end = store.analysis_window(con, options.window)
+    summary = cluster_summary(table)
+    note = f"window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; {table.height} nodes"
+    return [Section("cluster", "Cluster", summary, note), Section("nodes", "Nodes", table.select(NODE_COLUMNS))]

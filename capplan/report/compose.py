@@ -1,0 +1,39 @@
+"""The report: every section, in order, from one explicit list of section builders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+from capplan import store
+from capplan.report.capacity import capacity_sections
+from capplan.report.cluster import cluster_sections
+from capplan.report.eviction import eviction_sections
+from capplan.report.forecast import forecast_sections
+from capplan.report.model import ReportOptions, Section
+from capplan.report.recommendations import recommendation_sections
+from capplan.report.rollout import rollout_sections
+
+SectionBuilder = Callable[[duckdb.DuckDBPyConnection, ReportOptions], list[Section]]
+
+# Every group of sections, in report order. A builder returns [] when its analysis has nothing
+# to say about this store (e.g. eviction without usage samples); it never goes missing silently.
+SECTION_BUILDERS: tuple[SectionBuilder, ...] = (
+    cluster_sections,
+    capacity_sections,
+    eviction_sections,
+    recommendation_sections,
+    forecast_sections,
+    rollout_sections,
+)
+
+
+def build_report(con: duckdb.DuckDBPyConnection, options: ReportOptions | None = None) -> list[Section]:
+    """All sections of the report, in order."""
+    options = options or ReportOptions()
+    store.sample_range(con)  # NoDataError on an empty database
+    sections: list[Section] = []
+    for builder in SECTION_BUILDERS:
+        sections.extend(builder(con, options))
+    return sections
