@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from capplan.analysis.nodes import recommended_reservation
+from capplan.reservation import recommended_reservation
 from capplan.analysis.packing import Shape, pack_identical
 from capplan.errors import BadInputError, UsageError
 

@@ -26,7 +26,8 @@ import numpy as np
 import polars as pl
 
 from capplan import store
-from capplan.analysis.nodes import parse_taints, snapshot_window
+from capplan.analysis.nodes import snapshot_window
+from capplan.analysis.taints import parse_taints
 from capplan.analysis.packing import (
     Consolidation, NodeBins, PodItems, consolidate, lower_bound_nodes, node_loss_holds,
 )
