@@ -119,8 +119,11 @@ def new_texts(plan: PatchPlan) -> dict[Path, tuple[str, str]]:
 def unified_diff(texts: dict[Path, tuple[str, str]]) -> str:
     chunks: list[str] = []
     for path, (old, new) in texts.items():
+        shown = os.path.relpath(path)
+        # git's a/ b/ prefixes for paths below the working folder (`patch -p1` applies it); else as given
+        before, after = (f"a/{shown}", f"b/{shown}") if not shown.startswith("..") else (str(path), str(path))
         chunks.extend(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                           fromfile=f"a/{path}", tofile=f"b/{path}"))
+                                           fromfile=before, tofile=after))
     return "".join(chunks)
 
 

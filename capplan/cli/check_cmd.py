@@ -89,11 +89,18 @@ def check(
         text = formats.junit(findings, checked, policy)
     elif fmt == "github":
         text = formats.github(findings)
+    elif fmt == "json":   # cpu in cores (float), memory in whole bytes (int), like every capplan JSON
+        import json
+
+        text = json.dumps([{c: f.record()[c] for c in COLUMNS} for f in findings], indent=2) + "\n"
     else:
-        frame = pl.DataFrame([f.record() for f in findings], schema={
-            "file": pl.Utf8, "line": pl.Int64, "namespace": pl.Utf8, "kind": pl.Utf8, "name": pl.Utf8,
-            "container": pl.Utf8, "rule": pl.Utf8, "severity": pl.Utf8, "current": pl.Float64,
-            "observed": pl.Float64, "message": pl.Utf8, "resource": pl.Utf8}).select(COLUMNS)
+        def cell(value: float | int | None) -> str | None:
+            return None if value is None else str(value)
+
+        records = [{**(r := f.record()), "current": cell(r["current"]), "observed": cell(r["observed"])}
+                   for f in findings]
+        frame = pl.DataFrame(records, schema={c: (pl.Int64 if c == "line" else pl.Utf8) for c in COLUMNS}
+                             ).select(COLUMNS)
         if fmt == "table":
             frame = frame.select("file", "line", "namespace", "kind", "name", "container", "rule", "severity",
                                  "message")

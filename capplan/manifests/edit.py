@@ -140,8 +140,9 @@ def _add(sp: _Splicer, mapping: MappingNode, entries: list[tuple[str, Any]]) -> 
     for k, v in entries:
         emit(column, k, v)
     at = yn.after_line(text, yn.content_end(text, mapping))
-    prefix = "" if at == 0 or text[at - 1] == "\n" else "\n"
-    sp.replace(at, at, prefix + "".join(line + "\n" for line in lines))
+    newline = "\r\n" if "\r\n" in text else "\n"   # keep a Windows-edited file's line endings
+    prefix = "" if at == 0 or text[at - 1] == "\n" else newline
+    sp.replace(at, at, prefix + "".join(line + newline for line in lines))
 
 
 def _remove(sp: _Splicer, mapping: MappingNode, key: Node, val: Node) -> None:

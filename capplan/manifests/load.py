@@ -294,7 +294,8 @@ def parse_text(path: Path, text: str) -> list[Node | None]:
 def load_file(path: Path, default_namespace: str | None = None,
               cache: dict | None = None) -> ManifestFile:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as handle:   # newline="": keep CRLF as written
+            text = handle.read()
     except UnicodeDecodeError as exc:
         raise BadInputError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     mf = ManifestFile(path=path, text=text, documents=parse_text(path, text))

@@ -167,6 +167,8 @@ def test_csv_junit_and_github_formats(runner, sample_db_readonly) -> None:
     rows = list(csv.DictReader(io.StringIO(runner.invoke(app, [*base, "-f", "csv"]).stdout)))
     assert list(rows[0])[: len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS
     assert len(rows) == len(findings)
+    memory = [r for r in rows if r["resource"] == "memory" and r["current"]]
+    assert memory and all(r["current"].isdigit() and r["observed"].isdigit() for r in memory)   # whole bytes
     # JUnit: one testcase per container, a failure where an error finding is
     result = runner.invoke(app, [*base, "-f", "junit"])
     assert result.exit_code == 7
@@ -195,3 +197,18 @@ def test_lines_point_at_the_value(runner, tmp_path, monkeypatch) -> None:
             assert text[f["line"] - 1].strip() == "resources:"
             seen += 1
     assert seen == 2
+
+
+def test_the_documented_policy_example_loads_and_every_rule_is_documented(tmp_path) -> None:
+    from capplan.act.policy import DEFAULT_RULES, load_policy
+
+    doc = (ROOT / "docs" / "patch.md").read_text()
+    example = doc.split("### Policy file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "policy.yaml"
+    path.write_text(example)
+    policy = load_policy(path)
+    assert policy.get("cpu-limit-ratio", "min_ratio") == 2
+    assert policy.severity("no-usage-data") == "off"
+    assert policy.get("best-effort-protected", "namespaces") == ["kube-system", "prod-*"]
+    for rule in DEFAULT_RULES:
+        assert f"| `{rule}` |" in doc

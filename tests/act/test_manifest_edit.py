@@ -112,3 +112,14 @@ def test_a_workload_without_containers_is_bad_input(tmp_path) -> None:
     path.write_text(HEAD + "      containers: []\n")
     with pytest.raises(BadInputError, match=r"e.yaml:1:1: Deployment w has no containers"):
         load_file(path)
+
+
+def test_windows_line_endings_are_kept(tmp_path) -> None:
+    path = tmp_path / "w.yaml"
+    body = "      containers:\n      - name: a\n        image: x\n        resources:\n          requests:\n            cpu: 1\n"
+    path.write_bytes((HEAD + body).replace("\n", "\r\n").encode())
+    mf = load_file(path)
+    (c,) = mf.workloads[0].containers
+    new = edit_text(mf, [(c, {("requests", "cpu"): "250m", ("limits", "memory"): "1Gi"})])
+    assert new.count("\r\n") == new.count("\n")
+    assert new.endswith("            cpu: 250m\r\n          limits:\r\n            memory: 1Gi\r\n")
