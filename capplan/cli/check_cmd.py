@@ -94,7 +94,7 @@ def check(
 
         text = json.dumps([{c: f.record()[c] for c in COLUMNS} for f in findings], indent=2) + "\n"
     else:
-        def cell(value: float | int | None) -> str | None:
+        def cell(value: float | None) -> str | None:
             return None if value is None else str(value)
 
         records = [{**(r := f.record()), "current": cell(r["current"]), "observed": cell(r["observed"])}
