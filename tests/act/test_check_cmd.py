@@ -212,3 +212,10 @@ def test_the_documented_policy_example_loads_and_every_rule_is_documented(tmp_pa
     assert policy.get("best-effort-protected", "namespaces") == ["kube-system", "prod-*"]
     for rule in DEFAULT_RULES:
         assert f"| `{rule}` |" in doc
+
+
+def test_a_malformed_manifest_is_exit_4_not_a_finding(runner, tmp_path) -> None:
+    (tmp_path / "bad.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p\n")
+    result = runner.invoke(app, ["check", str(tmp_path), "--static"])
+    assert result.exit_code == 4
+    assert "bad.yaml:" in result.stderr and "malformed YAML" in result.stderr

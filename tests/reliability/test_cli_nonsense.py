@@ -74,7 +74,13 @@ BASE_ARGS: dict[str, list[str]] = {
     "collect": ["--prometheus-url", "http://127.0.0.1:9", "--retries", "0", "--timeout", "5s"],
     # With a schedule, so the collection options are in use (nothing listens on port 9).
     "serve": ["--port", "0", "--host", "127.0.0.1", "--collect-every", "1h", "--prometheus-url", "http://127.0.0.1:9"],
+    # A private copy of tests/data/manifests (see MANIFEST_COMMANDS); diff writes nothing, and the
+    # data-base folder passes the default policy (warnings only), so a good run exits 0.
+    "patch": ["{tmp}/manifests", "-n", "batch", "--format", "diff"],
+    "check": ["{tmp}/manifests/data-base"],
 }
+MANIFESTS = ROOT / "tests" / "data" / "manifests"
+MANIFEST_COMMANDS = {"patch", "check"}
 # `serve` is a long-running service: these it may accept at start and report through /readyz or
 # its scheduled child `capplan collect` (which these tests cover), by design of issue 7.
 SERVE_DEFERRED = {"--db", "--termination-log", "--prometheus-url", "--token-file", "--ca-file", "--collect-arg"}
@@ -161,7 +167,7 @@ def _fill(value: str, tmp: Path, garbage: Path) -> str:
 
 
 def _args(command: str, option: str, value: str, db: Path, tmp: Path, garbage: Path) -> list[str]:
-    base = list(BASE_ARGS.get(command, []))
+    base = [_fill(a, tmp, garbage) for a in BASE_ARGS.get(command, [])]
     if option in base:
         # Drop the base value of the option under test.
         i = base.index(option)
@@ -189,6 +195,8 @@ def test_option_given_nonsense(command, option, value, allowed, runner, db_templ
     garbage = tmp_path / "garbage.bin"
     garbage.write_bytes(b"\x00not a database, not json\xff" * 64)
     before = db.read_bytes()
+    if command in MANIFEST_COMMANDS:
+        shutil.copytree(MANIFESTS, tmp_path / "manifests")
     args = _args(command, option, value, db, tmp_path, garbage)
     label = f"capplan {' '.join(map(repr, args))}"
     if command == "collect" and 0 in allowed:
