@@ -5,6 +5,8 @@
 --   oom_container_days = share of container-days (24h periods after test_start) with usage > limit once,
 --   throttled_hours = share of container-hours whose mean CPU exceeds the request (a proxy: with a
 --     CPU limit at the request those hours would have been throttled; throttling is not collected),
+--   over_request_days = share of container-days with memory usage above the memory request once
+--     (first in line for eviction under node memory pressure; no request: never),
 --   mem_limit_sum = sum over samples of the memory limit (the caller compares policies with it).
 -- Needs the registered relation
 --   _bt_plan(policy, series_id, cpu_request_cores, memory_request_bytes, memory_limit_bytes).
@@ -34,7 +36,8 @@ short AS (
     GROUP BY p.policy
 ),
 days AS (
-    SELECT policy, series_id, day, bool_or(memory_peak > memory_limit_bytes) AS oom
+    SELECT policy, series_id, day, bool_or(memory_peak > memory_limit_bytes) AS oom,
+           bool_or(memory_peak > memory_request_bytes) AS over_request
     FROM judged GROUP BY policy, series_id, day
 ),
 totals AS (
@@ -52,10 +55,11 @@ totals AS (
     FROM judged GROUP BY policy
 ),
 oom AS (
-    SELECT policy, avg(CASE WHEN oom THEN 1.0 ELSE 0.0 END) AS oom_container_days, count(*) AS container_days
+    SELECT policy, avg(CASE WHEN oom THEN 1.0 ELSE 0.0 END) AS oom_container_days,
+           avg(CASE WHEN over_request THEN 1.0 ELSE 0.0 END) AS over_request_days, count(*) AS container_days
     FROM days GROUP BY policy
 )
 SELECT t.policy, t.cpu_slack, s.cpu_short_sum / nullif(t.cpu_used_sum, 0) AS cpu_short, t.mem_slack,
-       o.oom_container_days, t.throttled_hours, t.mem_request_slack, t.mem_limit_sum, o.container_days,
+       o.oom_container_days, t.throttled_hours, t.mem_request_slack, o.over_request_days, t.mem_limit_sum, o.container_days,
        t.samples, t.containers
 FROM totals AS t JOIN oom AS o USING (policy) JOIN short AS s USING (policy)

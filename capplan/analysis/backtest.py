@@ -9,6 +9,8 @@ sizes on the test window that follows (issue 10's definitions, queries/backtest_
 - throttled_hours = share of container-hours whose mean CPU exceeds the request (a proxy:
   throttling is not collected; with a CPU limit at the request, those hours would be throttled).
 - mem_request_slack = 1 - sum(memory used) / sum(memory request).
+- over_request_days = share of container-days with memory usage above the request at least once
+  (first in line for eviction when the node runs short of memory).
 
 Each workload container's recommendation applies to every pod of that workload in the test
 window. A container without a recommendation (new in the test, or too little history) keeps its
@@ -43,9 +45,9 @@ from capplan.quantity import format_duration
 
 BACKTEST_COLUMNS = ["policy", "cpu_slack", "cpu_short", "mem_slack", "oom_container_days",
                     "container_days", "containers", "samples", "fit_seconds",
-                    "throttled_hours", "mem_request_slack"]
+                    "throttled_hours", "mem_request_slack", "over_request_days"]
 METRICS = ["cpu_slack", "cpu_short", "mem_slack", "oom_container_days", "throttled_hours",
-           "mem_request_slack", "mem_vs_current"]
+           "mem_request_slack", "over_request_days", "mem_vs_current"]
 SPLIT_COLUMNS = ["split", "train_days", "test_days", "origin", "policy", *METRICS, "container_days"]
 TEST_END_SLACK = timedelta(hours=1)
 POLICY_ORDER = ["current", "simple", "vpa", "max-target", "auto", "hindsight"]
@@ -103,14 +105,14 @@ def policies(strategies: list[str] | str = "all", params: StrategyParams | None 
 
 
 def ablation_variants(base: Knobs) -> dict[str, Knobs]:
-    """auto without each of its parts, one at a time (the ablation in docs/recommend.md)."""
+    """auto without each of its parts, one at a time, and with the part that was dropped (the
+    ablation in docs/recommend.md)."""
     return {
+        "+gumbel": replace(base, gumbel_request=True),
         "-step-down": replace(base, step_down_on=False),
         "-oom-bump": replace(base, oom_bump=False),
         "-trend": replace(base, trend=False),
-        "-gumbel": replace(base, gumbel_request=False),
         "-peak-margin": replace(base, peak_margin=0.0),
-        "-short-margin": replace(base, short_history_margin=base.peak_margin),
     }
 
 

@@ -68,6 +68,7 @@ def test_metrics_by_hand(tiny_db):
     assert simple["throttled_hours"] == 1.0                                 # 0.3125 > 0.25 every hour
     assert mt["throttled_hours"] == 0                                       # 0.358 > 0.3125
     assert cur["mem_request_slack"] == pytest.approx(cur["mem_slack"])      # request = limit = 200Mi
+    assert cur["over_request_days"] == 0 and simple["over_request_days"] == 1.0  # 150Mi > 115Mi
 
 
 def test_windows_longer_than_the_history(tiny_db):
@@ -157,7 +158,7 @@ def test_summarise_by_hand():
         "split": ["a", "a", "b", "b"], "policy": ["current", "x", "current", "x"],
         "cpu_slack": [0.9, 0.5, 0.8, 0.7], "cpu_short": [0.0, 0.1, 0.0, 0.3],
         "mem_slack": [0.9, 0.8, 0.9, 0.85], "oom_container_days": [0.01, 0.005, 0.01, 0.02],
-        "throttled_hours": [0.0, 0.2, 0.0, 0.4], "mem_request_slack": [0.9, 0.7, 0.9, 0.6],
+        "throttled_hours": [0.0, 0.2, 0.0, 0.4], "mem_request_slack": [0.9, 0.7, 0.9, 0.6], "over_request_days": [0.0, 0.1, 0.0, 0.2],
         "mem_vs_current": [1.0, 0.5, 1.0, 0.9]})
     got = {r["policy"]: r for r in summarise(per_split).iter_rows(named=True)}
     x = got["x"]
@@ -210,8 +211,8 @@ def test_risk_levels_and_ablation_rows(tiny_db):
         con.close()
     names = table["policy"].to_list()
     assert names[0] == "current" and names[-1] == "hindsight"
-    assert {"auto-low", "auto-high", "auto -step-down", "auto -oom-bump", "auto -trend", "auto -gumbel",
-            "auto -peak-margin", "auto -short-margin"} <= set(names)
+    assert {"auto-low", "auto-high", "auto -step-down", "auto -oom-bump", "auto -trend", "auto +gumbel",
+            "auto -peak-margin"} <= set(names)
 
 
 def test_parse_target_oom():

@@ -280,21 +280,25 @@ def test_theil_sen_matches_scipy():
 def test_auto_memory_follows_a_leak():
     days = np.arange(14.0)
     peaks = 1000 * MI + days * 100 * MI  # +100Mi a day
-    request, need, why = auto.memory_size(peaks, days, horizon_days=7)
+    request, need, why = auto.memory_size(peaks, days, horizon_days=7)  # request = need
     # the projected peak at the horizon's end is 1000 + 100 * (13 + 7) Mi
     assert need == pytest.approx((1000 + 100 * 20) * MI * 1.15)  # + the 15% peak margin
     assert request >= (1000 + 100 * 20) * MI
     assert "rising" in why
     flat_request, flat_need, flat_why = auto.memory_size(np.full(14, 500.0 * MI), days, 7)
-    assert flat_need == pytest.approx(575 * MI) and flat_request == pytest.approx(500 * MI)
-    assert "Gumbel" in flat_why
+    assert flat_need == pytest.approx(575 * MI) and flat_request == pytest.approx(575 * MI)
+    assert "Gumbel" not in flat_why
+    # with the (dropped) Gumbel request: a flat series' fit is the series itself
+    gumbel = auto.Knobs(cpu_quantile=0.99, step_down=8.0, gumbel_request=True)
+    g_request, g_need, g_why = auto.memory_size(np.full(14, 500.0 * MI), days, 7, gumbel)
+    assert g_need == pytest.approx(575 * MI) and g_request == pytest.approx(500 * MI) and "Gumbel" in g_why
 
 
 def test_auto_cpu_is_the_p99_and_short_history_gets_a_margin():
     level, why = auto.cpu_size(0.4, np.full(10, 0.3), np.arange(10.0), 7)
     assert level == 0.4 and why == "p99"
     request, need, why = auto.memory_size(np.array([100.0 * MI, 120.0 * MI]), np.array([0.0, 1.0]), 7)
-    assert need == pytest.approx(120 * MI * 1.3) and "only" in why
+    assert need == pytest.approx(120 * MI * 1.15) and "only" in why  # the peak margin, no fit
 
 
 def test_vectorised_find_buckets_agrees():

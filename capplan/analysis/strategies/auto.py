@@ -16,10 +16,9 @@ Memory limit, the size that kills: max(need, min(current limit, step_down x peak
   a workload makes (docs/recommend.md: on the Bitbrains month most OOMs of history-based sizes
   are VMs jumping to 2-36x their past peak), so a limit comes down in steps: never below
   min(current limit, step_down x peak).
-- Fewer than MIN_PEAKS_FOR_FIT daily peaks: need = peak x (1 + short_history_margin).
-Memory request: the daily peak expected once per horizon (`--horizon`, 7d) from a Gumbel
-(extreme-value type I) fit by moments to the detrended daily peaks (one per 24h, as VPA keeps
-them), at most the need; `gumbel_request` off: request = need.
+- Fewer than MIN_PEAKS_FOR_FIT daily peaks: need = peak x (1 + peak_margin), no fit.
+Memory request = need. (A request from a Gumbel fit, the daily peak expected once per horizon,
+was measured and dropped: `gumbel_request`, strategies/risk.py.)
 CPU request: the window's per-pod percentile `cpu_quantile` (p99 / p95 / p90 by risk level),
 scaled up by a clearly rising trend of the daily mean CPU projected half a horizon ahead. Usage
 pinned at the CPU limit (its p95 within THROTTLED_SHARE of it: throttled, as throttling itself
@@ -67,8 +66,8 @@ def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float,
     knobs = knobs or knobs_for("low")
     peak = float(peaks.max())
     if peaks.size < MIN_PEAKS_FOR_FIT:
-        need = peak * (1 + knobs.short_history_margin)
-        return need, need, f"{peaks.size} daily peak(s) only: peak +{knobs.short_history_margin:.0%}"
+        need = peak * (1 + knobs.peak_margin)
+        return need, need, f"{peaks.size} daily peak(s) only: peak +{knobs.peak_margin:.0%}"
     slope, agreement = theil_sen(index, peaks) if knobs.trend else (0.0, 0.0)
     # a trend counts when the pairs agree and it moves the size by more than MIN_TREND_EFFECT
     trending = (slope > 0 and agreement >= TREND_AGREEMENT
@@ -91,7 +90,7 @@ def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float,
         why = (f"1-in-{horizon_days:g}-days daily peak of a Gumbel fit to {peaks.size} daily peaks; "
                f"limit >= peak +{knobs.peak_margin:.0%}")
     else:
-        why = f"peak +{knobs.peak_margin:.0%}"
+        why = f"peak of {peaks.size} daily peaks +{knobs.peak_margin:.0%}"
     return request, need, why
 
 
@@ -130,7 +129,7 @@ def _quantile_column(q: float) -> tuple[str, str]:
 def _per_series(history: History, knobs: Knobs, horizon_days: float) -> list[dict]:
     """Per series: the CPU trend factor and the memory request/need, which do not depend on the
     risk level (only the CPU percentile and the step-down do); memoised on the History."""
-    key = ("auto", knobs.trend, knobs.peak_margin, knobs.short_history_margin, knobs.gumbel_request, horizon_days)
+    key = ("auto", knobs.trend, knobs.peak_margin, knobs.gumbel_request, horizon_days)
     if key in history.memo:
         return history.memo[key]
     daily = history.memory_peaks.sort("series_id", "interval_index")

@@ -48,22 +48,23 @@ from capplan.analysis.strategies.base import (
 
 NEEDS = Needs(cpu_histogram=True, memory_peaks=True)
 
-HISTOGRAM_GROWTH = 0.05
-CPU_FIRST_BUCKET_CORES = 0.01
-CPU_MAX_CORES = 1000.0
-MEMORY_FIRST_BUCKET_BYTES = 1e7
-MEMORY_MAX_BYTES = 1e12
-HALF_LIFE_SECONDS = 24 * 3600.0
-MEMORY_INTERVAL_SECONDS = 24 * 3600.0
-MIN_SAMPLE_WEIGHT = 0.1
-OOM_BUMP_RATIO = 1.2
-OOM_MIN_BUMP_BYTES = 100 * MIB
-TARGET_PERCENTILE = 0.9
-LOWER_PERCENTILE = 0.5
-UPPER_PERCENTILE = 0.95
-SAFETY_MARGIN = 0.15
-POD_MIN_CPU_CORES = 0.025
-POD_MIN_MEMORY_BYTES = 250 * MIB
+# Every value below is VPA's, from kubernetes/autoscaler vertical-pod-autoscaler/pkg/recommender:
+HISTOGRAM_GROWTH = 0.05                 # model/aggregations_config.go: HistogramBucketSizeGrowth
+CPU_FIRST_BUCKET_CORES = 0.01           # model/aggregations_config.go: first CPU bucket (0.001 in recent releases)
+CPU_MAX_CORES = 1000.0                  # model/aggregations_config.go: maxCPU
+MEMORY_FIRST_BUCKET_BYTES = 1e7         # model/aggregations_config.go: first memory bucket, 1e7 bytes
+MEMORY_MAX_BYTES = 1e12                 # model/aggregations_config.go: maxMemory
+HALF_LIFE_SECONDS = 24 * 3600.0         # model/aggregations_config.go: CPU/MemoryHistogramDecayHalfLife
+MEMORY_INTERVAL_SECONDS = 24 * 3600.0   # model/aggregations_config.go: MemoryAggregationInterval
+MIN_SAMPLE_WEIGHT = 0.1                 # model/aggregations_config.go: minSampleWeight
+OOM_BUMP_RATIO = 1.2                    # model/container.go: OOMBumpUpRatio
+OOM_MIN_BUMP_BYTES = 100 * MIB          # model/container.go: OOMMinBumpUp (100 MiB)
+TARGET_PERCENTILE = 0.9                 # logic/recommender.go: targetCPUPercentile / targetMemoryPercentile
+LOWER_PERCENTILE = 0.5                  # logic/recommender.go: lowerBoundCPUPercentile
+UPPER_PERCENTILE = 0.95                 # logic/recommender.go: upperBoundCPUPercentile
+SAFETY_MARGIN = 0.15                    # logic/recommender.go: --recommendation-margin-fraction default
+POD_MIN_CPU_CORES = 0.025               # logic/recommender.go: --pod-recommendation-min-cpu-millicores 25
+POD_MIN_MEMORY_BYTES = 250 * MIB        # logic/recommender.go: --pod-recommendation-min-memory-mb 250
 
 
 @dataclass(frozen=True)
