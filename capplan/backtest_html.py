@@ -13,11 +13,11 @@ from typing import Any
 
 import polars as pl
 
-WIDTH, HEIGHT = 560, 380
-MARGIN = {"left": 64, "right": 150, "top": 30, "bottom": 46}
-# distinguishable on white, colour-blind safe (Okabe & Ito 2008)
-PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-           "#999999", "#882255", "#44AA99", "#117733", "#332288", "#AA4499"]
+WIDTH, HEIGHT = 660, 400
+MARGIN = {"left": 80, "right": 150, "top": 30, "bottom": 46}
+# Okabe & Ito's colour-blind-safe set (2008) without its yellow (faint on white), then Tol's muted
+PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7", "#999999",
+           "#882255", "#44AA99", "#117733", "#332288", "#AA4499", "#DDCC77"]
 
 
 def _esc(value: Any) -> str:
@@ -67,7 +67,7 @@ def frontier_svg(per_split: pl.DataFrame, x: str, y: str, title: str, x_label: s
                    f'text-anchor="end">{t:.3g}</text>')
     out.append(f'<text class="tick" x="{MARGIN["left"] + plot_w / 2:.0f}" y="{HEIGHT - 8}" '
                f'text-anchor="middle">{_esc(x_label)}</text>')
-    out.append(f'<text class="tick" transform="translate(14,{MARGIN["top"] + plot_h / 2:.0f}) rotate(-90)" '
+    out.append(f'<text class="tick" transform="translate(16,{MARGIN["top"] + plot_h / 2:.0f}) rotate(-90)" '
                f'text-anchor="middle">{_esc(y_label)}</text>')
     for i, policy in enumerate(policies):
         colour = PALETTE[i % len(PALETTE)]
