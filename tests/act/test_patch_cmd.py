@@ -6,6 +6,7 @@ values recomputed by hand from `capplan recommend -f csv`, bytes outside `resour
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 import hashlib
 import io
 import shutil
@@ -22,6 +23,7 @@ from tests.act.helpers import (
     containers,
     current_values,
     expected_values,
+    memory_text,
     outside_resources,
     parse_q,
     workloads,
@@ -182,7 +184,11 @@ def test_kustomize_overlay_builds_to_the_inplace_result(runner, sample_db_readon
         return docs
 
     assert objects(built) == objects(patched)
-    assert "memory: 3363Mi" in built
+    # session-cache's memory request is the one `capplan recommend` gives (not a number frozen
+    # from one version of the auto strategy)
+    rec = runner.invoke(app, ["recommend", "--db", str(sample_db_readonly), "-n", "data", "-f", "csv"])
+    cache = next(r for r in csv.DictReader(io.StringIO(rec.stdout)) if r["owner_name"] == "session-cache")
+    assert f"memory: {memory_text(Decimal(cache['memory_request_recommended']))}" in built
 
 
 def test_kustomize_refuses_plain_files_outside_the_overlay(runner, sample_db_readonly, manifests, tmp_path) -> None:
