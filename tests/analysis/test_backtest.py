@@ -222,3 +222,20 @@ def test_parse_target_oom():
     for bad in ("x", "150%", "-1"):
         with pytest.raises(UsageError):
             parse_target_oom(bad)
+
+
+def test_choose_level_takes_the_least_conservative_level_within_the_target(sample_db_readonly):
+    con = store.open_db(sample_db_readonly, read_only=True)
+    try:
+        level, summary, why = choose_level(con, "current")
+        loose, _, loose_why = choose_level(con, 0.99)   # every level qualifies: the least conservative
+        strict, _, strict_why = choose_level(con, 0.0)
+    finally:
+        con.close()
+    oom = dict(zip(summary["policy"], summary["oom_container_days_mean"]))
+    levels = ["low", "medium", "high"]
+    qualifying = [lv for lv in levels if oom[f"auto-{lv}"] <= oom["current"] + 1e-12]
+    assert level == (qualifying[-1] if qualifying else "low") and "risk " + level in why
+    assert loose == "high"
+    if oom["auto-low"] > 0:
+        assert strict == "low" and "no level" in strict_why
