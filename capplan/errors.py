@@ -41,3 +41,15 @@ class NoDataError(CapplanError):
     """No data for what was asked: empty database or window (exit 6)."""
 
     exit_code = 6
+
+
+class StoppedError(CapplanError):
+    """Stopped by SIGINT (exit 130) or SIGTERM (exit 143) with nothing half-written."""
+
+    exit_code = 130
+
+    @classmethod
+    def for_signal(cls, signum: int, message: str) -> StoppedError:
+        err = cls(message)
+        err.exit_code = 128 + int(signum)
+        return err

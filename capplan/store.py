@@ -12,6 +12,7 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from capplan import gate
 from capplan.errors import BadInputError, LockedError, NoDataError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "capplan.duckdb"
 # Spec observations this close to an existing interval with the same values extend it.
 SPEC_GAP = timedelta(hours=1)
@@ -300,7 +302,8 @@ def _conform(frame: pl.DataFrame, table: str, columns: tuple[str, ...]) -> pl.Da
     return frame.select(exprs)
 
 
-def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, gap: timedelta = SPEC_GAP) -> int:
+def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, gap: timedelta = SPEC_GAP, *,
+               origin: gate.Origin | None = None, validated: bool = False) -> int:
     """Merge spec intervals into `table`, keeping history.
 
     A staged interval whose values equal an existing interval of the same key, and that overlaps
@@ -313,6 +316,8 @@ def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, 
     for key in keys:
         if key not in frame.columns:
             raise BadInputError(f"{table}: missing key column {key}")
+    if not validated:
+        gate.check_spec(table, frame, origin or gate.store_origin(table))
     columns = keys + ("valid_from", "valid_to") + values
     staged = _conform(frame, table, columns)
     # Collapse the staged rows themselves first: one interval per key and value set per run.
@@ -339,20 +344,65 @@ def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, 
 
 
 USAGE_COLUMNS = ("namespace", "pod", "container", "node", "ts", "cpu_cores", "memory_bytes")
-USAGE_KEYS = ("namespace", "pod", "container", "node")
+# A container series is (namespace, pod, container); the node is an attribute with history
+# (series_nodes), so the same usage with and without a node is one series (issue 13).
+SERIES_KEYS = ("namespace", "pod", "container")
+RUN_KEYS = ("namespace", "pod", "container", "node")
 
 
-def write_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> int:
+@dataclass
+class UsageWrite:
+    """What one usage write did: samples inserted, samples that were already stored with a
+    different value (conflicts), and how many of those were replaced (`replace=True`)."""
+
+    inserted: int = 0
+    conflicts: int = 0
+    replaced: int = 0
+
+
+def stored_capacity(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """node -> the largest capacity it ever had (for the gate's physical bounds)."""
+    return con.execute(
+        "SELECT node, max(cpu_capacity_cores)::DOUBLE AS cpu_capacity_cores, "
+        "max(memory_capacity_bytes)::DOUBLE AS memory_capacity_bytes FROM nodes GROUP BY node"
+    ).pl()
+
+
+def check_usage_capacity(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, origin: gate.Origin) -> None:
+    """The gate's physical bounds for usage by the nodes stored (and staged in this transaction)."""
+    if "node" in frame.columns:
+        gate.check_against_capacity(frame.with_columns(pl.col("node").cast(pl.Utf8)), stored_capacity(con), origin)
+
+
+def check_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, origin: gate.Origin) -> None:
+    """The whole gate for usage about to be written: values, times, and physical bounds."""
+    gate.check_usage(frame, origin)
+    check_usage_capacity(con, frame, origin)
+
+
+def write_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin: gate.Origin | None = None,
+                replace: bool = False, validated: bool = False) -> int:
+    """Insert usage samples; the number inserted (see `ingest_usage`)."""
+    return ingest_usage(con, frame, origin=origin, replace=replace, validated=validated).inserted
+
+
+def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin: gate.Origin | None = None,
+                 replace: bool = False, validated: bool = False) -> UsageWrite:
     """Insert usage samples (namespace, pod, container, node, ts, cpu_cores, memory_bytes).
 
-    New containers get an integer series id; a (series, ts) already stored is skipped, so
-    overlapping windows add nothing twice. Returns the number of samples inserted.
+    The frame passes the gate first (unless the caller already passed it through `check_usage`).
+    New containers get an integer series id; a (series, ts) already stored with the same values is
+    skipped, so overlapping windows add nothing twice; one stored with other values is a conflict:
+    counted, and kept unless `replace`.
     """
+    result = UsageWrite()
     if frame.is_empty():
-        return 0
+        return result
     missing = [c for c in USAGE_COLUMNS if c not in frame.columns and c != "node"]
     if missing:
         raise BadInputError(f"usage: missing column(s) {', '.join(missing)}")
+    if not validated:
+        check_usage(con, frame, origin or gate.store_origin("usage"))
     staged = frame.select(
         pl.col("namespace").cast(pl.Utf8),
         pl.col("pod").cast(pl.Utf8),
@@ -365,41 +415,46 @@ def write_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> int:
     # Frames arrive grouped by series (a Prometheus matrix, a generator chunk), so find the runs of
     # equal keys by comparing each row with the one before: hashing four strings on every row cost
     # most of the ingest time. Only the keys at run starts are hashed and mapped to series ids.
-    keys = [pl.col(c) for c in USAGE_KEYS]
+    keys = [pl.col(c) for c in RUN_KEYS]
     starts = staged.select(
         ((pl.int_range(pl.len()) == 0) | pl.any_horizontal([k.ne_missing(k.shift()) for k in keys])).alias("start")
     )["start"]
     run_index = (starts.cast(pl.UInt32).cum_sum() - 1).alias("run")
-    run_keys = staged.filter(starts).select(*USAGE_KEYS)
-    distinct_keys = run_keys.unique()
+    run_spans = staged.select(pl.col("ts"), run_index).group_by("run").agg(
+        pl.col("ts").min().alias("valid_from"), pl.col("ts").max().alias("valid_to")).sort("run")
+    run_keys = staged.filter(starts).select(*RUN_KEYS).with_columns(run_spans.select("valid_from", "valid_to"))
+    distinct_keys = run_keys.select(*SERIES_KEYS).unique()
     con.register("_staged_keys", distinct_keys.to_arrow())
     try:
         con.execute(
             """
             INSERT INTO series (series_id, namespace, pod, container, node)
-            SELECT (SELECT coalesce(max(series_id), 0) FROM series) + row_number() OVER (ORDER BY namespace, pod, container, node),
-                   namespace, pod, container, node
+            SELECT (SELECT coalesce(max(series_id), 0) FROM series) + row_number() OVER (ORDER BY namespace, pod, container),
+                   namespace, pod, container, ''
             FROM _staged_keys AS s
             WHERE NOT EXISTS (
                 SELECT 1 FROM series AS x
-                WHERE x.namespace = s.namespace AND x.pod = s.pod AND x.container = s.container AND x.node = s.node)
+                WHERE x.namespace = s.namespace AND x.pod = s.pod AND x.container = s.container)
             """
         )
         ids = con.execute(
-            "SELECT s.namespace, s.pod, s.container, s.node, x.series_id FROM _staged_keys AS s "
-            "JOIN series AS x USING (namespace, pod, container, node)"
+            "SELECT s.namespace, s.pod, s.container, x.series_id FROM _staged_keys AS s "
+            "JOIN series AS x USING (namespace, pod, container)"
         ).pl()
     finally:
         con.unregister("_staged_keys")
-    run_series = run_keys.join(ids, on=list(USAGE_KEYS), how="left", maintain_order="left")["series_id"]
+    run_keys = run_keys.join(ids, on=list(SERIES_KEYS), how="left", maintain_order="left")
+    _write_series_nodes(con, run_keys)
     samples = pl.DataFrame({
-        "series_id": run_series.gather(run_index),
+        "series_id": run_keys["series_id"].gather(run_index),
         "ts": staged["ts"],
         "cpu_cores": staged["cpu_cores"],
         "memory_bytes": staged["memory_bytes"],
     })
     # (series, ts) is unique when every series is one run whose timestamps strictly increase; then the
-    # rows are already clustered by series in time order. Otherwise dedupe (last wins) and sort.
+    # rows are already clustered by series in time order. Otherwise dedupe and sort: the same sample
+    # twice is one; two values for one series and time keep the last (the importer refuses those
+    # with the file's line numbers before they get here).
     clustered = distinct_keys.height == run_keys.height and bool(
         samples.select(((pl.col("ts").diff() > pl.duration(microseconds=0)) | pl.lit(starts)).all()).item()
     )
@@ -419,6 +474,12 @@ def write_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> int:
                 "SELECT series_id, ts, cpu_cores, memory_bytes FROM _staged_usage"
             ).fetchone()
         else:
+            bounds = {"lo": stored_lo, "hi": stored_hi}
+            conflicts = con.execute(load_sql("usage_conflicts_count"), bounds).fetchone()
+            result.conflicts = int(conflicts[0]) if conflicts else 0
+            if replace and result.conflicts:
+                replaced = con.execute(load_sql("usage_conflicts_replace"), bounds).fetchone()
+                result.replaced = int(replaced[0]) if replaced else 0
             # An explicit ANTI JOIN: a correlated NOT EXISTS plans as a delim join, twice as slow.
             inserted = con.execute(
                 """
@@ -428,21 +489,38 @@ def write_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> int:
                 ANTI JOIN (SELECT series_id, ts FROM usage_samples WHERE ts BETWEEN $lo AND $hi) AS u
                     USING (series_id, ts)
                 """,
-                {"lo": stored_lo, "hi": stored_hi},
+                bounds,
             ).fetchone()
     finally:
         con.unregister("_staged_usage")
-    return int(inserted[0]) if inserted else 0
+    result.inserted = int(inserted[0]) if inserted else 0
+    return result
+
+
+def _write_series_nodes(con: duckdb.DuckDBPyConnection, run_keys: pl.DataFrame) -> None:
+    """Record on which node each series was seen, and when; series.node becomes the latest."""
+    seen = run_keys.filter(pl.col("node") != "").group_by("series_id", "node").agg(
+        pl.col("valid_from").min(), pl.col("valid_to").max())
+    if seen.is_empty():
+        return
+    con.register("_staged_nodes", seen.to_arrow())
+    try:
+        con.execute(load_sql("series_nodes_upsert"))
+    finally:
+        con.unregister("_staged_nodes")
 
 
 RESTART_COLUMNS = ("namespace", "pod", "container", "ts", "restarts_total", "reason")
 
 
-def write_restarts(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> int:
+def write_restarts(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin: gate.Origin | None = None,
+                   validated: bool = False) -> int:
     """Insert container restarts (namespace, pod, container, ts, restarts_total, reason); a
     restart already stored for that container and time is skipped."""
     if frame.is_empty():
         return 0
+    if not validated:
+        gate.check_spec("restarts", frame, origin or gate.store_origin("restarts"))
     staged = _conform(frame.with_columns(valid_from=pl.lit(0), valid_to=pl.lit(0)), "restarts", RESTART_COLUMNS)
     staged = staged.with_columns(pl.col("ts").cast(pl.Datetime("us"))).unique(
         subset=["namespace", "pod", "container", "ts"], keep="last"
@@ -516,6 +594,6 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Row counts of every data table (for summaries and tests)."""
     tables = [
         "nodes", "pods", "containers", "owners", "workloads", "hpas", "resource_quotas",
-        "series", "usage_samples", "restarts",
+        "series", "series_nodes", "usage_samples", "restarts",
     ]
     return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}

@@ -45,6 +45,7 @@ from capplan.cli import (  # noqa: E402,F401
     resize_cmd,
     check_cmd,
     whatif_cmd,
+    prune_cmd,
 )
 
 

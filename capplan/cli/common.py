@@ -7,13 +7,13 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
-from capplan.errors import CapplanError, UsageError
+from capplan.errors import BadInputError, CapplanError, UsageError
 from capplan.quantity import parse_duration
 
 DbOption = Annotated[
@@ -63,9 +63,28 @@ def check_format(fmt: str, allowed: tuple[str, ...] | None = None) -> str:
     return fmt
 
 
-def window_option(text: str) -> timedelta:
-    """Parse `--window` (bad values are exit 4 via BadInputError)."""
-    return parse_duration(text)
+def window_option(text: str, option: str = "--window") -> timedelta:
+    """Parse a duration option (`--window 14d`); a value that is none is wrong usage (exit 2)."""
+    try:
+        return parse_duration(text)
+    except BadInputError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def time_option(text: str, option: str, *, now: datetime | None = None) -> datetime:
+    """A time option as naive UTC: ISO 8601 (naive = UTC), Unix seconds, or a duration back from
+    now (`30d`). A value that is none of these is wrong usage (exit 2)."""
+    raw = text.strip()
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    try:
+        if raw.replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(raw), tz=timezone.utc).replace(tzinfo=None)
+        if raw and raw[-1] in "smhdw" and raw[:-1].replace(".", "", 1).isdigit():
+            return now - parse_duration(raw)
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, OverflowError, BadInputError):
+        raise UsageError(f"{option}: not an ISO 8601 time, Unix seconds or a duration: {raw[:60]!r}") from None
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
 def fail(err: CapplanError) -> None:

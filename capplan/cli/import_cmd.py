@@ -12,19 +12,33 @@ from capplan.cli import app
 from capplan.cli.common import DbOption, handle_errors
 
 
+def _progress(message: str) -> None:
+    typer.echo(f"capplan: {message}", err=True)
+
+
 @app.command("import")
 @handle_errors
 def import_(
     path: Annotated[Path, typer.Argument(help="A sample folder (data/samples/...) or a long-format .parquet/.csv file.")],
     db: DbOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a running collection instead of exiting 5.")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Where a sample is already stored with another value, take the new one (default: keep the stored).",
+    )] = False,
 ) -> None:
-    """Load a data set in capplan's sample format, or a long-format usage file, into the DB."""
+    """Load a data set in capplan's sample format, or a long-format usage file, into the DB.
+
+    Everything is checked before anything is written; bad data is refused whole (exit 4, naming
+    FILE:LINE: column)."""
     from capplan.importer import import_path
 
     started = time.monotonic()
-    summary = import_path(path, db, wait=wait)
+    summary = import_path(path, db, wait=wait, replace=replace, progress=_progress)
+    for warning in summary.warnings:
+        typer.echo(f"capplan: warning: {warning}", err=True)
+    conflicts = f", {summary.conflicts:,} conflicting" if summary.conflicts else ""
+    replaced = f" ({summary.replaced:,} replaced)" if summary.replaced else ""
     typer.echo(
-        f"imported {summary.path}: {summary.samples:,} new samples of {summary.samples_read:,} read, "
+        f"imported {summary.path}: {summary.samples:,} new samples of {summary.samples_read:,} read{conflicts}{replaced}, "
         f"{summary.spec_rows:,} new spec rows in {time.monotonic() - started:.1f}s"
     )

@@ -121,7 +121,8 @@ def usage_frame(cpu: pl.DataFrame, memory: pl.DataFrame) -> pl.DataFrame:
     return out.select(
         *keys,
         pl.col("cpu_cores").cast(pl.Float32),
-        pl.col("memory_bytes").round(0).cast(pl.Int64),
+        # left as a float: the store's gate refuses what no int64 holds (1e19) before casting
+        pl.col("memory_bytes").round(0),
     ).filter(pl.col("cpu_cores").is_not_null() | pl.col("memory_bytes").is_not_null())
 
 
