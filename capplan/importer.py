@@ -181,7 +181,10 @@ def _timestamps(frame: pl.DataFrame, origin: gate.Origin) -> pl.Series:
     if ts.dtype != pl.Utf8:
         raise BadInputError(f"{origin.label}: timestamp: is {ts.dtype}, expected a datetime or ISO 8601 text")
     text = ts.str.strip_chars().replace("", None)
-    parsed = text.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
+    try:
+        parsed = text.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
+    except pl.exceptions.ComputeError:  # no format fits the first values: every value by hand below
+        parsed = pl.Series("timestamp", [None] * len(text), dtype=pl.Datetime("us", "UTC"))
     unparsed = text.is_not_null() & parsed.is_null()
     if unparsed.any():
         # mixed forms (some rows with an offset, some without): each remaining distinct value by hand

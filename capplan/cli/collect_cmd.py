@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from capplan.cli import app
-from capplan.cli.common import DbOption, NamespaceOption, check_format, handle_errors
-from capplan.errors import BadInputError, UsageError
-from capplan.quantity import parse_duration
+from capplan.cli.common import DbOption, NamespaceOption, check_format, handle_errors, window_option
+from capplan.errors import UsageError
 
 if TYPE_CHECKING:
     from capplan.collect import CollectSummary
@@ -31,7 +30,7 @@ def parse_time(text: str, option: str) -> datetime:
             return datetime.fromtimestamp(float(raw), tz=timezone.utc).replace(tzinfo=None)
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except (ValueError, OverflowError):
-        raise BadInputError(f"{option}: not an ISO 8601 time or Unix seconds: {raw[:60]!r}") from None
+        raise UsageError(f"{option}: not an ISO 8601 time or Unix seconds: {raw[:60]!r}") from None
     return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
@@ -50,7 +49,7 @@ def read_token(token_file: Optional[Path]) -> str | None:
 
 
 def _seconds(text: str, option: str) -> int:
-    seconds = parse_duration(text).total_seconds()
+    seconds = window_option(text, option).total_seconds()
     if seconds < 1 or seconds != int(seconds):
         raise UsageError(f"{option} must be a whole number of seconds (e.g. 30s, 1m, 5m), not {text!r}")
     return int(seconds)
@@ -133,16 +132,16 @@ def collect(
     if max_points < 1000:
         raise UsageError("--max-points must be at least 1000")
     options = CollectOptions(
-        url=url, db=db, since=parse_duration(since),
+        url=url, db=db, since=window_option(since, "--since"),
         start=parse_time(start, "--start") if start else None,
         end=parse_time(end, "--end") if end else None,
         step_seconds=_seconds(step, "--step"),
         spec_step_seconds=_seconds(spec_step, "--spec-step") if spec_step else None,
         namespaces=list(namespace) if namespace else None,
         token=read_token(token_file), ca_file=str(ca_file) if ca_file else None,
-        insecure_skip_tls_verify=insecure_skip_tls_verify, timeout_seconds=parse_duration(timeout).total_seconds(),
+        insecure_skip_tls_verify=insecure_skip_tls_verify, timeout_seconds=window_option(timeout, "--timeout").total_seconds(),
         retries=retries, concurrency=concurrency, wait=wait, max_points_per_query=max_points,
-        chunk=parse_duration(chunk),
+        chunk=window_option(chunk, "--chunk"),
     )
     with _Progress(fmt == "table" and sys.stderr.isatty()) as progress:
         summary = run_collect(options, progress=progress, warn=_warn)

@@ -63,12 +63,22 @@ def check_format(fmt: str, allowed: tuple[str, ...] | None = None) -> str:
     return fmt
 
 
+T = TypeVar("T")
+
+
+def option_value(option: str, parse: Callable[..., T], *args: Any) -> T:
+    """Parse an option's value: one that makes no sense is wrong usage (exit 2), never bad input
+    (exit 4, which is for the content of files and data sources; docs/exit-codes.md)."""
+    try:
+        return parse(*args)
+    except BadInputError as exc:
+        text = str(exc)
+        raise UsageError(text if text.startswith(option) else f"{option}: {text}") from None
+
+
 def window_option(text: str, option: str = "--window") -> timedelta:
     """Parse a duration option (`--window 14d`); a value that is none is wrong usage (exit 2)."""
-    try:
-        return parse_duration(text)
-    except BadInputError as exc:
-        raise UsageError(f"{option}: {exc}") from None
+    return option_value(option, parse_duration, text)
 
 
 def time_option(text: str, option: str, *, now: datetime | None = None) -> datetime:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption, FormatOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format, handle_errors,
-    window_option,
+    option_value, window_option,
 )
 from capplan.errors import UsageError
+
+if TYPE_CHECKING:
+    from capplan.analysis.eviction import PriorityMap
 
 VIEWS = ("pods", "nodes", "containers", "qos", "advice")
 # capplan.analysis.eviction's defaults, restated so `capplan --help` need not import the analysis
@@ -26,6 +30,14 @@ TABLE_POD_COLUMNS = ["node", "rank", "namespace", "pod", "qos_class", "priority"
                      "evicted_to_relieve", "evicted_share", "oom_kills"]
 TABLE_NODE_COLUMNS = ["node", "memory_capacity_bytes", "worst_moment", "available_at_worst_bytes", "peak_usage_ratio",
                       "under_pressure", "share_under_hard", "share_under_soft", "evictions_to_relieve"]
+
+
+def _priorities(load: Callable[..., PriorityMap], file: Path | None, overrides: list[str] | None) -> PriorityMap:
+    """The --priority-classes file's content (wrong content: exit 4), then the --priority NAME=VALUE
+    overrides (a value that makes no sense: exit 2)."""
+    result = load(file, None)
+    result.values.update(option_value("--priority", load, None, overrides).values)
+    return result
 
 
 @app.command()
@@ -63,8 +75,9 @@ def eviction(
     if usage not in USAGE_BASES:
         raise UsageError(f"--usage must be one of {', '.join(USAGE_BASES)}, not {usage!r}")
     options = EvictionOptions(
-        window=window_option(window), usage=usage, eviction_hard=check_threshold(eviction_hard),
-        eviction_soft=check_threshold(eviction_soft), priorities=load_priority_map(priority_classes, priority),
+        window=window_option(window), usage=usage, eviction_hard=option_value("--eviction-hard", check_threshold, eviction_hard),
+        eviction_soft=option_value("--eviction-soft", check_threshold, eviction_soft),
+        priorities=_priorities(load_priority_map, priority_classes, priority),
         namespaces=namespace or [], nodes=node or [],
     )
     con = store.open_db(db, read_only=True)

@@ -10,7 +10,6 @@ from capplan.cli import app
 from capplan.cli.common import (
     DbOption, FormatOption, NamespaceOption, OutputOption, WindowOption, check_format, handle_errors, window_option,
 )
-from capplan.quantity import parse_duration
 
 # capplan.analysis.forecast's defaults, restated so `capplan --help` need not import the analysis
 # (scipy, polars); tests/test_cli_lazy.py checks they stay equal.
@@ -40,7 +39,7 @@ def forecast(
     from capplan.report.forecast import csv_view, forecast_note, table_view
 
     check_format(fmt)
-    horizon_delta = parse_duration(horizon)
+    horizon_delta = window_option(horizon, "--horizon")
     con = store.open_db(db, read_only=True)
     try:
         table = forecast_report(con, window_option(window), horizon=horizon_delta, namespaces=namespace,

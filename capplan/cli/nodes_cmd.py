@@ -9,7 +9,7 @@ import typer
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption, FormatOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format, handle_errors,
-    window_option,
+    option_value, window_option,
 )
 from capplan.errors import UsageError
 from capplan.quantity import parse_cpu_cores, parse_memory_bytes
@@ -116,8 +116,8 @@ def fit(
     check_format(fmt)
     if cpu is None and memory is None:
         raise UsageError("give the pod shape: --cpu Q and/or --memory Q")
-    cpu_cores = parse_cpu_cores(cpu) if cpu is not None else 0.0
-    memory_bytes = parse_memory_bytes(memory) if memory is not None else 0
+    cpu_cores = option_value("--cpu", parse_cpu_cores, cpu) if cpu is not None else 0.0
+    memory_bytes = option_value("--memory", parse_memory_bytes, memory) if memory is not None else 0
     tolerations = [parse_toleration(t) for t in tolerate or []]
     con = store.open_db(db, read_only=True)
     try:

@@ -13,7 +13,7 @@ from capplan.cli.common import (
     window_option,
 )
 from capplan.errors import UsageError
-from capplan.quantity import format_bytes, format_cpu, parse_duration
+from capplan.quantity import format_bytes, format_cpu
 
 if TYPE_CHECKING:
     import polars as pl
@@ -54,8 +54,8 @@ def _params(cpu_percentile: float, memory_buffer: float, target_utilization: flo
     if not 0 < target_utilization <= 1:
         raise UsageError(f"--target-utilization must be in (0, 1], not {target_utilization:g}")
     return StrategyParams(cpu_percentile=cpu_percentile, memory_buffer_percent=memory_buffer,
-                  target_utilization=target_utilization, min_history=parse_duration(min_history),
-                  horizon=parse_duration(horizon), allow_hpa=allow_hpa, risk=risk)
+                          target_utilization=target_utilization, min_history=window_option(min_history, "--min-history"),
+                          horizon=window_option(horizon, "--horizon"), allow_hpa=allow_hpa, risk=risk)
 
 
 def _arrow(current, recommended, fmt) -> str:
@@ -144,7 +144,7 @@ def _compact_summary(summary: pl.DataFrame) -> pl.DataFrame:
 
 
 def _durations(text: str, option: str) -> list:
-    values = [parse_duration(t) for t in text.split(",") if t.strip()]
+    values = [window_option(t, option) for t in text.split(",") if t.strip()]
     if not values:
         raise UsageError(f"{option} needs at least one duration")
     return values
@@ -204,7 +204,8 @@ def backtest(
     params = _params(cpu_percentile, memory_buffer, target_utilization, min_history, horizon, risk=levels[0])
     # every option is checked, used or not (a typo in --step fails even without --splits)
     train_lengths, test_lengths = _durations(trains, "--trains"), _durations(tests, "--tests")
-    train_one, test_one, step_every = parse_duration(train), parse_duration(test), parse_duration(step)
+    train_one, test_one = window_option(train, "--train"), window_option(test, "--test")
+    step_every = window_option(step, "--step")
     started = time.monotonic()
     con = store.open_db(db, read_only=True)
     try:

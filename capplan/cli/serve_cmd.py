@@ -11,7 +11,6 @@ import typer
 from capplan.cli import app
 from capplan.cli.common import DbOption, WindowOption, handle_errors, window_option
 from capplan.errors import CapplanError, UsageError
-from capplan.quantity import parse_duration
 
 
 @app.command()
@@ -47,11 +46,11 @@ def serve(
 
     try:
         # The scheduled collection's options are checked now, not at the first run.
-        step_seconds = parse_duration(step).total_seconds()
+        step_seconds = window_option(step, "--step").total_seconds()
         if step_seconds < 1 or step_seconds != int(step_seconds):
             raise UsageError(f"--step must be a whole number of seconds (e.g. 30s, 1m, 5m), not {step!r}")
-        parse_duration(since)
-        every = parse_duration(collect_every) if collect_every else None
+        window_option(since, "--since")
+        every = window_option(collect_every, "--collect-every") if collect_every else None
         if every is not None:
             if every.total_seconds() <= 0:
                 raise UsageError("--collect-every must be longer than 0s")
@@ -71,10 +70,10 @@ def serve(
         collect_args += list(collect_arg or [])
         options = service.ServeOptions(
             db=db, host=host, port=port, window=window_option(window),
-            max_staleness=timedelta(0) if max_staleness.strip() == "0" else parse_duration(max_staleness),
+            max_staleness=timedelta(0) if max_staleness.strip() == "0" else window_option(max_staleness, "--max-staleness"),
             collect_every=every,
             collect_args=collect_args, prometheus_url=prometheus_url,
-            shutdown_timeout=parse_duration(shutdown_timeout).total_seconds(),
+            shutdown_timeout=window_option(shutdown_timeout, "--shutdown-timeout").total_seconds(),
             termination_log=termination_log, access_log=access_log,
         )
         code = service.run(options)

@@ -71,9 +71,9 @@ def test_wrong_format_is_usage_exit_2(runner, sample_db_readonly: Path) -> None:
     assert "--format" in result.stderr
 
 
-def test_bad_window_is_exit_4_naming_the_value(runner, sample_db_readonly: Path) -> None:
+def test_bad_window_is_exit_2_naming_the_value(runner, sample_db_readonly: Path) -> None:
     result = runner.invoke(app, ["nodes", "--db", str(sample_db_readonly), "--window", "fortnight"])
-    assert result.exit_code == 4
+    assert result.exit_code == 2  # an option value that makes no sense is wrong usage (issue 13)
     assert "fortnight" in result.stderr
     assert "Traceback" not in result.stderr
 

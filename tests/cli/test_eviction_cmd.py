@@ -96,14 +96,14 @@ def test_priority_classes_file(runner, sample_db_readonly: Path, tmp_path: Path)
     assert prio["api"] == 1000 and prio["postgres"] == 7 and prio["trainer"] == 0
 
 
-def test_bad_input_is_one_line_exit_4(runner, sample_db_readonly: Path, tmp_path: Path) -> None:
+def test_bad_input_is_one_line_exit_4_bad_options_exit_2(runner, sample_db_readonly: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    for args in (["--priority", "web-critical"], ["--priority", "web-critical=high"],
-                 ["--priority-classes", str(bad)], ["--priority-classes", str(tmp_path / "missing.json")],
-                 ["--eviction-hard", "lots"], ["--eviction-soft", "200%"], ["--window", "fortnight"]):
+    for args, code in ((["--priority", "web-critical"], 2), (["--priority", "web-critical=high"], 2),
+                       (["--priority-classes", str(bad)], 4), (["--priority-classes", str(tmp_path / "missing.json")], 4),
+                       (["--eviction-hard", "lots"], 2), (["--eviction-soft", "200%"], 2), (["--window", "fortnight"], 2)):
         result = run(runner, sample_db_readonly, *args)
-        assert result.exit_code == 4, (args, result.stderr)
+        assert result.exit_code == code, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 

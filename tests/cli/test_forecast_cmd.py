@@ -73,7 +73,7 @@ def test_forecast_table_prints_the_soonest(runner, sample_db_readonly: Path) -> 
 
 def test_forecast_bad_options_and_empty_db(runner, sample_db_readonly: Path, tmp_path: Path) -> None:
     db = str(sample_db_readonly)
-    assert runner.invoke(app, ["forecast", "--db", db, "--horizon", "soon"]).exit_code == 4
+    assert runner.invoke(app, ["forecast", "--db", db, "--horizon", "soon"]).exit_code == 2
     assert runner.invoke(app, ["forecast", "--db", db, "--min-days", "1"]).exit_code == 2
     assert runner.invoke(app, ["forecast", "--db", db, "--format", "xml"]).exit_code == 2
     missing = runner.invoke(app, ["forecast", "--db", str(tmp_path / "none.duckdb")])

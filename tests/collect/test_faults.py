@@ -91,7 +91,7 @@ def test_bad_options_exit_2(runner, db: Path, tmp_path: Path) -> None:
     assert cli(runner, "--prometheus-url", "ftp://x", "--db", str(db)).exit_code == 2
     assert cli(runner, "--prometheus-url", "http://x", "--db", str(db), "--step", "1500ms").exit_code == 2
     assert cli(runner, "--prometheus-url", "http://x", "--db", str(db), "--ca-file", str(tmp_path / "none")).exit_code == 2
-    assert cli(runner, "--prometheus-url", "http://x", "--db", str(db), "--start", "yesterday").exit_code == 4
+    assert cli(runner, "--prometheus-url", "http://x", "--db", str(db), "--start", "yesterday").exit_code == 2
     assert not db.exists()
 
 
