@@ -20,7 +20,6 @@ from capplan.cli.common import (
 )
 from capplan.cli.patch_cmd import MinChangeOption, SeverityOption, StrategyOption
 from capplan.cli.recommend_cmd import DEFAULT_STRATEGY
-from capplan.quantity import parse_duration
 
 
 @app.command("resize-plan")
@@ -59,7 +58,7 @@ def resize_plan(
     get_strategy(strategy)
     version = parse_version(kubernetes_version)
     fraction, min_severity = parse_min_change(min_change), parse_severity(severity)
-    span, recent_span = window_option(window), parse_duration(recent)
+    span, recent_span = window_option(window), window_option(recent, "--recent")
     files = load(manifests, default_namespace) if manifests else None
     con = store.open_db(db, read_only=True)
     try:

@@ -40,6 +40,8 @@ CASES: dict[str, tuple[list[str], list[str] | None, list[str] | None]] = {
     "prune": (["--db", "{db}", "--after", "soon"], ["--db", "{garbage}", "--after", "2026-01-01"],
               ["--db", "{none}", "--after", "2026-01-01"]),
     "whatif": (["--db", "{db}", "--apply", "bogus"], ["--db", "{garbage}"], ["--db", "{none}"]),
+    "resize-plan": (["--db", "{db}", "--recent", "soon"], ["--db", "{garbage}"], ["--db", "{none}"]),
+    "check": (["{good_yaml}", "--db", "{db}", "--window", "abc"], ["{bad_yaml}", "--static"], None),
 }
 
 
