@@ -71,6 +71,8 @@ BASE_ARGS: dict[str, list[str]] = {
     "backtest": ["--train", "7d", "--test", "3d"],
     "import": [str(SAMPLE_DIR)],
     "prune": ["--before", "2000-01-01T00:00:00Z", "--dry-run"],
+    # commands over manifests need one (the demo's, from issue 18's tests)
+    "patch": [str(ROOT / "tests" / "data" / "manifests" / "chart-web" / "rendered.yaml"), "--format", "diff"],
     # Port 9 (discard) refuses at once; no retries, so a missed nonsense shows as a quick exit 3.
     "collect": ["--prometheus-url", "http://127.0.0.1:9", "--retries", "0", "--timeout", "5s"],
     # With a schedule, so the collection options are in use (nothing listens on port 9).
