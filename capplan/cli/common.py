@@ -68,7 +68,7 @@ T = TypeVar("T")
 
 def option_value(option: str, parse: Callable[..., T], *args: Any) -> T:
     """Parse an option's value: one that makes no sense is wrong usage (exit 2), never bad input
-    (exit 4, which is for the content of files and data sources; docs/exit-codes.md)."""
+    (exit 4, which is for the content of files and data sources; docs/reference.md)."""
     try:
         return parse(*args)
     except BadInputError as exc:
