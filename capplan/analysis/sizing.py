@@ -18,6 +18,7 @@ import polars as pl
 from capplan.reservation import recommended_reservation
 from capplan.analysis.packing import Shape, pack_identical
 from capplan.errors import BadInputError, UsageError
+from capplan.reservation import recommended_reservation
 
 HOURS_PER_MONTH = 730.0  # 8,760 h / 12, the month of the AWS and Google Cloud pricing calculators
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]

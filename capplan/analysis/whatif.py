@@ -27,15 +27,15 @@ import polars as pl
 
 from capplan import store
 from capplan.analysis.nodes import snapshot_window
-from capplan.analysis.taints import parse_taints
+from capplan.analysis.taints import blocking_set, parse_taints
 from capplan.analysis.packing import (
     Consolidation, NodeBins, PodItems, consolidate, lower_bound_nodes, node_loss_holds,
 )
 from capplan.analysis.pods import load_current_containers, load_current_nodes, pod_resources
+from capplan.analysis.taints import blocking_set, parse_taints
 from capplan.errors import NoDataError, UsageError
 
 CURRENT = "current"
-BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
 # Labels that name a node's pool, most specific first: Karpenter NodePool, GKE node pool, EKS
 # managed node group, AKS agent pool; then the instance type (kubernetes.io well-known labels).
 POOL_LABELS = (
@@ -135,18 +135,13 @@ def apply_recommendation(containers: pl.DataFrame, recommendations: pl.DataFrame
     ).drop("_cpu", "_mem")
 
 
-def _taint_set(text: str | None) -> frozenset[tuple[str, str, str]]:
-    return frozenset((t.get("key", ""), t.get("value") or "", t.get("effect", ""))
-                     for t in parse_taints(text) if t.get("effect") in BLOCKING_EFFECTS)
-
-
 def _bins(nodes: pl.DataFrame) -> NodeBins:
     return NodeBins(
         names=nodes["node"].to_list(),
         cpu_millicores=(nodes["cpu_allocatable_cores"].cast(pl.Float64).fill_null(0) * 1000).round(0).cast(pl.Int64).to_numpy(),
         memory_bytes=nodes["memory_allocatable_bytes"].cast(pl.Float64).fill_null(0).round(0).cast(pl.Int64).to_numpy(),
         pods=nodes["pods_allocatable"].cast(pl.Int64).fill_null(0).to_numpy(),
-        taints=[_taint_set(t) for t in nodes["taints"].to_list()],
+        taints=[blocking_set(parse_taints(t)) for t in nodes["taints"].to_list()],
     )
 
 
@@ -377,24 +372,6 @@ def whatif(con: duckdb.DuckDBPyConnection, options: WhatIfOptions | None = None)
         moves=pl.DataFrame(moves, schema={"namespace": pl.Utf8, "pod": pl.Utf8, "from_node": pl.Utf8, "to_node": pl.Utf8}),
         apply=options.apply, pool_label=label, at=end, notes=notes, sizing=sizing,
     )
-
-
-def whatif_note(result: WhatIfResult) -> str:
-    """One paragraph: what was applied, what could go, and whether it holds."""
-    total = result.pools.filter(pl.col("pool") == "TOTAL").row(0, named=True)
-    parts = [f"with {result.apply} requests, {total['nodes_removable']} of {total['nodes_now']} nodes could be "
-             f"drained ({total['removable_nodes'] or 'none'})"]
-    if total["n_minus_1_holds"] is False:
-        already = " (it already would today)" if total["n_minus_1_holds_now"] is False else ""
-        parts.append(f"after that, losing the largest remaining node would strand pods{already}")
-    if total["overfull_nodes"]:
-        parts.append(f"{total['overfull_nodes']} node(s) cannot hold their pods' new requests even after moving "
-                     "pods: more capacity is needed there")
-    if total["pressure_ok"] is False:
-        parts.append("the pods placed together would have exceeded a node's allocatable memory at their peak")
-    if total["monthly_savings"] is not None:
-        parts.append(f"saving {total['monthly_savings']:,.0f} per month")
-    return "; ".join(parts) + ". " + " ".join(result.notes)
 
 
 def read_prices(path: str) -> dict[str, float]:

@@ -14,6 +14,7 @@ from capplan.report.forecast import forecast_sections
 from capplan.report.model import ReportOptions, Section
 from capplan.report.recommendations import recommendation_sections
 from capplan.report.rollout import rollout_sections
+from capplan.report.whatif import whatif_sections
 
 SectionBuilder = Callable[[duckdb.DuckDBPyConnection, ReportOptions], list[Section]]
 
@@ -24,6 +25,7 @@ SECTION_BUILDERS: tuple[SectionBuilder, ...] = (
     capacity_sections,
     eviction_sections,
     recommendation_sections,
+    whatif_sections,
     forecast_sections,
     rollout_sections,
 )

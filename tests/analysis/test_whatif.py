@@ -301,3 +301,16 @@ def test_whatif_auto_never_raises_requests_above_allocatable(sample_db_readonly:
     kept = result.nodes.filter(pl.col("action") != "drain")
     over = kept.filter((pl.col("cpu_request_ratio_after") > 1 + 1e-9) | (pl.col("memory_request_ratio_after") > 1 + 1e-9))
     assert over["fits_after"].to_list() == [False] * over.height
+
+
+def test_report_has_the_whatif_section_as_the_command_says(runner, sample_db_readonly: Path) -> None:
+    """`capplan report --format json` holds "whatif" with the same rows as `capplan whatif -f json`."""
+    report = runner.invoke(app, ["report", "--db", str(sample_db_readonly), "--format", "json"])
+    assert report.exit_code == 0, report.stderr
+    command = runner.invoke(app, ["whatif", "--db", str(sample_db_readonly), "--format", "json"])
+    assert command.exit_code == 0, command.stderr
+    section = json.loads(report.stdout)["whatif"]
+    rows = json.loads(command.stdout)
+    assert [r["pool"] for r in section] == [r["pool"] for r in rows]
+    for got, want in zip(section, rows):
+        assert {k: got[k] for k in got} == {k: want[k] for k in got}
