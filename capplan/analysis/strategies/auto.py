@@ -43,8 +43,9 @@ from capplan.analysis.strategies.risk import Knobs, knobs_for
 
 NEEDS = Needs(full_stats=True, memory_peaks=True, daily_cpu=True)
 
-# 4 daily peaks: the fewest from which a two-parameter fit (Gumbel by moments) and a slope
-# with pairwise agreement (6 pairs) mean anything; fewer -> a plain margin over the peak.
+# 4 daily peaks: the fewest from which a slope with pairwise agreement (6 pairs) means anything
+# (and a two-parameter fit, for the optional Gumbel request); a pod with fewer is pooled with
+# its workload's other short-lived pods per day, and with fewer still gets no trend.
 MIN_PEAKS_FOR_FIT = 4
 # A trend must add at least 2% of the peak over the horizon: below that it is within the
 # day-to-day noise of a flat series and not worth a separate reason.

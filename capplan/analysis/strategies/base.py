@@ -33,12 +33,19 @@ GIB = 1024.0 * MIB
 class StrategyParams:
     """Options of the strategies (CLI flags of `capplan recommend`)."""
 
+    # simple: KRR's defaults (robusta_krr/strategies/simple.py: cpu_percentile 95,
+    # memory_buffer_percentage 15)
     cpu_percentile: float = 95.0          # simple: per-pod CPU percentile
     memory_buffer_percent: float = 15.0   # simple: peak working set x (1 + buffer)
-    target_utilization: float = 0.7       # max-target: max usage / target
+    # max-target: max usage / target; Kubecost's request sizing takes a target utilisation
+    # parameter, 0.7 is capplan's choice of it (30% headroom over the peak)
+    target_utilization: float = 0.7
+    # less than one daily peak (VPA's memory interval is 24h) says nothing about a day's cycle
     min_history: timedelta = timedelta(days=1)
     allow_hpa: bool = False
-    horizon: timedelta = timedelta(days=7)  # auto: how far ahead a size must hold
+    # auto: how far ahead a size must hold (a trend is projected this far); one week, the
+    # test length of the backtest's splits
+    horizon: timedelta = timedelta(days=7)
     risk: str = DEFAULT_RISK                 # auto: low | medium | high (strategies/risk.py)
     knobs: Knobs | None = None               # auto: explicit knobs instead of `risk` (the ablation)
 

@@ -27,7 +27,8 @@ class Knobs:
     cpu_quantile: float        # CPU request = this per-pod percentile of usage (0.99, 0.95, 0.90)
     step_down: float           # a limit never comes below min(current, step_down x peak) in one step
     # 15%: VPA's --recommendation-margin-fraction default (pkg/recommender/logic/recommender.go)
-    # and KRR simple's memory buffer default; the backtest found 10-20% within noise of each other.
+    # and KRR simple's memory buffer default; without it, 7 more OOM container-days (399 vs 392)
+    # over the 16 Bitbrains splits for 0.9% less memory (docs/recommend.md, the ablation).
     # (A separate, larger margin for short histories was dropped: over the 16 Bitbrains splits it
     # prevented no OOM container-day and cost 0.15% of memory; docs/recommend.md, the ablation.)
     peak_margin: float = 0.15
