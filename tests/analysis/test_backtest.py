@@ -239,3 +239,39 @@ def test_choose_level_takes_the_least_conservative_level_within_the_target(sampl
     assert loose == "high"
     if oom["auto-low"] > 0:
         assert strict == "low" and "no level" in strict_why
+
+
+def test_splits_on_a_bitbrains_slice_match_the_raw_trace(bitbrains_slice):
+    """Rolling 7d/7d splits every 3 days on VMs 1..25: for every split, the current specs' CPU
+    slack, memory slack and OOM container-days computed straight from the raw trace (DuckDB on
+    the parquet, not capplan's store or judge)."""
+    con = store.open_db(bitbrains_slice, read_only=True)
+    try:
+        rows = backtest_splits(con, ["auto"], [timedelta(days=7)], [timedelta(days=7)], timedelta(days=3))
+    finally:
+        con.close()
+    current = rows.filter(pl.col("policy") == "current")
+    assert current.height == rows["split"].n_unique() >= 5
+    for r in current.iter_rows(named=True):
+        lo, hi = r["origin"], r["origin"] + timedelta(days=7)
+        expect = duckdb.execute(f"""
+            WITH raw AS (
+                SELECT vm, ts, avg(cpu_usage_mhz / (cpu_capacity_mhz / cpu_cores)) AS used,
+                       round(max(mem_usage_kb * 1024)) AS mem
+                FROM read_parquet('{BITBRAINS}') WHERE vm <= 25 AND cpu_capacity_mhz > 0 GROUP BY vm, ts),
+            cap AS (SELECT vm, mode(cpu_cores) AS cores,
+                           round(mode(mem_capacity_kb * 1024) FILTER (WHERE mem_capacity_kb > 0)) AS mem_cap
+                    FROM read_parquet('{BITBRAINS}') WHERE vm <= 25 AND cpu_capacity_mhz > 0 GROUP BY vm),
+            test AS (SELECT * FROM raw JOIN cap USING (vm) WHERE ts > $lo AND ts <= $hi),
+            days AS (SELECT vm, ceil(epoch(ts - $lo) / 86400) AS day, bool_or(mem > mem_cap) AS oom
+                     FROM test GROUP BY ALL)
+            SELECT (SELECT 1 - sum(used) / sum(cores) FROM test), (SELECT 1 - sum(mem) / sum(mem_cap) FROM test),
+                   (SELECT avg(oom::INT) FROM days), (SELECT count(*) FROM days)""",
+                                {"lo": lo, "hi": hi}).fetchone()
+        assert r["cpu_slack"] == pytest.approx(expect[0], abs=1e-4), r["split"]
+        assert r["mem_slack"] == pytest.approx(expect[1], abs=1e-6), r["split"]
+        assert r["oom_container_days"] == pytest.approx(expect[2], abs=1e-12), r["split"]
+        assert r["container_days"] == expect[3], r["split"]
+    # every auto row judged the same container-days as the current specs
+    auto = rows.filter(pl.col("policy") == "auto")
+    assert auto["container_days"].to_list() == current["container_days"].to_list()
