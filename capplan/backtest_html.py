@@ -99,7 +99,8 @@ def _table(frame: pl.DataFrame) -> str:
                 text = "" if value is None else str(value)
             cells.append(f"<td>{_esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            "</div>")
 
 
 def page(per_split: pl.DataFrame, summary: pl.DataFrame, title: str) -> str:
@@ -115,7 +116,7 @@ def page(per_split: pl.DataFrame, summary: pl.DataFrame, title: str) -> str:
              "th{background:#f4f4f4} td:first-child,th:first-child{text-align:left} "
              "svg.chart{background:#fff;border:1px solid #e3e3e3;margin:6px 8px 6px 0} "
              "svg .title{font-size:13px;font-weight:600;fill:#222} svg .tick,svg .legend{font-size:11px;fill:#444} "
-             "svg .grid{stroke:#eee;stroke-width:1}")
+             "svg .grid{stroke:#eee;stroke-width:1} div.wide{overflow-x:auto} td{white-space:nowrap}")
     splits = per_split["split"].n_unique()
     return "\n".join([
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{_esc(title)}</title>",
