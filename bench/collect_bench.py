@@ -1,17 +1,27 @@
-"""Collector benchmark: `capplan collect` of a ~1,000-pod, 14-day cluster from a local Prometheus.
+"""Collector benchmark: a first run and the next hour, old commit against new, on one Prometheus.
 
-    .venv/bin/python bench/collect_bench.py [S|M|L]          # default M (~1,000 pods)
+    .venv/bin/python bench/collect_bench.py            # measure (and print the table)
+    .venv/bin/python bench/collect_bench.py table      # print the last measured table
 
-Builds (once, cached in bench/work/collect-<size>/tsdb) the kube-state-metrics v2 + cAdvisor
-series of `generate_cluster(copies=k)` over 14 days (BENCH_COLLECT_DAYS) at the generator's
-5-minute resolution with tests/promharness.py (without kube-state-metrics' 0-valued phase/QoS
-series, to keep the backfill short), starts a real Prometheus on its own copy, and measures:
+Data: bench/collect_bench's M cluster (`generate_cluster(copies=16)`: 1,040 pods, 1,280
+containers) over 14 days at the generator's 5-minute resolution, written as kube-state-metrics v2
++ cAdvisor series by tests/promharness.py and backfilled once into a cached TSDB
+(bench/work/collect-M-14d, ~8 minutes to build). One real Prometheus (Debian 2.42) serves it on
+127.0.0.1; nothing else queries it.
 
-- full: a first `capplan collect --step 5m` of the whole window, in a child process so its peak
-  RSS is the collector's alone (Prometheus and promtool are other processes);
-- floor: the same range queries sent with plain `requests` at the same concurrency and bodies
-  read but not parsed or stored: what the Prometheus and the HTTP transfer cost by themselves;
-- incremental: the next hourly run (the last hour of the window).
+Runs, each `capplan` command a child process (so wall time includes process start and peak RSS
+is the collector's own, from os.wait4):
+- first run: `collect --step 5m` of 7 days (start..end-1h), then `recommend` on that DB;
+- next hour: `collect` without --start (from the high-water marks to end), then `recommend`.
+Prometheus CPU is the rise of its own `process_cpu_seconds_total` over each run (read from its
+/metrics before and after; the server is idle in between: the harness waits until it is).
+
+Old = commit 7415b32 (the issue's baseline), measured from a checkout of it with its own venv:
+`git worktree add /tmp/old 7415b32 && cd /tmp/old && python3 -m venv .venv && .venv/bin/pip install -e .`
+(BENCH_COLLECT_OLD=/path overrides; without a checkout the old figures recorded in
+bench/collect_results.json are shown again, with the commit and time they were measured).
+Targets (issue 15): first run Prometheus CPU <= 15% of old and wall <= 35% of old; next hour
+<= 1.5 s wall and <= 0.2 s Prometheus CPU; collector peak RSS <= 400 MiB.
 
 `run_collect_bench(size) -> dict` is what bench/run.py calls.
 """
@@ -25,8 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +45,17 @@ for p in (ROOT, ROOT / "tests"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from capplan.collect.run import CollectOptions, plan_queries  # noqa: E402
-from capplan.collect.queries import epoch  # noqa: E402
 from capplan.sample import generate_cluster  # noqa: E402
 from tests.promharness import PrometheusServer, build_cluster_tsdb, cached_tsdb, missing_binaries  # noqa: E402
 
 WORK = ROOT / "bench" / "work"
-DAYS = int(os.environ.get("BENCH_COLLECT_DAYS", "14"))
+RESULTS = ROOT / "bench" / "collect_results.json"
+DAYS = 14          # data in the Prometheus
+COLLECT_DAYS = 7   # the first run's window (the issue's: 7 days)
 STEP = "5m"
-CONCURRENCY = 2
-# copies of the base cluster (~65 pods and ~62 live containers each)
-COPIES = {"S": 2, "M": 16, "L": 160}
+COPIES = {"S": 2, "M": 16, "L": 160}  # copies of the base cluster (~65 pods each)
+OLD_COMMIT = "7415b32"
+MiB = 2**20
 
 
 def _build(size: str, days: int) -> tuple[Path, dict[str, Any], Any]:
@@ -66,79 +76,170 @@ def _build(size: str, days: int) -> tuple[Path, dict[str, Any], Any]:
     return folder / "tsdb", info, cluster
 
 
-def _child_collect(url: str, db: Path, *args: str) -> tuple[dict[str, Any], float, int]:
-    """`capplan collect` in a child process: its JSON summary, wall seconds, and its own peak RSS
-    (os.wait4's rusage of that child; capplan starts no processes of its own)."""
-    cmd = [sys.executable, "-m", "capplan", "collect", "--prometheus-url", url, "--db", str(db), "--step", STEP,
-           "--concurrency", str(CONCURRENCY), "--format", "json", *args]
-    out_path, err_path = db.with_suffix(".out"), db.with_suffix(".err")
+def prometheus_cpu_seconds(url: str) -> float:
+    """The server's own process_cpu_seconds_total."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("process_cpu_seconds_total "):
+                return float(line.split()[1])
+    raise RuntimeError(f"{url}/metrics has no process_cpu_seconds_total")
+
+
+def _wait_idle(url: str, timeout: float = 300.0) -> None:
+    """Until the server burns < 20 ms of CPU per second (start-up, compaction and the last run's
+    garbage collection are over), so a run's CPU is its own."""
+    deadline = time.monotonic() + timeout
+    before = prometheus_cpu_seconds(url)
+    while time.monotonic() < deadline:
+        time.sleep(2.0)
+        now = prometheus_cpu_seconds(url)
+        if now - before < 0.04:
+            return
+        before = now
+
+
+def _capplan(root: Path, python: str, args: list[str], out: Path) -> tuple[float, int, str]:
+    """One `capplan` command from checkout `root`: wall seconds, peak RSS bytes, stdout."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
     t0 = time.perf_counter()
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    with open(out, "w") as fh, open(out.with_suffix(".err"), "w") as err:
+        proc = subprocess.Popen([python, "-m", "capplan", *args], stdout=fh, stderr=err, cwd=root, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
-        raise RuntimeError(f"collect failed ({code}): {err_path.read_text().strip()[-400:]}")
-    return json.loads(out_path.read_text().strip().splitlines()[-1]), wall, usage.ru_maxrss * 1024
+        raise RuntimeError(f"capplan {args[0]} ({root}) failed ({code}): {out.with_suffix('.err').read_text()[-600:]}")
+    return wall, usage.ru_maxrss * 1024, out.read_text()
 
 
-def _floor(url: str, start, end) -> tuple[float, int, int]:
-    """The collector's range queries, plain HTTP, bodies read and dropped."""
-    import requests
+def _measure(root: Path, python: str, url: str, start: datetime, first_end: datetime, next_end: datetime,
+             folder: Path) -> dict[str, Any]:
+    """First run and next hour from one checkout; figures per run."""
+    db = folder / "collect.duckdb"
+    out: dict[str, Any] = {}
+    for run, extra in (("first", ["--start", start.isoformat(), "--end", first_end.isoformat()]),
+                       ("next_hour", ["--end", next_end.isoformat()])):
+        _wait_idle(url)
+        cpu0 = prometheus_cpu_seconds(url)
+        wall_c, rss_c, text = _capplan(root, python, ["collect", "--prometheus-url", url, "--db", str(db), "--step", STEP,
+                                                      "--format", "json", *extra], folder / f"{run}-collect.out")
+        summary = json.loads(text.strip().splitlines()[-1])
+        wall_r, rss_r, _ = _capplan(root, python, ["recommend", "--db", str(db), "--format", "csv", "-o",
+                                                   str(folder / f"{run}-recommend.csv")], folder / f"{run}-recommend.out")
+        time.sleep(0.5)  # the server finishes accounting the last answers
+        cpu1 = prometheus_cpu_seconds(url)
+        out[run] = {"wall_seconds": wall_c + wall_r, "collect_wall_seconds": wall_c, "recommend_wall_seconds": wall_r,
+                    "prometheus_cpu_seconds": cpu1 - cpu0, "queries": summary.get("queries"),
+                    "samples": summary.get("samples"), "collect_peak_rss_bytes": rss_c,
+                    "recommend_peak_rss_bytes": rss_r}
+    return out
 
-    plan = plan_queries(CollectOptions(url=url, start=start, end=end, step_seconds=300, concurrency=CONCURRENCY))
-    session = requests.Session()
-    headers = {"Accept-Encoding": "identity"}
 
-    def fetch(job) -> int:
-        _key, promql, lo, hi, step = job
-        resp = session.get(f"{url}/api/v1/query_range", headers=headers,
-                           params={"query": promql, "start": epoch(lo), "end": epoch(hi), "step": step}, timeout=600)
-        resp.raise_for_status()
-        return len(resp.content)
-
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        sizes = list(pool.map(fetch, plan.jobs))
-    return time.perf_counter() - t0, len(plan.jobs) + plan.planning_queries, sum(sizes)
+def _commit_of(root: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
 
 
 def run_collect_bench(size: str = "M", days: int = DAYS) -> dict[str, Any]:
-    """Build (cached) and collect; returns the figures (seconds, samples/s, queries, peak RSS...)."""
+    """Measure new (this checkout) and, when a checkout of the old commit exists, old; returns and
+    records the figures in bench/collect_results.json."""
     reason = missing_binaries()
     if reason:
         return {"status": f"n/a ({reason})"}
-    t0 = time.perf_counter()
     tsdb, info, cluster = _build(size, days)
-    build_wall = time.perf_counter() - t0
-    # a private folder: two benchmark processes must not share (or delete) each other's DB
-    db_dir = Path(tempfile.mkdtemp(prefix=f"collect-{size}-run-", dir=WORK))
-    db = db_dir / "collect.duckdb"
-    start = cluster.start
-    last_hour = cluster.end - timedelta(hours=1)
-    with PrometheusServer(tsdb) as prom:
-        full, full_wall, rss = _child_collect(prom.url, db, "--start", start.isoformat(), "--end", last_hour.isoformat())
-        incr, incr_wall, _ = _child_collect(prom.url, db, "--end", cluster.end.isoformat())
-        floor_seconds, floor_queries, floor_bytes = _floor(prom.url, start, last_hour)
-    db_bytes = db.stat().st_size
-    shutil.rmtree(db_dir, ignore_errors=True)
-    return {
-        "size": size, "days": days, "step": STEP, "concurrency": CONCURRENCY,
-        "pods": info["pods"], "containers": info["containers"],
-        "prometheus_series": info["series"], "prometheus_samples": info["samples"],
-        "tsdb_build_seconds": info["build_seconds"], "setup_wall_seconds": build_wall,
-        "full_seconds": full["seconds"], "full_wall_seconds": full_wall,
-        "samples": full["samples"], "series": full["series"], "spec_rows": full["spec_rows"],
-        "samples_per_second": full["samples"] / full["seconds"] if full["seconds"] else None,
-        "queries": full["queries"], "chunks": full["chunks"],
-        "collect_peak_rss_bytes": rss,
-        "floor_seconds": floor_seconds, "floor_queries": floor_queries, "floor_bytes": floor_bytes,
-        "incremental_seconds": incr["seconds"], "incremental_samples": incr["samples"],
-        "incremental_queries": incr["queries"], "db_bytes": db_bytes,
+    old_root = Path(os.environ.get("BENCH_COLLECT_OLD", "/tmp/old"))
+    old_python = old_root / ".venv" / "bin" / "python"
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    next_end = cluster.end
+    first_end = next_end - timedelta(hours=1)
+    start = first_end - timedelta(days=COLLECT_DAYS)
+    WORK.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {
+        "size": size, "days_in_prometheus": days, "collect_days": COLLECT_DAYS, "step": STEP,
+        "pods": info["pods"], "containers": info["containers"], "prometheus_series": info["series"],
+        "prometheus_samples": info["samples"],
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "load_average_before": os.getloadavg()[0],
     }
+    # --storage.tsdb.max-block-duration: the backfilled 1-day blocks stay as they are, so no
+    # compaction runs while a measurement does
+    with PrometheusServer(tsdb, extra_args=["--storage.tsdb.max-block-duration=1d"]) as prom:
+        folder = Path(tempfile.mkdtemp(prefix="collect-bench-", dir=WORK))
+        try:
+            if old_python.exists():
+                (folder / "old").mkdir()
+                result["old"] = {"commit": _commit_of(old_root),
+                                 **_measure(old_root, str(old_python), prom.url, start, first_end, next_end, folder / "old")}
+            elif previous.get("old"):
+                result["old"] = {**previous["old"], "reused_from": previous.get("measured_at")}
+            (folder / "new").mkdir()
+            result["new"] = {"commit": _commit_of(ROOT),
+                             **_measure(ROOT, sys.executable, prom.url, start, first_end, next_end, folder / "new")}
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    result["load_average_after"] = os.getloadavg()[0]
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    new = result["new"]
+    # the keys bench/run.py's table shows
+    return {**result, "full_seconds": new["first"]["collect_wall_seconds"], "queries": new["first"]["queries"],
+            "incremental_seconds": new["next_hour"]["collect_wall_seconds"],
+            "collect_peak_rss_bytes": new["first"]["collect_peak_rss_bytes"]}
+
+
+def table(result: dict[str, Any]) -> str:
+    """Old vs new with targets and verdicts."""
+    old, new = result.get("old") or {}, result["new"]
+
+    def get(side: dict[str, Any], run: str, key: str) -> Any:
+        return (side.get(run) or {}).get(key)
+
+    rows = []
+
+    def row(label: str, run: str, key: str, fmt, target: str, check) -> None:
+        o, n = get(old, run, key), get(new, run, key)
+        verdict = "" if check is None or n is None else ("pass" if check(o, n) else "MISS")
+        rows.append([label, fmt(o) if o is not None else "-", fmt(n) if n is not None else "-", target, verdict])
+
+    secs = lambda v: f"{v:.2f} s"  # noqa: E731
+    mib = lambda v: f"{v / MiB:.0f} MiB"  # noqa: E731
+    row("first run wall (collect 7 d + recommend)", "first", "wall_seconds", secs, "<= 35% of old",
+        lambda o, n: o is not None and n <= 0.35 * o)
+    row("first run Prometheus CPU", "first", "prometheus_cpu_seconds", secs, "<= 15% of old",
+        lambda o, n: o is not None and n <= 0.15 * o)
+    row("first run queries", "first", "queries", str, "", None)
+    row("first run collect peak RSS", "first", "collect_peak_rss_bytes", mib, "<= 400 MiB", lambda o, n: n <= 400 * MiB)
+    row("next hour wall (collect + recommend)", "next_hour", "wall_seconds", secs, "<= 1.5 s", lambda o, n: n <= 1.5)
+    row("next hour Prometheus CPU", "next_hour", "prometheus_cpu_seconds", secs, "<= 0.2 s", lambda o, n: n <= 0.2)
+    row("next hour queries", "next_hour", "queries", str, "", None)
+    for run, label in (("first", "first run"), ("next_hour", "next hour")):
+        o, n = get(old, run, "prometheus_cpu_seconds"), get(new, run, "prometheus_cpu_seconds")
+        if o and n is not None:
+            rows.append([f"  {label}: new / old Prometheus CPU", "", f"{n / o:.0%}", "", ""])
+        o, n = get(old, run, "wall_seconds"), get(new, run, "wall_seconds")
+        if o and n is not None:
+            rows.append([f"  {label}: new / old wall", "", f"{n / o:.0%}", "", ""])
+    header = ["collector (M: 1,040 pods, 7 d at 5 m)", f"old {old.get('commit', '-')}", f"new {new.get('commit')}",
+              "target", "verdict"]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    note = (f"measured {result.get('measured_at')}, load average {result.get('load_average_before', 0):.2f} before, "
+            f"{result.get('load_average_after', 0):.2f} after (2 cpus)"
+            + (f"; old figures reused from {old['reused_from']}" if old.get("reused_from") else ""))
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows), note])
 
 
 if __name__ == "__main__":
-    result = run_collect_bench(sys.argv[1] if len(sys.argv) > 1 else "M")
-    print(json.dumps(result, indent=1, default=str))
+    if len(sys.argv) > 1 and sys.argv[1] == "table":
+        if not RESULTS.exists():
+            print("bench/collect_results.json: not measured yet (run bench/collect_bench.py)")
+            sys.exit(0)
+        print(table(json.loads(RESULTS.read_text())))
+        sys.exit(0)
+    outcome = run_collect_bench(sys.argv[1] if len(sys.argv) > 1 else "M")
+    if "new" in outcome:
+        print(table(outcome))
+    else:
+        print(json.dumps(outcome))

@@ -23,7 +23,7 @@ import polars as pl
 from capplan import gate
 from capplan.errors import BadInputError, LockedError, NoDataError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4  # 002 series identity, 004 the collector's collector_sources; 003 is reserved
 DEFAULT_DB = "capplan.duckdb"
 # Spec observations this close to an existing interval with the same values extend it.
 SPEC_GAP = timedelta(hours=1)

@@ -1,16 +1,18 @@
 """What the collector asks Prometheus for, and how a run is cut into chunks and batches.
 
-Window semantics (the same in Prometheus 2.x, whose range windows include both ends, and 3.x,
-whose windows are left-open), for evaluation times on a grid of `step`:
+Usage (cAdvisor) is pulled as raw samples (an instant query of `metric{...}[range]`, which
+Prometheus and VictoriaMetrics both answer with the stored samples) and turned into per-step CPU
+and memory by capplan itself (transform.cpu_from_counters, transform.memory_peaks): backends
+differ in what `rate()` does at window edges (VictoriaMetrics also uses the sample before the
+window), so computing it here gives the same number from every backend and spares the server
+the per-step work.
 
-- CPU: `rate(counter[step + 1ms])` at T covers the samples in [T-step, T]: with samples on the
-  grid that is exactly (c(T) - c(T-step)) / step, the average over the step ending at T
-  (Prometheus extrapolates the 1 ms, which cancels out).
-- Memory: `max_over_time(gauge[step - 1ms])` at T covers (T-step, T]: consecutive steps
-  partition time, so a peak between two evaluation times is in exactly one of them.
-- Spec (kube-state-metrics): `last_over_time(gauge[spec_step - 1ms])` at T: the value last seen
-  in the spec step ending at T, so a deleted pod stops at its last scrape instead of lingering for
-  the 5-minute lookback.
+Declared state (kube-state-metrics) changes a few times a day, so it is read at a coarse step
+(COARSE_SECONDS): per window its last value, its sample count and its number of changes, in one
+query. Windows where nothing changed are expanded to the spec step locally; only windows with a
+change inside, or with a series that came and went inside, are asked again at the spec step.
+The result is what `max by (...) (last_over_time(metric[spec_step - 1ms]))` at the spec step
+would have returned, at a fraction of the server's work.
 """
 
 from __future__ import annotations
@@ -23,41 +25,56 @@ from capplan.promql import label_matcher
 
 MAX_POINTS_PER_SERIES = 11_000  # Prometheus refuses (end-start)/step + 1 above this
 REAL_CONTAINERS = 'container!="",container!="POD"'
-USAGE_BY = "namespace, pod, container, node"
+USAGE_KEYS = ("namespace", "pod", "container", "node")
+# Labels kept from raw cAdvisor series besides the keys: which scrape (job, metrics_path) exported it.
+USAGE_SOURCE_LABELS = ("job", "metrics_path")
+# Declared state is read per hour: 12 spec steps of 5 minutes per window. An hour keeps the
+# incremental (hourly) run at one window and makes the first run's spec queries ~1/12 as long;
+# bench/collect_bench.py measures the effect on the server (Prometheus CPU).
+COARSE_SECONDS = 3600
+PART_LABEL = "capplan_part"  # tells the three parts of a coarse answer apart
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One source metric: the query template and what capplan lacks without it."""
+    """One source metric: what to select, how to fold it, and what capplan lacks without it."""
 
     key: str            # the metric name (also the high-water-mark key)
     kind: str           # "usage", "spec" or "node" (node metrics have no namespace label)
-    template: str       # PromQL with {sel} (label selector body) and {w} (window)
     lacks: str          # what is missing when the metric is absent
-    required: bool = False
-    labels: tuple[str, ...] | None = None   # the answer's label columns; None = keep the raw answer
+    by: tuple[str, ...] = ()      # the answer's label columns (folded with `max by`); () = keep every label
+    match: str = ""               # extra label matchers
+    post: str = ""                # a filter after folding (" == 1" for 0/1 state series)
     aliases: tuple[tuple[str, str], ...] = ()  # label -> column renames (a label named "value")
+    required: bool = False
 
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        return self.by or None
 
-def _labels(by: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in by.split(","))
+    @property
+    def key_label(self) -> str:
+        """The label naming the object (to ask again for a few objects only)."""
+        for label in ("pod", "node", "replicaset", "job_name", "horizontalpodautoscaler", "resourcequota",
+                      "deployment"):
+            if label in self.by:
+                return label
+        return self.by[0] if self.by else "__name__"
 
 
 def _spec(name: str, by: str, lacks: str, extra: str = "", post: str = "", kind: str = "spec") -> Metric:
-    sel = "{" + (extra + ("," if extra else "")) + "{sel}}"
-    aliases = (("value", "taint_value"),) if "value" in _labels(by) else ()
-    return Metric(name, kind, f"max by ({by}) (last_over_time({name}{sel}[{{w}}])){post}", lacks,
-                  labels=_labels(by), aliases=aliases)
+    labels = tuple(part.strip() for part in by.split(","))
+    aliases = (("value", "taint_value"),) if "value" in labels else ()
+    return Metric(name, kind, lacks, by=labels, match=extra, post=post, aliases=aliases)
 
 
 METRICS: tuple[Metric, ...] = (
     Metric("container_cpu_usage_seconds_total", "usage",
-           f"sum by ({USAGE_BY}) (rate(container_cpu_usage_seconds_total{{{REAL_CONTAINERS},{{sel}}}}[{{w}}]))",
-           "CPU usage (no CPU percentiles, recommendations or forecasts)", required=True, labels=_labels(USAGE_BY)),
+           "CPU usage (no CPU percentiles, recommendations or forecasts)", by=USAGE_KEYS, match=REAL_CONTAINERS,
+           required=True),
     Metric("container_memory_working_set_bytes", "usage",
-           f"max by ({USAGE_BY}) (max_over_time(container_memory_working_set_bytes{{{REAL_CONTAINERS},{{sel}}}}[{{w}}]))",
-           "memory usage (no memory percentiles, eviction exposure or recommendations)", required=True,
-           labels=_labels(USAGE_BY)),
+           "memory usage (no memory percentiles, eviction exposure or recommendations)", by=USAGE_KEYS,
+           match=REAL_CONTAINERS, required=True),
     _spec("kube_pod_container_resource_requests", "namespace, pod, container, resource",
           "container requests (overcommit, fit and QoS need them)", 'resource=~"cpu|memory"'),
     _spec("kube_pod_container_resource_limits", "namespace, pod, container, resource",
@@ -88,8 +105,14 @@ METRICS: tuple[Metric, ...] = (
     _spec("kube_pod_container_status_last_terminated_reason", "namespace, pod, container, reason",
           "restart reasons (OOM kills)", post=" == 1"),
     _spec("kube_pod_container_status_restarts_total", "namespace, pod, container", "container restarts"),
-    # all label_* labels are wanted, so no aggregation here
-    Metric("kube_node_labels", "node", "last_over_time(kube_node_labels{{sel}}[{w}])", "node labels (instance types, zones)"),
+    _spec("kube_pod_init_container_status_last_terminated_reason", "namespace, pod, container, reason",
+          "init and sidecar container restart reasons (OOM kills)", post=" == 1"),
+    _spec("kube_pod_init_container_status_restarts_total", "namespace, pod, container",
+          "init and sidecar container restarts"),
+    # all label_* labels are wanted, so no folding here
+    Metric("kube_node_labels", "node", "node labels (instance types, zones)"),
+    _spec("kube_node_info", "node, provider_id", "node provider ids (zones when node labels are missing)",
+          kind="node"),
     _spec("kube_node_spec_taint", "node, key, value, effect", "node taints", kind="node"),
     _spec("kube_resourcequota", "namespace, resourcequota, resource", "resource quotas", 'type="hard"'),
     _spec("kube_horizontalpodautoscaler_spec_target_metric", "namespace, horizontalpodautoscaler, metric_name",
@@ -101,6 +124,9 @@ METRICS: tuple[Metric, ...] = (
     _spec("kube_deployment_spec_replicas", "namespace, deployment", "Deployment replicas and strategies"),
 )
 METRICS_BY_KEY = {m.key: m for m in METRICS}
+# Metrics whose absence is no loss worth a warning (newer kube-state-metrics series, fallbacks).
+OPTIONAL_QUIET = {"kube_pod_init_container_status_last_terminated_reason", "kube_pod_init_container_status_restarts_total",
+                  "kube_node_info"}
 
 
 def selector(namespaces: list[str] | None) -> str:
@@ -108,24 +134,36 @@ def selector(namespaces: list[str] | None) -> str:
     return label_matcher("namespace", namespaces) if namespaces else ""
 
 
-def render(metric: Metric, namespaces: list[str] | None, window_ms: int) -> str:
-    """The PromQL for `metric`, restricted to `namespaces` (None = all), window in ms."""
-    sel = "" if metric.kind == "node" else selector(namespaces)
-    text = metric.template.replace("{w}", f"{window_ms}ms")
-    if not sel:
-        return text.replace(",{sel}", "").replace("{sel}", "")
-    return text.replace("{sel}", sel)
+def _selector(metric: Metric, namespaces: list[str] | None, extra: str = "") -> str:
+    parts = [metric.match, extra, "" if metric.kind == "node" else selector(namespaces)]
+    return metric.key + "{" + ",".join(p for p in parts if p) + "}"
 
 
-def usage_window_ms(metric: Metric, step_seconds: int, scrape_seconds: int | None = None) -> int:
-    """CPU: step + 1 ms (both grid samples); memory: step - 1 ms (left-open step).
+def render(metric: Metric, namespaces: list[str] | None, window_ms: int, only: tuple[str, list[str]] | None = None) -> str:
+    """`max by (labels) (last_over_time(metric[window]))` (the spec-step query), restricted to
+    `namespaces` (None = all) and, with `only`, to some values of one label."""
+    extra = label_matcher(only[0], only[1]) if only else ""
+    sel = _selector(metric, namespaces, extra)
+    if not metric.by:
+        return f"last_over_time({sel}[{window_ms}ms])"
+    return f"max by ({', '.join(metric.by)}) (last_over_time({sel}[{window_ms}ms])){metric.post}"
 
-    When cAdvisor is scraped less often than the step, the windows widen so each still holds
-    enough samples: CPU to two scrape intervals (a rate needs two samples), memory to one."""
-    scrape = scrape_seconds or 0
-    if metric.key == "container_cpu_usage_seconds_total":
-        return max(step_seconds, 2 * scrape if scrape > step_seconds else 0) * 1000 + 1
-    return max(step_seconds, scrape) * 1000 - 1
+
+def render_coarse(metric: Metric, namespaces: list[str] | None, window_ms: int) -> str:
+    """One query for three things per coarse window: the last value (filtered like the spec-step
+    query), the number of samples, and the number of value changes; the last two are marked with
+    the PART_LABEL label so the answers can be told apart (`or` keeps label sets that differ)."""
+    sel = _selector(metric, namespaces)
+    by = ", ".join(metric.by)
+    return (f"(max by ({by}) (last_over_time({sel}[{window_ms}ms])){metric.post})"
+            f' or label_replace(max by ({by}) (count_over_time({sel}[{window_ms}ms])), "{PART_LABEL}", "count", "", "")'
+            f' or label_replace(max by ({by}) (changes({sel}[{window_ms}ms])), "{PART_LABEL}", "changes", "", "")')
+
+
+def render_raw(metric: Metric, namespaces: list[str] | None, range_ms: int, usage_selector: str = "") -> str:
+    """The raw samples of a usage metric in the `range_ms` before the evaluation time (1 ms short
+    of the previous boundary, so a sample on it is read once)."""
+    return f"{_selector(metric, namespaces, usage_selector)}[{range_ms}ms]"
 
 
 # --- time grid and chunks ---------------------------------------------------------------------

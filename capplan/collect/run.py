@@ -23,20 +23,27 @@ from capplan import store
 from capplan.collect import transform as tf
 from capplan.collect.client import ClientOptions, PromClient, TooLarge
 from capplan.collect.queries import (
+    COARSE_SECONDS,
     METRICS,
     MAX_POINTS_PER_SERIES,
     METRICS_BY_KEY,
+    OPTIONAL_QUIET,
+    PART_LABEL,
     REAL_CONTAINERS,
+    USAGE_KEYS,
+    USAGE_SOURCE_LABELS,
     Chunk,
     Metric,
     align_down,
     align_up,
     batch_namespaces,
+    epoch,
     from_epoch,
     plan_chunks,
     render,
+    render_coarse,
+    render_raw,
     split_range,
-    usage_window_ms,
     utc_naive,
 )
 from capplan.promql import label_matcher
@@ -78,6 +85,7 @@ class CollectOptions:
     wait: bool = False
     max_points_per_query: int = DEFAULT_MAX_POINTS
     chunk: timedelta = DEFAULT_CHUNK
+    usage_selector: str | None = None  # extra label matchers for cAdvisor series (which scrape to use)
     now: datetime | None = None  # for tests: the wall clock
 
 
@@ -167,8 +175,11 @@ def collect(options: CollectOptions, *, progress: ProgressFn | None = None, warn
     warn = warn or (lambda _msg: None)
     restore = _install_sigterm(stop)
     try:
+        probed = not store.resolve_db_path(options.db).exists()
+        if probed:
+            client.probe()  # a wrong URL fails here, before a lock file or a database exists
         with store.collection_lock(options.db, wait=options.wait):
-            _run(options, client, source, summary, stop, progress, warn)
+            _run(options, client, source, summary, stop, progress, warn, probed)
     finally:
         restore()
         client.close()
@@ -190,6 +201,9 @@ def _validate(o: CollectOptions) -> None:
         raise UsageError("--end is before --start")
     if o.ca_file and not os.path.isfile(o.ca_file):
         raise UsageError(f"--ca-file {o.ca_file} does not exist")
+    if o.usage_selector is not None and (not o.usage_selector.strip() or any(c in o.usage_selector for c in "{}[]")):
+        raise UsageError("--usage-selector takes label matchers such as 'job=\"kubelet\",metrics_path=\"/metrics/cadvisor\"' "
+                         "(no braces)")
 
 
 def _install_sigterm(stop: StopFlag) -> Callable[[], None]:
@@ -213,15 +227,45 @@ def _window(options: CollectOptions, marks: dict[str, datetime]) -> tuple[dateti
     return start, end
 
 
+@dataclass
+class RunState:
+    """What one run learns once and uses for every chunk (and keeps for later runs)."""
+
+    cadvisor_scrape_seconds: float | None = None   # median time between cAdvisor samples
+    ksm_scrape_seconds: float | None = None        # median time between kube-state-metrics samples
+    usage_selector: str = ""                       # label matchers picking one cAdvisor scrape
+    stored: dict[str, tuple[float | None, str]] = field(default_factory=dict)  # exporter -> as stored
+    warned: set[str] = field(default_factory=set)
+
+    def raw_lead_seconds(self, step: int) -> float:
+        """How far before a chunk raw samples are read: the previous sample of every series."""
+        return max(2 * step, 3 * (self.cadvisor_scrape_seconds or 300))
+
+    def max_gap_seconds(self, step: int) -> float:
+        """Two samples further apart than this belong to a series that was gone in between."""
+        return max(2 * step, 3 * (self.cadvisor_scrape_seconds or step))
+
+
 def _run(options: CollectOptions, client: PromClient, source: str, summary: CollectSummary, stop: StopFlag,
-         progress: ProgressFn | None, warn: WarnFn) -> None:
+         progress: ProgressFn | None, warn: WarnFn, probed: bool = False) -> None:
     marks: dict[str, datetime] = {}
+    state = RunState(usage_selector=options.usage_selector or "")
     if store.resolve_db_path(options.db).exists():  # a failed first run must not leave an empty DB behind
         con = store.open_db(options.db)
         try:
             marks = {m.key: ts for m in METRICS if (ts := store.high_water_mark(con, source, m.key)) is not None}
+            state.stored = _stored_sources(con, source)
         finally:
             con.close()
+    if not marks and not probed:
+        client.probe()  # a source new to this DB: check it answers like a Prometheus before writing
+    cadvisor = state.stored.get("cadvisor")
+    if cadvisor:
+        state.cadvisor_scrape_seconds = cadvisor[0]
+        if options.usage_selector is None:
+            state.usage_selector = cadvisor[1]
+    if state.stored.get("kube-state-metrics"):
+        state.ksm_scrape_seconds = state.stored["kube-state-metrics"][0]
     start, end = _window(options, marks)
     summary.collected_until = max(marks.values()) if marks else None
     if start > end:
@@ -230,31 +274,40 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
         return
     summary.window_start, summary.window_end = start, end
     step = options.step_seconds
-    wanted, present, batches, chunks, spec_step, scrape = _prepare(options, client, start, end, summary, warn)
+    wanted, present, batches, chunks, spec_step = _prepare(options, client, start, end, summary, warn, state)
     run_id = _record_run(options.db, summary, source, start, end, "running", None)
     summary.run_id = run_id
     seen_series: set[tuple[str, str, str, str]] = set()
     status, message = "failed", None
+
+    def note(message: str) -> None:
+        if message not in state.warned:
+            state.warned.add(message)
+            summary.warnings.append(message)
+            warn(message)
+
     try:
         with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="capplan-query") as pool:
             pending: Pending | None = None
             try:
-                pending = _submit_chunk(pool, client, chunks[0], wanted, marks, batches, step, spec_step, scrape)
+                pending = _submit_chunk(pool, client, chunks[0], wanted, marks, batches, step, spec_step, state)
                 for index, chunk in enumerate(chunks):
                     waited = time.monotonic()
                     answers = _gather(pending)
                     summary.query_wait_seconds += time.monotonic() - waited
+                    pending = None
+                    if index == 0:
+                        _learn(answers, state, step, client.display_url, note)
                     # ask for the next chunk while this one is transformed and written (the
                     # Prometheus works while we do; at most two chunks of answers are held)
-                    pending = None
                     if index + 1 < len(chunks) and not stop:
-                        pending = _submit_chunk(pool, client, chunks[index + 1], wanted, marks, batches, step, spec_step,
-                                                scrape)
-                    frames = _frames(answers, chunk, spec_step, present)
+                        pending = _submit_chunk(pool, client, chunks[index + 1], wanted, marks, batches, step,
+                                                spec_step, state)
+                    frames = _frames(answers, chunk, step, spec_step, present, state, note)
                     del answers
                     usage = frames.pop("usage")
                     seen_series.update(usage.select("namespace", "pod", "container", "node").unique().iter_rows())
-                    _commit(options.db, source, chunk, frames, usage, summary)
+                    _commit(options.db, source, chunk, frames, usage, summary, state if index == 0 else None)
                     summary.chunks_done += 1
                     summary.collected_until = chunk.end
                     summary.series = len(seen_series)
@@ -281,78 +334,85 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
         _finish_run(options.db, run_id, summary, status, message)
 
 
+def _stored_sources(con: Any, source: str) -> dict[str, tuple[float | None, str]]:
+    rows = con.execute("SELECT exporter, scrape_seconds, selector FROM collector_sources WHERE source = ?",
+                       [source]).fetchall()
+    return {exporter: (seconds, selector or "") for exporter, seconds, selector in rows}
+
+
 @dataclass
 class QueryPlan:
     """What a run would ask, without writing anything (for benchmarks and dry runs)."""
 
-    jobs: list[tuple[str, str, datetime, datetime, int]]
+    jobs: list[Job]
     chunks: list[Chunk]
     batches: list[list[str] | None]
     planning_queries: int
 
 
 def _prepare(options: CollectOptions, client: PromClient, start: datetime, end: datetime, summary: CollectSummary,
-             warn: WarnFn) -> tuple[list[Metric], set[str] | None, list[list[str] | None], list[Chunk], int, int | None]:
+             warn: WarnFn, state: RunState) -> tuple[list[Metric], set[str] | None, list[list[str] | None], list[Chunk], int]:
     """Which metrics exist (warning about absent ones), the namespace batches and the chunks."""
     step = options.step_seconds
     spec_step = options.spec_step_seconds or max(step, DEFAULT_SPEC_STEP)
     present = _present_metrics(client, start - timedelta(seconds=spec_step), end, warn)
+
+    def note(message: str) -> None:
+        state.warned.add(message)
+        summary.warnings.append(message)
+        warn(message)
+
     for metric in METRICS:
-        if present is not None and metric.key not in present:
-            message = f"{metric.key} is absent from {client.display_url}: capplan will lack {metric.lacks}"
-            summary.warnings.append(message)
-            warn(message)
+        if present is not None and metric.key not in present and metric.key not in OPTIONAL_QUIET:
+            if metric.key == "kube_node_labels":
+                note(f"kube_node_labels is absent from {client.display_url}: kube-state-metrics exports node labels only "
+                     "for the labels named in its --metric-labels-allowlist (e.g. --metric-labels-allowlist="
+                     "nodes=[node.kubernetes.io/instance-type,topology.kubernetes.io/zone,...]; none by default since "
+                     "2.10): capplan will lack node labels (node pools, zones, instance types)")
+                continue
+            note(f"{metric.key} is absent from {client.display_url}: capplan will lack {metric.lacks}")
     if present is not None and not any(m.key in present for m in METRICS):
         raise NoDataError(
             f"{client.display_url} has none of the kube-state-metrics or cAdvisor metrics capplan needs between "
             f"{_iso(start)} and {_iso(end)} (is this the Prometheus that scrapes the cluster?)"
         )
     wanted = [m for m in METRICS if present is None or m.key in present]
-    batches, chunk_steps = _plan_batches(client, options, start, end, present, spec_step)
+    _check_labels(client, options, end, present, note)
+    batches, chunk_steps = _plan_batches(client, options, start, end, present, spec_step, state)
     cap_steps = max(1, int(options.chunk.total_seconds() // step))
     chunks = plan_chunks(start, end, step, min(chunk_steps, cap_steps))
     summary.chunks = len(chunks)
-    scrape = None
+    return wanted, present, batches, chunks, spec_step
+
+
+def _check_labels(client: PromClient, options: CollectOptions, end: datetime, present: set[str] | None,
+                  note: Callable[[str], None]) -> None:
+    """Scrape-config problems that make tables silently wrong, checked in one instant query over
+    the hour before `end`: kube-state-metrics scraped without honor_labels (its labels arrive as
+    exported_namespace, exported_pod...) and containerd's empty `container` label on cAdvisor series."""
+    checks = []
+    if present is None or "kube_pod_info" in present:
+        checks.append(("exported", 'count(last_over_time(kube_pod_info{exported_namespace!=""}[1h]))'))
     if present is None or "container_memory_working_set_bytes" in present:
-        scrape = _scrape_interval(client, end, options.namespaces)
-        if scrape and scrape > step:
-            message = (f"--step {step}s is finer than the {scrape}s scrape interval of cAdvisor series at "
-                       f"{client.display_url}: CPU is averaged over {2 * scrape}s windows, memory peaks over {scrape}s")
-            summary.warnings.append(message)
-            warn(message)
-    return wanted, present, batches, chunks, spec_step, scrape
-
-
-def _scrape_interval(client: PromClient, at: datetime, namespaces: list[str] | None) -> int | None:
-    """The median cAdvisor scrape interval near `at` (samples in a 10-minute window), or None."""
-    window_ms = 600_000 - 1  # (at-10m, at]: aligned scrapes are not counted twice
-    promql = (f"quantile(0.5, count_over_time(container_memory_working_set_bytes{{{REAL_CONTAINERS}"
-              f"{_ns_sel(namespaces)}}}[{window_ms}ms]))")
+        checks.append(("named", f"count(last_over_time(container_memory_working_set_bytes{{{REAL_CONTAINERS}}}[1h]))"))
+        checks.append(("unnamed", 'count(last_over_time(container_memory_working_set_bytes{container="",image!="",'
+                                  'image!~".*pause.*"}[1h]))'))
+    if not checks:
+        return
+    promql = " or ".join(f'label_replace({q}, "check", "{name}", "", "")' for name, q in checks)
     try:
-        result = client.query(promql, at)
-        count = float(result[0]["value"][1]) if result else 0.0
-    except (SourceError, KeyError, IndexError, TypeError, ValueError):
-        return None
-    if not count or count != count:  # no data, or NaN
-        return None
-    return max(1, int(round(600 / count)))
-
-
-def plan_queries(options: CollectOptions) -> QueryPlan:
-    """The range queries a first run over options' window would send (no DB access, no writes)."""
-    client = PromClient(ClientOptions(url=options.url, token=options.token, ca_file=options.ca_file,
-                                      insecure_skip_tls_verify=options.insecure_skip_tls_verify,
-                                      timeout_seconds=options.timeout_seconds, retries=options.retries))
-    try:
-        start, end = _window(options, {})
-        summary = CollectSummary(source=client.display_url)
-        wanted, _present, batches, chunks, spec_step, scrape = _prepare(options, client, start, end, summary,
-                                                                        lambda _m: None)
-        jobs = [job for chunk in chunks
-                for job in chunk_jobs(chunk, wanted, {}, batches, options.step_seconds, spec_step, scrape)]
-        return QueryPlan(jobs=jobs, chunks=chunks, batches=batches, planning_queries=client.queries)
-    finally:
-        client.close()
+        result = client.query(promql, end)
+    except SourceError:
+        return  # a gateway that refuses the check leaves the run as it was
+    found = {r["metric"].get("check", ""): float(r["value"][1]) for r in result if r.get("value")}
+    if found.get("exported", 0) > 0:
+        note(f"kube-state-metrics series at {client.display_url} carry exported_namespace/exported_pod labels: the "
+             "scrape config lacks `honor_labels: true`, so `namespace` and `pod` name kube-state-metrics' own pod and "
+             "every spec table would be wrong; set honor_labels: true on the kube-state-metrics scrape job")
+    if found.get("named", 0) == 0 and found.get("unnamed", 0) > 0:
+        note(f"cAdvisor series at {client.display_url} have an empty `container` label although they belong to "
+             "containers (image set): the containerd/cAdvisor label regression; capplan cannot tell containers "
+             "apart and will store no usage for them (upgrade containerd or the kubelet)")
 
 
 def _present_metrics(client: PromClient, start: datetime, end: datetime, warn: WarnFn) -> set[str] | None:
@@ -369,14 +429,32 @@ def _present_metrics(client: PromClient, start: datetime, end: datetime, warn: W
     return {str(n) for n in names}
 
 
+def plan_queries(options: CollectOptions) -> QueryPlan:
+    """The first-level queries a first run over options' window would send (no DB access, no writes)."""
+    client = PromClient(ClientOptions(url=options.url, token=options.token, ca_file=options.ca_file,
+                                      insecure_skip_tls_verify=options.insecure_skip_tls_verify,
+                                      timeout_seconds=options.timeout_seconds, retries=options.retries))
+    try:
+        start, end = _window(options, {})
+        summary = CollectSummary(source=client.display_url)
+        state = RunState(usage_selector=options.usage_selector or "")
+        wanted, _present, batches, chunks, spec_step = _prepare(options, client, start, end, summary,
+                                                                lambda _m: None, state)
+        jobs = [job for chunk in chunks
+                for job in chunk_jobs(chunk, wanted, {}, batches, options.step_seconds, spec_step, state)]
+        return QueryPlan(jobs=jobs, chunks=chunks, batches=batches, planning_queries=client.queries)
+    finally:
+        client.close()
+
+
 def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, end: datetime,
-                  present: set[str] | None, spec_step: int) -> tuple[list[list[str] | None], int]:
+                  present: set[str] | None, spec_step: int, state: RunState) -> tuple[list[list[str] | None], int]:
     """Namespace batches and chunk length (in steps) so one answer stays under the point budget
     and one chunk's answers (all metrics) under CHUNK_BUDGET_FACTOR times it: memory stays flat
     whatever the cluster size.
 
     Series are counted per namespace from the index (/api/v1/series on the working-set and
-    kube_pod_info series over the window: no samples are read)."""
+    kube_pod_status_phase series over the window: no samples are read)."""
     counts: dict[str, int] = {}
     for name, match in (("container_memory_working_set_bytes",
                          f"container_memory_working_set_bytes{{{REAL_CONTAINERS}{_ns_sel(options.namespaces)}}}"),
@@ -404,20 +482,23 @@ def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, 
     total = sum(counts.values())
     largest = max(counts.values(), default=1)
     budget = options.max_points_per_query
-    all_steps = int((end - start).total_seconds() // options.step_seconds) + 1
-    steps = min(all_steps, max(1, int(options.chunk.total_seconds() // options.step_seconds)),
-                MAX_POINTS_PER_SERIES - 1)
-    # points per step over all metrics: 2 usage series per container, ~6 spec series per
-    # container or pod at the spec step
-    per_step = max(1, total) * (2 + 6 * options.step_seconds / spec_step)
+    step = options.step_seconds
+    all_steps = int((end - start).total_seconds() // step) + 1
+    steps = min(all_steps, max(1, int(options.chunk.total_seconds() // step)), MAX_POINTS_PER_SERIES - 1)
+    # raw usage samples per step and container (more than one when cAdvisor is scraped more often)
+    raw_per_step = max(1.0, step / (state.cadvisor_scrape_seconds or step))
+    # points per step over all metrics: 2 raw usage series per container, ~6 spec series per
+    # container or pod at the spec step (read per coarse window, expanded here)
+    per_step = max(1, total) * (2 * raw_per_step + 6 * step / spec_step)
     steps = max(1, min(steps, int(CHUNK_BUDGET_FACTOR * budget // per_step)))
-    if total * steps <= budget or total <= 0:
+    per_answer = raw_per_step  # the largest answers are the raw usage ones
+    if total * steps * per_answer <= budget or total <= 0:
         return [options.namespaces or None], steps
     # shorter chunks first (down to what the largest namespace allows), then namespace batches
-    steps = max(1, min(steps, budget // max(1, largest)))
-    if total * steps <= budget:
+    steps = max(1, min(steps, int(budget // max(1.0, largest * per_answer))))
+    if total * steps * per_answer <= budget:
         return [options.namespaces or None], steps
-    return list(batch_namespaces(counts, max(largest, budget // steps))), steps
+    return list(batch_namespaces(counts, max(largest, int(budget // (steps * per_answer))))), steps
 
 
 def _ns_sel(namespaces: list[str] | None, lead: bool = True) -> str:
@@ -426,59 +507,105 @@ def _ns_sel(namespaces: list[str] | None, lead: bool = True) -> str:
     return ("," if lead else "") + label_matcher("namespace", namespaces)
 
 
+# (metric key, how: "raw" | "coarse" | "fine", namespaces batch, start, end)
+Job = tuple[str, str, list[str] | None, datetime, datetime]
+
+
 def chunk_jobs(chunk: Chunk, wanted: list[Metric], marks: dict[str, datetime], batches: list[list[str] | None],
-               step: int, spec_step: int, scrape: int | None = None) -> list[tuple[str, str, datetime, datetime, int]]:
-    """The range queries of one chunk: (metric key, PromQL, start, end, step)."""
-    spec_start, spec_end = align_up(chunk.start, spec_step), align_down(chunk.end, spec_step)
-    jobs: list[tuple[str, str, datetime, datetime, int]] = []
+               step: int, spec_step: int, state: RunState | None = None) -> list[Job]:
+    """The first-level queries of one chunk (coarse answers may be followed by a spec-step query
+    for the few windows that changed)."""
+    jobs: list[Job] = []
     for metric in wanted:
         if metric.key in marks and marks[metric.key] >= chunk.end:
             continue  # this metric is already stored up to here
-        if metric.kind == "usage":
-            window, lo, hi, at_step = usage_window_ms(metric, step, scrape), chunk.start, chunk.end, step
-        else:
-            if spec_start > spec_end:
-                continue
-            window, lo, hi, at_step = spec_step * 1000 - 1, spec_start, spec_end, spec_step
-            if metric.key == "kube_pod_container_status_restarts_total":
-                lo = spec_start - timedelta(seconds=spec_step)  # a baseline to compare the first point with
+        how = "raw" if metric.kind == "usage" else ("fine" if metric.labels is None else "coarse")
         for batch in ([None] if metric.kind == "node" else batches):
-            jobs.append((metric.key, render(metric, batch, window), lo, hi, at_step))
+            jobs.append((metric.key, how, batch, chunk.start, chunk.end))
     return jobs
 
 
 Pending = dict[Future, str]
-Answer = pl.DataFrame | list[dict[str, Any]]
 
 
 def _submit_chunk(pool: ThreadPoolExecutor, client: PromClient, chunk: Chunk, wanted: list[Metric],
                   marks: dict[str, datetime], batches: list[list[str] | None], step: int, spec_step: int,
-                  scrape: int | None) -> Pending:
+                  state: RunState) -> Pending:
     """Queue every query of one chunk; the pool runs at most `concurrency` at once."""
-    jobs = chunk_jobs(chunk, wanted, marks, batches, step, spec_step, scrape)
-    return {pool.submit(_fetch, client, METRICS_BY_KEY[key], promql, lo, hi, at_step): key
-            for key, promql, lo, hi, at_step in jobs}
+    jobs = chunk_jobs(chunk, wanted, marks, batches, step, spec_step, state)
+    return {pool.submit(_fetch, client, METRICS_BY_KEY[key], how, batch, lo, hi, step, spec_step, state): key
+            for key, how, batch, lo, hi in jobs}
 
 
-def _fetch(client: PromClient, metric: Metric, promql: str, lo: datetime, hi: datetime, step: int) -> Answer:
-    """One query, turned into a compact frame at once (the decoded JSON is ~5x larger)."""
-    results = _range_split(client, promql, lo, hi, step)
-    if metric.labels is None:
-        return results
-    return tf.to_frame(results, list(metric.labels), dict(metric.aliases) or None)
+def _fetch(client: PromClient, metric: Metric, how: str, batch: list[str] | None, lo: datetime, hi: datetime,
+           step: int, spec_step: int, state: RunState) -> Any:
+    """One job, turned into a compact frame at once (the decoded JSON is ~5x larger)."""
+    if how == "raw":
+        start = lo - timedelta(seconds=step + state.raw_lead_seconds(step))
+        results = _raw_split(client, metric, batch, start, hi, state.usage_selector, step)
+        return tf.raw_frame(results, [*USAGE_KEYS, *USAGE_SOURCE_LABELS])
+    spec_lo = align_up(lo, spec_step)
+    if metric.key.endswith("_restarts_total"):
+        spec_lo -= timedelta(seconds=spec_step)  # a baseline to compare the first point with
+    spec_hi = align_down(hi, spec_step)
+    if how == "fine":
+        if spec_lo > spec_hi:
+            return []
+        return _range_split(client, render(metric, batch, spec_step * 1000 - 1), spec_lo, spec_hi, spec_step)
+    return _fetch_coarse(client, metric, batch, spec_lo, spec_hi, spec_step, state)
 
 
-def _gather(futures: Pending) -> dict[str, Answer]:
+def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, spec_lo: datetime, spec_hi: datetime,
+                  spec_step: int, state: RunState) -> pl.DataFrame:
+    """Declared state over [spec_lo, spec_hi] as spec-step observations, read per coarse window
+    (one window more on each side tells a series that started or ended inside a window from one
+    that was there throughout) and again at the spec step only where something changed."""
+    aliases = dict(metric.aliases)
+    keys = [aliases.get(label, label) for label in metric.by]
+    if spec_lo > spec_hi:
+        return tf.to_frame([], list(metric.by), aliases or None)
+    coarse_s = max(spec_step, COARSE_SECONDS // spec_step * spec_step)
+    first, last = align_up(spec_lo, coarse_s), align_up(spec_hi, coarse_s)
+    results = _range_split(client, render_coarse(metric, batch, coarse_s * 1000 - 1),
+                           first - timedelta(seconds=coarse_s), last + timedelta(seconds=coarse_s), coarse_s)
+    coarse = tf.coarse_parts(results, list(metric.by), PART_LABEL, aliases or None)
+    per_window = tf.full_count(coarse, keys, coarse_s)
+    if per_window is not None and metric.key == "kube_pod_info":
+        state.ksm_scrape_seconds = coarse_s / per_window
+    if per_window is None and state.ksm_scrape_seconds:
+        per_window = coarse_s / state.ksm_scrape_seconds
+    obs, refine = tf.expand_coarse(coarse, keys, coarse_s, spec_step, per_window)
+    lo_s, hi_s = int(epoch(spec_lo)), int(epoch(spec_hi))
+    refine = refine.filter((pl.col("T") >= lo_s) & (pl.col("T") - coarse_s < hi_s))
+    if not refine.is_empty():
+        names = sorted(set(refine[metric.key_label].to_list()))
+        only = (metric.key_label, names) if len(names) <= MAX_REFINE_NAMES else None
+        fine_lo = max(spec_lo, from_epoch(int(refine["T"].min()) - coarse_s + spec_step))
+        fine_hi = min(spec_hi, from_epoch(int(refine["T"].max())))
+        fine = tf.to_frame(_range_split(client, render(metric, batch, spec_step * 1000 - 1, only), fine_lo, fine_hi,
+                                        spec_step), list(metric.by), aliases or None)
+        fine = fine.with_columns(T=((pl.col("ts").dt.epoch("s") + coarse_s - 1) // coarse_s * coarse_s)).join(
+            refine, on=[*keys, "T"], how="semi").drop("T")
+        obs = pl.concat([obs, fine.select(obs.columns)])
+    return obs.filter(pl.col("ts").is_between(spec_lo, spec_hi))
+
+
+# Objects asked again by name in one query at most; more and the whole metric is asked for the
+# span (a regex of thousands of names costs the server more than it saves).
+MAX_REFINE_NAMES = 2000
+
+
+def _gather(futures: Pending) -> dict[str, Any]:
     """Wait for a chunk's queries; answers merged per metric. The first failure cancels the rest."""
     done, _ = wait(futures, return_when=FIRST_EXCEPTION)
     for future in futures:
         if future in done and future.exception() is not None:
             _cancel(futures)
             raise future.exception()  # type: ignore[misc]
-    parts: dict[str, list[Answer]] = {}
+    parts: dict[str, list[Any]] = {}
     for future, key in futures.items():
         parts.setdefault(key, []).append(future.result())
-    answers: dict[str, Answer] = {}
+    answers: dict[str, Any] = {}
     for key, items in parts.items():
         if isinstance(items[0], pl.DataFrame):
             answers[key] = items[0] if len(items) == 1 else pl.concat(items)
@@ -506,67 +633,159 @@ def _range_split(client: PromClient, promql: str, lo: datetime, hi: datetime, st
         return [r for a, b in halves for r in _range_split(client, promql, a, b, step)]
 
 
-def _frames(answers: dict[str, Answer], chunk: Chunk, spec_step: int,
-            present: set[str] | None) -> dict[str, pl.DataFrame]:
+def _raw_split(client: PromClient, metric: Metric, batch: list[str] | None, lo: datetime, hi: datetime,
+               usage_selector: str, step: int) -> list[dict[str, Any]]:
+    """Raw samples in (lo, hi], halved in time while the server says the answer is too large."""
+    range_ms = int(round((epoch(hi) - epoch(lo)) * 1000)) - 1
+    try:
+        return client.query(render_raw(metric, batch, range_ms, usage_selector), hi)
+    except TooLarge as exc:
+        if (hi - lo).total_seconds() <= step:
+            raise SourceError(
+                f"{client.display_url} refused even one step of raw samples as too large ({exc}); "
+                "collect fewer namespaces at once (--namespace) or raise --query.max-samples"
+            ) from None
+        mid = lo + (hi - lo) / 2
+        return [*_raw_split(client, metric, batch, lo, mid, usage_selector, step),
+                *_raw_split(client, metric, batch, mid, hi, usage_selector, step)]
+
+
+def _learn(answers: dict[str, Any], state: RunState, step: int, url: str, note: Callable[[str], None]) -> None:
+    """From the first chunk's raw answers: which cAdvisor scrape to use when several export the
+    same containers, and the scrape interval where the data is (unless stored by an earlier run)."""
+    raws = [answers[k] for k in ("container_memory_working_set_bytes", "container_cpu_usage_seconds_total")
+            if isinstance(answers.get(k), pl.DataFrame)]
+    if not state.usage_selector and raws:
+        picked = _pick_source(pl.concat([r.select(*USAGE_KEYS[:3], *USAGE_SOURCE_LABELS) for r in raws]), url, note)
+        if picked:
+            state.usage_selector = picked
+    if state.cadvisor_scrape_seconds is None:
+        for raw in raws:
+            if state.usage_selector:
+                raw = _only_source(raw, state.usage_selector)
+            measured = tf.median_interval_seconds(raw)
+            if measured:
+                state.cadvisor_scrape_seconds = measured
+                break
+    scrape = state.cadvisor_scrape_seconds
+    if scrape and scrape > step * 1.05:
+        note(f"--step {step}s is finer than the {scrape:g}s scrape interval of cAdvisor series at {url}: each step "
+             f"gets the CPU average of the scrape interval that covers it and the memory peak of the last {scrape:g}s")
+
+
+def _pick_source(frame: pl.DataFrame, url: str, note: Callable[[str], None]) -> str | None:
+    """When more than one scrape (job, metrics_path) exports the same containers, the label
+    matchers of the one to keep: kube-prometheus-stack's kubelet /metrics/cadvisor when present,
+    else the one exporting most containers. None when there is one source."""
+    sources = frame.group_by(*USAGE_SOURCE_LABELS).agg(
+        containers=pl.struct("namespace", "pod", "container").n_unique()).sort("containers", descending=True)
+    if sources.height <= 1:
+        return None
+    dup = frame.unique().group_by("namespace", "pod", "container").agg(n=pl.len()).filter(pl.col("n") > 1)
+    if dup.is_empty():
+        return None  # different scrapes for different containers: nothing is counted twice
+    rows = sources.rows(named=True)
+    preferred = [r for r in rows if r["job"] == "kubelet" and r["metrics_path"] == "/metrics/cadvisor"]
+    chosen = preferred[0] if preferred else rows[0]
+    from capplan.promql import escape_label_value
+
+    matchers = ",".join(f'{k}="{escape_label_value(chosen[k])}"' for k in USAGE_SOURCE_LABELS)
+    listed = "; ".join(f"job={r['job'] or '-'} metrics_path={r['metrics_path'] or '-'}" for r in rows)
+    note(f"cAdvisor series at {url} come from {len(rows)} scrapes ({listed}) exporting the same containers, which "
+         f"would count their usage {len(rows)} times: using {{{matchers}}} (choose another with --usage-selector)")
+    return matchers
+
+
+def _only_source(raw: pl.DataFrame, matchers: str) -> pl.DataFrame:
+    """Rows of a raw frame matching simple `label="value"` matchers (the ones _pick_source writes)."""
+    import re
+
+    out = raw
+    for label, value in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', matchers):
+        if label in out.columns:
+            out = out.filter(pl.col(label) == value.replace('\\"', '"').replace("\\\\", "\\"))
+    return out
+
+
+def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, present: set[str] | None,
+            state: RunState, note: Callable[[str], None]) -> dict[str, pl.DataFrame]:
     """The store frames of one chunk."""
 
-    def long(key: str, labels: list[str] | None = None) -> pl.DataFrame:
+    def long(key: str) -> pl.DataFrame:
         found = answers.get(key)
         if isinstance(found, pl.DataFrame):
             return found
         metric = METRICS_BY_KEY[key]
         return tf.to_frame([], list(metric.labels or ()), dict(metric.aliases) or None)
 
-    def maybe(key: str, labels: list[str] | None = None, aliases: dict[str, str] | None = None) -> pl.DataFrame | None:
+    def maybe(key: str) -> pl.DataFrame | None:
         # None when the source lacks the metric (the column stays NULL: unknown, not "none")
         if present is not None and key not in present:
             return None
         return long(key)
 
-    usage_keys = ["namespace", "pod", "container", "node"]
-    res = ["namespace", "pod", "container", "resource"]
-    pod_info = long("kube_pod_info", ["namespace", "pod", "node", "priority_class"])
-    usage = tf.usage_frame(long("container_cpu_usage_seconds_total", usage_keys),
-                           long("container_memory_working_set_bytes", usage_keys))
+    def raw(key: str) -> pl.DataFrame:
+        found = answers.get(key)
+        frame = found if isinstance(found, pl.DataFrame) else tf.raw_frame([], [*USAGE_KEYS, *USAGE_SOURCE_LABELS])
+        return _only_source(frame, state.usage_selector) if state.usage_selector else frame
+
+    lo, hi = epoch(chunk.start), epoch(chunk.end)
+    scrape = state.cadvisor_scrape_seconds or step
+    cpu = tf.cpu_from_counters(raw("container_cpu_usage_seconds_total"), USAGE_KEYS, lo, hi, step,
+                               state.max_gap_seconds(step))
+    memory = tf.memory_peaks(raw("container_memory_working_set_bytes"), USAGE_KEYS, lo, hi, step, scrape)
+    pod_info = long("kube_pod_info")
+    usage = tf.usage_frame(cpu.rename({"cpu_cores": "value"}), memory.rename({"memory_bytes": "value"}))
     usage = tf.fill_usage_nodes(usage, pod_info)
+    init_info = long("kube_pod_init_container_info")
+    if not init_info.is_empty() and (init_info["restart_policy"] == "").all():
+        note("kube_pod_init_container_info has no restart_policy label (kube-state-metrics before 2.11): native "
+             "sidecars (restartPolicy: Always) cannot be told from init containers and are counted as init containers")
+    labels = answers.get("kube_node_labels")
+    node_labels: list[dict[str, Any]] | None = None
+    if labels and not any(k.startswith("label_") for r in labels for k in r["metric"]):
+        note("kube_node_labels carries no label_* labels: kube-state-metrics exports node labels only for those named "
+             "in --metric-labels-allowlist (e.g. nodes=[node.kubernetes.io/instance-type,topology.kubernetes.io/zone]): "
+             "capplan will lack node pools and instance types")
+    elif present is None or "kube_node_labels" in present:
+        node_labels = list(labels or [])
+    if node_labels is None:  # zones from the cloud provider ids, where they name one
+        node_labels = tf.labels_from_provider_ids(long("kube_node_info"))
     frames = {
         "usage": usage,
-        "nodes": tf.nodes_frame(long("kube_node_status_capacity", ["node", "resource"]),
-                                long("kube_node_status_allocatable", ["node", "resource"]),
-                                None if present is not None and "kube_node_labels" not in present
-                                else list(answers.get("kube_node_labels", [])),
-                                maybe("kube_node_spec_taint", ["node", "key", "value", "effect"], {"value": "taint_value"}), spec_step),
-        "pods": tf.pods_frame(pod_info, long("kube_pod_owner", ["namespace", "pod", "owner_kind", "owner_name"]),
-                              long("kube_pod_status_qos_class", ["namespace", "pod", "qos_class"]),
-                              long("kube_pod_status_phase", ["namespace", "pod", "phase"]), spec_step),
+        "nodes": tf.nodes_frame(long("kube_node_status_capacity"), long("kube_node_status_allocatable"), node_labels,
+                                maybe("kube_node_spec_taint"), spec_step),
+        "pods": tf.pods_frame(pod_info, long("kube_pod_owner"), long("kube_pod_status_qos_class"),
+                              long("kube_pod_status_phase"), spec_step),
         "containers": tf.containers_frame(
-            long("kube_pod_container_resource_requests", res), long("kube_pod_container_resource_limits", res),
-            long("kube_pod_init_container_resource_requests", res), long("kube_pod_init_container_resource_limits", res),
-            long("kube_pod_container_info", ["namespace", "pod", "container"]),
-            long("kube_pod_init_container_info", ["namespace", "pod", "container", "restart_policy"]), spec_step),
-        "owners": tf.owners_frame(long("kube_replicaset_owner", ["namespace", "replicaset", "owner_kind", "owner_name"]),
-                                  long("kube_job_owner", ["namespace", "job_name", "owner_kind", "owner_name"]), spec_step),
-        "workloads": tf.workloads_frame(long("kube_deployment_spec_replicas", ["namespace", "deployment"]),
-                                        maybe("kube_deployment_spec_strategy_rollingupdate_max_surge",
-                                              ["namespace", "deployment"]), spec_step),
-        "hpas": tf.hpas_frame(long("kube_horizontalpodautoscaler_spec_target_metric",
-                                   ["namespace", "horizontalpodautoscaler", "metric_name"]),
-                              maybe("kube_horizontalpodautoscaler_info",
-                                    ["namespace", "horizontalpodautoscaler", "scaletargetref_kind", "scaletargetref_name"]),
-                              spec_step),
-        "resource_quotas": tf.quotas_frame(long("kube_resourcequota", ["namespace", "resourcequota", "resource"]),
-                                           spec_step),
-        "restarts": tf.restarts_frame(long("kube_pod_container_status_restarts_total", ["namespace", "pod", "container"]),
-                                      long("kube_pod_container_status_last_terminated_reason",
-                                           ["namespace", "pod", "container", "reason"]),
-                                      align_up(chunk.start, spec_step) - timedelta(microseconds=1)),
+            long("kube_pod_container_resource_requests"), long("kube_pod_container_resource_limits"),
+            long("kube_pod_init_container_resource_requests"), long("kube_pod_init_container_resource_limits"),
+            long("kube_pod_container_info"), init_info, spec_step),
+        "owners": tf.owners_frame(long("kube_replicaset_owner"), long("kube_job_owner"), spec_step),
+        "workloads": tf.workloads_frame(long("kube_deployment_spec_replicas"),
+                                        maybe("kube_deployment_spec_strategy_rollingupdate_max_surge"), spec_step),
+        "hpas": tf.hpas_frame(long("kube_horizontalpodautoscaler_spec_target_metric"),
+                              maybe("kube_horizontalpodautoscaler_info"), spec_step),
+        "resource_quotas": tf.quotas_frame(long("kube_resourcequota"), spec_step),
+        "restarts": tf.restarts_frame(
+            pl.concat([long("kube_pod_container_status_restarts_total"),
+                       long("kube_pod_init_container_status_restarts_total")]),
+            pl.concat([long("kube_pod_container_status_last_terminated_reason"),
+                       long("kube_pod_init_container_status_last_terminated_reason")]),
+            align_up(chunk.start, spec_step) - timedelta(microseconds=1)),
     }
+    pod_level = tf.pods_without_container_resources(frames["pods"], frames["containers"])
+    if pod_level:
+        note(f"{len(pod_level)} pod(s) (e.g. {pod_level[0]}) have a Burstable or Guaranteed QoS class but no container "
+             "requests or limits: they likely declare pod-level resources (spec.resources, beta in Kubernetes 1.34), "
+             "which kube-state-metrics does not export; their requests and limits are unknown to capplan")
     return frames
 
 
 def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, pl.DataFrame], usage: pl.DataFrame,
-            summary: CollectSummary) -> None:
-    """One transaction: the chunk's spec, restarts, usage and every metric's high-water mark."""
+            summary: CollectSummary, state: RunState | None) -> None:
+    """One transaction: the chunk's spec, restarts, usage, every metric's high-water mark (and,
+    with the first chunk, what the run measured about its source)."""
     con = store.open_db(db)
     try:
         with store.transaction(con):
@@ -580,11 +799,24 @@ def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, 
             samples = store.write_usage(con, usage)
             # every metric's mark moves with the chunk (one statement: the upsert per metric is slow)
             store.set_high_water_marks(con, source, [m.key for m in METRICS], chunk.end)
+            if state is not None:
+                _store_sources(con, source, state)
         summary.spec_rows += spec_rows
         summary.restarts += restart_rows
         summary.samples += samples
     finally:
         con.close()
+
+
+def _store_sources(con: Any, source: str, state: RunState) -> None:
+    """Keep what was measured for later runs: a stored value is never replaced by a new guess."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    for exporter, seconds, selector in (("cadvisor", state.cadvisor_scrape_seconds, state.usage_selector),
+                                        ("kube-state-metrics", state.ksm_scrape_seconds, "")):
+        if exporter in state.stored or seconds is None:
+            continue
+        con.execute("INSERT INTO collector_sources (source, exporter, scrape_seconds, selector, measured_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", [source, exporter, seconds, selector, now])
 
 
 def _record_run(db: str | Path | None, summary: CollectSummary, source: str, start: datetime | None,
