@@ -533,8 +533,9 @@ class PrometheusServer:
     """
 
     def __init__(self, data_dir: str | Path, *, copy: bool = True, extra_args: Sequence[str] = (),
-                 workdir: str | Path | None = None) -> None:
+                 workdir: str | Path | None = None, route_prefix: str = "") -> None:
         self.source = Path(data_dir)
+        self.route_prefix = route_prefix.rstrip("/")  # e.g. "/prom": the API under http://host:port/prom/api/v1
         self.copy = copy
         self.extra_args = list(extra_args)
         self._tmp: tempfile.TemporaryDirectory | None = None
@@ -546,8 +547,8 @@ class PrometheusServer:
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:41234."""
-        return f"http://127.0.0.1:{self.port}"
+        """Base URL, e.g. http://127.0.0.1:41234 (with the route prefix, if any)."""
+        return f"http://127.0.0.1:{self.port}{self.route_prefix}"
 
     def start(self, timeout: float = 30.0) -> "PrometheusServer":
         """Copy the TSDB, start Prometheus, and wait until /-/ready answers 200."""
@@ -568,6 +569,8 @@ class PrometheusServer:
             self.proc = subprocess.Popen(
                 [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.data_dir}",
                  "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{self.port}",
+                 *([f"--web.route-prefix={self.route_prefix}",
+                    f"--web.external-url=http://127.0.0.1:{self.port}{self.route_prefix}"] if self.route_prefix else []),
                  *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
@@ -637,3 +640,113 @@ def openmetrics_text(series: Iterable[Series]) -> str:
     buf = io.StringIO()
     write_openmetrics(series, buf)
     return buf.getvalue()
+
+
+# --- VictoriaMetrics -----------------------------------------------------------------------------
+
+VICTORIA_METRICS = os.environ.get("CAPPLAN_VICTORIA_METRICS_BIN", "/usr/bin/victoria-metrics")
+
+
+def missing_victoria_metrics() -> str | None:
+    """Why a real VictoriaMetrics cannot run here (None when it can)."""
+    if not (os.path.isfile(VICTORIA_METRICS) and os.access(VICTORIA_METRICS, os.X_OK)):
+        return f"{VICTORIA_METRICS} is not installed (apt-get install --no-install-recommends victoria-metrics)"
+    return None
+
+
+class VictoriaMetricsServer:
+    """Single-node VictoriaMetrics on 127.0.0.1 and a free port, with a temporary -storageDataPath.
+
+    `import_series(series)` loads Series through its JSON-lines import API (/api/v1/import) and
+    flushes them so queries see them at once. Use as a context manager."""
+
+    def __init__(self, extra_args: Sequence[str] = ()) -> None:
+        self.extra_args = list(extra_args)
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "VictoriaMetricsServer":
+        self._tmp = tempfile.TemporaryDirectory(prefix="capplan-vm-")
+        work = Path(self._tmp.name)
+        self.log_path = work / "vm.log"
+        for _attempt in range(5):
+            self.port = free_port()
+            log = open(self.log_path, "w")
+            self.proc = subprocess.Popen(
+                [VICTORIA_METRICS, f"-storageDataPath={work / 'data'}", f"-httpListenAddr=127.0.0.1:{self.port}",
+                 "-retentionPeriod=100y", "-loggerLevel=ERROR", *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            log.close()
+            if self._wait_ready(timeout):
+                return self
+            self.stop(cleanup=False)
+            if "address already in use" not in self.log_path.read_text():
+                break
+        raise RuntimeError(f"victoria-metrics did not become ready: {self.log_path.read_text()[-800:]}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def import_series(self, series: Iterable[Series], batch: int = 2000) -> int:
+        """POST the series as JSON lines ({"metric": {...}, "values": [...], "timestamps": [ms]}) to
+        /api/v1/import, then /internal/force_flush; returns the number of samples."""
+        samples = 0
+        lines: list[bytes] = []
+
+        def send() -> None:
+            body = b"\n".join(lines) + b"\n"
+            req = urllib.request.Request(f"{self.url}/api/v1/import", data=body, method="POST")
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                resp.read()
+            lines.clear()
+
+        for s in series:
+            ts = np.asarray(s.ts, dtype=np.float64)
+            values = np.asarray(s.values, dtype=np.float64)
+            doc = {"metric": {"__name__": s.name, **{k: str(v) for k, v in s.labels.items()}},
+                   "values": values.tolist(), "timestamps": np.round(ts * 1000).astype(np.int64).tolist()}
+            lines.append(json.dumps(doc).encode())
+            samples += len(ts)
+            if len(lines) >= batch:
+                send()
+        if lines:
+            send()
+        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=60) as resp:
+            resp.read()
+        return samples
+
+    def stop(self, cleanup: bool = True) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if cleanup and self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> "VictoriaMetricsServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

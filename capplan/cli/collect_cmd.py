@@ -108,6 +108,9 @@ def collect(
     concurrency: Annotated[int, typer.Option("--concurrency", help="Queries in flight at once.")] = 2,
     chunk: Annotated[str, typer.Option("--chunk", help="Commit every CHUNK of history (a kill loses at most one).")] = "1d",
     max_points: Annotated[int, typer.Option("--max-points", help="Most points (series x steps) one answer may hold.")] = 250_000,
+    usage_selector: Annotated[Optional[str], typer.Option(
+        "--usage-selector", help='Label matchers picking the cAdvisor scrape to read, e.g. '
+        'job="kubelet",metrics_path="/metrics/cadvisor" (default: picked when several export the same containers).')] = None,
     namespace: NamespaceOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a running collection instead of exiting 5.")] = False,
     db: DbOption = None,
@@ -141,7 +144,7 @@ def collect(
         token=read_token(token_file), ca_file=str(ca_file) if ca_file else None,
         insecure_skip_tls_verify=insecure_skip_tls_verify, timeout_seconds=window_option(timeout, "--timeout").total_seconds(),
         retries=retries, concurrency=concurrency, wait=wait, max_points_per_query=max_points,
-        chunk=window_option(chunk, "--chunk"),
+        chunk=window_option(chunk, "--chunk"), usage_selector=usage_selector,
     )
     with _Progress(fmt == "table" and sys.stderr.isatty()) as progress:
         summary = run_collect(options, progress=progress, warn=_warn)

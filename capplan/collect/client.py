@@ -152,7 +152,8 @@ class PromClient:
         one-line error saying what answered instead (an HTML page, another JSON) before anything
         is created."""
         data = self._call("probe", "/api/v1/query", {"query": "1", "time": "0"})
-        if not isinstance(data, dict) or data.get("resultType") != "scalar":
+        # Prometheus answers a scalar, VictoriaMetrics a one-element vector
+        if not isinstance(data, dict) or data.get("resultType") not in ("scalar", "vector"):
             raise BadInputError(f"malformed probe response from {self.display_url}: it answered /api/v1/query "
                                 "without a Prometheus result; is this the Prometheus API base URL?")
 

@@ -7,12 +7,13 @@ differ in what `rate()` does at window edges (VictoriaMetrics also uses the samp
 window), so computing it here gives the same number from every backend and spares the server
 the per-step work.
 
-Declared state (kube-state-metrics) changes a few times a day, so it is read at a coarse step
-(COARSE_SECONDS): per window its last value, its sample count and its number of changes, in one
-query. Windows where nothing changed are expanded to the spec step locally; only windows with a
-change inside, or with a series that came and went inside, are asked again at the spec step.
-The result is what `max by (...) (last_over_time(metric[spec_step - 1ms]))` at the spec step
-would have returned, at a fraction of the server's work.
+Declared state (kube-state-metrics) changes a few times a day, so a long run reads it once at a
+coarse step (COARSE_SECONDS): the last value per window. A window whose series held the same
+value in the window before and goes on in the window after is expanded to the spec step
+locally; only the windows where a series appeared, ended or changed value are asked again at the
+spec step, for those objects only. The result is what
+`max by (...) (last_over_time(metric[spec_step - 1ms]))` at the spec step would have returned,
+at a fraction of the server's work.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ REAL_CONTAINERS = 'container!="",container!="POD"'
 USAGE_KEYS = ("namespace", "pod", "container", "node")
 # Labels kept from raw cAdvisor series besides the keys: which scrape (job, metrics_path) exported it.
 USAGE_SOURCE_LABELS = ("job", "metrics_path")
-# Declared state is read per hour: 12 spec steps of 5 minutes per window. An hour keeps the
-# incremental (hourly) run at one window and makes the first run's spec queries ~1/12 as long;
-# bench/collect_bench.py measures the effect on the server (Prometheus CPU).
-COARSE_SECONDS = 3600
-PART_LABEL = "capplan_part"  # tells the three parts of a coarse answer apart
+# Declared state is read per 6 hours on long runs. Measured on bench/collect_bench.py's M data
+# (Prometheus 2.42, 7 days of kube_pod_container_resource_requests, 1,856 series): the server's
+# CPU for last_over_time was 0.61 s at a 1 h step, 0.35 s at 6 h and 0.34 s at 1 d (reading the
+# samples dominates from 6 h on), against ~6 s at the 5-minute spec step; longer windows only
+# make the re-reads of changed windows longer.
+COARSE_SECONDS = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -147,17 +149,6 @@ def render(metric: Metric, namespaces: list[str] | None, window_ms: int, only: t
     if not metric.by:
         return f"last_over_time({sel}[{window_ms}ms])"
     return f"max by ({', '.join(metric.by)}) (last_over_time({sel}[{window_ms}ms])){metric.post}"
-
-
-def render_coarse(metric: Metric, namespaces: list[str] | None, window_ms: int) -> str:
-    """One query for three things per coarse window: the last value (filtered like the spec-step
-    query), the number of samples, and the number of value changes; the last two are marked with
-    the PART_LABEL label so the answers can be told apart (`or` keeps label sets that differ)."""
-    sel = _selector(metric, namespaces)
-    by = ", ".join(metric.by)
-    return (f"(max by ({by}) (last_over_time({sel}[{window_ms}ms])){metric.post})"
-            f' or label_replace(max by ({by}) (count_over_time({sel}[{window_ms}ms])), "{PART_LABEL}", "count", "", "")'
-            f' or label_replace(max by ({by}) (changes({sel}[{window_ms}ms])), "{PART_LABEL}", "changes", "", "")')
 
 
 def render_raw(metric: Metric, namespaces: list[str] | None, range_ms: int, usage_selector: str = "") -> str:

@@ -28,7 +28,6 @@ from capplan.collect.queries import (
     MAX_POINTS_PER_SERIES,
     METRICS_BY_KEY,
     OPTIONAL_QUIET,
-    PART_LABEL,
     REAL_CONTAINERS,
     USAGE_KEYS,
     USAGE_SOURCE_LABELS,
@@ -41,7 +40,6 @@ from capplan.collect.queries import (
     from_epoch,
     plan_chunks,
     render,
-    render_coarse,
     render_raw,
     split_range,
     utc_naive,
@@ -236,6 +234,8 @@ class RunState:
     usage_selector: str = ""                       # label matchers picking one cAdvisor scrape
     stored: dict[str, tuple[float | None, str]] = field(default_factory=dict)  # exporter -> as stored
     warned: set[str] = field(default_factory=set)
+    coarse_seconds: int = 0                        # 0: declared state read at the spec step (short runs)
+    coarse: dict[str, pl.DataFrame] = field(default_factory=dict)  # metric -> last value per coarse window
 
     def raw_lead_seconds(self, step: int) -> float:
         """How far before a chunk raw samples are read: the previous sample of every series."""
@@ -289,6 +289,7 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
     try:
         with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="capplan-query") as pool:
             pending: Pending | None = None
+            _read_coarse(pool, client, wanted, batches, start, end, spec_step, state)
             try:
                 pending = _submit_chunk(pool, client, chunks[0], wanted, marks, batches, step, spec_step, state)
                 for index, chunk in enumerate(chunks):
@@ -555,33 +556,63 @@ def _fetch(client: PromClient, metric: Metric, how: str, batch: list[str] | None
     return _fetch_coarse(client, metric, batch, spec_lo, spec_hi, spec_step, state)
 
 
+def _read_coarse(pool: ThreadPoolExecutor, client: PromClient, wanted: list[Metric], batches: list[list[str] | None],
+                 start: datetime, end: datetime, spec_step: int, state: RunState) -> None:
+    """For a run long enough (COARSE_MIN_RUN), the last value of every declared-state series per
+    coarse window over the whole run, one query per metric (and batch): a few thousand points per
+    series at most, kept for the chunks to expand. Shorter runs read at the spec step."""
+    if end - start < COARSE_MIN_RUN:
+        return
+    coarse_s = max(spec_step, COARSE_SECONDS // spec_step * spec_step)
+    first = align_up(align_up(start, spec_step), coarse_s) - timedelta(seconds=coarse_s)  # one window before
+    last = align_up(align_down(end, spec_step), coarse_s) + timedelta(seconds=coarse_s)   # and one after
+    futures = {}
+    for metric in wanted:
+        if metric.kind == "usage" or metric.labels is None:
+            continue
+        for batch in ([None] if metric.kind == "node" else batches):
+            futures[pool.submit(_range_split, client, render(metric, batch, coarse_s * 1000 - 1), first, last,
+                                coarse_s)] = metric
+    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    parts: dict[str, list[pl.DataFrame]] = {}
+    for future, metric in futures.items():
+        if future.exception() is not None:
+            _cancel(futures)  # type: ignore[arg-type]
+            raise future.exception()  # type: ignore[misc]
+        parts.setdefault(metric.key, []).append(
+            tf.coarse_values(future.result(), list(metric.by), dict(metric.aliases) or None))
+    state.coarse = {key: pl.concat(items) for key, items in parts.items()}
+    state.coarse_seconds = coarse_s
+
+
 def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, spec_lo: datetime, spec_hi: datetime,
                   spec_step: int, state: RunState) -> pl.DataFrame:
-    """Declared state over [spec_lo, spec_hi] as spec-step observations, read per coarse window
-    (one window more on each side tells a series that started or ended inside a window from one
-    that was there throughout) and again at the spec step only where something changed."""
+    """Declared state over [spec_lo, spec_hi] as spec-step observations: the run's coarse windows
+    expanded where nothing changed, read again at the spec step where something did."""
     aliases = dict(metric.aliases)
     keys = [aliases.get(label, label) for label in metric.by]
+    coarse_s = state.coarse_seconds
     if spec_lo > spec_hi:
         return tf.to_frame([], list(metric.by), aliases or None)
-    coarse_s = max(spec_step, COARSE_SECONDS // spec_step * spec_step)
-    first, last = align_up(spec_lo, coarse_s), align_up(spec_hi, coarse_s)
-    results = _range_split(client, render_coarse(metric, batch, coarse_s * 1000 - 1),
-                           first - timedelta(seconds=coarse_s), last + timedelta(seconds=coarse_s), coarse_s)
-    coarse = tf.coarse_parts(results, list(metric.by), PART_LABEL, aliases or None)
-    per_window = tf.full_count(coarse, keys, coarse_s)
-    if per_window is not None and metric.key == "kube_pod_info":
-        state.ksm_scrape_seconds = coarse_s / per_window
-    if per_window is None and state.ksm_scrape_seconds:
-        per_window = coarse_s / state.ksm_scrape_seconds
-    obs, refine = tf.expand_coarse(coarse, keys, coarse_s, spec_step, per_window)
+    if not coarse_s:
+        return tf.to_frame(_range_split(client, render(metric, batch, spec_step * 1000 - 1), spec_lo, spec_hi, spec_step),
+                           list(metric.by), aliases or None)
     lo_s, hi_s = int(epoch(spec_lo)), int(epoch(spec_hi))
+    coarse = state.coarse.get(metric.key)
+    if coarse is None:
+        coarse = tf.coarse_values([], list(metric.by), aliases or None)
+    if batch is not None and "namespace" in coarse.columns:
+        coarse = coarse.filter(pl.col("namespace").is_in(batch))
+    # the chunk's windows and their neighbours (whether a series went on or changed)
+    near = coarse.filter((pl.col("T") >= lo_s - coarse_s) & (pl.col("T") - coarse_s < hi_s + coarse_s))
+    obs, refine = tf.expand_coarse(near, keys, coarse_s, spec_step)
     refine = refine.filter((pl.col("T") >= lo_s) & (pl.col("T") - coarse_s < hi_s))
     if not refine.is_empty():
         names = sorted(set(refine[metric.key_label].to_list()))
         only = (metric.key_label, names) if len(names) <= MAX_REFINE_NAMES else None
         fine_lo = max(spec_lo, from_epoch(int(refine["T"].min()) - coarse_s + spec_step))
-        fine_hi = min(spec_hi, from_epoch(int(refine["T"].max())))
+        # at least two points: VictoriaMetrics answers a range query with start == end with nothing
+        fine_hi = max(min(spec_hi, from_epoch(int(refine["T"].max()))), fine_lo + timedelta(seconds=spec_step))
         fine = tf.to_frame(_range_split(client, render(metric, batch, spec_step * 1000 - 1, only), fine_lo, fine_hi,
                                         spec_step), list(metric.by), aliases or None)
         fine = fine.with_columns(T=((pl.col("ts").dt.epoch("s") + coarse_s - 1) // coarse_s * coarse_s)).join(
@@ -590,6 +621,9 @@ def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, s
     return obs.filter(pl.col("ts").is_between(spec_lo, spec_hi))
 
 
+# Runs shorter than this read declared state at the spec step (an hourly run: 12 points a series)
+# rather than per coarse window plus the neighbouring windows.
+COARSE_MIN_RUN = timedelta(hours=12)
 # Objects asked again by name in one query at most; more and the whole metric is asked for the
 # span (a regex of thousands of names costs the server more than it saves).
 MAX_REFINE_NAMES = 2000
@@ -607,7 +641,9 @@ def _gather(futures: Pending) -> dict[str, Any]:
         parts.setdefault(key, []).append(future.result())
     answers: dict[str, Any] = {}
     for key, items in parts.items():
-        if isinstance(items[0], pl.DataFrame):
+        if isinstance(items[0], tf.Raw):
+            answers[key] = tf.Raw.concat(items)
+        elif isinstance(items[0], pl.DataFrame):
             answers[key] = items[0] if len(items) == 1 else pl.concat(items)
         else:
             answers[key] = [r for item in items for r in item]
@@ -654,9 +690,9 @@ def _learn(answers: dict[str, Any], state: RunState, step: int, url: str, note: 
     """From the first chunk's raw answers: which cAdvisor scrape to use when several export the
     same containers, and the scrape interval where the data is (unless stored by an earlier run)."""
     raws = [answers[k] for k in ("container_memory_working_set_bytes", "container_cpu_usage_seconds_total")
-            if isinstance(answers.get(k), pl.DataFrame)]
+            if isinstance(answers.get(k), tf.Raw)]
     if not state.usage_selector and raws:
-        picked = _pick_source(pl.concat([r.select(*USAGE_KEYS[:3], *USAGE_SOURCE_LABELS) for r in raws]), url, note)
+        picked = _pick_source(pl.concat([r.series.select(*USAGE_KEYS[:3], *USAGE_SOURCE_LABELS) for r in raws]), url, note)
         if picked:
             state.usage_selector = picked
     if state.cadvisor_scrape_seconds is None:
@@ -696,15 +732,15 @@ def _pick_source(frame: pl.DataFrame, url: str, note: Callable[[str], None]) -> 
     return matchers
 
 
-def _only_source(raw: pl.DataFrame, matchers: str) -> pl.DataFrame:
-    """Rows of a raw frame matching simple `label="value"` matchers (the ones _pick_source writes)."""
+def _only_source(raw: tf.Raw, matchers: str) -> tf.Raw:
+    """The raw series matching simple `label="value"` matchers (the ones _pick_source writes)."""
     import re
 
-    out = raw
+    series = raw.series
     for label, value in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', matchers):
-        if label in out.columns:
-            out = out.filter(pl.col(label) == value.replace('\\"', '"').replace("\\\\", "\\"))
-    return out
+        if label in series.columns:
+            series = series.filter(pl.col(label) == value.replace('\\"', '"').replace("\\\\", "\\"))
+    return raw.only(series) if series.height < raw.series.height else raw
 
 
 def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, present: set[str] | None,
@@ -724,9 +760,9 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
             return None
         return long(key)
 
-    def raw(key: str) -> pl.DataFrame:
+    def raw(key: str) -> tf.Raw:
         found = answers.get(key)
-        frame = found if isinstance(found, pl.DataFrame) else tf.raw_frame([], [*USAGE_KEYS, *USAGE_SOURCE_LABELS])
+        frame = found if isinstance(found, tf.Raw) else tf.raw_frame([], [*USAGE_KEYS, *USAGE_SOURCE_LABELS])
         return _only_source(frame, state.usage_selector) if state.usage_selector else frame
 
     lo, hi = epoch(chunk.start), epoch(chunk.end)

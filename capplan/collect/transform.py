@@ -364,16 +364,33 @@ def restarts_frame(totals: pl.DataFrame, reasons: pl.DataFrame | None, after) ->
 # --- raw samples -> usage (the same per-step numbers from every backend) ------------------------
 
 
-def raw_frame(results: Sequence[dict[str, Any]], labels: Sequence[str]) -> pl.DataFrame:
-    """Raw samples (an instant query of `metric[range]`): the given labels, `sid` (one id per raw
-    series, i.e. per full label set), `t` (epoch seconds, float) and `value`. NaN/+-Inf dropped."""
-    schema = {**{label: pl.Utf8 for label in labels}, "sid": pl.Int64, "t": pl.Float64, "value": pl.Float64}
-    if not results:
-        return pl.DataFrame(schema=schema)
+class Raw:
+    """Raw samples of one metric: `series` (sid + the wanted labels, one row per raw series) and
+    `samples` (sid, t in epoch seconds, value). Labels are kept once per series, not per sample."""
+
+    def __init__(self, series: pl.DataFrame, samples: pl.DataFrame) -> None:
+        self.series, self.samples = series, samples
+
+    @staticmethod
+    def concat(parts: Sequence["Raw"]) -> "Raw":
+        return Raw(pl.concat([p.series for p in parts]).unique(subset=["sid"], keep="first"),
+                   pl.concat([p.samples for p in parts]))
+
+    def only(self, series: pl.DataFrame) -> "Raw":
+        """The samples of the given series (a filtered `series` frame)."""
+        return Raw(series, self.samples.join(series.select("sid"), on="sid", how="semi"))
+
+
+def raw_frame(results: Sequence[dict[str, Any]], labels: Sequence[str]) -> Raw:
+    """Raw samples (an instant query of `metric[range]`). `sid` identifies a full label set within
+    this process (a hash), so answers for different times or namespaces concatenate. NaN/+-Inf
+    are dropped."""
+    series_schema = {"sid": pl.Int64, **{label: pl.Utf8 for label in labels}}
+    samples_schema = {"sid": pl.Int64, "t": pl.Float64, "value": pl.Float64}
     counts = np.fromiter((len(r["values"]) for r in results), dtype=np.int64, count=len(results))
     total = int(counts.sum())
     if total == 0:
-        return pl.DataFrame(schema=schema)
+        return Raw(pl.DataFrame(schema=series_schema), pl.DataFrame(schema=samples_schema))
     flat = list(chain.from_iterable(chain.from_iterable(r["values"] for r in results)))
     if len(flat) != 2 * total:
         raise BadInputError("malformed sample in a Prometheus answer: a point is not a [time, value] pair")
@@ -382,19 +399,18 @@ def raw_frame(results: Sequence[dict[str, Any]], labels: Sequence[str]) -> pl.Da
         values = pl.Series("value", flat[1::2], dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
         raise BadInputError(f"malformed sample in a Prometheus answer: {str(exc).splitlines()[0][:120]}") from None
-    sid = np.repeat(np.arange(len(results), dtype=np.int64), counts)
-    series = pl.DataFrame({label: [str(r["metric"].get(label, "")) for r in results] for label in labels},
-                          schema={label: pl.Utf8 for label in labels})
-    frame = (series[sid] if labels else pl.DataFrame(height=total)).with_columns(
-        pl.Series("sid", sid), pl.Series("t", ts), values)
-    return frame.filter(~(pl.col("value").is_nan() | pl.col("value").is_infinite()).fill_null(False))
+    ids = np.array([hash(tuple(sorted(r["metric"].items()))) for r in results], dtype=np.int64)
+    series = pl.DataFrame({"sid": ids, **{label: [str(r["metric"].get(label, "")) for r in results] for label in labels}},
+                          schema=series_schema)
+    samples = pl.DataFrame({"sid": np.repeat(ids, counts), "t": ts}).with_columns(values)
+    return Raw(series, samples.filter(~(pl.col("value").is_nan() | pl.col("value").is_infinite()).fill_null(False)))
 
 
-def median_interval_seconds(raw: pl.DataFrame) -> float | None:
+def median_interval_seconds(raw: Raw) -> float | None:
     """The median time between consecutive samples of a series (the scrape interval where the data is)."""
-    if raw.height < 2:
+    if raw.samples.height < 2:
         return None
-    gaps = raw.sort("sid", "t").select(gap=pl.col("t").diff().over("sid")).filter(pl.col("gap") > 0)["gap"]
+    gaps = raw.samples.sort("sid", "t").select(gap=pl.col("t").diff().over("sid")).filter(pl.col("gap") > 0)["gap"]
     return float(gaps.median()) if gaps.len() else None
 
 
@@ -402,7 +418,7 @@ def _grid_ts(k: pl.Expr, step_seconds: int) -> pl.Expr:
     return (k * (step_seconds * 1_000_000)).cast(pl.Datetime("us"))
 
 
-def cpu_from_counters(raw: pl.DataFrame, keys: Sequence[str], lo: float, hi: float, step_seconds: int,
+def cpu_from_counters(raw: Raw, keys: Sequence[str], lo: float, hi: float, step_seconds: int,
                       max_gap_seconds: float) -> pl.DataFrame:
     """Per-step CPU (cores) from raw counter samples, the way `rate` means it but computed here so
     every backend gives the same number: each increase between two consecutive samples of a
@@ -412,125 +428,96 @@ def cpu_from_counters(raw: pl.DataFrame, keys: Sequence[str], lo: float, hi: flo
     Series of one container (a restart makes a new cgroup series) are summed. Returns keys, ts,
     cpu_cores for T in [lo, hi]."""
     out_schema = {**{k: pl.Utf8 for k in keys}, "ts": TS, "cpu_cores": pl.Float64}
-    if raw.is_empty():
+    if raw.samples.is_empty():
         return pl.DataFrame(schema=out_schema)
     s = float(step_seconds)
-    pairs = raw.sort("sid", "t").with_columns(
+    pairs = raw.samples.sort("sid", "t").with_columns(
         a=pl.col("t").shift(1).over("sid"), prev=pl.col("value").shift(1).over("sid"),
     ).filter(pl.col("a").is_not_null() & (pl.col("t") > pl.col("a")) & (pl.col("t") - pl.col("a") <= max_gap_seconds))
     if pairs.is_empty():
         return pl.DataFrame(schema=out_schema)
-    pairs = pairs.with_columns(
+    pairs = pairs.select(
+        "sid", "a", "t",
         rate=pl.when(pl.col("value") >= pl.col("prev")).then(pl.col("value") - pl.col("prev"))
         .otherwise(pl.col("value")) / (pl.col("t") - pl.col("a")),
-        k_lo=(pl.col("a") / s).floor().cast(pl.Int64) + 1,
-        k_hi=(pl.col("t") / s).ceil().cast(pl.Int64),
-    ).with_columns(
-        k_lo=pl.max_horizontal("k_lo", pl.lit(int(math.ceil(lo / s)))),
-        k_hi=pl.min_horizontal("k_hi", pl.lit(int(math.floor(hi / s)))),
+        k_lo=pl.max_horizontal((pl.col("a") / s).floor().cast(pl.Int64) + 1, pl.lit(int(math.ceil(lo / s)))),
+        k_hi=pl.min_horizontal((pl.col("t") / s).ceil().cast(pl.Int64), pl.lit(int(math.floor(hi / s)))),
     ).filter(pl.col("k_hi") >= pl.col("k_lo"))
-    spread = pairs.select(*keys, "sid", "a", "t", "rate", k=pl.int_ranges("k_lo", pl.col("k_hi") + 1)).explode("k", empty_as_null=True)
+    if pairs.height and (pairs["k_hi"] - pairs["k_lo"]).max() == 0:  # each interval within one step
+        spread = pairs.select("sid", "a", "t", "rate", k="k_lo")
+    else:
+        spread = pairs.select("sid", "a", "t", "rate", k=pl.int_ranges("k_lo", pl.col("k_hi") + 1)).explode(
+            "k", empty_as_null=True)
     spread = spread.with_columns(
         cover=pl.min_horizontal(pl.col("t"), pl.col("k") * s) - pl.max_horizontal(pl.col("a"), pl.col("k") * s - s))
-    per_series = spread.group_by(*keys, "sid", "k").agg(
-        cpu=(pl.col("rate") * pl.col("cover")).sum() / pl.col("cover").sum())
-    return per_series.group_by(*keys, "k").agg(cpu_cores=pl.col("cpu").sum()).select(
-        *keys, ts=_grid_ts(pl.col("k"), step_seconds), cpu_cores=pl.col("cpu_cores"))
+    per_series = spread.group_by("sid", "k").agg(cpu=(pl.col("rate") * pl.col("cover")).sum() / pl.col("cover").sum())
+    return per_series.join(raw.series.select("sid", *keys), on="sid").group_by(*keys, "k").agg(
+        cpu_cores=pl.col("cpu").sum()).select(*keys, ts=_grid_ts(pl.col("k"), step_seconds), cpu_cores=pl.col("cpu_cores"))
 
 
-def memory_peaks(raw: pl.DataFrame, keys: Sequence[str], lo: float, hi: float, step_seconds: int,
+def memory_peaks(raw: Raw, keys: Sequence[str], lo: float, hi: float, step_seconds: int,
                  window_seconds: float) -> pl.DataFrame:
     """Per-step peak working set: the largest sample in (T - window, T] (window = the step, or the
     scrape interval when that is longer, so every step holds a sample). Returns keys, ts, memory_bytes."""
     out_schema = {**{k: pl.Utf8 for k in keys}, "ts": TS, "memory_bytes": pl.Float64}
-    if raw.is_empty():
+    if raw.samples.is_empty():
         return pl.DataFrame(schema=out_schema)
     s = float(step_seconds)
     w = max(s, window_seconds)
-    frame = raw.with_columns(
+    frame = raw.samples.select(
+        "sid", "value",
         k_lo=pl.max_horizontal((pl.col("t") / s).ceil().cast(pl.Int64), pl.lit(int(math.ceil(lo / s)))),
         k_hi=pl.min_horizontal(((pl.col("t") + w) / s).ceil().cast(pl.Int64) - 1, pl.lit(int(math.floor(hi / s)))),
     ).filter(pl.col("k_hi") >= pl.col("k_lo"))
     if frame.height and (frame["k_hi"] - frame["k_lo"]).max() == 0:  # the usual case: one step per sample
-        per = frame.select(*keys, "value", k="k_lo")
+        per = frame.select("sid", "value", k="k_lo")
     else:
-        per = frame.select(*keys, "value", k=pl.int_ranges("k_lo", pl.col("k_hi") + 1)).explode("k", empty_as_null=True)
-    return per.group_by(*keys, "k").agg(memory_bytes=pl.col("value").max()).select(
-        *keys, ts=_grid_ts(pl.col("k"), step_seconds), memory_bytes=pl.col("memory_bytes"))
+        per = frame.select("sid", "value", k=pl.int_ranges("k_lo", pl.col("k_hi") + 1)).explode("k", empty_as_null=True)
+    per = per.group_by("sid", "k").agg(pl.col("value").max())
+    return per.join(raw.series.select("sid", *keys), on="sid").group_by(*keys, "k").agg(
+        memory_bytes=pl.col("value").max()).select(*keys, ts=_grid_ts(pl.col("k"), step_seconds),
+                                                   memory_bytes=pl.col("memory_bytes"))
 
 
 # --- declared state at a coarse step ----------------------------------------------------------
 
 
-def coarse_parts(results: Sequence[dict[str, Any]], labels: Sequence[str], part_label: str,
-                 aliases: dict[str, str] | None = None) -> pl.DataFrame:
-    """A coarse answer (values, sample counts and changes per window, told apart by `part_label`)
-    as labels, T (window end, epoch seconds), val, n, ch (one row per series and window)."""
-    frame = to_frame(results, [*labels, part_label], aliases)
+def coarse_values(results: Sequence[dict[str, Any]], labels: Sequence[str],
+                  aliases: dict[str, str] | None = None) -> pl.DataFrame:
+    """A coarse answer (the last value per window) as labels, T (window end, epoch seconds), val."""
+    frame = to_frame(results, list(labels), aliases)
     keys = [(aliases or {}).get(label, label) for label in labels]
-    if frame.is_empty():
-        return pl.DataFrame(schema={**{k: pl.Utf8 for k in keys}, "T": pl.Int64, "val": pl.Float64,
-                                    "n": pl.Float64, "ch": pl.Float64})
-    frame = frame.with_columns(T=(pl.col("ts").dt.epoch("s")))
-    parts = {}
-    for name, column in (("", "val"), ("count", "n"), ("changes", "ch")):
-        parts[column] = frame.filter(pl.col(part_label) == name).select(*keys, "T", pl.col("value").alias(column)).unique(
-            subset=[*keys, "T"], keep="first")
-    out = parts["val"].join(parts["n"], on=[*keys, "T"], how="full", coalesce=True).join(
-        parts["ch"], on=[*keys, "T"], how="full", coalesce=True)
-    return out
+    return frame.select(*keys, T=pl.col("ts").dt.epoch("s"), val=pl.col("value")).unique(
+        subset=[*keys, "T"], keep="first")
 
 
-def full_count(coarse: pl.DataFrame, keys: Sequence[str], coarse_seconds: int) -> float | None:
-    """Samples per coarse window of a series present throughout (the median count over windows
-    whose neighbours also hold the series, unchanged), or None when no such window exists."""
-    if coarse.is_empty():
-        return None
-    c = coarse.sort(*keys, "T").with_columns(
-        pT=pl.col("T").shift(1).over(keys), nT=pl.col("T").shift(-1).over(keys))
-    inner = c.filter((pl.col("pT") == pl.col("T") - coarse_seconds) & (pl.col("nT") == pl.col("T") + coarse_seconds)
-                     & pl.col("n").is_not_null() & (pl.col("ch").fill_null(0) == 0))
-    return float(inner["n"].median()) if inner.height else None
-
-
-def expand_coarse(coarse: pl.DataFrame, keys: Sequence[str], coarse_seconds: int, spec_step_seconds: int,
-                  samples_per_window: float | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def expand_coarse(coarse: pl.DataFrame, keys: Sequence[str], coarse_seconds: int, spec_step_seconds: int
+                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Coarse windows -> the observations a query at the spec step would have returned.
 
-    A window whose value held (no change inside) and whose series was there throughout gives its
-    value at every spec point of the window. A partly covered window whose series was there just
-    before (just after) holds its samples contiguously from the start (up to the end): they fill
-    ceil(samples / samples-per-point) points from that side. Everything else (a change inside, a
-    series that came and went within the window, a gap) is returned as (keys, T) to fetch at the
-    spec step. Returns (keys, ts, value) and the windows to refine."""
+    A window (T - coarse, T] whose series had the same last value in the window before and is
+    still there in the window after held that value throughout (unless it changed and changed
+    back within the window, which declared state does not do between two readings): it gives its
+    value at every spec point of the window. Every other window with the series in it (or in the
+    window before: a 0/1 state series that dropped to 0) is returned as (keys, T) to read again at
+    the spec step. Returns (keys, ts, value) and the windows to refine."""
     points = coarse_seconds // spec_step_seconds
     refine_schema = {**{k: pl.Utf8 for k in keys}, "T": pl.Int64}
     obs_schema = {**{k: pl.Utf8 for k in keys}, "ts": TS, "value": pl.Float64}
     if coarse.is_empty():
         return pl.DataFrame(schema=obs_schema), pl.DataFrame(schema=refine_schema)
     c = coarse.sort(*keys, "T").with_columns(
-        has=pl.col("val").is_not_null(),
-    ).with_columns(
-        prev=(pl.col("T").shift(1).over(keys) == pl.col("T") - coarse_seconds) & pl.col("has").shift(1).over(keys),
-        next=(pl.col("T").shift(-1).over(keys) == pl.col("T") + coarse_seconds) & pl.col("has").shift(-1).over(keys),
-    ).with_columns(pl.col("prev", "next").fill_null(False))
-    changed = pl.col("ch").fill_null(0) > 0
-    if samples_per_window:
-        per_point = samples_per_window / points
-        full = pl.col("n").fill_null(0) >= samples_per_window - 1  # one sample of scrape jitter
-        m = (pl.col("n").fill_null(0) / per_point - 1e-9).ceil().clip(1, points).cast(pl.Int64)
-    else:  # nothing to measure a full window against: only the values are trusted, edges refined
-        full = pl.col("prev") & pl.col("next")
-        m = pl.lit(points, pl.Int64)
-    c = c.with_columns(
-        p_lo=pl.when(full).then(1).when(pl.col("prev") & ~pl.col("next")).then(1)
-        .when(~pl.col("prev") & pl.col("next")).then(points - m + 1).otherwise(None),
-        p_hi=pl.when(full).then(points).when(pl.col("prev") & ~pl.col("next")).then(m)
-        .when(~pl.col("prev") & pl.col("next")).then(points).otherwise(None),
+        prev_val=pl.when(pl.col("T").shift(1).over(keys) == pl.col("T") - coarse_seconds)
+        .then(pl.col("val").shift(1).over(keys)),
+        next_has=(pl.col("T").shift(-1).over(keys) == pl.col("T") + coarse_seconds).fill_null(False),
     )
-    refine = c.filter(changed | (pl.col("has") & pl.col("p_lo").is_null())).select(*keys, "T")
-    keep = c.filter(pl.col("has") & ~changed & pl.col("p_lo").is_not_null())
-    obs = keep.select(*keys, "T", "val", p=pl.int_ranges("p_lo", pl.col("p_hi") + 1)).explode("p", empty_as_null=True).select(
+    keep = pl.col("prev_val").is_not_null() & (pl.col("prev_val") == pl.col("val")) & pl.col("next_has")
+    refine = c.filter(~keep).select(*keys, "T")
+    # a window right after the last one holding the series: it may have gone on into it
+    after = c.filter(~pl.col("next_has")).select(*keys, T=pl.col("T") + coarse_seconds)
+    refine = pl.concat([refine, after]).unique()
+    obs = c.filter(keep).select(*keys, "T", "val", p=pl.int_ranges(1, points + 1)).explode(
+        "p", empty_as_null=True).select(
         *keys, ts=((pl.col("T") - coarse_seconds + pl.col("p") * spec_step_seconds) * 1_000_000).cast(TS),
         value=pl.col("val"))
     return obs, refine
