@@ -67,7 +67,7 @@ def _build(size: str, days: int) -> tuple[Path, dict[str, Any], Any]:
         # zero_series=False: kube-state-metrics' 0-valued phase/QoS series are left out to keep the
         # backfill to minutes (the collector filters them with `== 1` anyway)
         result = build_cluster_tsdb(cluster, path / "tsdb", cluster.start, cluster.end, window=timedelta(days=1),
-                                    zero_series=False)
+                                    zero_series=False, node_labels=True)
         (path / "info.json").write_text(json.dumps({"series": result.series, "samples": result.samples,
                                                      "build_seconds": time.monotonic() - t0}))
 

@@ -181,19 +181,45 @@ def _intervals(frame: pl.DataFrame, start: datetime, end: datetime, namespaces: 
     return frame.filter((pl.col("valid_to") >= start) & (pl.col("valid_from") <= end))
 
 
+def ksm_label_name(key: str) -> str:
+    """How kube-state-metrics names a Kubernetes label: `label_` + the key with every byte outside
+    [a-zA-Z0-9_] turned to `_`, then camelCase to snake_case, lower case (internal/store/utils.go:
+    SanitizeLabelName and toSnakeCase): eks.amazonaws.com/capacityType ->
+    label_eks_amazonaws_com_capacity_type."""
+    import re
+
+    sanitized = "".join(ch if ch.isascii() and (ch.isalnum() or ch == "_") else "_" for ch in key)
+    return "label_" + re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", sanitized).lower()
+
+
 def _labels_from_json(text: str | None) -> dict[str, str]:
-    """kube_node_labels: `label_` + the label name with every non [a-zA-Z0-9_] byte turned to `_`
-    (kube-state-metrics internal/store/utils.go: sanitizeLabelName)."""
-    out = {}
-    for key, value in (json.loads(text) if text else {}).items():
-        name = "label_" + "".join(ch if ch.isascii() and (ch.isalnum() or ch == "_") else "_" for ch in key)
-        out[name] = str(value)
-    return out
+    """kube_node_labels' label_* labels for a node's labels."""
+    return {ksm_label_name(key): str(value) for key, value in (json.loads(text) if text else {}).items()}
+
+
+def _node_ip(node: str) -> str:
+    """A stable 10.0.x.y address for a node (real scrape configs name targets by IP:port)."""
+    from capplan.sample import hash_stable
+
+    h = hash_stable("ip:" + node)
+    return f"10.0.{(h >> 8) % 250 + 1}.{h % 250 + 1}"
+
+
+def _provider_id(node: str, labels_json: str | None) -> str:
+    """kube_node_info's provider_id: aws:///<zone>/<instance id> (the zone from the node's labels)."""
+    zone = (json.loads(labels_json) if labels_json else {}).get("topology.kubernetes.io/zone", "zone-a")
+    return f"aws:///{zone}/i-{_uid(node)[:17].replace('-', '')}"
 
 
 def spec_series(cluster, start: datetime, end: datetime, namespaces: Iterable[str] | None = None,
-                every: timedelta | None = None, zero_series: bool = True) -> Iterator[Series]:
-    """kube-state-metrics v2 series for the cluster's spec frames within [start, end]."""
+                every: timedelta | None = None, zero_series: bool = True, node_labels: bool = False,
+                init_restart_policy: bool = True) -> Iterator[Series]:
+    """kube-state-metrics v2 series for the cluster's spec frames within [start, end], as a default
+    install of a recent version (2.11+) exports them: kube_node_labels only with `node_labels`
+    (its --metric-labels-allowlist; no series by default since 2.10), owner labels "" for pods
+    without an owner (since 2.8), restart_policy on kube_pod_init_container_info (since 2.11;
+    `init_restart_policy=False` models older ones), the last terminated reason of the latest
+    restart (the series changes with it)."""
     f = cluster.frames
     every = every or cluster.step
     ns = set(namespaces) if namespaces is not None else None
@@ -211,7 +237,12 @@ def spec_series(cluster, start: datetime, end: datetime, namespaces: Iterable[st
             out.append(gauge(f"kube_node_status_{kind}", {"node": n["node"], "resource": "cpu", "unit": "core"}, lo, hi, n[f"cpu_{prefix}_cores"]))
             out.append(gauge(f"kube_node_status_{kind}", {"node": n["node"], "resource": "memory", "unit": "byte"}, lo, hi, n[f"memory_{prefix}_bytes"]))
             out.append(gauge(f"kube_node_status_{kind}", {"node": n["node"], "resource": "pods", "unit": "integer"}, lo, hi, n[f"pods_{prefix}"]))
-        out.append(gauge("kube_node_labels", {"node": n["node"], **_labels_from_json(n["labels"])}, lo, hi, 1))
+        if node_labels:
+            out.append(gauge("kube_node_labels", {"node": n["node"], **_labels_from_json(n["labels"])}, lo, hi, 1))
+        out.append(gauge("kube_node_info", {"node": n["node"], "internal_ip": _node_ip(n["node"]),
+                                            "provider_id": _provider_id(n["node"], n["labels"]),
+                                            "kubelet_version": "v1.33.2", "container_runtime_version": "containerd://2.0.5",
+                                            "os_image": "Ubuntu 24.04.2 LTS"}, lo, hi, 1))
         for taint in json.loads(n["taints"] or "[]"):
             out.append(gauge("kube_node_spec_taint", {"node": n["node"], "key": taint["key"], "value": taint.get("value", ""),
                                                       "effect": taint["effect"]}, lo, hi, 1))
@@ -219,14 +250,16 @@ def spec_series(cluster, start: datetime, end: datetime, namespaces: Iterable[st
     for p in pods.iter_rows(named=True):
         lo, hi = p["valid_from"], p["valid_to"]
         base = {"namespace": p["namespace"], "pod": p["pod"], "uid": _uid(p["namespace"], p["pod"])}
-        out.append(gauge("kube_pod_info", {**base, "node": p["node"] or "", "host_ip": "10.0.1.1", "pod_ip": "10.244.1.1",
-                                           "created_by_kind": p["owner_kind"] or "<none>",
-                                           "created_by_name": p["owner_name"] or "<none>",
+        host_ip = _node_ip(p["node"]) if p["node"] else ""
+        out.append(gauge("kube_pod_info", {**base, "node": p["node"] or "", "host_ip": host_ip, "pod_ip": "10.244.1.1",
+                                           "created_by_kind": p["owner_kind"] or "",
+                                           "created_by_name": p["owner_name"] or "",
                                            "priority_class": p["priority_class"] or "", "host_network": "false"}, lo, hi, 1))
         owned = p["owner_kind"] is not None
-        out.append(gauge("kube_pod_owner", {**base, "owner_kind": p["owner_kind"] if owned else "<none>",
-                                            "owner_name": p["owner_name"] if owned else "<none>",
-                                            "owner_is_controller": "true" if owned else "<none>"}, lo, hi, 1))
+        # since kube-state-metrics 2.8 a pod without an owner has "" owner labels (was <none>)
+        out.append(gauge("kube_pod_owner", {**base, "owner_kind": p["owner_kind"] if owned else "",
+                                            "owner_name": p["owner_name"] if owned else "",
+                                            "owner_is_controller": "true" if owned else ""}, lo, hi, 1))
         for qos in ("BestEffort", "Burstable", "Guaranteed"):
             if zero_series or qos == p["qos_class"]:
                 out.append(gauge("kube_pod_status_qos_class", {**base, "qos_class": qos}, lo, hi, 1 if qos == p["qos_class"] else 0))
@@ -244,7 +277,7 @@ def spec_series(cluster, start: datetime, end: datetime, namespaces: Iterable[st
         base = {"namespace": c["namespace"], "pod": c["pod"], "uid": _uid(c["namespace"], c["pod"]), "container": c["container"]}
         init = "init_" if c["init_container"] else ""
         info = {**base, "image": f"registry.example/{c['container']}:1.0", "image_id": "", "container_id": "containerd://" + _uid(*base.values())}
-        if c["init_container"]:
+        if c["init_container"] and init_restart_policy:
             info["restart_policy"] = "Always" if c["restartable"] else ""
         out.append(gauge(f"kube_pod_{init}container_info", info, lo, hi, 1))
         for kind, field in (("requests", "request"), ("limits", "limit")):
@@ -266,10 +299,12 @@ def spec_series(cluster, start: datetime, end: datetime, namespaces: Iterable[st
             at = np.array([_epoch(t) for t in mine["ts"].to_list()])
             counts = np.searchsorted(at, ts, side="right").astype(float)
             reasons = mine["reason"].to_list()
-            seen = counts > 0
-            if seen.any():
+            # the reason of the latest restart: the series for one reason ends when another begins
+            latest = np.array([reasons[int(n) - 1] if n > 0 else "" for n in counts], dtype=object)
+            for reason in dict.fromkeys(r for r in latest if r):
+                seen = latest == reason
                 out.append(Series("kube_pod_container_status_last_terminated_reason",
-                                  {**KSM_TARGET, **base, "reason": reasons[0]}, ts[seen], np.ones(int(seen.sum()))))
+                                  {**KSM_TARGET, **base, "reason": reason}, ts[seen], np.ones(int(seen.sum()))))
         out.append(Series("kube_pod_container_status_restarts_total", {**KSM_TARGET, **base}, ts, counts, kind="counter"))
     for o in _intervals(f["owners"], start, end, ns).iter_rows(named=True):
         if o["kind"] == "ReplicaSet":
@@ -280,8 +315,8 @@ def spec_series(cluster, start: datetime, end: datetime, namespaces: Iterable[st
             name = "kube_job_owner"
         else:
             continue
-        out.append(gauge(name, {**labels, "owner_kind": o["owner_kind"] or "<none>", "owner_name": o["owner_name"] or "<none>",
-                                "owner_is_controller": "true" if o["owner_kind"] else "<none>"}, o["valid_from"], o["valid_to"], 1))
+        out.append(gauge(name, {**labels, "owner_kind": o["owner_kind"] or "", "owner_name": o["owner_name"] or "",
+                                "owner_is_controller": "true" if o["owner_kind"] else ""}, o["valid_from"], o["valid_to"], 1))
     for w in _intervals(f["workloads"], start, end, ns).iter_rows(named=True):
         if w["kind"] != "Deployment":
             continue
@@ -320,13 +355,20 @@ def _cadvisor_labels(ns: str, pod: str, container: str, node: str, qos: str) -> 
     cgroup = f"/kubepods/{qos.lower()}/pod{uid}" if qos != "Guaranteed" else f"/kubepods/pod{uid}"
     labels = {"namespace": ns, "pod": pod, "container": container, "node": node, "job": "kubelet",
               "metrics_path": "/metrics/cadvisor", "endpoint": "https-metrics", "service": "kubelet",
-              "instance": f"{node}:10250"}
-    if container:
+              "instance": f"{_node_ip(node)}:10250"}
+    if container == PAUSE:
+        # containerd's sandbox (pause) container: no container name, the pause image
+        cid = _uid(ns, pod, "sandbox")
+        labels.update(container="", id=f"{cgroup}/{cid}", image="registry.k8s.io/pause:3.10", name=cid)
+    elif container:
         cid = _uid(ns, pod, container)
         labels.update(id=f"{cgroup}/{cid}", image=f"registry.example/{container}:1.0", name=cid)
     else:
         labels.update(id=cgroup, image="", name="")
     return labels
+
+
+PAUSE = "\0pause"  # _cadvisor_labels' marker for the sandbox container
 
 
 def usage_series(cluster, start: datetime, end: datetime, namespaces: Iterable[str] | None = None,
@@ -338,7 +380,8 @@ def usage_series(cluster, start: datetime, end: datetime, namespaces: Iterable[s
     sample time is defined and equals the sample's cpu_cores. `container_memory_working_set_bytes`
     has the sample's memory_bytes at the sample's times. With `extras`, also the pod-level cgroup
     series (container="", the sum of the pod's containers, as a real kubelet exposes them) and the
-    pause container (container="POD"), which a collector must not count.
+    pause (sandbox) container as containerd exports it (container="", image=pause), which a
+    collector must not count.
     Pass the same `state` to consecutive windows to continue the counters.
     """
     from capplan.sample import usage_matrix
@@ -391,7 +434,7 @@ def usage_series(cluster, start: datetime, end: datetime, namespaces: Iterable[s
             yield Series("container_cpu_usage_seconds_total", {**labels, "cpu": "total"}, t,
                          np.cumsum(inc[live]) + 1000.0, kind="counter")
             yield Series("container_memory_working_set_bytes", labels, t, pmem[live])
-            pause = _cadvisor_labels(ns, pod, "POD", node, qos)
+            pause = _cadvisor_labels(ns, pod, PAUSE, node, qos)
             yield Series("container_cpu_usage_seconds_total", {**pause, "cpu": "total"}, t,
                          0.0001 * step_s * np.arange(1, len(t) + 1), kind="counter")
             yield Series("container_memory_working_set_bytes", pause, t, np.full(len(t), 1 << 20, dtype=np.int64))
@@ -399,11 +442,12 @@ def usage_series(cluster, start: datetime, end: datetime, namespaces: Iterable[s
 
 def cluster_series(cluster, start: datetime | None = None, end: datetime | None = None,
                    namespaces: Iterable[str] | None = None, extras: bool = True, zero_series: bool = True,
-                   spec_every: timedelta | None = None) -> Iterator[Series]:
+                   spec_every: timedelta | None = None, node_labels: bool = False) -> Iterator[Series]:
     """Every kube-state-metrics and cAdvisor series of the cluster within [start, end]."""
     start = start or cluster.start
     end = end or cluster.end
-    yield from spec_series(cluster, start, end, namespaces, every=spec_every, zero_series=zero_series)
+    yield from spec_series(cluster, start, end, namespaces, every=spec_every, zero_series=zero_series,
+                           node_labels=node_labels)
     yield from usage_series(cluster, start, end, namespaces, extras=extras)
 
 
@@ -450,7 +494,7 @@ def build_tsdb(series: Iterable[Series], data_dir: str | Path, max_block: str = 
 def build_cluster_tsdb(cluster, data_dir: str | Path, start: datetime | None = None, end: datetime | None = None,
                        namespaces: Iterable[str] | None = None, *, extras: bool = True, zero_series: bool = True,
                        spec_every: timedelta | None = None, window: timedelta = timedelta(days=1),
-                       parallel: int = 2) -> TsdbInfo:
+                       parallel: int = 2, node_labels: bool = False) -> TsdbInfo:
     """Backfill the cluster (or a time range / namespace subset) window by window.
 
     Each window (aligned to `window` from the Unix epoch) goes to its own text file and promtool
@@ -475,7 +519,8 @@ def build_cluster_tsdb(cluster, data_dir: str | Path, start: datetime | None = N
             hi = min(end, boundary - timedelta(microseconds=1))
             text = data_dir.parent / f".{data_dir.name}.{index}.om"
             with open(text, "w", buffering=1 << 20) as fh:
-                items = list(spec_series(cluster, lo, hi, namespaces, every=spec_every, zero_series=zero_series))
+                items = list(spec_series(cluster, lo, hi, namespaces, every=spec_every, zero_series=zero_series,
+                                         node_labels=node_labels))
                 items += list(usage_series(cluster, lo, hi, namespaces, extras=extras, state=state))
                 n_samples += write_openmetrics(items, fh)
                 n_series += len(items)

@@ -580,7 +580,7 @@ def web_prometheus(sample_cluster, tmp_path_factory: pytest.TempPathFactory) -> 
     if reason:
         pytest.skip(reason)
     tsdb = tmp_path_factory.mktemp("webtsdb") / "tsdb"
-    build_cluster_tsdb(sample_cluster, tsdb, COLLECT_START, COLLECT_END, namespaces=COLLECT_NAMESPACES)
+    build_cluster_tsdb(sample_cluster, tsdb, COLLECT_START, COLLECT_END, namespaces=COLLECT_NAMESPACES, node_labels=True)
     with PrometheusServer(tsdb) as prom:
         yield prom
 

@@ -45,7 +45,7 @@ from capplan.collect.queries import (
     utc_naive,
 )
 from capplan.promql import label_matcher
-from capplan.errors import CapplanError, NoDataError, SourceError, UsageError
+from capplan.errors import BadInputError, CapplanError, NoDataError, SourceError, UsageError
 
 DEFAULT_SINCE = timedelta(days=14)
 DEFAULT_STEP = 60
@@ -173,7 +173,10 @@ def collect(options: CollectOptions, *, progress: ProgressFn | None = None, warn
     warn = warn or (lambda _msg: None)
     restore = _install_sigterm(stop)
     try:
-        probed = not store.resolve_db_path(options.db).exists()
+        db_path = store.resolve_db_path(options.db)
+        if not db_path.parent.is_dir():  # the local mistake first, before any network call
+            raise BadInputError(f"--db {db_path}: the folder {db_path.parent} does not exist")
+        probed = not db_path.exists()
         if probed:
             client.probe()  # a wrong URL fails here, before a lock file or a database exists
         with store.collection_lock(options.db, wait=options.wait):
@@ -395,8 +398,8 @@ def _check_labels(client: PromClient, options: CollectOptions, end: datetime, pr
     if present is None or "kube_pod_info" in present:
         checks.append(("exported", 'count(last_over_time(kube_pod_info{exported_namespace!=""}[1h]))'))
     if present is None or "container_memory_working_set_bytes" in present:
-        checks.append(("named", f"count(last_over_time(container_memory_working_set_bytes{{{REAL_CONTAINERS}}}[1h]))"))
-        checks.append(("unnamed", 'count(last_over_time(container_memory_working_set_bytes{container="",image!="",'
+        checks.append(("named", f"count by (node) (last_over_time(container_memory_working_set_bytes{{{REAL_CONTAINERS}}}[1h]))"))
+        checks.append(("unnamed", 'count by (node) (last_over_time(container_memory_working_set_bytes{container="",image!="",'
                                   'image!~".*pause.*"}[1h]))'))
     if not checks:
         return
@@ -405,15 +408,20 @@ def _check_labels(client: PromClient, options: CollectOptions, end: datetime, pr
         result = client.query(promql, end)
     except SourceError:
         return  # a gateway that refuses the check leaves the run as it was
-    found = {r["metric"].get("check", ""): float(r["value"][1]) for r in result if r.get("value")}
-    if found.get("exported", 0) > 0:
+    found: dict[str, dict[str, float]] = {}
+    for r in result:
+        if r.get("value"):
+            found.setdefault(r["metric"].get("check", ""), {})[r["metric"].get("node", "")] = float(r["value"][1])
+    if sum(found.get("exported", {}).values()) > 0:
         note(f"kube-state-metrics series at {client.display_url} carry exported_namespace/exported_pod labels: the "
              "scrape config lacks `honor_labels: true`, so `namespace` and `pod` name kube-state-metrics' own pod and "
              "every spec table would be wrong; set honor_labels: true on the kube-state-metrics scrape job")
-    if found.get("named", 0) == 0 and found.get("unnamed", 0) > 0:
-        note(f"cAdvisor series at {client.display_url} have an empty `container` label although they belong to "
-             "containers (image set): the containerd/cAdvisor label regression; capplan cannot tell containers "
-             "apart and will store no usage for them (upgrade containerd or the kubelet)")
+    broken = sorted(set(found.get("unnamed", {})) - set(found.get("named", {})))
+    if broken:
+        note(f"cAdvisor series at {client.display_url} on {len(broken)} node(s) (e.g. {broken[0] or '(no node label)'}) "
+             "have an empty `container` label although they belong to containers (an image is set): the "
+             "containerd/cAdvisor label regression; capplan cannot tell those containers apart and stores no usage for "
+             "them (upgrade containerd or the kubelet on those nodes)")
 
 
 def _present_metrics(client: PromClient, start: datetime, end: datetime, warn: WarnFn) -> set[str] | None:

@@ -354,8 +354,16 @@ def restarts_frame(totals: pl.DataFrame, reasons: pl.DataFrame | None, after) ->
     if rises.is_empty():
         return pl.DataFrame()
     if reasons is not None and not reasons.is_empty():
-        rises = rises.join(reasons.select(*keys, "ts", "reason").unique(subset=keys + ["ts"], keep="first"),
-                           on=keys + ["ts"], how="left")
+        # At a restart the reason series of the new termination begins while the previous one is
+        # still within its last window: of the reasons seen at that time, the one whose run of
+        # observations began last is the latest.
+        seen = reasons.select(*keys, "reason", "ts").unique().sort(*keys, "reason", "ts")
+        gap = seen.select(pl.col("ts").diff().over([*keys, "reason"]).dt.total_seconds()).to_series()
+        step = gap.filter(gap > 0).min() if gap.filter(gap > 0).len() else 0
+        seen = seen.with_columns(run_start=pl.when(gap.is_null() | (gap > (step or 0))).then(pl.col("ts"))).with_columns(
+            pl.col("run_start").forward_fill().over([*keys, "reason"]))
+        latest = seen.sort("run_start", descending=True).unique(subset=[*keys, "ts"], keep="first")
+        rises = rises.join(latest.select(*keys, "ts", "reason"), on=keys + ["ts"], how="left")
     else:
         rises = rises.with_columns(reason=pl.lit(None, pl.Utf8))
     return rises

@@ -37,7 +37,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def prom_tsdb(sample_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample cluster over WINDOW_START..WINDOW_END, backfilled once per session."""
     path = tmp_path_factory.mktemp("promtsdb") / "tsdb"
-    build_cluster_tsdb(sample_cluster, path, WINDOW_START, WINDOW_END)
+    # kube-state-metrics configured to export node labels (--metric-labels-allowlist=nodes=[*])
+    build_cluster_tsdb(sample_cluster, path, WINDOW_START, WINDOW_END, node_labels=True)
     return path
 
 

@@ -37,7 +37,7 @@ STEP = 300
 def vm(sample_cluster) -> Iterator[VictoriaMetricsServer]:
     """A real VictoriaMetrics holding the same 36 hours of series the session Prometheus holds."""
     with VictoriaMetricsServer() as server:
-        server.import_series(cluster_series(sample_cluster, WINDOW_START, END))
+        server.import_series(cluster_series(sample_cluster, WINDOW_START, END, node_labels=True))
         yield server
 
 

@@ -123,3 +123,26 @@ def test_namespaces_are_batched_under_the_series_budget() -> None:
     batches = batch_namespaces({"a": 60, "b": 50, "c": 30, "d": 20, "big": 500}, 100)
     assert sorted(map(sorted, batches)) == [["a", "c"], ["b", "d"], ["big"]]
     assert all(sum({"a": 60, "b": 50, "c": 30, "d": 20, "big": 500}[n] for n in b) <= 100 or len(b) == 1 for b in batches)
+
+
+def test_kube_state_metrics_label_names_are_snake_case_and_map_back() -> None:
+    # kube-state-metrics: invalid bytes -> "_", then camelCase -> snake_case, lower case
+    assert tf.sanitize_label_name("eks.amazonaws.com/capacityType") == "eks_amazonaws_com_capacity_type"
+    assert tf.sanitize_label_name("node.kubernetes.io/instance-type") == "node_kubernetes_io_instance_type"
+    labels = [answer({"node": "n1", "label_eks_amazonaws_com_capacity_type": "SPOT",
+                      "label_karpenter_sh_capacity_type": "spot"}, [(T0, "1")])]
+    cap = tf.to_frame([answer({"node": "n1", "resource": "cpu"}, [(T0, "4")])], ["node", "resource"])
+    row = tf.nodes_frame(cap, cap.clear(), labels, None, 300).row(0, named=True)
+    assert row["labels"] == '{"eks.amazonaws.com/capacityType": "SPOT", "karpenter.sh/capacity-type": "spot"}'
+
+
+def test_cpu_is_spread_over_each_counter_interval_with_resets() -> None:
+    # one series: 0.5 cores for 60 s, a reset to 3 (3 s of CPU since the restart), then 0.25 cores;
+    # samples 40 s apart, so intervals straddle the 60 s steps
+    samples = [(T0 + 0, 100.0), (T0 + 40, 120.0), (T0 + 80, 3.0), (T0 + 120, 13.0)]
+    raw = tf.raw_frame([{"metric": {"namespace": "a", "pod": "p", "container": "c", "node": "n"},
+                         "values": [[t, str(v)] for t, v in samples]}], ["namespace", "pod", "container", "node"])
+    got = tf.cpu_from_counters(raw, ["namespace", "pod", "container", "node"], T0 + 60, T0 + 120, 60, 1000).sort("ts")
+    # rates: (T0, T0+40] 0.5; (T0+40, T0+80] 3/40 = 0.075 (reset); (T0+80, T0+120] 0.25.
+    # step (T0, T0+60]: 40 s at 0.5 and 20 s at 0.075; step (T0+60, T0+120]: 20 s at 0.075, 40 s at 0.25
+    assert got["cpu_cores"].to_list() == pytest.approx([(40 * 0.5 + 20 * 0.075) / 60, (20 * 0.075 + 40 * 0.25) / 60])

@@ -31,7 +31,8 @@ def rel_tsdb(sample_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if REASON:
         pytest.skip(REASON)
     path = tmp_path_factory.mktemp("reltsdb") / "tsdb"
-    build_cluster_tsdb(sample_cluster, path, W_START, W_END)
+    # kube-state-metrics with node labels allowed (--metric-labels-allowlist), as the checks expect
+    build_cluster_tsdb(sample_cluster, path, W_START, W_END, node_labels=True)
     return path
 
 
