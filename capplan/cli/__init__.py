@@ -22,9 +22,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from capplan import __version__
+
+        typer.echo(f"capplan {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     """Capacity planning and overcommit analysis for Kubernetes clusters."""
     if debug:
@@ -47,6 +57,20 @@ from capplan.cli import (  # noqa: E402,F401
     whatif_cmd,
     prune_cmd,
 )
+
+
+# `capplan --help` groups the commands by what they are for.
+PANELS = {
+    "Get data in": ("collect", "import"),
+    "Analyse": ("report", "nodes", "namespaces", "fit", "cluster", "eviction", "recommend", "backtest", "forecast",
+                "rollout", "whatif"),
+    "Act on it": ("patch", "resize-plan", "check"),
+    "Serve": ("serve",),
+}
+_PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
+for _info in app.registered_commands:
+    _name = _info.name or (_info.callback.__name__.replace("_", "-") if _info.callback else "")
+    _info.rich_help_panel = _PANEL_OF.get(_name, "Other")
 
 
 def main() -> None:

@@ -112,7 +112,9 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+            return result
         except CapplanError as err:
             if DEBUG["on"]:
                 import traceback
@@ -122,7 +124,10 @@ def handle_errors(func: F) -> F:
         except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
             raise
         except BrokenPipeError:
-            sys.stderr.close()
+            # `capplan report | head -1`: the reader is done, which is not an error. Python flushes
+            # stdout again at exit; point it at /dev/null so that flush cannot fail either.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(0)
         except Exception as exc:  # a bug: say so in one line
             if DEBUG["on"]:

@@ -93,4 +93,4 @@ def eviction(
         frame = frame.select(TABLE_NODE_COLUMNS)
     render.emit(frame, fmt, output, title=f"Eviction: {view}")
     if fmt == "table" and not output and view in ("pods", "nodes"):
-        typer.echo(node_note(result))
+        render.note(node_note(result))

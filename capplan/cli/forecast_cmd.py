@@ -49,7 +49,7 @@ def forecast(
     shown = {"table": table_view, "csv": csv_view}.get(fmt, lambda t: t)(table)
     render.emit(shown, fmt, output, title="Forecast")
     if fmt == "table" and not output:
-        typer.echo(forecast_note(table))
+        render.note(forecast_note(table))
 
 
 @app.command()
@@ -76,4 +76,4 @@ def rollout(
     shown = table.select(ROLLOUT_TABLE_COLUMNS) if fmt == "table" else table
     render.emit(shown, fmt, output, title="Rollout headroom")
     if fmt == "table" and not output:
-        typer.echo(rollout_note(table))
+        render.note(rollout_note(table))

@@ -25,6 +25,7 @@ def report(
     namespace: NamespaceOption = None,
     node: NodeOption = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows in the top-N sections.")] = 10,
+    full: Annotated[bool, typer.Option("--full", help="Every section after the act-first list and the summary (html and json always have all).")] = False,
 ) -> None:
     """The whole picture: cluster, nodes, eviction exposure, top recommendations, forecast.
 
@@ -48,4 +49,4 @@ def report(
             return
     finally:
         con.close()
-    write_report(sections, fmt, output)
+    write_report(sections, fmt, output, full=full)

@@ -78,4 +78,4 @@ def whatif(
         title = f"Nodes you could give back ({result.apply} requests)"
     render.emit(frame, fmt, output, title=title)
     if fmt == "table" and not output:
-        typer.echo(whatif_note(result))
+        render.note(whatif_note(result))

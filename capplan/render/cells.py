@@ -16,6 +16,8 @@ def _is_bytes_column(name: str) -> bool:
     # unit suffix, so any memory amount that is not a ratio or a count is bytes.
     if name.endswith("_bytes"):
         return True
+    if name.endswith(("_gib", "_mib")):  # already in a named unit (memory_savings_gib)
+        return False
     return name.startswith("memory") and not any(word in name for word in _NOT_BYTES)
 
 
@@ -32,7 +34,8 @@ def cell(name: str, value: Any) -> str:
         return format_bytes(value)
     if isinstance(value, float):
         if name.endswith("_ratio") or name.endswith("_share"):
-            return f"{value:.2f}"
+            # two decimals, but a small non-zero share keeps its first digits (0.001, not 0.00)
+            return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"
         return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")

@@ -1,4 +1,7 @@
-"""Report sections as text (a rule, the table and its note per section) or as one JSON object."""
+"""Report sections as text or as one JSON object.
+
+Text opens with "Act on these" (one line per finding: rank, what, and the command with the
+detail) and the one-screen summary; the full sections follow with `full` (JSON always has all)."""
 
 from __future__ import annotations
 
@@ -6,11 +9,15 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from capplan.errors import UsageError
 from capplan.render.json import to_records
-from capplan.render.table import make_console, render_table
+from capplan.render.table import cut_middle, make_console, render_table
 from capplan.report.model import Section
+
+SEVERITY_STYLES = {"high": "bold red", "medium": "yellow", "low": "green"}
+OPENING = ("actions", "summary")
 
 
 def report_json(sections: list[Section]) -> str:
@@ -18,8 +25,48 @@ def report_json(sections: list[Section]) -> str:
     return json.dumps({s.key: to_records(s.frame) for s in sections}, indent=1, default=str)
 
 
-def write_report(sections: list[Section], fmt: str = "table", output: str | Path | None = None) -> None:
-    """Render the report as tables or JSON to `output` or stdout (HTML: capplan.render.html)."""
+def _actions(console: Any, section: Section) -> None:
+    from rich.text import Text
+
+    console.rule(Text(section.title, style="bold"), align="left")
+    if section.frame.is_empty():
+        console.print(section.note)
+        return
+    width = console.width
+    rows = section.frame.to_dicts()
+    number = len(str(len(rows)))
+    for r in rows:
+        prefix = f"{r['rank']:>{number}}. "
+        command = r["command"]
+        room = width - len(prefix) - len(command) - 2
+        finding = r["finding"]
+        if room < 20:  # too narrow for both on one line: the finding alone, cut to fit
+            command, room = "", width - len(prefix)
+        line = Text(prefix)
+        line.append(cut_middle(finding, room).ljust(room if command else 0),
+                    style=SEVERITY_STYLES.get(r["severity"], ""))
+        if command:
+            line.append("  ")
+            line.append(command, style="cyan")
+        console.print(line, no_wrap=True, overflow="ellipsis")
+
+
+def _summary(console: Any, section: Section) -> None:
+    from rich.text import Text
+
+    console.rule(Text(section.title, style="bold"), align="left")
+    rows = section.frame.to_dicts()
+    key_width = max(len(r["item"]) for r in rows) if rows else 0
+    for r in rows:
+        line = Text(f"{r['item']:<{key_width}}  ", style="bold")
+        line.append(cut_middle(r["value"], max(console.width - key_width - 2, 10)))
+        console.print(line, no_wrap=True, overflow="ellipsis")
+
+
+def write_report(sections: list[Section], fmt: str = "table", output: str | Path | None = None,
+                 full: bool = False) -> None:
+    """Render the report as text or JSON to `output` or stdout (HTML: capplan.render.html).
+    `output` "wide" (`-o wide`) draws every table with all its columns to stdout."""
     if fmt == "html":
         raise UsageError("the HTML report is drawn by capplan.render.html.write_html(report_page, output)")
     if fmt == "json":
@@ -27,14 +74,29 @@ def write_report(sections: list[Section], fmt: str = "table", output: str | Path
         if output:
             Path(output).write_text(text)
         else:
-            print(text, end="")
+            sys.stdout.write(text)
         return
+    wide = output is not None and str(output) == "wide"
+    if wide:
+        output = None
     buffer = io.StringIO() if output else None
     console = make_console(buffer)
     for section in sections:
-        console.rule(f"[bold]{section.title}")
-        render_table(section.frame, file=buffer if buffer else sys.stdout)
-        if section.note:
-            console.print(section.note)
+        if section.key == "actions":
+            _actions(console, section)
+        elif section.key == "summary":
+            _summary(console, section)
+        elif full:
+            from rich.text import Text
+
+            console.print()
+            console.rule(Text(section.title, style="bold"), align="left")
+            render_table(section.frame, file=buffer, wide=wide)
+            if section.note:
+                for line in section.note.splitlines():
+                    console.print(line, overflow="fold")
+    if not full:
+        console.print()
+        console.print("Every section: capplan report --full (or -f html -o report.html, -f json).", style="dim")
     if buffer is not None and output:
         Path(output).write_text(buffer.getvalue())

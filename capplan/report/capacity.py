@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
 from capplan.analysis.imbalance import imbalance
@@ -16,7 +15,8 @@ from capplan.analysis.pods import (
 )
 from capplan.analysis.pressure import daily_memory, memory_pressure
 from capplan.analysis.snapshot import node_state
-from capplan.report.model import ReportOptions, Section
+from capplan.report.model import Section
+from capplan.report.results import ReportResults
 
 
 def imbalance_note(table: pl.DataFrame, low: float, high: float) -> str:
@@ -29,9 +29,10 @@ def imbalance_note(table: pl.DataFrame, low: float, high: float) -> str:
             f"(any); the descheduler's LowNodeUtilization {'would' if acts else 'would not'} move pods")
 
 
-def capacity_sections(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> list[Section]:
+def capacity_sections(results: ReportResults) -> list[Section]:
     """N-1, node loss, imbalance, memory-pressure risk and namespaces (the cluster and node
     tables themselves come from capplan.report)."""
+    con, options = results.con, results.options
     start, end = snapshot_window(con, options.window)
     nodes = load_current_nodes(con, end)
     if nodes.is_empty():
@@ -42,12 +43,19 @@ def capacity_sections(con: duckdb.DuckDBPyConnection, options: ReportOptions) ->
     n1 = n_minus_1(state, pods)
     loss = node_loss(state, pods)
     stranded = loss.filter(~pl.col("survives")).sort(["unplaceable_pods", "node"], descending=[True, False])
-    note = ("the largest node by each resource is lost; its DaemonSet pods go with it. "
-            + (f"{stranded.height} of {loss.height} nodes would strand pods if lost (pod-by-pod first-fit)"
-               if stranded.height else f"any one of the {loss.height} nodes can be lost: its pods fit elsewhere (first-fit)"))
-    sections.append(Section("n_minus_1", "N-1: losing the largest node", n1, note))
+    # Two different questions, named apart: do the requests fit in the remaining allocatable as
+    # totals (n_minus_1), and can each lost pod be placed somewhere, pod by pod (node_loss)?
+    note = ("the largest node by each resource is lost; its DaemonSet pods go with it. fits_in_total: the "
+            "remaining requests fit in the remaining allocatable as sums (fragmentation and taints ignored). "
+            + (f"Pod by pod (first-fit, taints kept), {stranded.height} of {loss.height} nodes would strand "
+               "pods if lost: see the next table"
+               if stranded.height else f"Pod by pod (first-fit, taints kept), any one of the {loss.height} "
+               "nodes can be lost"))
+    sections.append(Section("n_minus_1", "N-1: losing the largest node (totals)",
+                            n1.rename({"holds": "fits_in_total"}), note))
     if stranded.height:
-        sections.append(Section("node_loss", "Nodes whose loss strands pods", stranded.head(options.top)))
+        sections.append(Section("node_loss", "Nodes whose loss strands pods (pod by pod)",
+                                stranded.head(options.top).rename({"survives": "all_pods_placed"})))
     low, high = 20.0, 50.0
     imb = imbalance(state, low, high)
     if options.nodes:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import duckdb
 
 from capplan import store
 from capplan.analysis.nodes import cluster_summary, nodes_report
-from capplan.report.model import ReportOptions, Section
+from capplan.report.model import Section
+from capplan.report.results import ReportResults
 
 NODE_COLUMNS = (
     "node", "cpu_allocatable_cores", "cpu_requests_cores", "cpu_limits_cores", "cpu_usage_p95_cores",
@@ -16,8 +16,9 @@ NODE_COLUMNS = (
 )
 
 
-def cluster_sections(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> list[Section]:
+def cluster_sections(results: ReportResults) -> list[Section]:
     """The cluster summary and the per-node table."""
+    con, options = results.con, results.options
     table = nodes_report(con, options.window, options.nodes or None)
     start, end = store.analysis_window(con, options.window)
     summary = cluster_summary(table)

@@ -3,18 +3,15 @@ the sentences that explain an eviction result."""
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
 from capplan.analysis.eviction import (
-    EvictionOptions,
     EvictionResult,
-    eviction_report,
     share_text,
 )
-from capplan.errors import NoDataError
 from capplan.quantity import format_bytes
-from capplan.report.model import ReportOptions, Section
+from capplan.report.model import Section
+from capplan.report.results import ReportResults
 
 
 def node_note(result: EvictionResult) -> str:
@@ -45,12 +42,10 @@ def node_note(result: EvictionResult) -> str:
     return " ".join(lines)
 
 
-def eviction_sections(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> list[Section]:
+def eviction_sections(results: ReportResults) -> list[Section]:
     """Eviction exposure for `capplan report`: nodes, the first pods in line, and advice."""
-    try:
-        result = eviction_report(con, EvictionOptions(window=options.window, namespaces=list(options.namespaces),
-                                                      nodes=list(options.nodes)))
-    except NoDataError:
+    result, options = results.eviction, results.options
+    if result is None:
         return []  # no usage with a known node: nothing to say about eviction
     node_cols = ["node", "worst_moment", "peak_usage_ratio", "available_at_worst_bytes", "hard_threshold_bytes",
                  "under_pressure", "share_under_hard", "share_under_soft", "evictions_to_relieve"]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
-import duckdb
 import polars as pl
 
-from capplan.analysis.forecast import forecast_report
 from capplan.quantity import format_bytes
-from capplan.report.model import ReportOptions, Section
+from capplan.report.model import Section
+from capplan.report.results import ReportResults
 
 
 def _amount(resource: str, value: float | None) -> str:
@@ -42,10 +41,10 @@ REPORT_COLUMNS = ["scope", "resource", "basis", "unit", "current", "allocatable"
                   "days_low", "days_high", "outlook", "exhaustion_date"]
 
 
-def forecast_sections(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> list[Section]:
+def forecast_sections(results: ReportResults) -> list[Section]:
     """The forecast section: every series that runs out within the horizon, then the growing
     ones, at most `options.top` rows besides the cluster's own."""
-    table = forecast_report(con, options.window, namespaces=options.namespaces or None)
+    table, options = results.forecast, results.options
     growing = table.filter(pl.col("slope_per_day") > 0)
     shown = pl.concat([
         table.filter(pl.col("scope_kind") == "cluster"),
@@ -56,22 +55,48 @@ def forecast_sections(con: duckdb.DuckDBPyConnection, options: ReportOptions) ->
     return [Section("forecast", "Forecast: days until exhaustion", shown.select(REPORT_COLUMNS), forecast_note(table))]
 
 
+def runs_out_text(row: dict) -> str:
+    """When the series runs out, in words that agree with the CSV: the days within the horizon
+    with their interval; beyond the horizon, the days it would take (and the fastest plausible)."""
+    days, low, high = row["days_to_exhaustion"], row["days_low"], row["days_high"]
+    outlook = row["outlook"]
+    if outlook == "exhausted":
+        return "now (at its limit)"
+    if days is not None:
+        return f"in {days:.0f} d ({_d(low)}-{_d(high)})"
+    if outlook == "too_short":
+        return "history too short"
+    if outlook == "no_limit":
+        return "no limit to reach"
+    slope, level, limit = row["slope_per_day"], row["trend_current"], row["allocatable"]
+    if slope is None or slope <= 0 or level is None or limit is None:
+        return "never (flat)" if slope == 0 else "never (falling)"
+    after = (limit - level) / slope
+    # past the horizon (so no date), but maybe within it at the fastest plausible growth
+    return f"~{after:.0f} d (from {low:.0f} d)" if low is not None else f"~{after:.0f} d, past horizon"
+
+
+def _d(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}"
+
+
 def table_view(table: pl.DataFrame) -> pl.DataFrame:
-    """The forecast for reading on a terminal: amounts with units, days rounded."""
+    """The forecast for reading on a terminal: amounts with units, when it runs out in words."""
     def amount(resource: str, value: float | None, per_day: bool = False) -> str:
         text = "" if value is None else (f"{value:.2f}" if resource == "cpu" else format_bytes(value))
         return f"{text}/day" if text and per_day else text
 
-    days = lambda c: pl.col(c).round(0).cast(pl.Int64)  # noqa: E731
+    runs_out = [runs_out_text(r) for r in table.iter_rows(named=True)]
+    # most telling first: a narrow terminal leaves out columns from the right
     return table.select(
-        "scope", "resource", "basis",
+        "scope", "resource", "basis", pl.Series("runs_out", runs_out, dtype=pl.Utf8),
         pl.struct("resource", "current").map_elements(lambda r: amount(r["resource"], r["current"]),
                                                       return_dtype=pl.Utf8).alias("current"),
         pl.struct("resource", "allocatable").map_elements(lambda r: amount(r["resource"], r["allocatable"]),
-                                                          return_dtype=pl.Utf8).alias("allocatable"),
+                                                          return_dtype=pl.Utf8).alias("limit"),
         pl.struct("resource", "slope_per_day").map_elements(
-            lambda r: amount(r["resource"], r["slope_per_day"], True), return_dtype=pl.Utf8).alias("slope_per_day"),
-        days("days_to_exhaustion"), days("days_low"), days("days_high"), "outlook", "exhaustion_date",
+            lambda r: amount(r["resource"], r["slope_per_day"], True), return_dtype=pl.Utf8).alias("growth"),
+        "exhaustion_date",
     )
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
-from capplan.analysis.recommend import CONTRACT_COLUMNS, SEVERITY_ORDER, recommend
+from capplan.analysis.recommend import CONTRACT_COLUMNS, SEVERITY_ORDER
 from capplan.analysis.strategies import DEFAULT_STRATEGY
-from capplan.report.model import ReportOptions, Section
+from capplan.report.model import Section
+from capplan.report.results import ReportResults
 
 
-def recommendation_sections(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> list[Section]:
+def recommendation_sections(results: ReportResults) -> list[Section]:
     """The report's recommendations: the top rows by severity and savings (default strategy)."""
-    frame = recommend(con, DEFAULT_STRATEGY, options.window, options.namespaces or None)
+    frame, options = results.recommendations, results.options
     ranked = frame.with_columns(
         pl.col("severity").replace_strict(SEVERITY_ORDER, return_dtype=pl.Int32).alias("_rank"),
         (pl.col("cpu_savings_cores").abs().fill_null(0) + pl.col("memory_savings_gib").abs().fill_null(0)).alias("_size"),
@@ -20,6 +20,9 @@ def recommendation_sections(con: duckdb.DuckDBPyConnection, options: ReportOptio
     top = ranked.head(options.top).select(CONTRACT_COLUMNS + ["cpu_savings_cores", "memory_savings_gib"])
     saved_cpu = frame["cpu_savings_cores"].fill_null(0).sum()
     saved_mem = frame["memory_savings_gib"].fill_null(0).sum()
+    def change(amount: float, unit: str) -> str:  # a negative saving adds requests: say so
+        return f"{'free' if amount >= 0 else 'add'} {abs(amount):.2f} {unit}"
+
     note = (f"strategy {DEFAULT_STRATEGY}; {frame.height} workload containers, top {top.height} shown; "
-            f"applying all would free {saved_cpu:.2f} cores and {saved_mem:.2f} GiB of requests")
+            f"applying all would {change(saved_cpu, 'cores')} and {change(saved_mem, 'GiB')} of requests")
     return [Section("recommendations", "Recommendations", top, note)]

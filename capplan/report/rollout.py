@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
-from capplan.analysis.rollout import rollout_report
-from capplan.report.model import ReportOptions, Section
+from capplan.report.model import Section
+from capplan.report.results import ReportResults
 
 
 def rollout_note(table: pl.DataFrame) -> str:
@@ -28,10 +27,10 @@ REPORT_COLUMNS = ["namespace", "deployment", "strategy", "replicas", "max_surge"
                   "blue_green_extra_pods", "blue_green_placeable_pods", "can_blue_green", "blocked_by"]
 
 
-def rollout_sections(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> list[Section]:
+def rollout_sections(results: ReportResults) -> list[Section]:
     """The rollout section: Deployments that cannot roll first, then those that cannot go
     blue-green, at most `options.top` rows."""
-    table = rollout_report(con, options.window, options.namespaces or None)
+    table, options = results.rollout, results.options
     shown = table.sort(pl.col("can_roll").fill_null(True), pl.col("can_blue_green").fill_null(True),
                        "namespace", "deployment").head(options.top)
     return [Section("rollout", "Rollout headroom", shown.select(REPORT_COLUMNS), rollout_note(table))]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
 from capplan.analysis.strategies import DEFAULT_STRATEGY
 from capplan.analysis.whatif import WHATIF_COLUMNS, WhatIfOptions, WhatIfResult, whatif
-from capplan.report.model import ReportOptions, Section
+from capplan.report.model import Section
+from capplan.report.results import ReportResults
 
 
 def whatif_note(result: WhatIfResult) -> str:
@@ -28,8 +28,9 @@ def whatif_note(result: WhatIfResult) -> str:
     return "; ".join(parts) + ". " + " ".join(result.notes)
 
 
-def whatif_sections(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> list[Section]:
+def whatif_sections(results: ReportResults) -> list[Section]:
     """Consolidation after right-sizing with the default strategy, one row per pool and TOTAL."""
+    con, options = results.con, results.options
     result = whatif(con, WhatIfOptions(apply=DEFAULT_STRATEGY, window=options.window,
                                        namespaces=options.namespaces or None))
     shown = result.pools.select(WHATIF_COLUMNS + ["removable_nodes"])

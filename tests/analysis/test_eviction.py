@@ -22,6 +22,7 @@ from capplan.analysis.eviction import (
 )
 from capplan.errors import BadInputError
 from capplan.report import ReportOptions
+from capplan.report.results import ReportResults
 from capplan.report.eviction import eviction_sections as report_section, node_note
 
 GiB = 2**30
@@ -371,7 +372,7 @@ def sample_cluster_usage(cluster):
 
 def test_sample_report_section_explains_node8(sample_result) -> None:
     _, con = sample_result
-    sections = report_section(con, ReportOptions())
+    sections = report_section(ReportResults(con, ReportOptions()))
     keys = [s.key for s in sections]
     assert keys[:2] == ["eviction_nodes", "eviction"]
     note = sections[0].note

@@ -16,6 +16,7 @@ from capplan.analysis.forecast import (
     load_usage_sums, node_pools, robust_trend, scope_limits, scope_usage_sums,
 )
 from capplan.report import ReportOptions
+from capplan.report.results import ReportResults
 from capplan.report.forecast import forecast_sections as report_section
 
 GiB = 2**30
@@ -338,7 +339,7 @@ def test_sample_ml_namespace_grows_toward_its_quota(sample_db_readonly: Path) ->
 def test_report_section_shows_the_growing_namespace(sample_db_readonly: Path) -> None:
     con = store.open_db(sample_db_readonly, read_only=True)
     try:
-        (section,) = report_section(con, ReportOptions())
+        (section,) = report_section(ReportResults(con, ReportOptions()))
     finally:
         con.close()
     assert section.key == "forecast"

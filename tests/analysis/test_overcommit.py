@@ -26,6 +26,7 @@ from capplan.analysis.snapshot import load_snapshot, node_state
 from capplan.analysis.stats.peaks import gumbel_exceedance as breach_day_probability
 from capplan.analysis.taints import Toleration, parse_toleration, untolerated_taint
 from capplan.report.capacity import capacity_sections as report_section, imbalance_note
+from capplan.report.results import ReportResults
 from capplan.errors import UsageError
 from tests.analysis.cluster_builder import GiB, MiB, T0, build_store, hand_cluster
 
@@ -324,7 +325,7 @@ def test_sample_fit_matches_brute_force_and_report_sections(sample_db_readonly: 
     try:
         table = fit_report(con, 0.5, 1 * GiB)
         snap = load_snapshot(con)
-        sections = {s.key: s for s in report_section(con, ReportOptions())}
+        sections = {s.key: s for s in report_section(ReportResults(con, ReportOptions()))}
     finally:
         con.close()
     state = node_state(snap.nodes, snap.pods)

@@ -15,6 +15,7 @@ from capplan.report.recommendations import recommendation_sections as report_sec
 from capplan.analysis.strategies.base import StrategyParams
 from capplan.errors import NoDataError
 from capplan.report import ReportOptions
+from capplan.report.results import ReportResults
 from tests.analysis.recommend_data import MI, TinyCluster
 from tests.conftest import SAMPLE_DIR
 
@@ -137,7 +138,7 @@ def test_empty_window_is_no_data(tmp_path):
 def sample_auto(sample_db_readonly):
     con = store.open_db(sample_db_readonly, read_only=True)
     try:
-        yield recommend(con, "auto"), recommend(con, "vpa"), report_section(con, ReportOptions())
+        yield recommend(con, "auto"), recommend(con, "vpa"), report_section(ReportResults(con, ReportOptions()))
     finally:
         con.close()
 

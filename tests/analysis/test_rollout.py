@@ -16,6 +16,7 @@ from capplan.analysis.rollout import (
 )
 from capplan.report.rollout import rollout_sections as report_section
 from capplan.report import ReportOptions
+from capplan.report.results import ReportResults
 
 GiB = 2**30
 TAINT = json.dumps([{"key": "dedicated", "value": "batch", "effect": "NoSchedule"}])
@@ -195,7 +196,7 @@ def test_sample_ml_inference_cannot_roll_although_the_sum_fits(sample_db_readonl
 def test_report_section_shows_the_deployment_that_cannot_roll(sample_db_readonly: Path) -> None:
     con = store.open_db(sample_db_readonly, read_only=True)
     try:
-        (section,) = report_section(con, ReportOptions())
+        (section,) = report_section(ReportResults(con, ReportOptions()))
     finally:
         con.close()
     assert section.key == "rollout"

@@ -84,7 +84,13 @@ def test_import_of_a_missing_path_is_exit_4(runner, tmp_path: Path) -> None:
     assert not (tmp_path / "db.duckdb").exists()
 
 
-def test_report_prints_cluster_and_nodes(runner, sample_db_readonly: Path) -> None:
+def test_report_opens_act_first_and_full_prints_every_section(runner, sample_db_readonly: Path) -> None:
     result = runner.invoke(app, ["report", "--db", str(sample_db_readonly)])
     assert result.exit_code == 0, result.stderr
-    assert "Cluster" in result.stdout and "node-8" in result.stdout
+    assert result.stdout.startswith("Act on these") and "node-8" in result.stdout and "Summary" in result.stdout
+    assert "Cluster" not in result.stdout  # the sections wait for --full
+    full = runner.invoke(app, ["report", "--db", str(sample_db_readonly), "--full"])
+    assert full.exit_code == 0, full.stderr
+    assert full.stdout.startswith("Act on these")
+    for title in ("Cluster", "Nodes", "N-1", "Eviction advice", "Recommendations", "Forecast", "Rollout headroom"):
+        assert title in full.stdout, title

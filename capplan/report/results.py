@@ -1,0 +1,47 @@
+"""The analyses' results for one report, each computed once and shared by the sections and the
+"Act on these" list (an analysis with nothing to say for this store gives None)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import duckdb
+import polars as pl
+
+from capplan.analysis.eviction import EvictionOptions, EvictionResult, eviction_report
+from capplan.analysis.forecast import forecast_report
+from capplan.analysis.recommend import recommend
+from capplan.analysis.rollout import rollout_report
+from capplan.analysis.strategies import DEFAULT_STRATEGY
+from capplan.errors import NoDataError
+from capplan.report.model import ReportOptions
+
+
+class ReportResults:
+    """The store and the options of one report, and the results of its analyses."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, options: ReportOptions | None = None) -> None:
+        self.con = con
+        self.options = options or ReportOptions()
+
+    @cached_property
+    def eviction(self) -> EvictionResult | None:
+        """None without memory usage on a known node (nothing to rank)."""
+        o = self.options
+        try:
+            return eviction_report(self.con, EvictionOptions(window=o.window, namespaces=list(o.namespaces),
+                                                             nodes=list(o.nodes)))
+        except NoDataError:
+            return None
+
+    @cached_property
+    def recommendations(self) -> pl.DataFrame:
+        return recommend(self.con, DEFAULT_STRATEGY, self.options.window, self.options.namespaces or None)
+
+    @cached_property
+    def forecast(self) -> pl.DataFrame:
+        return forecast_report(self.con, self.options.window, namespaces=self.options.namespaces or None)
+
+    @cached_property
+    def rollout(self) -> pl.DataFrame:
+        return rollout_report(self.con, self.options.window, self.options.namespaces or None)
