@@ -237,3 +237,45 @@ def test_large_clusters_draw_the_most_loaded_nodes() -> None:
     }, schema_overrides={"cpu_usage_p95_ratio": pl.Float64})
     assert sorted(most_loaded(frame, 40)["node"].to_list()) == [f"n{i:02d}" for i in range(10, 50)]
     assert most_loaded(frame.head(8), 40).height == 8
+
+
+def test_readable_on_a_400px_phone(report_page: Path, tmp_path: Path) -> None:
+    """At 400 CSS pixels (the report in a 400-px frame: headless chromium's own windows are at
+    least 500 wide): the page does not overflow sideways (charts scroll inside their row), chart
+    text stays at least 9 px tall (not shrunk to fit), and the act-first list is on the first
+    screen, within the width."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    frame = tmp_path / "phone.html"
+    frame.write_text(
+        '<!DOCTYPE html><html><body style="margin:0"><iframe id="f" src="' + report_page.as_uri()
+        + '" style="width:400px;height:900px;border:0"></iframe><script>'
+        "document.getElementById('f').addEventListener('load',function(){var b=this.contentDocument.body;"
+        "for(var i=0;i<b.attributes.length;i++){document.body.setAttribute(b.attributes[i].name,b.attributes[i].value);}"
+        "});</script></body></html>")
+    proc = run_chromium(frame, "--allow-file-access-from-files", "--window-size=800,1000",
+                        "--virtual-time-budget=5000", "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", proc.stdout).group(0)
+    facts = {k: float(v) for k, v in re.findall(r'data-([a-z-]+)="([0-9.]+)"', body)}
+    assert facts["viewport-width"] == 400, body
+    assert facts["page-width"] <= 400, body
+    assert facts["smallest-chart-text-px"] >= 9, body
+    assert facts["act-top"] < 900 and facts["act-right"] <= 400, body
+    assert facts["charts-rendered"] == facts["charts"] > 0, body
+
+
+def test_act_first_list_links_to_its_sections(report_page: Path) -> None:
+    text = report_page.read_text()
+    items = re.findall(r'<li class="(high|medium|low)"><a href="#(section-[a-z_0-9]+)">', text)
+    assert 5 <= len(items) <= 10
+    assert text.index('id="act"') < text.index('id="nodes"')  # the list comes before the charts
+    for _, anchor in items:
+        assert f'id="{anchor}"' in text, anchor
+
+
+def test_unbounded_limits_are_drawn_as_no_limit(report_page: Path) -> None:
+    """The sample has containers without a memory limit: their nodes' limit bars say so."""
+    text = report_page.read_text()
+    assert text.count(">no limit</text>") >= 1
+    assert "∞" not in text

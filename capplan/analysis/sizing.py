@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from capplan.reservation import recommended_reservation
 from capplan.analysis.packing import Shape, pack_identical
 from capplan.errors import BadInputError, UsageError
 from capplan.reservation import recommended_reservation

@@ -27,7 +27,6 @@ import polars as pl
 
 from capplan import store
 from capplan.analysis.nodes import snapshot_window
-from capplan.analysis.taints import blocking_set, parse_taints
 from capplan.analysis.packing import (
     Consolidation, NodeBins, PodItems, consolidate, lower_bound_nodes, node_loss_holds,
 )

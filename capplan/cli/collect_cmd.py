@@ -55,18 +55,27 @@ def _seconds(text: str, option: str) -> int:
     return int(seconds)
 
 
-class _Progress:
-    """A progress bar on a terminal; nothing otherwise (cron gets the summary line)."""
+# Without a terminal (cron), a plain line at most this often: enough to see a long run move in a
+# log without flooding it; runs shorter than this print only their summary line.
+PLAIN_EVERY_SECONDS = 60.0
 
-    def __init__(self, enabled: bool) -> None:
+
+class _Progress:
+    """A progress bar (chunks, samples/s, ETA) on a terminal; plain periodic lines otherwise."""
+
+    def __init__(self, enabled: bool, plain: bool = False) -> None:
+        import time
+
         self.bar = None
+        self.plain = plain and not enabled
+        self.started = self.last_line = time.monotonic()
+        self.task = None
         if enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-            self.task = None
 
     def __enter__(self) -> "_Progress":
         if self.bar:
@@ -78,12 +87,21 @@ class _Progress:
             self.bar.__exit__(*exc)
 
     def __call__(self, done: int, total: int, summary: CollectSummary) -> None:
-        if not self.bar:
-            return
-        if self.task is None:
-            self.task = self.bar.add_task("", total=total)
-        self.bar.update(self.task, completed=done, total=total,
-                        description=f"{summary.samples:,} samples, {summary.queries} queries")
+        import time
+
+        now = time.monotonic()
+        elapsed = max(now - self.started, 1e-9)
+        rate = summary.samples / elapsed
+        if self.bar:
+            if self.task is None:
+                self.task = self.bar.add_task("", total=total)
+            self.bar.update(self.task, completed=done, total=total,
+                            description=f"{summary.samples:,} samples, {rate:,.0f}/s, {summary.queries} queries")
+        elif self.plain and now - self.last_line >= PLAIN_EVERY_SECONDS:
+            self.last_line = now
+            eta = elapsed / done * (total - done) if done else None
+            typer.echo(f"capplan: collect: chunk {done}/{total}, {summary.samples:,} samples ({rate:,.0f}/s)"
+                       + (f", about {eta / 60:.0f} min left" if eta is not None else ""), err=True)
 
 
 def _warn(message: str) -> None:
@@ -146,7 +164,7 @@ def collect(
         retries=retries, concurrency=concurrency, wait=wait, max_points_per_query=max_points,
         chunk=window_option(chunk, "--chunk"), usage_selector=usage_selector,
     )
-    with _Progress(fmt == "table" and sys.stderr.isatty()) as progress:
+    with _Progress(fmt == "table" and sys.stderr.isatty(), plain=True) as progress:
         summary = run_collect(options, progress=progress, warn=_warn)
     if fmt == "json":
         typer.echo(json.dumps(summary.as_dict()))

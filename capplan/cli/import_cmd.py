@@ -12,8 +12,33 @@ from capplan.cli import app
 from capplan.cli.common import DbOption, handle_errors
 
 
-def _progress(message: str) -> None:
-    typer.echo(f"capplan: {message}", err=True)
+class _Progress:
+    """What the import is doing: a live status line with the elapsed time on a terminal; plain
+    lines otherwise (cron logs)."""
+
+    def __init__(self) -> None:
+        import sys
+
+        self.status = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+
+            self.status = Console(stderr=True).status("reading")
+
+    def __enter__(self) -> "_Progress":
+        if self.status:
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status:
+            self.status.__exit__(*exc)
+
+    def __call__(self, message: str) -> None:
+        if self.status:
+            self.status.update(message)
+        else:
+            typer.echo(f"capplan: {message}", err=True)
 
 
 @app.command("import")
@@ -33,7 +58,8 @@ def import_(
     from capplan.importer import import_path
 
     started = time.monotonic()
-    summary = import_path(path, db, wait=wait, replace=replace, progress=_progress)
+    with _Progress() as progress:
+        summary = import_path(path, db, wait=wait, replace=replace, progress=progress)
     for warning in summary.warnings:
         typer.echo(f"capplan: warning: {warning}", err=True)
     conflicts = f", {summary.conflicts:,} conflicting" if summary.conflicts else ""

@@ -13,7 +13,6 @@ from capplan.cli.common import (
     window_option,
 )
 from capplan.errors import UsageError
-from capplan.quantity import format_bytes, format_cpu
 
 if TYPE_CHECKING:
     import polars as pl
@@ -58,32 +57,6 @@ def _params(cpu_percentile: float, memory_buffer: float, target_utilization: flo
                           horizon=window_option(horizon, "--horizon"), allow_hpa=allow_hpa, risk=risk)
 
 
-def _arrow(current, recommended, fmt) -> str:
-    cur = fmt(current) if current is not None else "-"
-    rec = fmt(recommended) if recommended is not None else "-"
-    return cur if cur == rec else f"{cur} -> {rec}"
-
-
-def _compact(frame: pl.DataFrame) -> pl.DataFrame:
-    """A terminal-sized view: current -> recommended per value, humanised units."""
-    import polars as pl
-
-    rows = []
-    for r in frame.iter_rows(named=True):
-        no_rec = r["severity"] == "unknown"
-        rows.append({
-            "workload": f"{r['namespace']}/{r['owner_kind']}/{r['owner_name']}",
-            "container": r["container"], "pods": r["pods"],
-            **{f"{res}_{kind}": (_arrow(r[f"{res}_{kind}_current"], r[f"{res}_{kind}_recommended"], f)
-                                 if not no_rec else (f(r[f"{res}_{kind}_current"]) if r[f"{res}_{kind}_current"] is not None else "-"))
-               for res, f in (("cpu", format_cpu), ("memory", format_bytes)) for kind in ("request", "limit")},
-            "severity": r["severity"],
-            "qos": _arrow(r["qos_class_current"], r["qos_class_recommended"], str),
-            "reason": r["reason"],
-        })
-    return pl.DataFrame(rows)
-
-
 @app.command()
 @handle_errors
 def recommend(
@@ -103,6 +76,7 @@ def recommend(
     allow_hpa: Annotated[bool, typer.Option("--allow-hpa", help="Change requests an HPA scales on.")] = False,
     cpu_cost: Annotated[Optional[float], typer.Option("--cpu-cost", help="Cost of one core per hour.")] = None,
     memory_cost: Annotated[Optional[float], typer.Option("--memory-cost", help="Cost of one GiB per hour.")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="The whole reason of each number instead of short tags (table).")] = False,
 ) -> None:
     """Right-sizing per container, rolled up per workload (strategies auto, simple, vpa, max-target)."""
     from capplan import render, store
@@ -126,7 +100,10 @@ def recommend(
         table = run_recommend(con, strategy, window_option(window), namespace, params, cpu_cost, memory_cost)
     finally:
         con.close()
-    render.emit(_compact(table) if fmt == "table" else table, fmt, output, title=f"Recommendations ({strategy})")
+    from capplan.report.recommendations import table_view
+
+    render.emit(table_view(table, explain) if fmt == "table" else table, fmt, output,
+                title=f"Recommendations ({strategy}), biggest impact first")
 
 
 def _compact_summary(summary: pl.DataFrame) -> pl.DataFrame:

@@ -129,7 +129,7 @@ def forecast_charts(group: ChartGroup) -> tuple[list[str], str]:
     if not charts:
         return [], "No growing trend to draw (or too little history)."
     return charts, (f"{len(charts)} forecast(s): those that reach their limit within the horizon first (soonest "
-                    "first), then the fastest growing. Dots of history are daily values; the dashed line is the "
+                    "first), then the fastest growing. The solid line is the daily history; the dashed line is the "
                     "robust (Theil-Sen) trend; the band is its slope interval.")
 
 
@@ -148,6 +148,19 @@ table{border-collapse:collapse;font-size:12px;margin:6px 0 12px}
 th,td{border:1px solid #e3e3e3;padding:3px 6px;text-align:right;white-space:nowrap}
 th{background:#f6f6f6;position:sticky;top:0} td.t{text-align:left}
 .wrap{overflow-x:auto;max-width:100%}
+ol.act{margin:6px 0 14px;padding-left:26px;font-size:15px;line-height:1.5}
+ol.act li.high{color:#b00020} ol.act li.medium{color:#8a5a00} ol.act li.low{color:#1b5e20}
+ol.act code,p code{color:#333;background:#f3f3f3;padding:0 4px;border-radius:3px;font-size:13px}
+dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:14px;margin:6px 0 12px}
+dl.summary dt{font-weight:600} dl.summary dd{margin:0}
+/* a phone: charts keep their size (readable text) and scroll sideways; the list comes first */
+@media (max-width:700px){
+  body{margin:10px}
+  .charts,.pair{flex-wrap:nowrap;overflow-x:auto;-webkit-overflow-scrolling:touch}
+  svg.chart{flex:none}
+  ol.act{padding-left:20px;font-size:14px}
+  dl.summary{grid-template-columns:1fr} dl.summary dd{margin:0 0 6px}
+}
 """
 
 # Marks each chart whose data marks take up space once laid out (what the browser test checks).
@@ -160,12 +173,21 @@ SCRIPT = """
   });
   document.body.setAttribute('data-charts',charts.length);
   document.body.setAttribute('data-charts-rendered',ok);
+  // layout facts for the browser test: page width, the smallest chart text, where the list is
+  var small=1e9; document.querySelectorAll('svg.chart text').forEach(function(t){
+    var h=t.getBoundingClientRect().height; if(h>0&&h<small)small=h;});
+  var act=document.getElementById('act'), r=act?act.getBoundingClientRect():null;
+  document.body.setAttribute('data-viewport-width',window.innerWidth);
+  document.body.setAttribute('data-page-width',document.documentElement.scrollWidth);
+  document.body.setAttribute('data-smallest-chart-text-px',Math.round(small*10)/10);
+  if(r){document.body.setAttribute('data-act-top',Math.round(r.top));
+        document.body.setAttribute('data-act-right',Math.round(r.right));}
 })();
 """
 
 
 def _table_html(frame: pl.DataFrame) -> str:
-    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
+    head = "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in frame.columns)
     body = []
     for row in frame.iter_rows():
         cells = []
@@ -175,6 +197,26 @@ def _table_html(frame: pl.DataFrame) -> str:
             cells.append(f"<td{cls}>{esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _opening(sections: list) -> list[str]:
+    """The act-first list (each finding links to the section with its detail) and the summary."""
+    out = ['<h2 id="act">Act on these</h2>']
+    by_key = {s.key: s for s in sections}
+    actions = by_key.get("actions")
+    if actions is None or actions.frame.is_empty():
+        out.append(f'<p class="note">{esc(actions.note if actions else "")}</p>')
+    else:
+        out.append('<ol class="act">')
+        for r in actions.frame.iter_rows(named=True):
+            out.append(f'<li class="{esc(r["severity"])}"><a href="#section-{esc(r["section"])}">{esc(r["finding"])}</a>'
+                       f' <code>{esc(r["command"])}</code></li>')
+        out.append("</ol>")
+    summary = by_key.get("summary")
+    if summary is not None and not summary.frame.is_empty():
+        out.append('<dl class="summary">' + "".join(f"<dt>{esc(r['item'])}</dt><dd>{esc(r['value'])}</dd>"
+                                                    for r in summary.frame.iter_rows(named=True)) + "</dl>")
+    return out
 
 
 def render_html(page: ReportPage) -> str:
@@ -191,8 +233,9 @@ def render_html(page: ReportPage) -> str:
         "<h1>capplan capacity report</h1>",
         f'<p class="meta">window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC · {nodes.height} nodes · '
         f"generated {generated}</p>",
-        '<nav><a href="#nodes">Nodes</a><a href="#pressure">Memory pressure</a>'
+        '<nav><a href="#act">Act on these</a><a href="#nodes">Nodes</a><a href="#pressure">Memory pressure</a>'
         '<a href="#recommendations">Recommendations</a><a href="#forecast">Forecast</a><a href="#tables">Tables</a></nav>',
+        *_opening(sections),
         '<h2 id="nodes">Nodes: requests, limits and usage against allocatable</h2>',
         '<p class="note">Bars are % of each node\'s allocatable; the dashed line is 100%. Requests past it cannot be '
         "scheduled; limits past it are overcommit; usage past requests is borrowed capacity.</p>",
@@ -210,9 +253,11 @@ def render_html(page: ReportPage) -> str:
         '<h2 id="tables">Tables</h2>',
     ]
     for section in sections:
-        parts.append(f"<h3>{esc(section.title)}</h3>")
+        if section.key in ("actions", "summary"):
+            continue  # at the top of the page
+        parts.append(f'<h3 id="section-{esc(section.key)}">{esc(section.title)}</h3>')
         if section.note:
-            parts.append(f'<p class="note">{esc(section.note)}</p>')
+            parts.extend(f'<p class="note">{esc(line)}</p>' for line in section.note.splitlines() if line.strip())
         parts.append(_table_html(section.frame))
     parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)

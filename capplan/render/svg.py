@@ -197,11 +197,22 @@ def node_bars_svg(nodes: pl.DataFrame, resource: str) -> str:
             shown = "unbounded (a container has no limit)" if unbounded else f"{_fmt(value, unit)} = {pct:.0f}%"
             tip = f"{row['node']} {label}: {shown} of {_fmt(alloc, unit)} allocatable"
             colour = COLORS[label]
-            faded = ' fill-opacity="0.45"' if unbounded else ""
-            out.append(f'<rect x="{frame.left}" y="{y}" width="{width:.1f}" height="{bar_h}" fill="{colour}"'
-                       f'{faded}><title>{esc(tip)}</title></rect>')
             if unbounded:
-                out.append(f'<text class="tick" x="{frame.left + width - 4:.1f}" y="{y + bar_h - 1}" text-anchor="end">∞</text>')
+                # no limit: a hatched bar to the edge, labelled, so it cannot be read as ~110%
+                out.append(f'<rect x="{frame.left}" y="{y}" width="{width:.1f}" height="{bar_h}" fill="#fff" '
+                           f'stroke="{colour}" stroke-width="0.8"><title>{esc(tip)}</title></rect>')
+                step = 5.0
+                x = frame.left + 1.0
+                while x < frame.left + width - 1:
+                    x2 = min(x + bar_h, frame.left + width - 1)
+                    out.append(f'<line x1="{x:.1f}" y1="{y + bar_h}" x2="{x2:.1f}" y2="{y + bar_h - (x2 - x):.1f}" '
+                               f'stroke="{colour}" stroke-width="1"/>')
+                    x += step
+                out.append(f'<text class="tick nolimit" x="{frame.left + width - 4:.1f}" y="{y + bar_h - 0.5}" '
+                           f'text-anchor="end" font-weight="600">no limit</text>')
+            else:
+                out.append(f'<rect x="{frame.left}" y="{y}" width="{width:.1f}" height="{bar_h}" fill="{colour}">'
+                           f'<title>{esc(tip)}</title></rect>')
     out.append("</g>")
     x100 = x_of(100)
     out.append(f'<line x1="{x100:.1f}" y1="{frame.top - 4}" x2="{x100:.1f}" y2="{frame.top + row_h * len(rows)}" '
@@ -251,6 +262,9 @@ def line_chart_svg(title: str, kind: str, unit: str, lines: list[dict[str, Any]]
                    + [(h["label"], h["colour"], "dash" if h.get("dash") else "line") for h in hlines]
                    + ([(points["label"], points["colour"], "box")] if points is not None and len(points["t"]) else []))
     out += _y_axis(frame, y_lo, y_hi, label_of, scale)
+    if unit in ("cores", "bytes"):  # the unit of the axis, above its labels
+        out.append(f'<text class="tick" x="{frame.left - 6}" y="{frame.top - 4}" text-anchor="end">'
+                   f'{"cores" if unit == "cores" else "memory"}</text>')
     out += _time_axis(frame, t0, t1)
     out.append('<g class="marks">')
     if band:
@@ -289,7 +303,12 @@ def histogram_svg(title: str, kind: str, unit: str, values: np.ndarray, markers:
     values = values[np.isfinite(values)]
     samples = int(values.size)
     marks_x = [m["x"] for m in markers if m["x"] is not None and math.isfinite(m["x"])]
-    hi = max([float(np.quantile(values, 0.999)) if values.size else 0.0] + marks_x) * 1.1 or 1.0
+    data_hi = float(np.quantile(values, 0.999)) if values.size else 0.0
+    hi = max([data_hi] + marks_x) * 1.1 or 1.0
+    if data_hi > 0 and data_hi * 1.1 < hi / 8:
+        # a request far above the usage would put every sample into the first of 30 bars: the
+        # axis follows the samples, and the markers beyond it point off the chart
+        hi = data_hi * 1.15
     counts, edges = np.histogram(np.clip(values, 0, hi), bins=30, range=(0, hi))
     share = counts / max(1, counts.sum()) * 100
     y_hi = max(float(share.max()) * 1.1, 1.0)
@@ -311,6 +330,8 @@ def histogram_svg(title: str, kind: str, unit: str, values: np.ndarray, markers:
     out += _y_axis(frame, 0, y_hi, lambda v: f"{v:.0f}%")
     for tick in (t * scale for t in nice_ticks(0, hi / scale, 4)):
         out.append(f'<text class="tick" x="{x_of(tick):.1f}" y="{frame.top + frame.plot_h + 15}" text-anchor="middle">{esc(x_label(tick))}</text>')
+    out.append(f'<text class="tick" x="{frame.left + frame.plot_w}" y="{frame.top + frame.plot_h + 28}" '
+               f'text-anchor="end">{"cores" if unit == "cores" else "working set"}</text>')
     out.append('<g class="marks">')
     for count, pct, lo_edge, hi_edge in zip(counts, share, edges[:-1], edges[1:]):
         if count == 0:
@@ -321,11 +342,16 @@ def histogram_svg(title: str, kind: str, unit: str, values: np.ndarray, markers:
         out.append(f'<rect x="{x0:.1f}" y="{y:.1f}" width="{max(0.5, x1 - x0 - 0.5):.1f}" '
                    f'height="{frame.top + frame.plot_h - y:.1f}" fill="{COLORS["usage"]}"><title>{esc(tip)}</title></rect>')
     out.append("</g>")
+    off = 0
     for m in markers:
         if m["x"] is None or not math.isfinite(m["x"]):
             continue
         xm = x_of(min(m["x"], hi))
         dash = ' stroke-dasharray="4,3"' if m.get("dash") else ""
+        if m["x"] > hi:  # off the chart: an arrow at the right edge, one line per marker
+            off += 1
+            out.append(f'<text class="tick" x="{xm - 2:.1f}" y="{frame.top + 12 * off}" text-anchor="end" '
+                       f'fill="{m["colour"]}">{esc(m["label"])} {esc(_fmt(m["x"], unit))} &#8594;</text>')
         out.append(f'<line x1="{xm:.1f}" y1="{frame.top}" x2="{xm:.1f}" y2="{frame.top + frame.plot_h}" '
                    f'stroke="{m["colour"]}" stroke-width="2"{dash}><title>{esc(m["label"])}: '
                    f'{esc(_fmt(m["x"], unit))}</title></line>')

@@ -22,6 +22,10 @@ NAME_MIN = 16
 TEXT_MAX = 60
 TEXT_MIN = 20
 FREE_TEXT = ("reason", "advice", "note", "message", "finding", "value", "why", "runs_out")
+# Text columns that may be cut in the middle: names. Any other text (`200m -> 300m (+100m)`,
+# `1.5Gi`) holds numbers and is shown whole.
+NAME_WORDS = ("workload", "container", "pod", "node", "namespace", "scope", "deployment", "name", "owner",
+              "policy", "pool", "file", "taints", "excluded_by", "blocked_by", "rule")
 PIPE_WIDTH = 200  # into a file or a pipe without $COLUMNS: wide enough for every table
 ELLIPSIS = "…"
 
@@ -87,7 +91,7 @@ def _plan(frame: pl.DataFrame, texts: dict[str, list[str]], width: int, wide: bo
     for name, dtype in frame.schema.items():
         natural = max([len(t) for t in texts[name]] + [0])
         head = _header_min(name)
-        if dtype == pl.Utf8 and not wide:
+        if dtype == pl.Utf8 and not wide and (name in FREE_TEXT or any(w in name for w in NAME_WORDS)):
             free = name in FREE_TEXT
             cap, floor = (TEXT_MAX, TEXT_MIN) if free else (NAME_MAX, NAME_MIN)
             sizes[name] = max(min(natural, cap), head)
