@@ -58,9 +58,26 @@ def test_recommend_options_reach_the_library(runner, sample_db_readonly: Path) -
 
 
 def test_recommend_table_output(runner, sample_db_readonly: Path) -> None:
+    """Biggest impact first (severity, then the saving at 4 GiB per core), changes as
+    `current -> new (delta)`, and a TOTAL that is the sum of the CSV's savings."""
+    import csv
+    import io
+
     result = runner.invoke(app, ["recommend", "--db", str(sample_db_readonly), "-n", "web"], env={"COLUMNS": "300"})
     assert result.exit_code == 0
-    assert "web/Deployment/legacy-admin" in result.stdout and "2 -> 6m" in result.stdout
+    assert "web/legacy-admin" in result.stdout and "2 -> 6m (-1994m)" in result.stdout
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(
+        app, ["recommend", "--db", str(sample_db_readonly), "-n", "web", "-f", "csv"]).stdout)))
+    order = {"critical": 4, "warning": 3, "ok": 2, "good": 1, "unknown": 0}
+    size = lambda r: abs(float(r["cpu_savings_cores"] or 0)) + abs(float(r["memory_savings_gib"] or 0)) / 4  # noqa: E731
+    first = max(rows, key=lambda r: (order[r["severity"]], size(r)))
+    lines = [line for line in result.stdout.splitlines() if line.startswith("web/")]
+    assert lines[0].startswith(f"web/{first['owner_name']}")
+    total_cpu_m = round(sum(float(r["cpu_savings_cores"] or 0) for r in rows) * 1000)
+    total = next(line for line in result.stdout.splitlines() if line.startswith("TOTAL"))
+    from capplan.quantity import format_cpu
+
+    assert f"{len(rows)} containers" in total and f"{'+' if total_cpu_m > 0 else '-'}{format_cpu(abs(total_cpu_m) / 1000)}" in total
 
 
 def test_recommend_exit_codes(runner, sample_db_readonly: Path, tmp_path: Path) -> None:
