@@ -7,7 +7,8 @@
 --     CPU limit at the request those hours would have been throttled; throttling is not collected),
 --   over_request_days = share of container-days with memory usage above the memory request once
 --     (first in line for eviction under node memory pressure; no request: never),
---   mem_limit_sum = sum over samples of the memory limit (the caller compares policies with it).
+--   mem_limit_sum = sum over samples of the memory limit, over the containers whose current spec
+--     has one (the caller compares policies with it: a limit where there was none is not "more").
 -- Needs the registered relation
 --   _bt_plan(policy, series_id, cpu_request_cores, memory_request_bytes, memory_limit_bytes).
 -- Params: $test_start, $test_end TIMESTAMP.
@@ -25,8 +26,9 @@ WITH hourly AS (
 ),
 judged AS (
     SELECT p.policy, h.*, coalesce(p.cpu_request_cores, 0) AS cpu_request_cores,
-           p.memory_request_bytes, p.memory_limit_bytes
+           p.memory_request_bytes, p.memory_limit_bytes, c.memory_limit_bytes IS NOT NULL AS limited_now
     FROM hourly AS h JOIN _bt_plan AS p USING (series_id)
+    LEFT JOIN _bt_plan AS c ON c.series_id = h.series_id AND c.policy = 'current'
 ),
 short AS (
     -- the shortfall needs every sample: used - request is not additive over an hour
@@ -48,7 +50,7 @@ totals AS (
                / nullif(sum(memory_limit_bytes * n), 0) AS mem_slack,
            1 - sum(memory_sum) FILTER (WHERE memory_request_bytes IS NOT NULL)
                / nullif(sum(memory_request_bytes * n), 0) AS mem_request_slack,
-           CAST(sum(memory_limit_bytes * n) AS DOUBLE) AS mem_limit_sum,
+           CAST(sum(memory_limit_bytes * n) FILTER (WHERE limited_now) AS DOUBLE) AS mem_limit_sum,
            CAST(sum(n) AS BIGINT) AS samples,
            count(DISTINCT series_id) AS containers,
            avg(CASE WHEN cpu_sum / n > cpu_request_cores THEN 1.0 ELSE 0.0 END) AS throttled_hours

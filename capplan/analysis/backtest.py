@@ -264,7 +264,7 @@ def backtest_splits(con: duckdb.DuckDBPyConnection, strategies: list[str] | str 
     """Judge every policy on rolling splits; one row per split and policy (SPLIT_COLUMNS).
 
     mem_vs_current = the policy's memory limits summed over the test samples / the current
-    specs' (below 1: memory saved)."""
+    specs', over the containers that have a memory limit today (below 1: memory saved)."""
     params = params or StrategyParams()
     trains = trains or [timedelta(days=7), timedelta(days=14), timedelta(days=21)]
     tests = tests or [timedelta(days=7), timedelta(days=14)]
@@ -285,7 +285,10 @@ def backtest_splits(con: duckdb.DuckDBPyConnection, strategies: list[str] | str 
             pl.lit(split.train.total_seconds() / 86400).alias("train_days"),
             pl.lit(split.test.total_seconds() / 86400).alias("test_days"),
             pl.lit(split.origin).alias("origin"),
-            (pl.col("mem_limit_sum") / current if current else pl.lit(None, pl.Float64)).alias("mem_vs_current"),
+            # the current row exactly 1 (polars may divide by a literal as a product with its inverse)
+            pl.when(pl.col("policy") == "current").then(pl.lit(1.0 if current else None, pl.Float64))
+            .otherwise(pl.col("mem_limit_sum") / current if current else pl.lit(None, pl.Float64))
+            .alias("mem_vs_current"),
         ).select(SPLIT_COLUMNS))
     order = {s.label: i for i, s in enumerate(splits)}
     return pl.concat(frames).with_columns(pl.col("split").replace_strict(order).alias("_o")).sort(

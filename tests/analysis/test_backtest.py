@@ -275,3 +275,22 @@ def test_splits_on_a_bitbrains_slice_match_the_raw_trace(bitbrains_slice):
     # every auto row judged the same container-days as the current specs
     auto = rows.filter(pl.col("policy") == "auto")
     assert auto["container_days"].to_list() == current["container_days"].to_list()
+
+
+def test_memory_saved_counts_only_containers_limited_today(tmp_path):
+    """Two containers: `a` with a 200Mi limit today, `b` with none. A plan giving `b` a limit
+    must not count as more memory than today: mem_vs_current compares `a` alone. simple's
+    limit for `a` is ceil(100Mi x 1.15) against today's 200Mi, over the same samples."""
+    k = np.arange(433)
+    c = TinyCluster(step=timedelta(minutes=10))
+    c.pod("ns", "a", np.full(k.size, 0.1), np.full(k.size, 100.0 * MI), request=(0.5, None, 200 * MI, 200 * MI))
+    c.pod("ns", "b", np.full(k.size, 0.1), np.full(k.size, 100.0 * MI), request=(0.5, None, None, None))
+    path = c.write(tmp_path / "two.duckdb")
+    con = store.open_db(path, read_only=True)
+    try:
+        rows = backtest_splits(con, ["simple"], [timedelta(days=2)], [timedelta(days=1)], timedelta(days=1))
+    finally:
+        con.close()
+    by = {r["policy"]: r for r in rows.iter_rows(named=True)}
+    assert by["current"]["mem_vs_current"] == 1.0
+    assert by["simple"]["mem_vs_current"] == pytest.approx(np.ceil(100 * MI * 1.15) / (200 * MI))
