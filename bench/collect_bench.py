@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,7 @@ def run_collect_bench(size: str = "M", days: int = DAYS) -> dict[str, Any]:
         "size": size, "days_in_prometheus": days, "collect_days": COLLECT_DAYS, "step": STEP,
         "pods": info["pods"], "containers": info["containers"], "prometheus_series": info["series"],
         "prometheus_samples": info["samples"],
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_before": os.getloadavg()[0],
     }
     # --storage.tsdb.max-block-duration: the backfilled 1-day blocks stay as they are, so no
@@ -203,8 +203,10 @@ def table(result: dict[str, Any]) -> str:
         verdict = "" if check is None or n is None else ("pass" if check(o, n) else "MISS")
         rows.append([label, fmt(o) if o is not None else "-", fmt(n) if n is not None else "-", target, verdict])
 
-    secs = lambda v: f"{v:.2f} s"  # noqa: E731
-    mib = lambda v: f"{v / MiB:.0f} MiB"  # noqa: E731
+    def secs(v):
+        return f"{v:.2f} s"
+    def mib(v):
+        return f"{v / MiB:.0f} MiB"
     row("first run wall (collect 7 d + recommend)", "first", "wall_seconds", secs, "<= 35% of old",
         lambda o, n: o is not None and n <= 0.35 * o)
     row("first run Prometheus CPU", "first", "prometheus_cpu_seconds", secs, "<= 15% of old",
@@ -224,7 +226,8 @@ def table(result: dict[str, Any]) -> str:
     header = ["collector (M: 1,040 pods, 7 d at 5 m)", f"old {old.get('commit', '-')}", f"new {new.get('commit')}",
               "target", "verdict"]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    def line(r):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
     note = (f"measured {result.get('measured_at')}, load average {result.get('load_average_before', 0):.2f} before, "
             f"{result.get('load_average_after', 0):.2f} after (2 cpus)"
             + (f"; old figures reused from {old['reused_from']}" if old.get("reused_from") else ""))

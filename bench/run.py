@@ -38,10 +38,11 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -126,7 +127,7 @@ def child_generate(size_name: str) -> dict[str, Any]:
         pl.concat([b.frames[table] for b in batches], how="diagonal_relaxed").write_parquet(out / f"{table}.parquet")
     samples = 0
     streams = [usage_frames(b, timedelta(days=1)) for b in batches]
-    for day, parts in enumerate(zip(*streams)):
+    for day, parts in enumerate(zip(*streams, strict=True)):
         frame = pl.concat(parts)
         samples += frame.height
         frame.write_parquet(out / f"usage-{day:03d}.parquet", compression="lz4")
@@ -540,12 +541,12 @@ def run_child(args: list[str], timeout: float) -> dict[str, Any]:
 
 
 def _log(text: str) -> None:
-    print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {text}", file=sys.stderr, flush=True)
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", file=sys.stderr, flush=True)
 
 
 def bench_size(size: Size, steps_wanted: set[str] | None, timeout: float) -> dict[str, Any]:
     result: dict[str, Any] = {"size": size.name, "copies": size.copies, "days": DAYS, "commit": _git_commit(),
-                              "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                              "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
     gen = _generated(size)
     reuse = os.environ.get("BENCH_REUSE") == "1" and _db_path(size).exists()
     if gen is None and not reuse:
@@ -835,7 +836,8 @@ def render_table(results: dict[str, Any]) -> str:
         cells += [target, verdict]
         lines.append(cells)
     widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
-    fmt_line = lambda row: "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
+    def fmt_line(row: list[Any]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
     out = [fmt_line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [fmt_line(r) for r in lines]
     return "\n".join(out)
@@ -852,7 +854,7 @@ def main() -> int:
     timeout = float(os.environ.get("BENCH_TIMEOUT", "1800"))
     results: dict[str, Any] = {
         "commit": _git_commit(),
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "window": os.environ.get("BENCH_WINDOW", f"{DAYS}d"),
         "strategies": list(_strategies()),

@@ -54,7 +54,7 @@ def build_store(data: Path, db: Path) -> tuple[int, int]:
     placed: list[str | None] = []
     names = nodes["sn"].to_list()
     for cpu, mem, gpus, spec in zip(pods["cpu_milli"].to_list(), pods["memory_mib"].to_list(),
-                                    pods["num_gpu"].to_list(), pods["gpu_spec"].to_list()):
+                                    pods["num_gpu"].to_list(), pods["gpu_spec"].to_list(), strict=True):
         fits = (cpu_free >= cpu) & (mem_free >= mem) & (slots >= 1)
         pool = (by_model.get(spec, is_gpu) if spec else is_gpu) if gpus else ~is_gpu
         ok = fits & pool if (fits & pool).any() else fits

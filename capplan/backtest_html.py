@@ -76,7 +76,7 @@ def frontier_svg(per_split: pl.DataFrame, x: str, y: str, title: str, x_label: s
             out.append(f'<circle class="point" data-policy="{_esc(policy)}" cx="{px(r[x]):.1f}" cy="{py(r[y]):.1f}" '
                        f'r="2.5" fill="{colour}" fill-opacity="0.55"/>')
         if rows.height:
-            mx, my = rows[x].mean(), rows[y].mean()
+            mx, my = rows.select(pl.col(x).mean()).item(), rows.select(pl.col(y).mean()).item()
             out.append(f'<circle class="mean" data-policy="{_esc(policy)}" cx="{px(mx):.1f}" cy="{py(my):.1f}" r="6" '
                        f'fill="none" stroke="{colour}" stroke-width="2"><title>{_esc(policy)}: mean</title></circle>')
         ly = MARGIN["top"] + 6 + i * 16

@@ -1,6 +1,6 @@
 """Convert the GWA-T-12 Bitbrains trace into capplan's long-format usage frame (CONTRACT.md).
 
-Mapping (../shared/realdata/README.md): each VM is one Guaranteed pod `vm-<id>` with one
+Mapping (tests/data/realdata/README.md): each VM is one Guaranteed pod `vm-<id>` with one
 container `vm` in namespace `bitbrains`, a bare pod (no owner). Its CPU request = limit = the
 provisioned cores, its memory request = limit = the provisioned memory.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -67,7 +67,7 @@ def store_origin(what: str) -> Origin:
 
 def now_utc() -> datetime:
     """The wall clock as a naive UTC datetime (the store's convention)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # --- one check = (column, bad-row expression, reason for a bad value) ---------------------------
@@ -143,7 +143,7 @@ def run_checks(frame: pl.DataFrame, checks: list[Check], origin: Origin) -> None
     ).row(0)
     if not any(counts):
         return
-    failing = [c for c, n in zip(checks, counts) if n]
+    failing = [c for c, n in zip(checks, counts, strict=True) if n]
     flags = [c.bad.fill_null(False).alias(f"_bad{i}") for i, c in enumerate(failing)]
     bad = frame.with_columns(_line_expr(frame, origin).alias("_gate_line"), *flags).filter(
         pl.any_horizontal([pl.col(f"_bad{i}") for i in range(len(failing))])

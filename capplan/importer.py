@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -165,7 +165,7 @@ def _numeric(frame: pl.DataFrame, column: str, parse: Callable[[str], float], or
     if failed.any():
         lines = frame[LINE].filter(failed)
         first = text.filter(failed)[0]
-        gate.raise_bad(origin, int(lines.min()), column, f"{first[:80]!r} is not a number or quantity",
+        gate.raise_bad(origin, int(lines.to_numpy().min()), column, f"{first[:80]!r} is not a number or quantity",
                        int(failed.sum()))
     return values.zip_with(~unparsed, quantities).alias(column)
 
@@ -192,13 +192,13 @@ def _timestamps(frame: pl.DataFrame, origin: gate.Origin) -> pl.Series:
         for raw in text.filter(unparsed).unique().to_list():
             try:
                 value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-                fixed[raw] = (value.astimezone(timezone.utc) if value.tzinfo else value).replace(tzinfo=None)
+                fixed[raw] = (value.astimezone(UTC) if value.tzinfo else value).replace(tzinfo=None)
             except ValueError:
                 fixed[raw] = None
         second = text.replace_strict(fixed, default=None, return_dtype=pl.Datetime("us"))
         failed = unparsed & second.is_null()
         if failed.any():
-            gate.raise_bad(origin, int(frame[LINE].filter(failed).min()), "timestamp",
+            gate.raise_bad(origin, int(frame[LINE].filter(failed).to_numpy().min()), "timestamp",
                            f"{text.filter(failed)[0][:80]!r} is not an ISO 8601 time", int(failed.sum()))
         return parsed.dt.replace_time_zone(None).zip_with(~unparsed, second).alias("timestamp")
     return parsed.dt.replace_time_zone(None).alias("timestamp")

@@ -22,8 +22,9 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -249,7 +250,15 @@ def generate_cluster(seed: int = 7, days: int = 14, step: timedelta = timedelta(
     """Generate the sample cluster (repeated `copies` times) over `days` at `step`."""
     rng = np.random.default_rng(seed)
     end = start + timedelta(days=days) - step
-    node_rows, pod_rows, ctr_rows, owner_rows, wl_rows, hpa_rows, quota_rows, model_rows = ([] for _ in range(8))
+    Rows = list[dict[str, Any]]
+    node_rows: Rows = []
+    pod_rows: Rows = []
+    ctr_rows: Rows = []
+    owner_rows: Rows = []
+    wl_rows: Rows = []
+    hpa_rows: Rows = []
+    quota_rows: Rows = []
+    model_rows: Rows = []
     for copy in range(copies):
         suffix = "" if copies == 1 else f"-{copy + 1}"
         nodes = base_nodes(suffix)
@@ -316,7 +325,7 @@ def _expand_workload(wl: Workload, nodes: list[NodeSpec], free: dict[str, list[f
                             "strategy": wl.strategy, "max_surge_pods": wl.max_surge_pods})
         # close each replicas interval where the next begins
         mine = [row for row in wl_rows if row["namespace"] == ns and row["name"] == wl.name and "valid_to" not in row]
-        for a, b in zip(mine, mine[1:] + [None]):
+        for a, b in zip(mine, mine[1:] + [None], strict=True):
             a["valid_to"] = (b["valid_from"] - step) if b else end
         if wl.hpa_metric:
             hpa_rows.append({"namespace": ns, "hpa": wl.name, "metric_name": wl.hpa_metric, "valid_from": start,
@@ -325,8 +334,8 @@ def _expand_workload(wl: Workload, nodes: list[NodeSpec], free: dict[str, list[f
         for i in range(wl.replicas):
             pods.append((f"{wl.name}-{i}", "StatefulSet", wl.name, start, end, None))
     elif wl.kind == "DaemonSet":
-        for node in nodes:
-            pods.append((f"{wl.name}-{_hash_name(node.name + wl.name)[:5]}", "DaemonSet", wl.name, start, end, node.name))
+        for spec in nodes:
+            pods.append((f"{wl.name}-{_hash_name(spec.name + wl.name)[:5]}", "DaemonSet", wl.name, start, end, spec.name))
     elif wl.kind == "CronJob":
         for day in range(days):
             job = f"{wl.name}-{29400000 + day * 1440}"
@@ -479,7 +488,7 @@ def _restarts(cluster: SampleCluster) -> pl.DataFrame:
                         step=cluster.step, seed=cluster.seed)
     # noise must match the full matrix: recompute on the full model set, then take the rows
     _, mem, alive = usage_matrix(cluster, ts)
-    for i, row in enumerate(limited.iter_rows(named=True)):
+    for row in limited.iter_rows(named=True):
         at_limit = (mem[row["row"]] >= row["memory_limit"]) & alive[row["row"]]
         # one kill per contiguous stretch at the limit
         starts = np.nonzero(at_limit & ~np.concatenate([[False], at_limit[:-1]]))[0]
@@ -504,8 +513,8 @@ def write_sample(cluster: SampleCluster, folder: str | Path) -> dict[str, int]:
     counts["usage"] = usage.height
     (out / "meta.json").write_text(json.dumps({
         "format": "capplan-sample", "version": 1, "seed": cluster.seed,
-        "start": cluster.start.replace(tzinfo=timezone.utc).isoformat(),
-        "end": cluster.end.replace(tzinfo=timezone.utc).isoformat(),
+        "start": cluster.start.replace(tzinfo=UTC).isoformat(),
+        "end": cluster.end.replace(tzinfo=UTC).isoformat(),
         "step_seconds": int(cluster.step.total_seconds()), "rows": counts,
     }, indent=1) + "\n")
     return counts

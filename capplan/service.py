@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,7 +64,7 @@ class NotBuiltError(CapplanError):
 class ServeOptions:
     """Everything `capplan serve` takes."""
 
-    db: Path
+    db: Path | None  # None: $CAPPLAN_DB, else ./capplan.duckdb (store.resolve_db_path)
     host: str = "0.0.0.0"
     port: int = 8080
     window: timedelta = timedelta(days=14)
@@ -137,11 +137,11 @@ def collection_status(con: duckdb.DuckDBPyConnection) -> CollectionStatus:
 
 def _utcnow() -> datetime:
     # The store keeps naive UTC timestamps.
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _epoch(ts: datetime) -> float:
-    return ts.replace(tzinfo=timezone.utc).timestamp()
+    return ts.replace(tzinfo=UTC).timestamp()
 
 
 # --- the endpoints: the same library calls as the CLI -------------------------------------------
@@ -551,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
     # A stalled client must not hold a thread (or the shutdown) for long.
     timeout = 10
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (BaseHTTPRequestHandler's name)
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.service.options.access_log:
             sys.stderr.write(f"capplan serve: {self.address_string()} {format % args}\n")
 
@@ -575,10 +575,10 @@ class _Handler(BaseHTTPRequestHandler):
         extra = {"Retry-After": "5"} if status == 503 else None
         self._json(status, {"error": message, "status": status}, extra)
 
-    def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_HEAD(self) -> None:
         self.do_GET()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         self._route = path if path in _ROUTES or path.startswith(API_PREFIX) else "other"
@@ -600,11 +600,11 @@ class _Handler(BaseHTTPRequestHandler):
             # collection would get the pod restarted.
             self._json(200, {"alive": True})
         elif path == "/readyz":
-            ready, body = service.readiness()
-            self._json(200 if ready else 503, body)
+            ready, state = service.readiness()
+            self._json(200 if ready else 503, state)
         elif path == "/metrics":
-            body, content_type = service.metrics.exposition()
-            self._send(200, body, content_type)
+            exposition, content_type = service.metrics.exposition()
+            self._send(200, exposition, content_type)
         elif path == API_PREFIX:
             self._json(200, {name: {"path": f"{API_PREFIX}/{name}", "parameters": list(e.params), "doc": e.doc}
                              for name, e in ENDPOINTS.items()})

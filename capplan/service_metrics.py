@@ -153,7 +153,7 @@ class _StoreCollector:
         from capplan.service import _epoch, collection_status
 
         status = collection_status(con)
-        out = []
+        out: list[Metric] = []
         stamp = GaugeMetricFamily("capplan_last_collection_timestamp_seconds",
                                   "Unix time the newest successful collection finished.")
         if status.last_ok_finished_at is not None:
@@ -190,7 +190,7 @@ class _StoreCollector:
     def _recommend(self, _con: Any) -> list[Metric]:
         rows = self._records("recommendations")
         labels = ["namespace", "owner_kind", "owner_name", "container"]
-        out = []
+        out: list[Metric] = []
         for metric, column, help_text in RECOMMEND_GAUGES:
             family = GaugeMetricFamily(metric, help_text, labels=labels)
             for row in rows:
@@ -203,7 +203,7 @@ class _StoreCollector:
     def _forecast(self, _con: Any) -> list[Metric]:
         rows = self._records("forecast")
         labels = ["scope", "resource", "basis"]
-        out = []
+        out: list[Metric] = []
         for metric, column, help_text in FORECAST_GAUGES:
             family = GaugeMetricFamily(metric, help_text, labels=labels)
             for row in rows:
@@ -218,7 +218,7 @@ class _StoreCollector:
 
 def _per_node_families(rows: list[dict[str, Any]], gauges: Any) -> list[Metric]:
     """One gauge family per (metric, column, help) with a `node` label, from API rows."""
-    out = []
+    out: list[Metric] = []
     for metric, column, help_text in gauges:
         family = GaugeMetricFamily(metric, help_text, labels=["node"])
         for row in rows:

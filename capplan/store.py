@@ -188,6 +188,14 @@ def _create_atomically(db_path: Path, wait_seconds: float) -> None:
         staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
 
 
+def fetch_row(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """The one row an aggregate query returns (an aggregate without GROUP BY always returns one)."""
+    row = con.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"the aggregate returned no row: {sql}")
+    return row
+
+
 @contextlib.contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """One all-or-nothing transaction."""
@@ -462,12 +470,11 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
         samples = samples.unique(subset=["series_id", "ts"], keep="last").sort("series_id", "ts")
     con.register("_staged_usage", samples.to_arrow())
     try:
-        lo, hi = con.execute("SELECT min(ts), max(ts) FROM _staged_usage").fetchone()
+        lo, hi = fetch_row(con, "SELECT min(ts), max(ts) FROM _staged_usage")
         # Stored samples in the chunk's time range (zone maps make this cheap): when there are none,
         # no (series, ts) can collide and the anti-join, 4x the cost of the insert, is skipped.
-        stored_lo, stored_hi = con.execute(
-            "SELECT min(ts), max(ts) FROM usage_samples WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi}
-        ).fetchone()
+        stored_lo, stored_hi = fetch_row(
+            con, "SELECT min(ts), max(ts) FROM usage_samples WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
         if stored_lo is None:
             inserted = con.execute(
                 "INSERT INTO usage_samples (series_id, ts, cpu_cores, memory_bytes) "
@@ -596,4 +603,4 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "nodes", "pods", "containers", "owners", "workloads", "hpas", "resource_quotas",
         "series", "series_nodes", "usage_samples", "restarts",
     ]
-    return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
+    return {t: int(fetch_row(con, f"SELECT count(*) FROM {t}")[0]) for t in tables}

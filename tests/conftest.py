@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,6 @@ from capplan.sample import SampleCluster, generate_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "samples" / "cluster"
-SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +42,51 @@ def sample_db(sample_db_readonly: Path, tmp_path: Path) -> Path:
 def runner() -> CliRunner:
     """A typer CLI runner (stderr kept apart from stdout)."""
     return CliRunner()
+
+
+# --- no silent skips -----------------------------------------------------------------------------
+# A skipped test is a failed test: a missing program (tests/tools.py) or a missing file must not
+# let `make test` pass without the tests that need it. CAPPLAN_SKIP_INTEGRATION=1 allows skips
+# outside CI and lists them at the end; in CI (CI=true) every skip fails regardless.
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def _skips_allowed() -> bool:
+    return os.environ.get("CAPPLAN_SKIP_INTEGRATION") == "1" and not _in_ci()
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _fail_the_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    why = "CI=true" if _in_ci() else "set CAPPLAN_SKIP_INTEGRATION=1 to allow skips"
+    report.outcome = "failed"
+    report.longrepr = f"skipped, and a skip fails the run ({why}): {_skip_reason(report)}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and not _skips_allowed():
+        _fail_the_skip(report)
+
+
+@pytest.hookimpl(tryfirst=True)  # before the terminal reporter files it under "skipped"
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped and not _skips_allowed():
+        _fail_the_skip(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if skipped and _skips_allowed():
+        terminalreporter.section(f"CAPPLAN_SKIP_INTEGRATION=1: {len(skipped)} test(s) skipped, not run")
+        for report in skipped:
+            terminalreporter.line(f"{report.nodeid}: {_skip_reason(report)}")

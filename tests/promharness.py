@@ -1,5 +1,5 @@
 """A real Prometheus for tests and benchmarks, fed with synthetic kube-state-metrics v2 and
-cAdvisor series (see ../shared/PROMETHEUS.md for the recipe and its pitfalls).
+cAdvisor series.
 
 Typical use::
 
@@ -27,10 +27,12 @@ API (all times are naive UTC datetimes, as in capplan.sample, or epoch seconds):
   the cluster writer goes window by window, running promtool on one window while the next is
   generated). Return a `TsdbInfo` (series, samples, seconds).
 - `cached_tsdb(cache_root, key, build)`: build a TSDB once under `cache_root/key` and reuse it.
-- `PrometheusServer(data_dir, copy=True)`: start `/usr/bin/prometheus` on a free 127.0.0.1 port
+- `PrometheusServer(data_dir, copy=True)`: start `prometheus` on a free 127.0.0.1 port
   on its own copy of the TSDB (Prometheus writes into its data dir), wait for `/-/ready`, stop
   it on exit. `.url`, `.query(promql, time)`, `.query_range(promql, start, end, step)`.
-- `missing_binaries()`: a reason to skip, or None when prometheus and promtool are installed.
+- `missing_binaries()`: why prometheus/promtool cannot run (None when they can); the programs are
+  found by tests/tools.py, and building a TSDB or starting the server without them is a skip that
+  tests/conftest.py turns into a failure.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import shutil
 import socket
 import subprocess
@@ -48,15 +49,17 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 import polars as pl
 
-PROMETHEUS = os.environ.get("CAPPLAN_PROMETHEUS_BIN", "/usr/bin/prometheus")
-PROMTOOL = os.environ.get("CAPPLAN_PROMTOOL_BIN", "/usr/bin/promtool")
+from tests import tools
+
+PROMETHEUS = tools.path("prometheus") or "prometheus"
+PROMTOOL = tools.path("promtool") or "promtool"
 
 # Scrape-time labels, as kube-prometheus-stack's ServiceMonitors add them.
 KSM_TARGET = {"job": "kube-state-metrics", "instance": "10.96.0.20:8080", "endpoint": "http",
@@ -65,10 +68,7 @@ KSM_TARGET = {"job": "kube-state-metrics", "instance": "10.96.0.20:8080", "endpo
 
 def missing_binaries() -> str | None:
     """Why a real Prometheus cannot run here (None when it can)."""
-    for binary in (PROMETHEUS, PROMTOOL):
-        if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
-            return f"{binary} is not installed (apt-get install --no-install-recommends prometheus)"
-    return None
+    return tools.missing("prometheus", "promtool")
 
 
 # --- series and OpenMetrics text --------------------------------------------------------------
@@ -156,7 +156,7 @@ def _value_text(col: pl.Expr) -> pl.Expr:
 def _epoch(dt: datetime | np.datetime64) -> int:
     if isinstance(dt, np.datetime64):
         return int(dt.astype("datetime64[s]").astype(np.int64))
-    return int(dt.replace(tzinfo=timezone.utc).timestamp())
+    return int(dt.replace(tzinfo=UTC).timestamp())
 
 
 def _uid(*parts: str) -> str:
@@ -465,6 +465,7 @@ class TsdbInfo:
 
 
 def _promtool(text_file: Path, data_dir: Path, max_block: str) -> subprocess.Popen:
+    tools.require("promtool")
     return subprocess.Popen(
         [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", "-q", f"--max-block-duration={max_block}",
          str(text_file), str(data_dir)],
@@ -515,7 +516,7 @@ def build_cluster_tsdb(cluster, data_dir: str | Path, start: datetime | None = N
     index = 0
     try:
         while lo <= end:
-            boundary = datetime.fromtimestamp((_epoch(lo) // win_s + 1) * win_s, tz=timezone.utc).replace(tzinfo=None)
+            boundary = datetime.fromtimestamp((_epoch(lo) // win_s + 1) * win_s, tz=UTC).replace(tzinfo=None)
             hi = min(end, boundary - timedelta(microseconds=1))
             text = data_dir.parent / f".{data_dir.name}.{index}.om"
             with open(text, "w", buffering=1 << 20) as fh:
@@ -571,7 +572,7 @@ def free_port() -> int:
 
 
 class PrometheusServer:
-    """`/usr/bin/prometheus` on 127.0.0.1 and a free port, serving a private copy of a TSDB.
+    """`prometheus` on 127.0.0.1 and a free port, serving a private copy of a TSDB.
 
     `extra_args` go to the command line (e.g. `--query.max-samples=1000`). Use as a context
     manager, or call start()/stop().
@@ -595,8 +596,9 @@ class PrometheusServer:
         """Base URL, e.g. http://127.0.0.1:41234 (with the route prefix, if any)."""
         return f"http://127.0.0.1:{self.port}{self.route_prefix}"
 
-    def start(self, timeout: float = 30.0) -> "PrometheusServer":
+    def start(self, timeout: float = 30.0) -> PrometheusServer:
         """Copy the TSDB, start Prometheus, and wait until /-/ready answers 200."""
+        tools.require("prometheus")
         if self.workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="capplan-prom-")
             self.workdir = Path(self._tmp.name)
@@ -656,7 +658,7 @@ class PrometheusServer:
             self._tmp = None
             self.workdir = None
 
-    def __enter__(self) -> "PrometheusServer":
+    def __enter__(self) -> PrometheusServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -689,13 +691,12 @@ def openmetrics_text(series: Iterable[Series]) -> str:
 
 # --- VictoriaMetrics -----------------------------------------------------------------------------
 
-VICTORIA_METRICS = os.environ.get("CAPPLAN_VICTORIA_METRICS_BIN", "/usr/bin/victoria-metrics")
+VICTORIA_METRICS = tools.path("victoria-metrics") or "victoria-metrics"
 
 
 def missing_victoria_metrics() -> str | None:
     """Why a real VictoriaMetrics cannot run here (None when it can)."""
-    if not (os.path.isfile(VICTORIA_METRICS) and os.access(VICTORIA_METRICS, os.X_OK)):
-        return f"{VICTORIA_METRICS} is not installed (apt-get install --no-install-recommends victoria-metrics)"
+    return tools.missing("victoria-metrics")
     return None
 
 
@@ -716,7 +717,8 @@ class VictoriaMetricsServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "VictoriaMetricsServer":
+    def start(self, timeout: float = 30.0) -> VictoriaMetricsServer:
+        tools.require("victoria-metrics")
         self._tmp = tempfile.TemporaryDirectory(prefix="capplan-vm-")
         work = Path(self._tmp.name)
         self.log_path = work / "vm.log"
@@ -790,7 +792,7 @@ class VictoriaMetricsServer:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "VictoriaMetricsServer":
+    def __enter__(self) -> VictoriaMetricsServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -5,7 +5,6 @@ values computed here from the bundled sample's own files)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from datetime import timedelta
@@ -19,11 +18,14 @@ from capplan import store
 from capplan.analysis.nodes import nodes_report
 from capplan.cli import app
 from capplan.quantity import format_bytes
-from capplan.render.svg import downsample_max as _downsample_max, histogram_svg, nice_ticks as _ticks, node_bars_svg
+from capplan.render.svg import downsample_max as _downsample_max
+from capplan.render.svg import histogram_svg, node_bars_svg
+from capplan.render.svg import nice_ticks as _ticks
+from tests import tools
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "samples" / "cluster"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = tools.path("chromium") or "chromium"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -56,8 +58,7 @@ def report_page(sample_db_readonly: Path, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def browser_dom(report_page: Path) -> tuple[str, str]:
     """The DOM after load (`--dump-dom`) and chromium's log."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    tools.require("chromium")
     proc = run_chromium(report_page, "--dump-dom")
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout, proc.stderr
@@ -87,8 +88,7 @@ def test_charts_render_in_chromium_without_console_errors(browser_dom: tuple[str
 
 
 def test_screenshot_is_not_blank(report_page: Path, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed")
+    tools.require("chromium")
     shot = tmp_path / "page.png"
     proc = run_chromium(report_page, "--hide-scrollbars", "--window-size=1100,1400", f"--screenshot={shot}")
     assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
@@ -173,10 +173,8 @@ def test_every_chart_group_drew(report_page: Path) -> None:
 
 
 def test_forecast_charts_match_the_forecast_table(report_page: Path, sample_db_readonly: Path) -> None:
-    try:
-        from capplan.analysis.forecast import forecast_report
-    except ImportError:
-        pytest.skip("capplan.analysis.forecast is not built")
+    from capplan.analysis.forecast import forecast_report
+
     con = store.open_db(sample_db_readonly, read_only=True)
     try:
         table = forecast_report(con, timedelta(days=14))

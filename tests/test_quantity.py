@@ -8,7 +8,13 @@ import pytest
 
 from capplan.errors import BadInputError
 from capplan.quantity import (
-    format_bytes, format_cpu, format_duration, parse_cpu_cores, parse_duration, parse_memory_bytes, parse_quantity,
+    format_bytes,
+    format_cpu,
+    format_duration,
+    parse_cpu_cores,
+    parse_duration,
+    parse_memory_bytes,
+    parse_quantity,
 )
 
 

@@ -41,7 +41,7 @@ def help_commands(text: str) -> list[str]:
 def sections() -> dict[str, str]:
     """`capplan CMD` -> the text of its section in the reference."""
     parts = re.split(r"^### `capplan ([a-z0-9-]+)`\s*$", REFERENCE.read_text(), flags=re.M)
-    return {name: body for name, body in zip(parts[1::2], parts[2::2])}
+    return {name: body for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 def documented_options(body: str) -> set[str]:

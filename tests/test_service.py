@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from capplan import render, store
 from capplan.analysis.nodes import nodes_report
+from tests import tools
 
 CONTRACT_NODE_COLUMNS = (
     "node cpu_capacity_cores cpu_allocatable_cores cpu_requests_cores cpu_limits_cores cpu_usage_p95_cores "
@@ -125,7 +126,7 @@ def assert_same_records(got: list[dict], expected: list[dict]) -> None:
     may differ between two runs of the same analysis)."""
     expected = json.loads(json.dumps(expected))
     assert len(got) == len(expected)
-    for a, b in zip(got, expected):
+    for a, b in zip(got, expected, strict=True):
         assert list(a) == list(b)
         for key in a:
             if isinstance(a[key], float) or isinstance(b[key], float):
@@ -374,7 +375,7 @@ def test_metrics_parse_and_match_the_nodes_table(api: Server) -> None:
         newest = store.sample_range(con)[1]
     finally:
         con.close()
-    assert samples[("capplan_newest_sample_timestamp_seconds", ())] == newest.replace(tzinfo=timezone.utc).timestamp()
+    assert samples[("capplan_newest_sample_timestamp_seconds", ())] == newest.replace(tzinfo=UTC).timestamp()
 
 
 def test_metrics_carry_eviction_recommendations_and_forecast(api: Server) -> None:
@@ -433,7 +434,7 @@ def _record_run(db: Path, run_id: int, started: datetime, finished: datetime | N
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def test_metrics_report_the_last_collection(server: Server) -> None:
@@ -442,7 +443,7 @@ def test_metrics_report_the_last_collection(server: Server) -> None:
     _record_run(server.db, 1, started - timedelta(hours=1), started - timedelta(minutes=59), "ok", 10)
     _record_run(server.db, 2, started, finished, "ok", 1234)
     samples = _samples(server.get("/metrics")[1])
-    assert samples[("capplan_last_collection_timestamp_seconds", ())] == finished.replace(tzinfo=timezone.utc).timestamp()
+    assert samples[("capplan_last_collection_timestamp_seconds", ())] == finished.replace(tzinfo=UTC).timestamp()
     assert samples[("capplan_last_collection_duration_seconds", ())] == pytest.approx(42.0)
     assert samples[("capplan_last_collection_samples", ())] == 1234
     assert samples[("capplan_last_collection_success", ())] == 1.0
@@ -450,7 +451,7 @@ def test_metrics_report_the_last_collection(server: Server) -> None:
     _record_run(server.db, 3, finished + timedelta(minutes=1), finished + timedelta(minutes=2), "failed", 0)
     samples = _samples(server.get("/metrics")[1])
     assert samples[("capplan_last_collection_success", ())] == 0.0
-    assert samples[("capplan_last_collection_timestamp_seconds", ())] == finished.replace(tzinfo=timezone.utc).timestamp()
+    assert samples[("capplan_last_collection_timestamp_seconds", ())] == finished.replace(tzinfo=UTC).timestamp()
 
 
 # --- probes ----------------------------------------------------------------------------------------
@@ -574,11 +575,9 @@ COLLECT_NAMESPACES = ["web"]
 @pytest.fixture(scope="module")
 def web_prometheus(sample_cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A real Prometheus serving one day of the sample's `web` namespace."""
-    from tests.promharness import PrometheusServer, build_cluster_tsdb, missing_binaries
+    from tests.promharness import PrometheusServer, build_cluster_tsdb
 
-    reason = missing_binaries()
-    if reason:
-        pytest.skip(reason)
+    tools.require("prometheus", "promtool")
     tsdb = tmp_path_factory.mktemp("webtsdb") / "tsdb"
     build_cluster_tsdb(sample_cluster, tsdb, COLLECT_START, COLLECT_END, namespaces=COLLECT_NAMESPACES, node_labels=True)
     with PrometheusServer(tsdb) as prom:

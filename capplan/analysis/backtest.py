@@ -36,7 +36,7 @@ import duckdb
 import polars as pl
 
 from capplan import store
-from capplan.analysis.recommend import series_map, load_history, rows_from_history
+from capplan.analysis.recommend import load_history, rows_from_history, series_map
 from capplan.analysis.strategies import STRATEGIES, get_strategy
 from capplan.analysis.strategies.base import History, Needs, StrategyParams
 from capplan.analysis.strategies.risk import RISK_LEVELS, Knobs, knobs_for
@@ -336,7 +336,7 @@ def choose_level(con: duckdb.DuckDBPyConnection, target: float | str, namespaces
     per_split = backtest_splits(con, ["auto"], [timedelta(days=7)], [timedelta(days=7)], timedelta(days=3),
                                 namespaces, params, list(RISK_LEVELS))
     summary = summarise(per_split)
-    oom = dict(zip(summary["policy"], summary["oom_container_days_mean"]))
+    oom = dict(zip(summary["policy"], summary["oom_container_days_mean"], strict=True))
     limit = oom["current"] if target == "current" else float(target)
     what = f"the current specs' {limit:.3%}" if target == "current" else f"{limit:.3%}"
     splits = int(summary["splits"][0])

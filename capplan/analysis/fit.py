@@ -54,16 +54,16 @@ def fit_pods(state: pl.DataFrame, cpu_cores: float, memory_bytes: float,
         free_b = int(round(r["memory_allocatable_bytes"] or 0.0)) - int(round(r["memory_requests_bytes"]))
         # pods allocatable unknown (not collected): the pod count does not limit
         free_p = None if r["pods_allocatable"] is None else int(r["pods_allocatable"]) - int(r["pods"])
-        by = {
+        by: dict[str, int | None] = {
             "cpu": max(free_m, 0) // cpu_m if cpu_m > 0 else None,
             "memory": max(free_b, 0) // mem_b if mem_b > 0 else None,
             "pods": None if free_p is None else max(free_p, 0),
         }
         blocked = untolerated_taint(parse_taints(r["taints"]), tolerations)
-        bounded = [k for k in RESOURCES if by[k] is not None]
+        bounded = {k: n for k in RESOURCES if (n := by[k]) is not None}
         if not bounded:
             raise UsageError("the pod shape requests nothing and pods allocatable is unknown: give --cpu or --memory")
-        limiting = min(bounded, key=lambda k: by[k])
+        limiting = min(bounded, key=bounded.__getitem__)
         rows.append({
             "node": r["node"], "fits": 0 if blocked else by[limiting], "limited_by": None if blocked else limiting,
             "fits_by_cpu": by["cpu"], "fits_by_memory": by["memory"], "fits_by_pods": by["pods"],

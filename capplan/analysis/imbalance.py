@@ -19,7 +19,8 @@ def imbalance(state: pl.DataFrame, low: float = 20.0, high: float = 50.0) -> pl.
         raise UsageError("--low and --high are percentages between 0 and 100")
     if low > high:
         raise UsageError(f"--low ({low:g}) must not be above --high ({high:g})")
-    pct = lambda num, den: pl.when(pl.col(den) > 0).then(pl.col(num).cast(pl.Float64) * 100.0 / pl.col(den)).otherwise(None)  # noqa: E731
+    def pct(num: str, den: str) -> pl.Expr:
+        return pl.when(pl.col(den) > 0).then(pl.col(num).cast(pl.Float64) * 100.0 / pl.col(den)).otherwise(None)
     out = state.select(
         "node",
         pct("cpu_requests_cores", "cpu_allocatable_cores").alias("cpu_request_pct"),

@@ -74,7 +74,7 @@ def node_loss(state: pl.DataFrame, pods: pl.DataFrame) -> pl.DataFrame:
     names = state["node"].to_list()
     index = {n: i for i, n in enumerate(names)}
     free_cpu = np.array([millicores(a) - millicores(r) for a, r in
-                         zip(state["cpu_allocatable_cores"].to_list(), state["cpu_requests_cores"].to_list())], dtype=np.int64)
+                         zip(state["cpu_allocatable_cores"].to_list(), state["cpu_requests_cores"].to_list(), strict=True)], dtype=np.int64)
     free_mem = (state["memory_allocatable_bytes"] - state["memory_requests_bytes"]).round(0).to_numpy().astype(np.int64)
     free_pods = (state["pods_allocatable"] - state["pods"]).to_numpy().astype(np.int64)
     taint_sets = [blocking_set(parse_taints(t)) for t in state["taints"].to_list()]
@@ -93,7 +93,7 @@ def node_loss(state: pl.DataFrame, pods: pl.DataFrame) -> pl.DataFrame:
         unplaced = 0
         count = cpu = mem = 0
         if group is not None:
-            for c, m in zip(group["cpu_m"].to_list(), group["mem_b"].to_list()):
+            for c, m in zip(group["cpu_m"].to_list(), group["mem_b"].to_list(), strict=True):
                 count += 1
                 cpu += c
                 mem += m

@@ -50,10 +50,10 @@ def namespace_table(pods: pl.DataFrame, usage: pl.DataFrame | None = None,
         pl.col("memory_unlimited_containers").sum().cast(pl.Int64).alias("memory_unlimited_containers"),
     )
     # namespaces with usage in the window or a quota but no pod alive at its end still show
-    names = [agg.select("namespace"), usage.select("namespace")]
+    name_frames = [agg.select("namespace"), usage.select("namespace")]
     if quotas is not None and not quotas.is_empty():
-        names.append(quotas.select("namespace"))
-    names = pl.concat(names).unique()
+        name_frames.append(quotas.select("namespace"))
+    names = pl.concat(name_frames).unique()
     out = names.join(agg, on="namespace", how="left").join(usage, on="namespace", how="left").with_columns(
         pl.col("pods", "cpu_unlimited_containers", "memory_unlimited_containers").fill_null(0),
         pl.col("cpu_requests_cores", "cpu_limits_set_cores", "memory_requests_bytes", "memory_limits_set_bytes").fill_null(0.0),

@@ -47,7 +47,7 @@ USAGE_SCHEMA = {
 }
 
 
-SERIES_SCHEMA = {"node": pl.Utf8, "ts": pl.Datetime("us"), "cpu_cores": pl.Float64, "memory_bytes": pl.Float64}
+SERIES_SCHEMA = pl.Schema({"node": pl.Utf8(), "ts": pl.Datetime("us"), "cpu_cores": pl.Float64(), "memory_bytes": pl.Float64()})
 
 
 def node_usage_percentiles(series: pl.DataFrame) -> pl.DataFrame:
@@ -129,7 +129,7 @@ def node_overcommit(nodes: pl.DataFrame, pods: pl.DataFrame, usage: pl.DataFrame
         pl.when(pl.col("cpu_unlimited_containers") > 0).then(float("inf")).otherwise(pl.col("cpu_limits_set_cores")).alias("cpu_limits_cores"),
         pl.when(pl.col("memory_unlimited_containers") > 0).then(float("inf")).otherwise(pl.col("memory_limits_set_bytes")).alias("memory_limits_bytes"),
     )
-    reserve = [recommended_reservation(c, m) for c, m in zip(out["cpu_capacity_cores"].to_list(), out["memory_capacity_bytes"].to_list())]
+    reserve = [recommended_reservation(c, m) for c, m in zip(out["cpu_capacity_cores"].to_list(), out["memory_capacity_bytes"].to_list(), strict=True)]
     out = out.with_columns(
         pl.Series("cpu_reserved_guideline_cores", [round(r[0], 6) for r in reserve], dtype=pl.Float64),
         pl.Series("memory_reserved_guideline_bytes", [float(round(r[1])) for r in reserve], dtype=pl.Float64),
@@ -180,9 +180,13 @@ def nodes_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta(d
 
 
 def _round_finite(value: float | None, digits: int) -> float | None:
-    if value is None or not math.isfinite(value):
-        return value
-    return round(float(value), digits)
+    if value is None:
+        return None
+    return _round_total(value, digits)
+
+
+def _round_total(value: float, digits: int) -> float:
+    return round(float(value), digits) if math.isfinite(value) else value
 
 
 def cluster_summary(node_table: pl.DataFrame) -> pl.DataFrame:
@@ -190,24 +194,28 @@ def cluster_summary(node_table: pl.DataFrame) -> pl.DataFrame:
     Limits are unbounded (inf) when any node's are; usage_p95_sum is the sum of the nodes' p95."""
     rows = []
     for resource, unit in (("cpu", "cores"), ("memory", "bytes"), ("pods", "pods")):
+        capacity: float | None
+        limits: float | None
+        usage: float | None
         if resource == "pods":
-            capacity = node_table["pods_capacity"].cast(pl.Float64).sum() if "pods_capacity" in node_table.columns else None
+            capacity = float(node_table["pods_capacity"].cast(pl.Float64).sum()) if "pods_capacity" in node_table.columns else None
             allocatable = float(node_table["pods_allocatable"].cast(pl.Float64).sum())
             requests = float(node_table["pods"].cast(pl.Float64).sum())
             limits = usage = None
         else:
-            capacity = node_table[f"{resource}_capacity_{unit}"].sum()
+            capacity = float(node_table[f"{resource}_capacity_{unit}"].sum())
             allocatable = float(node_table[f"{resource}_allocatable_{unit}"].sum())
             requests = float(node_table[f"{resource}_requests_{unit}"].sum())
             limits = float(node_table[f"{resource}_limits_{unit}"].sum())
             usage_col = node_table[f"{resource}_usage_p95_{unit}"]
             usage = float(usage_col.sum()) if usage_col.null_count() < node_table.height else None
         # cpu sums of millicore values to the nanocore, memory and pods to whole units: no float noise
-        capacity, allocatable, requests, limits, usage = (
-            _round_finite(v, 9 if resource == "cpu" else 0) for v in (capacity, allocatable, requests, limits, usage))
+        digits = 9 if resource == "cpu" else 0
+        capacity, limits, usage = (_round_finite(v, digits) for v in (capacity, limits, usage))
+        allocatable, requests = (_round_total(v, digits) for v in (allocatable, requests))
         rows.append({
             "resource": resource, "unit": unit, "nodes": node_table.height,
-            "capacity": float(capacity) if capacity is not None else None, "allocatable": allocatable,
+            "capacity": capacity, "allocatable": allocatable,
             "requests": requests, "limits": limits, "usage_p95_sum": usage,
             "request_ratio": requests / allocatable if allocatable else None,
             "limit_ratio": limits / allocatable if allocatable and limits is not None else None,

@@ -60,12 +60,12 @@ def memory_pressure(daily: pl.DataFrame, nodes: pl.DataFrame,
     fullest day) are left out of the fit, not out of the share.
     """
     rows = []
-    alloc = dict(zip(nodes["node"].to_list(), nodes["memory_allocatable_bytes"].cast(pl.Float64).to_list()))
+    alloc = dict(zip(nodes["node"].to_list(), nodes["memory_allocatable_bytes"].cast(pl.Float64).to_list(), strict=True))
     for (name,), g in daily.sort("node", "day").group_by(["node"], maintain_order=True):
         if name not in alloc:
             continue
         threshold = alloc[name] - eviction_bytes
-        full = g.filter(pl.col("points") >= FULL_DAY_SHARE * g["points"].max())
+        full = g.filter(pl.col("points") >= FULL_DAY_SHARE * pl.col("points").max())
         maxima = full["memory_max_bytes"].cast(pl.Float64).to_numpy()
         p, loc, scale = gumbel_exceedance(maxima, threshold)
         points, breaches = int(g["points"].sum()), int(g["breach_points"].sum())

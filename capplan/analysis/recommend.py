@@ -155,8 +155,8 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
 
 def _ooms(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, series: pl.DataFrame) -> pl.DataFrame:
     raw = store.query(con, "recommend_ooms", {"start": start, "end": end})
-    schema = {"series_id": pl.Int64, "group_id": pl.Int64, "ts": pl.Datetime("us"),
-              "memory_request_bytes": pl.Float64, "memory_limit_bytes": pl.Float64}
+    schema = pl.Schema({"series_id": pl.Int64(), "group_id": pl.Int64(), "ts": pl.Datetime("us"),
+                        "memory_request_bytes": pl.Float64(), "memory_limit_bytes": pl.Float64()})
     if raw.is_empty():
         return pl.DataFrame(schema=schema)
     one = series.sort("last_ts").group_by("namespace", "pod", "container").agg(
@@ -186,7 +186,7 @@ def krr_severity(current: float | None, recommended: float | None, resource: str
     diff = abs(current - recommended)
     if resource == "memory":
         diff /= MIB
-        steps = (500, 250, 100)
+        steps: tuple[float, float, float] = (500, 250, 100)
     else:
         steps = (0.5, 0.25, 0.1)
     diff += 1e-9  # 1.0 - 0.9 is 0.0999...: float noise must not cross a threshold

@@ -69,6 +69,13 @@ ROLLOUT_SCHEMA = {
 }
 
 
+def _number(value: object) -> float:
+    """A numeric column's min or max (polars types it as any scalar) as a float."""
+    if not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
 def max_surge_pods(replicas: int, collected: int | None, percent: int = DEFAULT_MAX_SURGE_PERCENT) -> int:
     """maxSurge in pods: the collected absolute value, else `percent` of replicas rounded up
     (intstr.GetScaledValueFromIntOrPercent with roundUp=true: ceil(replicas * percent / 100))."""
@@ -181,7 +188,7 @@ def quota_room(quotas: pl.DataFrame, namespace_pods: pl.DataFrame) -> dict[str, 
         for resource, keys in _QUOTA_KEYS.items():
             hard = group.filter(pl.col("resource").is_in(list(keys)))["hard"]
             if hard.len():
-                room.setdefault(namespace, {})[resource] = float(hard.min()) - float(
+                room.setdefault(namespace, {})[resource] = _number(hard.min()) - float(
                     used_map.get(namespace, {}).get(resource) or 0.0)
     return room
 
@@ -230,8 +237,8 @@ def rollout_headroom(deployments: pl.DataFrame, pods: pl.DataFrame, nodes: pl.Da
             row["reason"] = "no pods of this Deployment observed: pod shape unknown"
             rows.append(row)
             continue
-        cpu = float(mine["cpu_request_cores"].fill_null(0.0).max())
-        memory = float(mine["memory_request_bytes"].fill_null(0.0).max())
+        cpu = _number(mine["cpu_request_cores"].fill_null(0.0).max())
+        memory = _number(mine["memory_request_bytes"].fill_null(0.0).max())
         where = eligible(free, {n for n in mine["node"].to_list() if n})
         rolling = {"RollingUpdate": surge, "Recreate": 0}.get(strategy, replicas)  # BlueGreen: all again
         row.update(pod_cpu_request_cores=cpu, pod_memory_request_bytes=memory, eligible_nodes=len(where))

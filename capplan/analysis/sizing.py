@@ -141,9 +141,9 @@ def workload_from_pods(pods: pl.DataFrame) -> Workload:
     return Workload(
         cpu_millicores=(rest["cpu_request_cores"].fill_null(0) * 1000).round(0).cast(pl.Int64).to_numpy(),
         memory_bytes=rest["memory_request_bytes"].fill_null(0).round(0).cast(pl.Int64).to_numpy(),
-        daemonset_cpu_millicores=int(per_node["cpu"].max() or 0) if per_node.height else 0,
-        daemonset_memory_bytes=int(per_node["mem"].max() or 0) if per_node.height else 0,
-        daemonset_pods=int(per_node["pods"].max() or 0) if per_node.height else 0,
+        daemonset_cpu_millicores=int(per_node.select(pl.col("cpu").max()).item() or 0) if per_node.height else 0,
+        daemonset_memory_bytes=int(per_node.select(pl.col("mem").max()).item() or 0) if per_node.height else 0,
+        daemonset_pods=int(per_node.select(pl.col("pods").max()).item() or 0) if per_node.height else 0,
     )
 
 

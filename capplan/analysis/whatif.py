@@ -28,7 +28,12 @@ import polars as pl
 from capplan import store
 from capplan.analysis.nodes import snapshot_window
 from capplan.analysis.packing import (
-    Consolidation, NodeBins, PodItems, consolidate, lower_bound_nodes, node_loss_holds,
+    Consolidation,
+    NodeBins,
+    PodItems,
+    consolidate,
+    lower_bound_nodes,
+    node_loss_holds,
 )
 from capplan.analysis.pods import load_current_containers, load_current_nodes, pod_resources
 from capplan.analysis.taints import blocking_set, parse_taints
@@ -345,8 +350,8 @@ def whatif(con: duckdb.DuckDBPyConnection, options: WhatIfOptions | None = None)
     peak_at: dict[str, datetime] = {}
     if start is not None:
         peak_frame = peak_memory(con, pl.concat(placements), start, end)
-        peaks = {n: int(v) for n, v in zip(peak_frame["node"].to_list(), peak_frame["peak_memory_bytes"].to_list())}
-        peak_at = dict(zip(peak_frame["node"].to_list(), peak_frame["peak_at"].to_list()))
+        peaks = {n: int(v) for n, v in zip(peak_frame["node"].to_list(), peak_frame["peak_memory_bytes"].to_list(), strict=True)}
+        peak_at = dict(zip(peak_frame["node"].to_list(), peak_frame["peak_at"].to_list(), strict=True))
     else:
         notes.append("no usage samples: the memory-pressure check is unknown")
     for pool, bins, items, plan, pool_nodes, _ in plans:

@@ -43,21 +43,20 @@ def _root(
 
 # Registration order is the order `capplan --help` lists them.
 from capplan.cli import (  # noqa: E402,F401
-    collect_cmd,
-    import_cmd,
-    report_cmd,
-    nodes_cmd,
-    eviction_cmd,
-    recommend_cmd,
-    forecast_cmd,
-    serve_cmd,
-    patch_cmd,
-    resize_cmd,
     check_cmd,
-    whatif_cmd,
+    collect_cmd,
+    eviction_cmd,
+    forecast_cmd,
+    import_cmd,
+    nodes_cmd,
+    patch_cmd,
     prune_cmd,
+    recommend_cmd,
+    report_cmd,
+    resize_cmd,
+    serve_cmd,
+    whatif_cmd,
 )
-
 
 # `capplan --help` groups the commands by what they are for.
 PANELS = {

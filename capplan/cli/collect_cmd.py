@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +17,8 @@ from capplan.cli.common import DbOption, NamespaceOption, check_format, handle_e
 from capplan.errors import UsageError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from capplan.collect import CollectSummary
 
 URL_ENV = "CAPPLAN_PROMETHEUS_URL"
@@ -27,14 +30,14 @@ def parse_time(text: str, option: str) -> datetime:
     raw = text.strip()
     try:
         if raw.replace(".", "", 1).isdigit():
-            return datetime.fromtimestamp(float(raw), tz=timezone.utc).replace(tzinfo=None)
+            return datetime.fromtimestamp(float(raw), tz=UTC).replace(tzinfo=None)
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except (ValueError, OverflowError):
         raise UsageError(f"{option}: not an ISO 8601 time or Unix seconds: {raw[:60]!r}") from None
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def read_token(token_file: Optional[Path]) -> str | None:
+def read_token(token_file: Path | None) -> str | None:
     """The bearer token from --token-file, else $CAPPLAN_PROMETHEUS_TOKEN (never echoed)."""
     if token_file is not None:
         try:
@@ -66,10 +69,10 @@ class _Progress:
     def __init__(self, enabled: bool, plain: bool = False) -> None:
         import time
 
-        self.bar = None
+        self.bar: Progress | None = None
         self.plain = plain and not enabled
         self.started = self.last_line = time.monotonic()
-        self.task = None
+        self.task: TaskID | None = None
         if enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -77,14 +80,14 @@ class _Progress:
             self.bar = Progress(TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True)
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.bar:
             self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.bar:
-            self.bar.__exit__(*exc)
+            self.bar.__exit__(kind, exc, tb)
 
     def __call__(self, done: int, total: int, summary: CollectSummary) -> None:
         import time
@@ -111,22 +114,22 @@ def _warn(message: str) -> None:
 @app.command()
 @handle_errors
 def collect(
-    prometheus_url: Annotated[Optional[str], typer.Option(
+    prometheus_url: Annotated[str | None, typer.Option(
         "--prometheus-url", help=f"Prometheus-compatible API base URL (default ${URL_ENV}).", show_default=False)] = None,
     since: Annotated[str, typer.Option("--since", help="History to pull on the first run.")] = "14d",
-    start: Annotated[Optional[str], typer.Option("--start", help="Window start (ISO 8601 UTC or Unix seconds); overrides the high-water mark.")] = None,
-    end: Annotated[Optional[str], typer.Option("--end", help="Window end (default: now - 1m).")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="Window start (ISO 8601 UTC or Unix seconds); overrides the high-water mark.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Window end (default: now - 1m).")] = None,
     step: Annotated[str, typer.Option("--step", help="Usage resolution: CPU averaged and memory peak over each step.")] = "60s",
-    spec_step: Annotated[Optional[str], typer.Option("--spec-step", help="Resolution of spec metrics (default max(step, 5m)).")] = None,
-    token_file: Annotated[Optional[Path], typer.Option("--token-file", help=f"Bearer token file (default ${TOKEN_ENV}).")] = None,
-    ca_file: Annotated[Optional[Path], typer.Option("--ca-file", help="CA bundle for a private CA.")] = None,
+    spec_step: Annotated[str | None, typer.Option("--spec-step", help="Resolution of spec metrics (default max(step, 5m)).")] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help=f"Bearer token file (default ${TOKEN_ENV}).")] = None,
+    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="CA bundle for a private CA.")] = None,
     insecure_skip_tls_verify: Annotated[bool, typer.Option("--insecure-skip-tls-verify", help="Do not verify TLS certificates (unsafe).")] = False,
     timeout: Annotated[str, typer.Option("--timeout", help="Per-request timeout.")] = "60s",
     retries: Annotated[int, typer.Option("--retries", help="Retries of a timed-out or 5xx/429 request (with backoff).")] = 3,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Queries in flight at once.")] = 2,
     chunk: Annotated[str, typer.Option("--chunk", help="Commit every CHUNK of history (a kill loses at most one).")] = "1d",
     max_points: Annotated[int, typer.Option("--max-points", help="Most points (series x steps) one answer may hold.")] = 250_000,
-    usage_selector: Annotated[Optional[str], typer.Option(
+    usage_selector: Annotated[str | None, typer.Option(
         "--usage-selector", help='Label matchers picking the cAdvisor scrape to read, e.g. '
         'job="kubelet",metrics_path="/metrics/cadvisor" (default: picked when several export the same containers).')] = None,
     namespace: NamespaceOption = None,
@@ -139,7 +142,8 @@ def collect(
     Incremental: later runs continue from where the last one stopped. Cron-safe: a second run
     exits 5 (or queues with --wait); SIGTERM finishes the current chunk, commits and exits 0.
     """
-    from capplan.collect import CollectOptions, collect as run_collect
+    from capplan.collect import CollectOptions
+    from capplan.collect import collect as run_collect
 
     check_format(fmt)
     url = prometheus_url or os.environ.get(URL_ENV)

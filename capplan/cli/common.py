@@ -7,9 +7,9 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeGuard, TypeVar
 
 import typer
 
@@ -17,16 +17,16 @@ from capplan.errors import BadInputError, CapplanError, UsageError
 from capplan.quantity import parse_duration
 
 DbOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--db", help="DuckDB file (default $CAPPLAN_DB, else ./capplan.duckdb).", show_default=False),
 ]
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
-OutputOption = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to FILE instead of stdout.")]
+OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")]
 WindowOption = Annotated[str, typer.Option("--window", help="History window ending at the newest sample.")]
 NamespaceOption = Annotated[
-    Optional[list[str]], typer.Option("--namespace", "-n", help="Only these namespaces (repeatable).")
+    list[str] | None, typer.Option("--namespace", "-n", help="Only these namespaces (repeatable).")
 ]
-NodeOption = Annotated[Optional[list[str]], typer.Option("--node", help="Only these nodes (repeatable).")]
+NodeOption = Annotated[list[str] | None, typer.Option("--node", help="Only these nodes (repeatable).")]
 
 DEBUG = {"on": bool(os.environ.get("CAPPLAN_DEBUG"))}
 # File-system failures that carry no file name but are still the user's environment.
@@ -39,7 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _STORAGE_WORDS = ("No space left on device", "File too large", "Read-only file system", "Disk quota exceeded")
 
 
-def _is_file_problem(exc: BaseException) -> bool:
+def _is_file_problem(exc: BaseException) -> TypeGuard[OSError]:
     """An OSError about a local file (not a network error, which the collector reports as 3)."""
     return isinstance(exc, OSError) and exc.errno is not None and bool(exc.filename or exc.errno in _FS_ERRNOS)
 
@@ -85,16 +85,16 @@ def time_option(text: str, option: str, *, now: datetime | None = None) -> datet
     """A time option as naive UTC: ISO 8601 (naive = UTC), Unix seconds, or a duration back from
     now (`30d`). A value that is none of these is wrong usage (exit 2)."""
     raw = text.strip()
-    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     try:
         if raw.replace(".", "", 1).isdigit():
-            return datetime.fromtimestamp(float(raw), tz=timezone.utc).replace(tzinfo=None)
+            return datetime.fromtimestamp(float(raw), tz=UTC).replace(tzinfo=None)
         if raw and raw[-1] in "smhdw" and raw[:-1].replace(".", "", 1).isdigit():
             return now - parse_duration(raw)
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except (ValueError, OverflowError, BadInputError):
         raise UsageError(f"{option}: not an ISO 8601 time, Unix seconds or a duration: {raw[:60]!r}") from None
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def fail(err: CapplanError) -> None:
@@ -128,7 +128,7 @@ def handle_errors(func: F) -> F:
             # stdout again at exit; point it at /dev/null so that flush cannot fail either.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-            raise typer.Exit(0)
+            raise typer.Exit(0) from None
         except Exception as exc:  # a bug: say so in one line
             if DEBUG["on"]:
                 import traceback
@@ -139,14 +139,14 @@ def handle_errors(func: F) -> F:
                 # read-only, disk full): bad input (4), one line naming the file and the cause.
                 where = f" {exc.filename}" if exc.filename else ""
                 typer.echo(f"capplan: cannot use{where}: {exc.strerror or exc}", err=True)
-                raise typer.Exit(4)
+                raise typer.Exit(4) from exc
             storage = _storage_problem(exc)
             if storage:
                 # The database could not be written (its transaction was rolled back): exit 4.
                 typer.echo(f"capplan: cannot write the database: {storage}", err=True)
-                raise typer.Exit(4)
+                raise typer.Exit(4) from exc
             typer.echo(f"capplan: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
-    DbOption, FormatOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format, handle_errors,
-    option_value, window_option,
+    DbOption,
+    FormatOption,
+    NamespaceOption,
+    NodeOption,
+    OutputOption,
+    WindowOption,
+    check_format,
+    handle_errors,
+    option_value,
+    window_option,
 )
 from capplan.errors import UsageError
 
@@ -57,9 +65,9 @@ def eviction(
     eviction_soft: Annotated[str, typer.Option(
         "--eviction-soft", help="Soft margin on memory.available for the exposure share (quantity or %).")
     ] = DEFAULT_EVICTION_SOFT,
-    priority_classes: Annotated[Optional[Path], typer.Option(
+    priority_classes: Annotated[Path | None, typer.Option(
         "--priority-classes", help="JSON of `kubectl get priorityclasses -o json`.")] = None,
-    priority: Annotated[Optional[list[str]], typer.Option(
+    priority: Annotated[list[str] | None, typer.Option(
         "--priority", help="NAME=VALUE priority of a PriorityClass (repeatable; wins over the file).")] = None,
     view: Annotated[str, typer.Option(
         "--view", help="pods (ranked per node), nodes (exposure), containers (oom_score_adj), qos (every pod) or advice.")] = "pods",

@@ -8,7 +8,14 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
-    DbOption, FormatOption, NamespaceOption, OutputOption, WindowOption, check_format, handle_errors, window_option,
+    DbOption,
+    FormatOption,
+    NamespaceOption,
+    OutputOption,
+    WindowOption,
+    check_format,
+    handle_errors,
+    window_option,
 )
 
 # capplan.analysis.forecast's defaults, restated so `capplan --help` need not import the analysis
@@ -65,7 +72,8 @@ def rollout(
     blue-green rollout (all replicas again) be placed on the nodes' free allocatable now?"""
     from capplan import render, store
     from capplan.analysis.rollout import rollout_report
-    from capplan.report.rollout import REPORT_COLUMNS as ROLLOUT_TABLE_COLUMNS, rollout_note
+    from capplan.report.rollout import REPORT_COLUMNS as ROLLOUT_TABLE_COLUMNS
+    from capplan.report.rollout import rollout_note
 
     check_format(fmt)
     con = store.open_db(db, read_only=True)

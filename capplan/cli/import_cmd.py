@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import Annotated
 
 import typer
@@ -25,14 +26,14 @@ class _Progress:
 
             self.status = Console(stderr=True).status("reading")
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.status:
             self.status.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.status:
-            self.status.__exit__(*exc)
+            self.status.__exit__(kind, exc, tb)
 
     def __call__(self, message: str) -> None:
         if self.status:

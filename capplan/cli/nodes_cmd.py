@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
-    DbOption, FormatOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format, handle_errors,
-    option_value, window_option,
+    DbOption,
+    FormatOption,
+    NamespaceOption,
+    NodeOption,
+    OutputOption,
+    WindowOption,
+    check_format,
+    handle_errors,
+    option_value,
+    window_option,
 )
 from capplan.errors import UsageError
 from capplan.quantity import parse_cpu_cores, parse_memory_bytes
@@ -93,14 +101,14 @@ def namespaces(
 @app.command()
 @handle_errors
 def fit(
-    cpu: Annotated[Optional[str], typer.Option("--cpu", help="CPU request of one pod (500m, 2).")] = None,
-    memory: Annotated[Optional[str], typer.Option("--memory", help="Memory request of one pod (512Mi, 1Gi).")] = None,
-    replicas: Annotated[Optional[int], typer.Option(
+    cpu: Annotated[str | None, typer.Option("--cpu", help="CPU request of one pod (500m, 2).")] = None,
+    memory: Annotated[str | None, typer.Option("--memory", help="Memory request of one pod (512Mi, 1Gi).")] = None,
+    replicas: Annotated[int | None, typer.Option(
         "--replicas", help="Say whether N such pods fit, and where (first-fit, nodes in name order).")] = None,
-    tolerate: Annotated[Optional[list[str]], typer.Option(
+    tolerate: Annotated[list[str] | None, typer.Option(
         "--tolerate", help="Tolerate a NoSchedule/NoExecute taint: KEY, KEY=VALUE, KEY[=VALUE]:EFFECT or * (repeatable).")
     ] = None,
-    namespace: Annotated[Optional[str], typer.Option(
+    namespace: Annotated[str | None, typer.Option(
         "--namespace", "-n", help="Also say how many the namespace's ResourceQuota admits (TOTAL row).")] = None,
     db: DbOption = None,
     fmt: FormatOption = "table",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,9 +14,9 @@ from capplan.errors import UsageError
 @app.command("prune")
 @handle_errors
 def prune_(
-    before: Annotated[Optional[str], typer.Option(
+    before: Annotated[str | None, typer.Option(
         "--before", help="Remove what is older than T (ISO 8601, Unix seconds, or a duration back from now: 30d).")] = None,
-    after: Annotated[Optional[str], typer.Option(
+    after: Annotated[str | None, typer.Option(
         "--after", help="Remove what is later than T (e.g. a late row that hides the cluster).")] = None,
     namespace: NamespaceOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; change nothing.")] = False,

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
-    DbOption, FormatOption, NamespaceOption, OutputOption, WindowOption, check_format, handle_errors,
+    DbOption,
+    FormatOption,
+    NamespaceOption,
+    OutputOption,
+    WindowOption,
+    check_format,
+    handle_errors,
     window_option,
 )
 from capplan.errors import UsageError
@@ -35,7 +42,7 @@ HorizonOption = Annotated[str, typer.Option("--horizon", help="auto: how far ahe
 RISK_LEVELS = ("low", "medium", "high")
 DEFAULT_RISK = "low"
 RiskOption = Annotated[str, typer.Option("--risk", help=f"auto: {' | '.join(RISK_LEVELS)} (docs/recommend.md).")]
-TargetOomOption = Annotated[Optional[str], typer.Option(
+TargetOomOption = Annotated[str | None, typer.Option(
     "--target-oom", help="auto: pick the risk level whose backtested OOM container-days are at most RATE "
                          "(0.005, 0.5%, or 'current'), from rolling splits of this history.")]
 
@@ -74,8 +81,8 @@ def recommend(
     risk: RiskOption = DEFAULT_RISK,
     target_oom: TargetOomOption = None,
     allow_hpa: Annotated[bool, typer.Option("--allow-hpa", help="Change requests an HPA scales on.")] = False,
-    cpu_cost: Annotated[Optional[float], typer.Option("--cpu-cost", help="Cost of one core per hour.")] = None,
-    memory_cost: Annotated[Optional[float], typer.Option("--memory-cost", help="Cost of one GiB per hour.")] = None,
+    cpu_cost: Annotated[float | None, typer.Option("--cpu-cost", help="Cost of one core per hour.")] = None,
+    memory_cost: Annotated[float | None, typer.Option("--memory-cost", help="Cost of one GiB per hour.")] = None,
     explain: Annotated[bool, typer.Option("--explain", help="The whole reason of each number instead of short tags (table).")] = False,
 ) -> None:
     """Right-sizing per container, rolled up per workload (strategies auto, simple, vpa, max-target)."""
@@ -106,6 +113,14 @@ def recommend(
                 title=f"Recommendations ({strategy}), biggest impact first")
 
 
+def _mean_and_worst(metric: str, fmt: str) -> Callable[[dict[str, Any]], str]:
+    """`mean (worst)` of one metric of a split summary row, "-" when it has no mean."""
+    def text(row: dict[str, Any]) -> str:
+        mean = row[f"{metric}_mean"]
+        return "-" if mean is None else f"{fmt.format(mean)} ({fmt.format(row[f'{metric}_worst'])})"
+    return text
+
+
 def _compact_summary(summary: pl.DataFrame) -> pl.DataFrame:
     """The terminal view of the summary: "mean (worst)" per metric."""
     import polars as pl
@@ -114,9 +129,8 @@ def _compact_summary(summary: pl.DataFrame) -> pl.DataFrame:
              ("mem_slack", "{:.3f}"), ("oom_container_days", "{:.2%}"), ("mem_vs_current", "{:.3f}")]
     return summary.select(
         "policy", "splits",
-        *[pl.struct(f"{m}_mean", f"{m}_worst").map_elements(
-            lambda r, m=m, f=f: f"{f.format(r[m + '_mean'])} ({f.format(r[m + '_worst'])})"
-            if r[m + "_mean"] is not None else "-", return_dtype=pl.Utf8).alias(f"{m} mean (worst)") for m, f in shown],
+        *[pl.struct(f"{m}_mean", f"{m}_worst").map_elements(_mean_and_worst(m, f), return_dtype=pl.Utf8)
+          .alias(f"{m} mean (worst)") for m, f in shown],
         pl.col("splits_oom_at_most_current_and_less_memory").alias("splits oom <= current, less memory"))
 
 

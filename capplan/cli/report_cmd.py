@@ -8,8 +8,14 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
-    DbOption, NamespaceOption, NodeOption, OutputOption, WindowOption, check_format,
-    handle_errors, window_option,
+    DbOption,
+    NamespaceOption,
+    NodeOption,
+    OutputOption,
+    WindowOption,
+    check_format,
+    handle_errors,
+    window_option,
 )
 
 REPORT_FORMATS = ("table", "json", "html")

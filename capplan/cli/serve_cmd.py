@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,12 +22,12 @@ def serve(
     window: WindowOption = "14d",
     max_staleness: Annotated[str, typer.Option(
         "--max-staleness", help="/readyz fails when the last finished collection is older (0: never).")] = "2h",
-    collect_every: Annotated[Optional[str], typer.Option(
+    collect_every: Annotated[str | None, typer.Option(
         "--collect-every", help="Collect on this schedule (e.g. 15m; each run a child `capplan collect`); needs --prometheus-url.")] = None,
-    prometheus_url: Annotated[Optional[str], typer.Option(
+    prometheus_url: Annotated[str | None, typer.Option(
         "--prometheus-url", envvar="CAPPLAN_PROMETHEUS_URL", help="Prometheus to collect from.")] = None,
-    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="Bearer token file for Prometheus.")] = None,
-    ca_file: Annotated[Optional[Path], typer.Option("--ca-file", help="CA bundle for Prometheus TLS.")] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="Bearer token file for Prometheus.")] = None,
+    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="CA bundle for Prometheus TLS.")] = None,
     insecure_skip_tls_verify: Annotated[bool, typer.Option(
         "--insecure-skip-tls-verify", help="Do not verify Prometheus' TLS certificate.")] = False,
     step: Annotated[str, typer.Option("--step", help="Collection resolution.")] = "60s",
@@ -37,7 +37,7 @@ def serve(
     termination_log: Annotated[Path, typer.Option(
         "--termination-log", help="Where to write the reason of an error exit, if writable.")] = Path("/dev/termination-log"),
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request to stderr.")] = False,
-    collect_arg: Annotated[Optional[list[str]], typer.Option(
+    collect_arg: Annotated[list[str] | None, typer.Option(
         "--collect-arg", help="Extra option for the scheduled `capplan collect` (repeatable), e.g. --collect-arg=--chunk=1h.")
     ] = None,
 ) -> None:

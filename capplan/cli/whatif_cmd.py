@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
-    DbOption, FormatOption, NamespaceOption, OutputOption, WindowOption, check_format, handle_errors, window_option,
+    DbOption,
+    FormatOption,
+    NamespaceOption,
+    OutputOption,
+    WindowOption,
+    check_format,
+    handle_errors,
+    window_option,
 )
 from capplan.errors import UsageError
 
@@ -26,13 +33,13 @@ def whatif(
     namespace: NamespaceOption = None,
     apply: Annotated[str, typer.Option(
         "--apply", help="Requests to assume: `current`, or a recommend strategy (auto, simple, vpa, max-target).")] = "auto",
-    pool: Annotated[Optional[str], typer.Option(
+    pool: Annotated[str | None, typer.Option(
         "--pool", help="Node label naming pools (default: the first well-known pool or instance-type label).")] = None,
-    prices: Annotated[Optional[Path], typer.Option(
+    prices: Annotated[Path | None, typer.Option(
         "--prices", help="CSV instance_type,price_per_hour (e.g. data/cloud/prices.csv): savings per month.")] = None,
-    shapes: Annotated[Optional[str], typer.Option(
+    shapes: Annotated[str | None, typer.Option(
         "--shapes", help="Comma-separated node shapes to size one pool for, e.g. m5.xlarge,m5.2xlarge.")] = None,
-    shapes_file: Annotated[Optional[Path], typer.Option(
+    shapes_file: Annotated[Path | None, typer.Option(
         "--shapes-file", help="CSV of shapes: shape,cpu_capacity_cores,memory_capacity_bytes,pods_capacity[,...]; "
                 "without --shapes, size for every shape in it.")] = None,
     view: Annotated[str, typer.Option("--view", help="pools (default), nodes, or moves (pods that would move).")] = "pools",

@@ -21,7 +21,7 @@ import time
 import urllib.parse
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -242,7 +242,7 @@ def _retry_after_seconds(value: str | None) -> float:
         try:
             from email.utils import parsedate_to_datetime
 
-            seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
         except (TypeError, ValueError, IndexError):
             return 0.0
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
@@ -250,7 +250,7 @@ def _retry_after_seconds(value: str | None) -> float:
 
 def _utc(dt: datetime) -> datetime:
     """Naive datetimes are UTC in capplan."""
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _ts(dt: datetime) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from capplan.promql import label_matcher
 
@@ -162,17 +162,17 @@ def render_raw(metric: Metric, namespaces: list[str] | None, range_ms: int, usag
 
 def utc_naive(dt: datetime) -> datetime:
     """Naive UTC (the store's convention)."""
-    return dt.astimezone(timezone.utc).replace(tzinfo=None) if dt.tzinfo else dt
+    return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
 
 
 def epoch(dt: datetime) -> float:
     """Epoch seconds of a naive-UTC or aware datetime."""
-    return (dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt).timestamp()
+    return (dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt).timestamp()
 
 
 def from_epoch(seconds: float) -> datetime:
     """Naive UTC datetime from epoch seconds."""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
 
 
 def align_down(dt: datetime, step_seconds: int) -> datetime:

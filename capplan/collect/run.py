@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ from capplan.collect import transform as tf
 from capplan.collect.client import ClientOptions, PromClient, TooLarge
 from capplan.collect.queries import (
     COARSE_SECONDS,
-    METRICS,
     MAX_POINTS_PER_SERIES,
+    METRICS,
     METRICS_BY_KEY,
     OPTIONAL_QUIET,
     REAL_CONTAINERS,
@@ -44,8 +44,8 @@ from capplan.collect.queries import (
     split_range,
     utc_naive,
 )
-from capplan.promql import label_matcher
 from capplan.errors import BadInputError, CapplanError, NoDataError, SourceError, UsageError
+from capplan.promql import label_matcher
 
 DEFAULT_SINCE = timedelta(days=14)
 DEFAULT_STEP = 60
@@ -113,7 +113,7 @@ class CollectSummary:
         out = asdict(self)
         for key in ("window_start", "window_end", "collected_until"):
             if out[key] is not None:
-                out[key] = out[key].replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+                out[key] = out[key].replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
         out["seconds"] = round(out["seconds"], 2)
         out["query_wait_seconds"] = round(out["query_wait_seconds"], 2)
         return out
@@ -208,16 +208,20 @@ def _validate(o: CollectOptions) -> None:
 
 
 def _install_sigterm(stop: StopFlag) -> Callable[[], None]:
+    """SIGTERM sets `stop` (the run ends after the current chunk); returns the undo."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, stop.set)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+    return restore
 
 
 def _window(options: CollectOptions, marks: dict[str, datetime]) -> tuple[datetime, datetime]:
     step = options.step_seconds
-    now = utc_naive(options.now or datetime.now(timezone.utc))
+    now = utc_naive(options.now or datetime.now(UTC))
     end = align_down(utc_naive(options.end) if options.end else now - SETTLE, step)
     if options.start is not None:
         start = align_up(utc_naive(options.start), step)
@@ -296,6 +300,7 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
             try:
                 pending = _submit_chunk(pool, client, chunks[0], wanted, marks, batches, step, spec_step, state)
                 for index, chunk in enumerate(chunks):
+                    assert pending is not None  # asked for before the loop or at the end of the previous round
                     waited = time.monotonic()
                     answers = _gather(pending)
                     summary.query_wait_seconds += time.monotonic() - waited
@@ -618,9 +623,9 @@ def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, s
     if not refine.is_empty():
         names = sorted(set(refine[metric.key_label].to_list()))
         only = (metric.key_label, names) if len(names) <= MAX_REFINE_NAMES else None
-        fine_lo = max(spec_lo, from_epoch(int(refine["T"].min()) - coarse_s + spec_step))
+        fine_lo = max(spec_lo, from_epoch(int(refine["T"].to_numpy().min()) - coarse_s + spec_step))
         # at least two points: VictoriaMetrics answers a range query with start == end with nothing
-        fine_hi = max(min(spec_hi, from_epoch(int(refine["T"].max()))), fine_lo + timedelta(seconds=spec_step))
+        fine_hi = max(min(spec_hi, from_epoch(int(refine["T"].to_numpy().max()))), fine_lo + timedelta(seconds=spec_step))
         fine = tf.to_frame(_range_split(client, render(metric, batch, spec_step * 1000 - 1, only), fine_lo, fine_hi,
                                         spec_step), list(metric.by), aliases or None)
         fine = fine.with_columns(T=((pl.col("ts").dt.epoch("s") + coarse_s - 1) // coarse_s * coarse_s)).join(
@@ -854,7 +859,7 @@ def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, 
 
 def _store_sources(con: Any, source: str, state: RunState) -> None:
     """Keep what was measured for later runs: a stored value is never replaced by a new guess."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     for exporter, seconds, selector in (("cadvisor", state.cadvisor_scrape_seconds, state.usage_selector),
                                         ("kube-state-metrics", state.ksm_scrape_seconds, "")):
         if exporter in state.stored or seconds is None:
@@ -868,7 +873,7 @@ def _record_run(db: str | Path | None, summary: CollectSummary, source: str, sta
     con = store.open_db(db)
     try:
         with store.transaction(con):
-            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            now = datetime.now(UTC).replace(tzinfo=None)
             run_id = store.start_collection_run(con, source=source, now=now, window_start=start, window_end=end,
                                                 queries=summary.queries, status=status, message=message)
         return run_id
@@ -884,7 +889,7 @@ def _finish_run(db: str | Path | None, run_id: int, summary: CollectSummary, sta
     try:
         with store.transaction(con):
             store.finish_collection_run(
-                con, run_id, finished_at=datetime.now(timezone.utc).replace(tzinfo=None), series=summary.series,
+                con, run_id, finished_at=datetime.now(UTC).replace(tzinfo=None), series=summary.series,
                 samples=summary.samples, queries=summary.queries, status=status,
                 message=(message or "")[:500] or None, window_end=summary.collected_until)
     finally:

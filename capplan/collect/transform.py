@@ -9,9 +9,10 @@ valid_from..valid_to: a run of equal values, broken by a change or by a gap long
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 import math
 import re
+from collections.abc import Sequence
+from datetime import UTC
 from itertools import chain
 from typing import Any
 
@@ -61,7 +62,7 @@ def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: 
         return to_frame(results, labels).rename(aliases) if "value" not in aliases else _aliased(results, labels, aliases)
     if "value" in labels:
         raise ValueError("a label named 'value' needs an alias")
-    schema = {**{label: pl.Utf8 for label in labels}, "ts": TS, "value": pl.Float64}
+    schema = pl.Schema({**{label: pl.Utf8() for label in labels}, "ts": TS, "value": pl.Float64()})
     if not results:
         return pl.DataFrame(schema=schema)
     counts = np.fromiter((len(r["values"]) for r in results), dtype=np.int64, count=len(results))
@@ -189,7 +190,10 @@ def nodes_frame(capacity: pl.DataFrame, allocatable: pl.DataFrame, labels: list[
 def _node_labels(results: list[dict[str, Any]] | None) -> pl.DataFrame | None:
     if results is None:
         return None
-    rows_node, rows_json, rows_n, ts_all = [], [], [], []
+    rows_node: list[str] = []
+    rows_json: list[str] = []
+    rows_n: list[int] = []
+    ts_all: list[float] = []
     for r in results:
         metric = r["metric"]
         found = {}
@@ -216,8 +220,8 @@ def _taints(frame: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema={"node": pl.Utf8, "ts": TS, "taints": pl.Utf8})
     grouped = frame.sort("node", "ts", "key", "taint_value", "effect").group_by("node", "ts", maintain_order=True).agg(
         pl.col("key"), pl.col("taint_value"), pl.col("effect"))
-    texts = [json.dumps([{"key": k, "value": v, "effect": e} for k, v, e in zip(ks, vs, es)])
-             for ks, vs, es in zip(grouped["key"].to_list(), grouped["taint_value"].to_list(), grouped["effect"].to_list())]
+    texts = [json.dumps([{"key": k, "value": v, "effect": e} for k, v, e in zip(ks, vs, es, strict=True)])
+             for ks, vs, es in zip(grouped["key"].to_list(), grouped["taint_value"].to_list(), grouped["effect"].to_list(), strict=True)]
     return grouped.select("node", "ts").with_columns(taints=pl.Series(texts, dtype=pl.Utf8))
 
 
@@ -380,11 +384,11 @@ class Raw:
         self.series, self.samples = series, samples
 
     @staticmethod
-    def concat(parts: Sequence["Raw"]) -> "Raw":
+    def concat(parts: Sequence[Raw]) -> Raw:
         return Raw(pl.concat([p.series for p in parts]).unique(subset=["sid"], keep="first"),
                    pl.concat([p.samples for p in parts]))
 
-    def only(self, series: pl.DataFrame) -> "Raw":
+    def only(self, series: pl.DataFrame) -> Raw:
         """The samples of the given series (a filtered `series` frame)."""
         return Raw(series, self.samples.join(series.select("sid"), on="sid", how="semi"))
 
@@ -419,7 +423,7 @@ def median_interval_seconds(raw: Raw) -> float | None:
     if raw.samples.height < 2:
         return None
     gaps = raw.samples.sort("sid", "t").select(gap=pl.col("t").diff().over("sid")).filter(pl.col("gap") > 0)["gap"]
-    return float(gaps.median()) if gaps.len() else None
+    return float(np.median(gaps.to_numpy())) if gaps.len() else None  # gaps > 0: no nulls
 
 
 def _grid_ts(k: pl.Expr, step_seconds: int) -> pl.Expr:
@@ -435,7 +439,7 @@ def cpu_from_counters(raw: Raw, keys: Sequence[str], lo: float, hi: float, step_
     (T - step, T]. Intervals longer than `max_gap_seconds` (the series was gone) count nowhere.
     Series of one container (a restart makes a new cgroup series) are summed. Returns keys, ts,
     cpu_cores for T in [lo, hi]."""
-    out_schema = {**{k: pl.Utf8 for k in keys}, "ts": TS, "cpu_cores": pl.Float64}
+    out_schema = pl.Schema({**{k: pl.Utf8() for k in keys}, "ts": TS, "cpu_cores": pl.Float64()})
     if raw.samples.is_empty():
         return pl.DataFrame(schema=out_schema)
     s = float(step_seconds)
@@ -467,7 +471,7 @@ def memory_peaks(raw: Raw, keys: Sequence[str], lo: float, hi: float, step_secon
                  window_seconds: float) -> pl.DataFrame:
     """Per-step peak working set: the largest sample in (T - window, T] (window = the step, or the
     scrape interval when that is longer, so every step holds a sample). Returns keys, ts, memory_bytes."""
-    out_schema = {**{k: pl.Utf8 for k in keys}, "ts": TS, "memory_bytes": pl.Float64}
+    out_schema = pl.Schema({**{k: pl.Utf8() for k in keys}, "ts": TS, "memory_bytes": pl.Float64()})
     if raw.samples.is_empty():
         return pl.DataFrame(schema=out_schema)
     s = float(step_seconds)
@@ -511,7 +515,7 @@ def expand_coarse(coarse: pl.DataFrame, keys: Sequence[str], coarse_seconds: int
     the spec step. Returns (keys, ts, value) and the windows to refine."""
     points = coarse_seconds // spec_step_seconds
     refine_schema = {**{k: pl.Utf8 for k in keys}, "T": pl.Int64}
-    obs_schema = {**{k: pl.Utf8 for k in keys}, "ts": TS, "value": pl.Float64}
+    obs_schema = pl.Schema({**{k: pl.Utf8() for k in keys}, "ts": TS, "value": pl.Float64()})
     if coarse.is_empty():
         return pl.DataFrame(schema=obs_schema), pl.DataFrame(schema=refine_schema)
     c = coarse.sort(*keys, "T").with_columns(
@@ -550,9 +554,8 @@ def labels_from_provider_ids(info: pl.DataFrame) -> list[dict[str, Any]] | None:
 
 
 def _epoch_s(t: Any) -> float:
-    from datetime import timezone
 
-    return t.replace(tzinfo=timezone.utc).timestamp()
+    return t.replace(tzinfo=UTC).timestamp()
 
 
 def pods_without_container_resources(pods: pl.DataFrame, containers: pl.DataFrame) -> list[str]:

@@ -95,7 +95,7 @@ class _Splicer:
     def result(self) -> str:
         out = self.text
         spans = sorted(self.edits, key=lambda e: (e[0], e[1]))
-        for (s1, e1, _), (s2, _, _) in itertools.pairwise(spans):
+        for (_, e1, _), (s2, _, _) in itertools.pairwise(spans):
             if s2 < e1:
                 raise EditError("overlapping edits")
         for start, end, new in reversed(spans):

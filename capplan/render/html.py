@@ -18,7 +18,7 @@ page draws a capplan.report.charts.ReportPage; it reads nothing itself.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -191,7 +191,7 @@ def _table_html(frame: pl.DataFrame) -> str:
     body = []
     for row in frame.iter_rows():
         cells = []
-        for name, value in zip(frame.columns, row):
+        for name, value in zip(frame.columns, row, strict=True):
             text = cell(name, value)
             cls = ' class="t"' if isinstance(value, str) or value is None else ""
             cells.append(f"<td{cls}>{esc(text)}</td>")
@@ -225,7 +225,7 @@ def render_html(page: ReportPage) -> str:
     risk, risk_note = memory_risk_charts(page.memory_risk)
     recs, recs_note = recommendation_charts(page.usage)
     fcs, fcs_note = forecast_charts(page.forecasts)
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',

@@ -6,7 +6,8 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -135,7 +136,7 @@ def _time_axis(frame: Frame, t0: float, t1: float) -> list[str]:
     t = first
     while t <= t1:
         x = frame.left + frame.plot_w * (t - t0) / span
-        stamp = datetime.fromtimestamp(t, tz=timezone.utc)
+        stamp = datetime.fromtimestamp(t, tz=UTC)
         text = stamp.strftime("%m-%d") if step >= 86400 else stamp.strftime("%H:%M")
         out.append(f'<line class="grid" x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" y2="{frame.top + frame.plot_h}"/>')
         out.append(f'<text class="tick" x="{x:.1f}" y="{frame.top + frame.plot_h + 16}" text-anchor="middle">{text}</text>')
@@ -144,7 +145,7 @@ def _time_axis(frame: Frame, t0: float, t1: float) -> list[str]:
 
 
 def epoch_seconds(ts: datetime) -> float:
-    return ts.replace(tzinfo=timezone.utc).timestamp() if ts.tzinfo is None else ts.timestamp()
+    return ts.replace(tzinfo=UTC).timestamp() if ts.tzinfo is None else ts.timestamp()
 
 
 # --- charts -----------------------------------------------------------------------------------------
@@ -176,7 +177,8 @@ def node_bars_svg(nodes: pl.DataFrame, resource: str) -> str:
     out = _svg_open(frame, title, f"node-{resource}")
     out += _legend(frame, [("requests", COLORS["requests"], "box"), ("limits", COLORS["limits"], "box"),
                            ("p95 usage", COLORS["usage"], "box"), ("allocatable", COLORS["allocatable"], "dash")])
-    x_of = lambda pct: frame.left + frame.plot_w * min(pct, hi) / hi  # noqa: E731
+    def x_of(pct: float) -> float:
+        return frame.left + frame.plot_w * min(pct, hi) / hi
     for tick in nice_ticks(0, hi):
         x = x_of(tick)
         out.append(f'<line class="grid" x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" y2="{frame.top + row_h * len(rows)}"/>')
@@ -227,7 +229,7 @@ def downsample_max(ts: np.ndarray, values: np.ndarray, points: int = MAX_POINTS)
         return ts, values
     edges = np.linspace(0, len(ts), points + 1).astype(int)
     keep_t, keep_v = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in pairwise(edges):
         if hi > lo:
             k = lo + int(np.argmax(values[lo:hi]))
             keep_t.append(ts[k])
@@ -253,11 +255,13 @@ def line_chart_svg(title: str, kind: str, unit: str, lines: list[dict[str, Any]]
     y_hi = float(all_y.max()) * 1.08 if all_y.size else 1.0
     y_lo = 0.0
     scale, suffix = (_byte_scale(y_hi) if unit == "bytes" else (1.0, ""))
-    label_of = (lambda v: f"{v / scale:g}{suffix}") if unit == "bytes" else (lambda v: _fmt(v, unit))  # noqa: E731
-    x_of = lambda t: frame.left + frame.plot_w * (t - t0) / (t1 - t0)  # noqa: E731
-    y_of = lambda v: frame.top + frame.plot_h * (1 - (v - y_lo) / (y_hi - y_lo))  # noqa: E731
+    label_of = (lambda v: f"{v / scale:g}{suffix}") if unit == "bytes" else (lambda v: _fmt(v, unit))
+    def x_of(t: float) -> float:
+        return frame.left + frame.plot_w * (t - t0) / (t1 - t0)
+    def y_of(v: float) -> float:
+        return frame.top + frame.plot_h * (1 - (v - y_lo) / (y_hi - y_lo))
     out = _svg_open(frame, title, kind)
-    out += _legend(frame, [(l["label"], l["colour"], "dash" if l.get("dash") else "line") for l in lines]
+    out += _legend(frame, [(ln["label"], ln["colour"], "dash" if ln.get("dash") else "line") for ln in lines]
                    + ([(band["label"], COLORS["band"], "box")] if band else [])
                    + [(h["label"], h["colour"], "dash" if h.get("dash") else "line") for h in hlines]
                    + ([(points["label"], points["colour"], "box")] if points is not None and len(points["t"]) else []))
@@ -268,27 +272,27 @@ def line_chart_svg(title: str, kind: str, unit: str, lines: list[dict[str, Any]]
     out += _time_axis(frame, t0, t1)
     out.append('<g class="marks">')
     if band:
-        top = [f"{x_of(t):.1f},{y_of(min(v, y_hi)):.1f}" for t, v in zip(band["t"], band["hi"])]
-        bottom = [f"{x_of(t):.1f},{y_of(max(v, y_lo)):.1f}" for t, v in zip(band["t"][::-1], band["lo"][::-1])]
+        top = [f"{x_of(t):.1f},{y_of(min(v, y_hi)):.1f}" for t, v in zip(band["t"], band["hi"], strict=True)]
+        bottom = [f"{x_of(t):.1f},{y_of(max(v, y_lo)):.1f}" for t, v in zip(band["t"][::-1], band["lo"][::-1], strict=True)]
         out.append(f'<polygon points="{" ".join(top + bottom)}" fill="{COLORS["band"]}" fill-opacity="0.5">'
                    f'<title>{esc(band["label"])}</title></polygon>')
     for line in lines:
         t, y = np.asarray(line["t"], dtype=float), np.asarray(line["y"], dtype=float)
         ok = np.isfinite(y)
-        coords = " ".join(f"{x_of(a):.1f},{y_of(min(b, y_hi)):.1f}" for a, b in zip(t[ok], y[ok]))
+        coords = " ".join(f"{x_of(a):.1f},{y_of(min(b, y_hi)):.1f}" for a, b in zip(t[ok], y[ok], strict=True))
         dash = ' stroke-dasharray="6,4"' if line.get("dash") else ""
         out.append(f'<polyline points="{coords}" fill="none" stroke="{line["colour"]}" stroke-width="1.5"{dash}>'
                    f'<title>{esc(line["label"])}</title></polyline>')
     if points is not None:
-        for a, b in zip(points["t"], points["y"]):
-            stamp = datetime.fromtimestamp(float(a), tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+        for a, b in zip(points["t"], points["y"], strict=True):
+            stamp = datetime.fromtimestamp(float(a), tz=UTC).strftime("%Y-%m-%d %H:%M")
             out.append(f'<circle cx="{x_of(a):.1f}" cy="{y_of(min(b, y_hi)):.1f}" r="3" fill="{points["colour"]}">'
                        f'<title>{stamp} UTC: {esc(_fmt(b, unit))}</title></circle>')
     out.append("</g>")
     for h in hlines:
-        y = y_of(h["y"])
+        y_px = y_of(h["y"])
         dash = ' stroke-dasharray="5,3"' if h.get("dash") else ""
-        out.append(f'<line x1="{frame.left}" y1="{y:.1f}" x2="{frame.left + frame.plot_w}" y2="{y:.1f}" '
+        out.append(f'<line x1="{frame.left}" y1="{y_px:.1f}" x2="{frame.left + frame.plot_w}" y2="{y_px:.1f}" '
                    f'stroke="{h["colour"]}" stroke-width="1.5"{dash}><title>{esc(h["label"])}: '
                    f'{esc(_fmt(h["y"], unit))}</title></line>')
     if note:
@@ -313,13 +317,15 @@ def histogram_svg(title: str, kind: str, unit: str, values: np.ndarray, markers:
     share = counts / max(1, counts.sum()) * 100
     y_hi = max(float(share.max()) * 1.1, 1.0)
     scale, suffix = (_byte_scale(hi) if unit == "bytes" else (1.0, ""))
-    x_label = (lambda v: f"{v / scale:g}{suffix}") if unit == "bytes" else (lambda v: _fmt(v, "cores"))  # noqa: E731
-    x_of = lambda v: frame.left + frame.plot_w * v / hi  # noqa: E731
-    y_of = lambda v: frame.top + frame.plot_h * (1 - v / y_hi)  # noqa: E731
+    x_label = (lambda v: f"{v / scale:g}{suffix}") if unit == "bytes" else (lambda v: _fmt(v, "cores"))
+    def x_of(v: float) -> float:
+        return frame.left + frame.plot_w * v / hi
+    def y_of(v: float) -> float:
+        return frame.top + frame.plot_h * (1 - v / y_hi)
     out = _svg_open(frame, title, kind)
     out[0] = out[0].replace('<svg class="chart"', f'<svg class="chart" data-samples="{samples}"', 1)
     legend_y = 36
-    x = frame.left
+    x = float(frame.left)
     for m in markers:
         if m["x"] is None:
             continue
@@ -333,7 +339,7 @@ def histogram_svg(title: str, kind: str, unit: str, values: np.ndarray, markers:
     out.append(f'<text class="tick" x="{frame.left + frame.plot_w}" y="{frame.top + frame.plot_h + 28}" '
                f'text-anchor="end">{"cores" if unit == "cores" else "working set"}</text>')
     out.append('<g class="marks">')
-    for count, pct, lo_edge, hi_edge in zip(counts, share, edges[:-1], edges[1:]):
+    for count, pct, lo_edge, hi_edge in zip(counts, share, edges[:-1], edges[1:], strict=True):
         if count == 0:
             continue
         x0, x1 = x_of(lo_edge), x_of(hi_edge)

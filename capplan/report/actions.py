@@ -98,7 +98,7 @@ def exhaustion_actions(results: ReportResults) -> list[Action]:
 
 def rollout_actions(results: ReportResults) -> list[Action]:
     """Deployments whose rolling update cannot be placed now."""
-    stuck = results.rollout.filter(pl.col("can_roll") == False)  # noqa: E712 (null = unknown)
+    stuck = results.rollout.filter(pl.col("can_roll").eq(False))  # (null = unknown)
     return [Action("rollout", "medium",
                    f"{r['namespace']}/{r['deployment']} cannot roll out: "
                    f"{r['rolling_placeable_pods']}/{r['rolling_extra_pods']} surge pods fit",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from capplan import store
 from capplan.analysis.nodes import cluster_summary, nodes_report
 from capplan.report.model import Section

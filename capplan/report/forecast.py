@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 
@@ -104,15 +106,19 @@ AMOUNT_COLUMNS = ("current", "allocatable", "slope_per_day", "trend_current", "s
                   "slope_high_per_day")
 
 
+def _amount_text(column: str) -> Callable[[dict[str, Any]], str | None]:
+    """The CSV text of `column` in a row struct {resource, column}."""
+    def text(row: dict[str, Any]) -> str | None:
+        value = row[column]
+        if value is None or not math.isfinite(value):
+            return None
+        return str(int(round(value))) if row["resource"] == "memory" else repr(float(value))
+    return text
+
+
 def csv_view(table: pl.DataFrame) -> pl.DataFrame:
     """The forecast for CSV: amount columns hold cores on cpu rows and bytes on memory rows, so
     they are written as text, memory as whole bytes (CONTRACT: memory in bytes, integer)."""
-    def text(resource: str, value: float | None) -> str | None:
-        if value is None or not math.isfinite(value):
-            return None
-        return str(int(round(value))) if resource == "memory" else repr(float(value))
-
     return table.with_columns(
-        pl.struct("resource", c).map_elements(lambda r, c=c: text(r["resource"], r[c]), return_dtype=pl.Utf8).alias(c)
-        for c in AMOUNT_COLUMNS
+        pl.struct("resource", c).map_elements(_amount_text(c), return_dtype=pl.Utf8).alias(c) for c in AMOUNT_COLUMNS
     )

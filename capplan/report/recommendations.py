@@ -22,8 +22,8 @@ def recommendation_sections(results: ReportResults) -> list[Section]:
         (pl.col("cpu_savings_cores").abs().fill_null(0) + pl.col("memory_savings_gib").abs().fill_null(0)).alias("_size"),
     ).sort(["_rank", "_size"], descending=True).drop("_rank", "_size")
     top = ranked.head(options.top).select(CONTRACT_COLUMNS + ["cpu_savings_cores", "memory_savings_gib"])
-    saved_cpu = frame["cpu_savings_cores"].fill_null(0).sum()
-    saved_mem = frame["memory_savings_gib"].fill_null(0).sum()
+    saved_cpu = float(frame["cpu_savings_cores"].fill_null(0).sum())
+    saved_mem = float(frame["memory_savings_gib"].fill_null(0).sum())
     def change(amount: float, unit: str) -> str:  # a negative saving adds requests: say so
         return f"{'free' if amount >= 0 else 'add'} {abs(amount):.2f} {unit}"
 
@@ -47,7 +47,7 @@ def reason_tags(reason: str | None) -> str:
     """The reason as short tags (`cpu-p99 mem-peaks limit-step`), in the order they occur."""
     if not reason:
         return ""
-    found = []
+    found: list[tuple[int, str]] = []
     for words, tag in _TAGS:
         at = reason.find(words)
         if at >= 0 and tag not in (t for _, t in found):

@@ -11,9 +11,10 @@ from capplan.report.results import ReportResults
 def rollout_note(table: pl.DataFrame) -> str:
     """Which Deployments cannot roll out now and which cannot go blue-green, then the reason of
     each blocked one, a line each."""
-    stuck = table.filter(pl.col("can_roll") == False)  # noqa: E712 (null = unknown)
-    no_bg = table.filter(pl.col("can_blue_green") == False)  # noqa: E712
-    name = lambda f: ", ".join(f"{r['namespace']}/{r['deployment']}" for r in f.iter_rows(named=True))  # noqa: E731
+    stuck = table.filter(pl.col("can_roll").eq(False))  # null = unknown: not counted as stuck
+    no_bg = table.filter(pl.col("can_blue_green").eq(False))
+    def name(f: pl.DataFrame) -> str:
+        return ", ".join(f"{r['namespace']}/{r['deployment']}" for r in f.iter_rows(named=True))
     parts = [f"cannot roll out now: {name(stuck)}" if stuck.height else "every Deployment can roll out now",
              f"cannot go blue-green: {name(no_bg)}" if no_bg.height else "every Deployment could go blue-green"]
     lines = ["; ".join(parts)]

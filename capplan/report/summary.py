@@ -54,16 +54,17 @@ def summary_section(results: ReportResults) -> list[Section]:
     if not rec.is_empty():
         cpu = float(rec["cpu_savings_cores"].fill_null(0).sum())
         mem = float(rec["memory_savings_gib"].fill_null(0).sum())
-        verb = lambda v: "frees" if v >= 0 else "adds"  # noqa: E731
+        def verb(v):
+            return "frees" if v >= 0 else "adds"
         rows.append(("right-sizing every container",
                      f"{verb(cpu)} {abs(cpu):.2f} cores and {verb(mem)} {format_bytes(abs(mem) * 2**30)} of requests"))
     fc = results.forecast
     soon = fc.filter(pl.col("days_to_exhaustion").is_not_null())
     rows.append(("running out within the horizon", f"{soon['scope'].n_unique()} scopes"
                  + (f", soonest {soon.sort('days_to_exhaustion').row(0, named=True)['scope']} in "
-                    f"{soon['days_to_exhaustion'].min():.0f} days" if soon.height else "")))
+                    f"{soon.select(pl.col('days_to_exhaustion').min()).item():.0f} days" if soon.height else "")))
     ro = results.rollout
-    stuck = ro.filter(pl.col("can_roll") == False).height  # noqa: E712
+    stuck = ro.filter(pl.col("can_roll").eq(False)).height
     rows.append(("rollouts", f"{stuck} of {ro.height} Deployments cannot roll out now"))
     frame = pl.DataFrame({"item": [r[0] for r in rows], "value": [r[1] for r in rows]}, schema={"item": pl.Utf8, "value": pl.Utf8})
     return [Section("summary", "Summary", frame)]

@@ -6,17 +6,18 @@ values recomputed by hand from `capplan recommend -f csv`, bytes outside `resour
 from __future__ import annotations
 
 import csv
-from decimal import Decimal
 import hashlib
 import io
 import shutil
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import yaml
 
 from capplan.cli import app
+from tests import tools
 from tests.act.helpers import (
     KEYS,
     MANIFESTS,
@@ -29,7 +30,7 @@ from tests.act.helpers import (
     workloads,
 )
 
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+KUBECTL = tools.path("kubectl") or "kubectl"
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def usage_rows(namespace: str, pod_name: str, container: str, node_name: str,
     """One usage sample per value, `step` apart from `start`."""
     return [{"namespace": namespace, "pod": pod_name, "container": container, "node": node_name,
              "ts": start + i * step, "cpu_cores": c, "memory_bytes": int(m)}
-            for i, (c, m) in enumerate(zip(cpu, memory))]
+            for i, (c, m) in enumerate(zip(cpu, memory, strict=True))]
 
 
 FIVE = [1.0, 2.0, 3.0, 4.0, 5.0]

@@ -28,7 +28,7 @@ class TinyCluster:
 
     def pod(self, namespace: str, pod: str, cpu: np.ndarray, memory: np.ndarray, *, owner: tuple | None = None,
             container: str = "app", request: tuple = (0.5, None, 512 * MI, 512 * MI), offset: int = 0,
-            node: str = "n1") -> "TinyCluster":
+            node: str = "n1") -> TinyCluster:
         """A pod with one container whose usage is `cpu` cores / `memory` bytes, one value per step,
         starting `offset` steps after start. request = (cpu req, cpu lim, mem req, mem lim)."""
         ts = [self.start + self.step * (offset + i) for i in range(len(cpu))]
@@ -47,20 +47,20 @@ class TinyCluster:
         }).with_columns(pl.col("memory_bytes").fill_nan(None)))  # NaN = not measured
         return self
 
-    def owner(self, namespace: str, kind: str, name: str, owner_kind: str, owner_name: str) -> "TinyCluster":
+    def owner(self, namespace: str, kind: str, name: str, owner_kind: str, owner_name: str) -> TinyCluster:
         """An owner link such as ReplicaSet -> Deployment."""
         end = self.start + timedelta(days=60)
         self.owners.append({"namespace": namespace, "kind": kind, "name": name, "valid_from": self.start,
                             "valid_to": end, "owner_kind": owner_kind, "owner_name": owner_name})
         return self
 
-    def hpa(self, namespace: str, kind: str, name: str, metric: str) -> "TinyCluster":
+    def hpa(self, namespace: str, kind: str, name: str, metric: str) -> TinyCluster:
         """An HPA on kind/name scaling on `metric`."""
         self.hpas.append({"namespace": namespace, "hpa": name, "metric_name": metric, "valid_from": self.start,
                           "valid_to": self.start + timedelta(days=60), "target_kind": kind, "target_name": name})
         return self
 
-    def oom(self, namespace: str, pod: str, container: str, ts: datetime) -> "TinyCluster":
+    def oom(self, namespace: str, pod: str, container: str, ts: datetime) -> TinyCluster:
         """An OOM kill restart."""
         self.restarts.append({"namespace": namespace, "pod": pod, "container": container, "ts": ts,
                               "restarts_total": len(self.restarts) + 1, "reason": "OOMKilled"})

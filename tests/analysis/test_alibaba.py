@@ -17,20 +17,16 @@ import polars as pl
 import pytest
 
 from capplan import store
-from capplan.analysis.nodes import cluster_summary, nodes_report
 from capplan.analysis.fit import fit_report
+from capplan.analysis.nodes import cluster_summary, nodes_report
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / ".." / "shared" / "realdata" / "alibaba_openb"
+DATA = ROOT / "tests" / "data" / "realdata" / "alibaba_openb"  # see its README: source, citation
 NODES_CSV = DATA / "openb_node_list_all_node.csv"
 PODS_CSV = DATA / "openb_pod_list_default.csv"
 MiB = 2**20
 PODS_PER_NODE = 110  # the kubelet's default maxPods; the trace gives none
 AT = datetime(2023, 1, 1)
-
-pytestmark = pytest.mark.skipif(not (NODES_CSV.exists() and PODS_CSV.exists()),
-                                reason=f"Alibaba openb trace not found under {DATA}")
-
 
 def first_fit(nodes: pl.DataFrame, pods: pl.DataFrame) -> list[str | None]:
     """Each pod, in trace order, to the first node (in trace order) with room for its requests."""
@@ -39,7 +35,7 @@ def first_fit(nodes: pl.DataFrame, pods: pl.DataFrame) -> list[str | None]:
     free_pods = np.full(nodes.height, PODS_PER_NODE, dtype=np.int64)
     names = nodes["sn"].to_list()
     placed: list[str | None] = []
-    for cpu, mem in zip(pods["cpu_milli"].to_list(), pods["memory_mib"].to_list()):
+    for cpu, mem in zip(pods["cpu_milli"].to_list(), pods["memory_mib"].to_list(), strict=True):
         ok = (free_cpu >= cpu) & (free_mem >= mem) & (free_pods >= 1)
         j = int(np.argmax(ok))
         if not ok[j]:

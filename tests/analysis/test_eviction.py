@@ -17,13 +17,21 @@ import pytest
 
 from capplan import store
 from capplan.analysis.eviction import (
-    EvictionInputs, EvictionOptions, PriorityMap, eviction_analysis, eviction_report, load_priority_map,
-    parse_priority_classes, rank_memory_pressure, threshold_bytes,
+    EvictionInputs,
+    EvictionOptions,
+    PriorityMap,
+    eviction_analysis,
+    eviction_report,
+    load_priority_map,
+    parse_priority_classes,
+    rank_memory_pressure,
+    threshold_bytes,
 )
 from capplan.errors import BadInputError
 from capplan.report import ReportOptions
+from capplan.report.eviction import eviction_sections as report_section
+from capplan.report.eviction import node_note
 from capplan.report.results import ReportResults
-from capplan.report.eviction import eviction_sections as report_section, node_note
 
 GiB = 2**30
 MiB = 2**20
@@ -77,7 +85,7 @@ def test_ranking_is_per_group() -> None:
     frame = pl.DataFrame([{**pod("a", 150, 100, 0), "node": "n1"}, {**pod("b", 600, 100, 0), "node": "n1"},
                           {**pod("c", 10, 100, 0), "node": "n2"}])
     out = rank_memory_pressure(frame, ["node"])
-    assert list(zip(out["node"], out["pod"], out["rank"])) == [("n1", "b", 1), ("n1", "a", 2), ("n2", "c", 1)]
+    assert list(zip(out["node"], out["pod"], out["rank"], strict=True)) == [("n1", "b", 1), ("n1", "a", 2), ("n2", "c", 1)]
 
 
 # --- thresholds and priorities --------------------------------------------------------------
@@ -340,7 +348,8 @@ def test_sample_node8_is_under_memory_pressure_checked_independently(sample_resu
         if ts != worst:
             continue
         rows = containers.filter((pl.col("namespace") == ns) & (pl.col("pod") == name)).to_dicts()
-        req = lambda r: r["memory_request_bytes"] if r["memory_request_bytes"] is not None else (r["memory_limit_bytes"] or 0)  # noqa: E731
+        def req(r):
+            return r["memory_request_bytes"] if r["memory_request_bytes"] is not None else (r["memory_limit_bytes"] or 0)
         app = sum(req(r) for r in rows if not r["init_container"])
         init = max([req(r) for r in rows if r["init_container"]], default=0)
         request = max(app, init)
@@ -394,7 +403,8 @@ def test_sample_priorities_change_the_order(sample_db_readonly: Path) -> None:
             nodes=["node-8"], priorities=load_priority_map(None, ["web-critical=-5"]))).pods
     finally:
         con.close()
-    names = lambda frame: [re.sub(r"(-[0-9a-f]{5,})+$|-\d+$", "", p) for p in frame["pod"]]  # noqa: E731
+    def names(frame):
+        return [re.sub(r"(-[0-9a-f]{5,})+$|-\d+$", "", p) for p in frame["pod"]]
     # without priorities every pod but node-exporter has 0: the excess (usage - request) decides
     assert names(before) == ["trainer", "trainer", "trainer", "image-resizer", "feature-store", "checkout", "api",
                              "frontend", "postgres", "node-exporter"]

@@ -12,12 +12,22 @@ import pytest
 
 from capplan import store
 from capplan.analysis.forecast import (
-    DAILY_SCHEMA, LIMIT_SCHEMA, NO_POOL, daily_requests, daily_usage, forecast_report, forecast_series,
-    load_usage_sums, node_pools, robust_trend, scope_limits, scope_usage_sums,
+    DAILY_SCHEMA,
+    LIMIT_SCHEMA,
+    NO_POOL,
+    daily_requests,
+    daily_usage,
+    forecast_report,
+    forecast_series,
+    load_usage_sums,
+    node_pools,
+    robust_trend,
+    scope_limits,
+    scope_usage_sums,
 )
 from capplan.report import ReportOptions
-from capplan.report.results import ReportResults
 from capplan.report.forecast import forecast_sections as report_section
+from capplan.report.results import ReportResults
 
 GiB = 2**30
 START = date(2026, 10, 5)  # a Monday
@@ -181,7 +191,8 @@ def _pods(rows: list[tuple]) -> pl.DataFrame:
 
 
 def test_daily_requests_is_the_peak_of_concurrent_pods_not_the_sum_of_the_day() -> None:
-    h = lambda day, hour, minute=0: day + timedelta(hours=hour, minutes=minute)  # noqa: E731
+    def h(day, hour, minute=0):
+        return day + timedelta(hours=hour, minutes=minute)
     pods = _pods([
         # day 1, namespace a on n1 (pool big): A 1 core 00-12, B 2 cores 06-18, C 4 cores 13-23
         (D1, "a", "A", "n1", h(D1, 0), h(D1, 12), 1.0, 1 * GiB),
@@ -290,8 +301,9 @@ def test_scope_limits_quota_else_share_of_allocatable() -> None:
     quotas = pl.DataFrame({"namespace": ["a", "a"], "quota": ["q1", "q2"], "resource": ["requests.cpu", "cpu"],
                            "hard": [6.0, 5.0]})
     out = scope_limits(nodes, POOLS, quotas, daily)
-    get = lambda kind, name: out.filter((pl.col("scope_kind") == kind) & (pl.col("scope_name") == name)  # noqa: E731
-                                        & (pl.col("resource") == "cpu") & (pl.col("basis") == "requests")).row(0, named=True)
+    def get(kind, name):
+        return out.filter((pl.col("scope_kind") == kind) & (pl.col("scope_name") == name)
+                          & (pl.col("resource") == "cpu") & (pl.col("basis") == "requests")).row(0, named=True)
     assert get("cluster", "cluster")["allocatable"] == 12.0
     assert get("pool", "big")["allocatable"] == 8.0 and get("pool", "small")["allocatable"] == 4.0
     # a: the tightest of its two quotas
@@ -395,7 +407,8 @@ def test_sample_current_values_match_independent_computations(sample_db_readonly
             "SELECT quantile_cont(c, 0.95), quantile_cont(m, 0.95) FROM t").fetchone()
     finally:
         con.close()
-    get = lambda scope, resource, basis: table.filter(  # noqa: E731
+    def get(scope, resource, basis):
+        return table.filter(
         (pl.col("scope") == scope) & (pl.col("resource") == resource) & (pl.col("basis") == basis))["current"].item()
     # on the last day no pod ended (the nightly Jobs are Succeeded): the day's peak of requests
     # is the state at the end, which the per-node table sums from the same pods

@@ -13,10 +13,14 @@ import pytest
 
 from capplan import store
 from capplan.analysis.nodes import cluster_summary, node_overcommit, nodes_report
-from capplan.reservation import (
-    CPU_RESERVE_TIERS, HARD_EVICTION_BYTES, MEMORY_RESERVE_TIERS, recommended_reservation, tiered_reservation,
-)
 from capplan.errors import NoDataError
+from capplan.reservation import (
+    CPU_RESERVE_TIERS,
+    HARD_EVICTION_BYTES,
+    MEMORY_RESERVE_TIERS,
+    recommended_reservation,
+    tiered_reservation,
+)
 from tests.analysis.cluster_builder import GiB, MiB, build_store, hand_cluster, node
 
 

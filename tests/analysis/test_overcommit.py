@@ -25,10 +25,11 @@ from capplan.analysis.pressure import daily_memory, memory_pressure
 from capplan.analysis.snapshot import load_snapshot, node_state
 from capplan.analysis.stats.peaks import gumbel_exceedance as breach_day_probability
 from capplan.analysis.taints import Toleration, parse_toleration, untolerated_taint
-from capplan.report.capacity import capacity_sections as report_section, imbalance_note
-from capplan.report.results import ReportResults
 from capplan.errors import UsageError
-from tests.analysis.cluster_builder import GiB, MiB, T0, build_store, hand_cluster
+from capplan.report.capacity import capacity_sections as report_section
+from capplan.report.capacity import imbalance_note
+from capplan.report.results import ReportResults
+from tests.analysis.cluster_builder import T0, GiB, MiB, build_store, hand_cluster
 
 BATCH = [{"key": "dedicated", "value": "batch", "effect": "NoSchedule"}]
 
@@ -84,7 +85,7 @@ def test_fit_tolerating_the_taint() -> None:
 
 def test_fit_replicas_first_fit() -> None:
     t = fit_pods(FIT_STATE, 1.0, 1 * GiB, replicas=6)
-    placed = dict(zip(t["node"], t["placed"]))
+    placed = dict(zip(t["node"], t["placed"], strict=True))
     # nodes in name order: n-cpu 2, n-mem 2, n-over 0, n-pods 1, n-pref 1 -> 6
     assert placed == {"n-cpu": 2, "n-mem": 2, "n-over": 0, "n-pods": 1, "n-pref": 1, "n-taint": 0, "TOTAL": 6}
     assert fit_summary(t, 6) == "all 6 replicas fit: n-cpu x2, n-mem x2, n-pods x1, n-pref x1"
@@ -217,7 +218,7 @@ def test_imbalance_thresholds_are_the_descheduler_s() -> None:
         ("memory-over", 10.0, 100 * GiB, 100, 1.0, 60 * GiB, 1, None), # memory 60 -> over
     ])
     t = imbalance(state, 20, 50)
-    got = dict(zip(t["node"], t["utilization_class"]))
+    got = dict(zip(t["node"], t["utilization_class"], strict=True))
     assert got == {"at-low": "under", "just-above-low": "ok", "at-high": "ok", "pods-over": "over", "memory-over": "over"}
     assert t.filter(pl.col("node") == "just-above-low")["cpu_request_pct"][0] == pytest.approx(20.1)
     assert "1 nodes under 20%" in imbalance_note(t, 20, 50) and "would move pods" in imbalance_note(t, 20, 50)
@@ -341,7 +342,7 @@ def test_a_cordoned_node_is_never_under() -> None:
     cordon = [{"key": "node.kubernetes.io/unschedulable", "value": "", "effect": "NoSchedule"}]
     state = state_frame([("idle", 10.0, 100 * GiB, 100, 0.0, 0.0, 0, None),
                          ("cordoned", 10.0, 100 * GiB, 100, 0.0, 0.0, 0, cordon)])
-    assert dict(zip(*imbalance(state, 20, 50).select("node", "utilization_class"))) == {"idle": "under", "cordoned": "ok"}
+    assert dict(zip(*imbalance(state, 20, 50).select("node", "utilization_class"), strict=True)) == {"idle": "under", "cordoned": "ok"}
 
 
 def test_quota_only_namespace_shows() -> None:

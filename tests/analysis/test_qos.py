@@ -6,7 +6,12 @@ import polars as pl
 import pytest
 
 from capplan.analysis.qos import (
-    container_oom_scores, is_critical_pod, is_node_critical_pod, oom_score_adj, qos_class, qos_classes,
+    container_oom_scores,
+    is_critical_pod,
+    is_node_critical_pod,
+    oom_score_adj,
+    qos_class,
+    qos_classes,
 )
 
 GiB = 2**30

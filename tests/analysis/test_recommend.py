@@ -11,10 +11,10 @@ import pytest
 
 from capplan import store
 from capplan.analysis.recommend import CONTRACT_COLUMNS, krr_severity, recommend
-from capplan.report.recommendations import recommendation_sections as report_section
 from capplan.analysis.strategies.base import StrategyParams
 from capplan.errors import NoDataError
 from capplan.report import ReportOptions
+from capplan.report.recommendations import recommendation_sections as report_section
 from capplan.report.results import ReportResults
 from tests.analysis.recommend_data import MI, TinyCluster
 from tests.conftest import SAMPLE_DIR

@@ -12,11 +12,17 @@ import pytest
 from capplan import store
 from capplan.analysis.nodes import nodes_report
 from capplan.analysis.rollout import (
-    FreeNode, eligible, free_nodes, max_surge_pods, place, rollout_headroom, rollout_report,
+    FreeNode,
+    eligible,
+    free_nodes,
+    max_surge_pods,
+    place,
+    rollout_headroom,
+    rollout_report,
 )
-from capplan.report.rollout import rollout_sections as report_section
 from capplan.report import ReportOptions
 from capplan.report.results import ReportResults
+from capplan.report.rollout import rollout_sections as report_section
 
 GiB = 2**30
 TAINT = json.dumps([{"key": "dedicated", "value": "batch", "effect": "NoSchedule"}])
@@ -200,7 +206,7 @@ def test_report_section_shows_the_deployment_that_cannot_roll(sample_db_readonly
     finally:
         con.close()
     assert section.key == "rollout"
-    blocked = section.frame.filter(pl.col("can_roll") == False)  # noqa: E712
+    blocked = section.frame.filter(pl.col("can_roll").eq(False))
     assert "inference" in blocked["deployment"].to_list()
     assert section.frame["can_roll"].to_list()[: blocked.height] == [False] * blocked.height  # blocked first
     assert "cannot roll out now:" in section.note and "ml/inference" in section.note.splitlines()[0]

@@ -21,7 +21,7 @@ from capplan.analysis.packing import NodeBins, PodItems, Shape, consolidate, low
 from capplan.analysis.sizing import Workload, size_pools
 from capplan.analysis.whatif import HOURS_PER_MONTH, WhatIfOptions, apply_recommendation, whatif
 from capplan.cli import app
-from tests.analysis.cluster_builder import GiB, T0, build_store, ctr, node, pod, usage_rows
+from tests.analysis.cluster_builder import T0, GiB, build_store, ctr, node, pod, usage_rows
 
 TAINT = frozenset({("dedicated", "ml", "NoSchedule")})
 NONE: frozenset = frozenset()
@@ -80,7 +80,7 @@ def brute_force_min_nodes(b: NodeBins, it: PodItems) -> int:
                 cpu = {j: 0 for j in keep}
                 mem = dict(cpu)
                 count = dict(cpu)
-                for k, j in [*zip(movable, choice), *[(k, int(it.node[k])) for k in fixed],
+                for k, j in [*zip(movable, choice, strict=True), *[(k, int(it.node[k])) for k in fixed],
                              *[(k, int(it.node[k])) for k in range(len(it.node)) if it.daemonset[k]
                                and int(it.node[k]) in keep]]:
                     cpu[j] += int(it.cpu_millicores[k])
@@ -255,7 +255,7 @@ def test_best_mix_right_sizes_the_last_node() -> None:
     3 + 3 + 1 -> 0.36/h. Best mix: big's last node (3 pods) fits a medium: 0.2 + 0.12 = 0.32/h."""
     big, medium = Shape("big", 4000, 64 * GiB, 110, 0.2), Shape("medium", 3000, 64 * GiB, 110, 0.12)
     table = size_pools(Workload(np.full(7, 1000), np.full(7, GiB), 0, 0, 0), [big, medium])
-    costs = dict(zip(table["shape"].to_list(), table["monthly_cost"].to_list()))
+    costs = dict(zip(table["shape"].to_list(), table["monthly_cost"].to_list(), strict=True))
     assert costs["big"] == pytest.approx(0.4 * HOURS_PER_MONTH)
     assert costs["medium"] == pytest.approx(0.36 * HOURS_PER_MONTH)
     assert costs["best mix"] == pytest.approx(0.32 * HOURS_PER_MONTH)
@@ -312,5 +312,5 @@ def test_report_has_the_whatif_section_as_the_command_says(runner, sample_db_rea
     section = json.loads(report.stdout)["whatif"]
     rows = json.loads(command.stdout)
     assert [r["pool"] for r in section] == [r["pool"] for r in rows]
-    for got, want in zip(section, rows):
+    for got, want in zip(section, rows, strict=True):
         assert {k: got[k] for k in got} == {k: want[k] for k in got}

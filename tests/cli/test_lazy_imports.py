@@ -13,7 +13,6 @@ from typer.main import get_command
 import capplan.cli
 from capplan.cli import eviction_cmd, forecast_cmd, recommend_cmd
 
-
 _PROBE = """
 import json, sys
 from capplan.cli import app

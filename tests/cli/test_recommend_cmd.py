@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from capplan.cli import app
+from tests import tools
 
 RECOMMEND_COLUMNS = (
     "namespace,owner_kind,owner_name,container,pods,cpu_request_current,cpu_request_recommended,"
@@ -69,7 +69,8 @@ def test_recommend_table_output(runner, sample_db_readonly: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(runner.invoke(
         app, ["recommend", "--db", str(sample_db_readonly), "-n", "web", "-f", "csv"]).stdout)))
     order = {"critical": 4, "warning": 3, "ok": 2, "good": 1, "unknown": 0}
-    size = lambda r: abs(float(r["cpu_savings_cores"] or 0)) + abs(float(r["memory_savings_gib"] or 0)) / 4  # noqa: E731
+    def size(r):
+        return abs(float(r["cpu_savings_cores"] or 0)) + abs(float(r["memory_savings_gib"] or 0)) / 4
     first = max(rows, key=lambda r: (order[r["severity"]], size(r)))
     lines = [line for line in result.stdout.splitlines() if line.startswith("web/")]
     assert lines[0].startswith(f"web/{first['owner_name']}")
@@ -132,7 +133,7 @@ def test_backtest_splits_command(runner, sample_db_readonly: Path, tmp_path: Pat
     assert text.count('class="point" data-policy="auto"') == 2 * splits
     # the page in real headless Chromium: it parses, both charts are in the DOM, nothing fetched
     with tempfile.TemporaryDirectory(prefix="capplan-chromium-") as profile:
-        proc = subprocess.run([shutil.which("chromium") or "/usr/bin/chromium", "--headless", "--no-sandbox",
+        proc = subprocess.run([tools.one("chromium"), "--headless", "--no-sandbox",
                                "--disable-gpu", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND",
                                f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
                               capture_output=True, text=True, timeout=60)

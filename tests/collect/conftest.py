@@ -12,30 +12,24 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.promharness import PrometheusServer, build_cluster_tsdb, missing_binaries
+from tests import tools
+from tests.promharness import PrometheusServer, build_cluster_tsdb
 
-REASON = missing_binaries()
 WINDOW_START = datetime(2026, 11, 2, 0, 0)
 WINDOW_END = datetime(2026, 11, 3, 11, 55)   # 36 hours at the sample's 5-minute step
 SAMPLE_USAGE = Path(__file__).resolve().parents[2] / "data" / "samples" / "cluster" / "usage.parquet"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if REASON:
-        for item in items:
-            if "tests/collect" in str(item.fspath).replace("\\", "/"):
-                item.add_marker(pytest.mark.skip(reason=REASON))
-
-
 @pytest.fixture(scope="session")
 def prom_tsdb(sample_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample cluster over WINDOW_START..WINDOW_END, backfilled once per session."""
+    tools.require("prometheus", "promtool")
     path = tmp_path_factory.mktemp("promtsdb") / "tsdb"
     # kube-state-metrics configured to export node labels (--metric-labels-allowlist=nodes=[*])
     build_cluster_tsdb(sample_cluster, path, WINDOW_START, WINDOW_END, node_labels=True)
@@ -80,7 +74,7 @@ class FaultProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 proxy.handle(self)
 
             do_POST = do_GET
@@ -138,7 +132,7 @@ class FaultProxy:
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         self.thread.start()
         return self
 

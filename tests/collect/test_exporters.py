@@ -185,7 +185,8 @@ def test_init_containers_without_restart_policy_are_named(run) -> None:
 def test_init_and_sidecar_restarts_and_changing_reasons_are_collected(run) -> None:
     db, _ = run
     got = table(db, "restarts").sort("container", "ts").select("container", "ts", "restarts_total", "reason").rows()
-    at = lambda i: datetime.utcfromtimestamp(TS[i])  # noqa: E731  (samples are on the 5-minute grid at 0, 5, 10...)
+    def at(i: int) -> datetime:  # samples are on the 5-minute grid at 0, 5, 10...
+        return datetime.utcfromtimestamp(TS[i])
     assert got == [("pg", at(15), 1, "OOMKilled"), ("pg", at(60), 2, "Completed"),
                    ("proxy", at(30), 1, "Error"), ("proxy", at(90), 2, "OOMKilled")]
 

@@ -3,7 +3,8 @@ PromQL escaping, chunk and batch planning."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
+from itertools import pairwise
 
 import polars as pl
 import pytest
@@ -111,7 +112,7 @@ def test_chunks_cover_the_window_without_overlap_and_respect_11000_points() -> N
     start, end = from_epoch(T0), from_epoch(T0 + 14 * 86400)
     chunks = plan_chunks(start, end, 30, 50_000)
     assert chunks[0].start == start and chunks[-1].end == end
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in pairwise(chunks):
         assert b.start - a.end == timedelta(seconds=30)
     assert max((c.end - c.start).total_seconds() / 30 + 1 for c in chunks) <= MAX_POINTS_PER_SERIES
     halves = split_range(start, start + timedelta(seconds=300 * 9), 300)  # 10 points -> 5 + 5

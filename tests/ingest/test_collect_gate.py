@@ -10,7 +10,7 @@ grows 250 s per second (250 cores: millicores written as cores); in `huge` pod h
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -22,7 +22,7 @@ from tests.ingest.conftest import TABLES
 from tests.promharness import KSM_TARGET, PrometheusServer, Series, _cadvisor_labels, build_tsdb, missing_binaries
 
 T0 = datetime(2026, 11, 10, 0, 0)
-E0 = int(T0.replace(tzinfo=timezone.utc).timestamp())
+E0 = int(T0.replace(tzinfo=UTC).timestamp())
 GRID = E0 + np.arange(0, 2 * 3600 + 1, 60)
 END = (T0 + timedelta(hours=2)).isoformat()
 MI = 2**20

@@ -89,7 +89,7 @@ def test_the_demo_answers_the_same_after_every_bad_file(runner, sample_db, tmp_p
         assert runner.invoke(app, ["import", str(folder), "--db", str(sample_db)]).exit_code == 4
         shutil.rmtree(folder)
     after = answers()
-    for command, was, now in zip(commands, before, after):
+    for command, was, now in zip(commands, before, after, strict=True):
         # the same rows and values; floats to 1e-9 (DuckDB's parallel sums may differ in the last bit)
         assert_frame_equal(pl.read_csv(now.encode(), infer_schema_length=None),
                            pl.read_csv(was.encode(), infer_schema_length=None), check_exact=False, rel_tol=1e-9), command

@@ -5,7 +5,6 @@ database) an empty one exits 6, each with one line on stderr."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -77,7 +76,7 @@ def files(sample_db, tmp_path) -> dict[str, str]:
 def test_exit_codes_of(command, files, runner) -> None:
     if command not in _commands():
         pytest.fail(f"{command} is in this test but not a command (remove it here and in docs/reference.md)")
-    for code, args in zip((2, 4, 6), CASES[command]):
+    for code, args in zip((2, 4, 6), CASES[command], strict=True):
         if args is None:
             continue
         argv = [command, *(a.format(**files) for a in args)]

@@ -6,7 +6,7 @@ one sample per container and time."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from capplan.errors import BadInputError
 from capplan.importer import import_long_format
 
-NOW = datetime.now(timezone.utc).replace(tzinfo=None)
+NOW = datetime.now(UTC).replace(tzinfo=None)
 PAST = datetime(2026, 11, 10)
 NUMBERS = st.one_of(
     st.floats(min_value=0, max_value=64, allow_nan=False),

@@ -16,14 +16,13 @@ import sys
 
 
 def _serve() -> None:
+    import importlib
     import threading
 
-    import capplan.cli  # noqa: F401  (the imports are the point)
     # The CLI imports each command's modules when it runs (issue 14: a fast `capplan --help`), so
     # load those here too: a signal must find the child inside its work, not importing.
-    import capplan.collect  # noqa: F401
-    import capplan.importer  # noqa: F401
-    import capplan.store  # noqa: F401
+    for module in ("capplan.cli", "capplan.collect", "capplan.importer", "capplan.store"):
+        importlib.import_module(module)
     from capplan.cli import app
 
     out_lock = threading.Lock()

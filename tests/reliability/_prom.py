@@ -1,4 +1,4 @@
-"""A minimal real-Prometheus runner for the reliability tests (recipe of ../shared/PROMETHEUS.md).
+"""A minimal real-Prometheus runner for the reliability tests.
 
 Used only where tests/promharness.py (the collector's harness) does not fit: a tiny TSDB of
 hand-written series for the PromQL escaping checks.
@@ -7,7 +7,6 @@ hand-written series for the PromQL escaping checks.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -15,8 +14,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-PROMETHEUS = shutil.which("prometheus")
-PROMTOOL = shutil.which("promtool")
+from tests import tools
+
+PROMETHEUS = tools.path("prometheus") or "prometheus"
+PROMTOOL = tools.path("promtool") or "promtool"
 
 
 def free_port() -> int:
@@ -33,6 +34,7 @@ def om_escape(value: str) -> str:
 
 def backfill(text: str, data_dir: Path) -> None:
     """Write OpenMetrics `text` (without `# EOF`) into a TSDB at data_dir with promtool."""
+    tools.require("promtool")
     src = data_dir.parent / f"{data_dir.name}.om"
     src.write_text(text.rstrip("\n") + "\n# EOF\n")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -52,7 +54,8 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Prometheus":
+    def start(self) -> Prometheus:
+        tools.require("prometheus")
         cfg = self.data_dir.parent / f"{self.data_dir.name}.yml"
         cfg.write_text("global:\n  scrape_interval: 1h\n")
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")

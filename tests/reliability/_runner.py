@@ -56,7 +56,7 @@ class ForkServer:
                     self.exits[int(parts[1])] = (int(parts[2]), time.monotonic())
                 self.cond.notify_all()
 
-    def start(self, args: list[str], env: dict[str, str] | None = None, **limits) -> "Child":
+    def start(self, args: list[str], env: dict[str, str] | None = None, **limits) -> Child:
         """Start a run; returns at once with its pid. `fsize=` (RLIMIT_FSIZE bytes) and `uid=`
         (run as that user) apply to the child only."""
         self.jobs += 1
@@ -142,7 +142,8 @@ def integrity(db: Path) -> dict[str, int]:
     samples of unknown series."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        one = lambda sql: int(con.execute(sql).fetchone()[0])  # noqa: E731
+        def one(sql: str) -> int:
+            return int(con.execute(sql).fetchone()[0])
         return {
             "duplicate_samples": one("SELECT count(*) FROM (SELECT series_id, ts FROM usage_samples "
                                      "GROUP BY ALL HAVING count(*) > 1)"),

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.promharness import PrometheusServer, build_cluster_tsdb, missing_binaries
+from tests import tools
+from tests.promharness import PrometheusServer, build_cluster_tsdb
 from tests.reliability._runner import ForkServer, integrity, snapshot
 
-REASON = missing_binaries()
 W_START = datetime(2026, 11, 2, 0, 0)
 W_END = W_START + timedelta(hours=6)
 STEP = "5m"
 CHUNK = "1h"  # 7 chunks: many commit points to be killed between
+HALF = W_START + timedelta(hours=3)
 
 
 def collect_args(url: str, db: Path, *extra: str) -> list[str]:
@@ -28,8 +29,7 @@ def collect_args(url: str, db: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def rel_tsdb(sample_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if REASON:
-        pytest.skip(REASON)
+    tools.require("prometheus", "promtool")
     path = tmp_path_factory.mktemp("reltsdb") / "tsdb"
     # kube-state-metrics with node labels allowed (--metric-labels-allowlist), as the checks expect
     build_cluster_tsdb(sample_cluster, path, W_START, W_END, node_labels=True)
@@ -59,3 +59,14 @@ def reference(rel_prom: PrometheusServer, forkserver: ForkServer, tmp_path_facto
     assert len(snap["usage"]) > 1000 and snap["containers"] and snap["nodes"]
     assert all(v == 0 for v in integrity(db).values())
     return {"db": db, "snapshot": snap, "seconds": run.seconds, "summary": run.out}
+
+
+@pytest.fixture(scope="module")
+def half_db(rel_prom: PrometheusServer, forkserver: ForkServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DB holding the first half of the window (later runs continue from its marks)."""
+    db = tmp_path_factory.mktemp("half") / "half.duckdb"
+    args = collect_args(rel_prom.url, db, "--start", W_START.isoformat())
+    args[args.index("--end") + 1] = HALF.isoformat()
+    run = forkserver.run(args)
+    assert run.code == 0, run.err
+    return db

@@ -8,18 +8,20 @@ promtool and served by a real Prometheus; collected in two runs as an hourly cro
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
 
-from tests.promharness import KSM_TARGET, PrometheusServer, Series, _cadvisor_labels, build_tsdb, missing_binaries
+from tests import tools
+from tests.promharness import KSM_TARGET, PrometheusServer, Series, _cadvisor_labels, build_tsdb
 from tests.reliability._runner import integrity, snapshot
 
 T0 = datetime(2026, 11, 10, 0, 0)
-E0 = int(T0.replace(tzinfo=timezone.utc).timestamp())
+E0 = int(T0.replace(tzinfo=UTC).timestamp())
 HOURS = 4
 GRID = E0 + np.arange(0, HOURS * 3600 + 1, 60)          # scraped every minute
 MID = E0 + 2 * 3600                                       # node n2 vanishes; run 1 ends here
@@ -86,9 +88,7 @@ def cluster_series() -> list[Series]:
 
 @pytest.fixture(scope="module")
 def odd_prom(tmp_path_factory):
-    reason = missing_binaries()
-    if reason:
-        pytest.skip(reason)
+    tools.require("prometheus", "promtool")
     data = tmp_path_factory.mktemp("odd") / "tsdb"
     # 2-hour blocks, as a running Prometheus cuts them: a metric that stopped before the second
     # block is absent from that block's index (the label-values API is block-granular).
@@ -132,7 +132,7 @@ def test_counter_reset_gives_no_negative_or_inflated_rate(two_runs) -> None:
     assert len(rows) >= 40
     window = 5 * 60
     for ts, cpu, _mem in rows:
-        t = int(ts.replace(tzinfo=timezone.utc).timestamp())
+        t = int(ts.replace(tzinfo=UTC).timestamp())
         if t == E0:
             continue  # the first point has no rate: its window holds a single counter sample
         assert cpu is not None and math.isfinite(cpu), f"{ts}: cpu {cpu}"
@@ -151,7 +151,7 @@ def test_nan_and_inf_samples_do_not_break_the_run_and_are_not_stored_as_numbers(
     rows = _usage(db, "bad-1")
     assert len(rows) >= 40
     for ts, cpu, mem in rows:
-        t = int(ts.replace(tzinfo=timezone.utc).timestamp())
+        t = int(ts.replace(tzinfo=UTC).timestamp())
         assert cpu is None or math.isfinite(cpu), f"{ts}: cpu {cpu}"
         assert mem is None or (isinstance(mem, int) and 0 <= mem <= 100 * MI), f"{ts}: memory {mem}"
         if not (t - 300 <= NAN_AT <= t or t - 300 <= INF_AT <= t):
@@ -165,7 +165,7 @@ def test_request_changed_mid_window_is_kept_as_history(two_runs) -> None:
                                  "WHERE pod = 'api-1' AND container = 'app' ORDER BY valid_from")
     # Consecutive intervals may split for other columns (the limit disappears later): compare
     # the request's own history.
-    history = [rows[0]] + [r for prev, r in zip(rows, rows[1:]) if r[2] != prev[2]]
+    history = [rows[0]] + [r for prev, r in pairwise(rows) if r[2] != prev[2]]
     assert [r[2] for r in history] == pytest.approx([0.1, 0.2]), rows
     to1 = rows[rows.index(history[1]) - 1][1]
     from2 = history[1][0]

@@ -9,18 +9,16 @@ from __future__ import annotations
 import random
 import shutil
 import time
-from datetime import timedelta
-from pathlib import Path
+from itertools import pairwise
 
 import pytest
 
 from tests.reliability import _prom
 from tests.reliability._faultserver import Fault, FaultServer
 from tests.reliability._runner import integrity, snapshot
-from tests.reliability.conftest import W_END, W_START, collect_args
+from tests.reliability.conftest import W_START, collect_args
 from tests.reliability.test_kill import _check_after_kill, _check_equal
 
-HALF = W_START + timedelta(hours=3)
 RETRIES = 2
 
 # (id, fault, exit code(s), retried?, words the one line must hold)
@@ -36,22 +34,10 @@ FAULTS = [
     ("connection-reset", Fault("reset"), {3}, True, []),
     ("stall-past-timeout", Fault("stall", stall_seconds=2.5), {3}, True, ["timed out"]),
 ]
-TALLY = {"faults": 0}
 
 
 def _id(case) -> str:
     return case.values[0] if hasattr(case, "values") else case[0]
-
-
-@pytest.fixture(scope="module")
-def half_db(rel_prom, forkserver, tmp_path_factory) -> Path:
-    """A DB holding the first half of the window (later runs continue from its marks)."""
-    db = tmp_path_factory.mktemp("half") / "half.duckdb"
-    args = collect_args(rel_prom.url, db, "--start", W_START.isoformat())
-    args[args.index("--end") + 1] = HALF.isoformat()
-    run = forkserver.run(args)
-    assert run.code == 0, run.err
-    return db
 
 
 def _one_line(run, url: str, words: list[str], label: str) -> str:
@@ -86,7 +72,6 @@ def test_fault_at_the_first_request_leaves_the_db_unchanged(name, fault, codes, 
     before_bytes, before = db.read_bytes(), snapshot(db)
     with FaultServer(rel_prom.url, fault) as server:
         run = forkserver.run(collect_args(server.url, db, "--retries", str(RETRIES), "--timeout", "1s"))
-        TALLY["faults"] += 1
         assert run.code in codes, f"{name}: exit {run.code}: {run.err}"
         _one_line(run, server.url, words, name)
         attempts = _attempts_of_first_call(server)
@@ -97,7 +82,7 @@ def test_fault_at_the_first_request_leaves_the_db_unchanged(name, fault, codes, 
         else:
             assert 1 <= attempts <= RETRIES + 1
         if fault.retry_after:
-            gaps = [b.at - a.at for a, b in zip(server.api_seen(), server.api_seen()[1:])]
+            gaps = [b.at - a.at for a, b in pairwise(server.api_seen())]
             assert min(gaps) >= float(fault.retry_after) * 0.95, f"Retry-After not honoured: gaps {gaps}"
     assert snapshot(db) == before, f"{name}: data changed"
     assert db.read_bytes() == before_bytes, f"{name}: the DB file changed"
@@ -118,7 +103,6 @@ def test_fault_mid_collection_keeps_whole_chunks_and_the_next_run_loses_nothing(
     with FaultServer(rel_prom.url, mid) as server:
         run = forkserver.run(collect_args(server.url, db, "--start", W_START.isoformat(), "--retries", str(RETRIES),
                                           "--timeout", "1s"))
-        TALLY["faults"] += 1
         assert run.code in codes, f"{name}: exit {run.code}: {run.err}"
         _one_line(run, server.url, words, name)
         _check_after_kill(db, reference, name)
@@ -133,7 +117,6 @@ def test_prometheus_down_is_exit_3_and_creates_no_db(forkserver, tmp_path) -> No
     db = tmp_path / "db.duckdb"
     port = _prom.free_port()  # nothing listens there
     run = forkserver.run(collect_args(f"http://127.0.0.1:{port}", db, "--retries", "1"))
-    TALLY["faults"] += 1
     assert run.code == 3
     _one_line(run, f"http://127.0.0.1:{port}", ["cannot connect"], "down")
     assert not db.exists()
@@ -155,7 +138,6 @@ def test_prometheus_restart_mid_collection(rel_tsdb, forkserver, reference, tmp_
         time.sleep(0.5)
         prom.start()
         run = child.wait()
-        TALLY["faults"] += 1
         if run.code != 0:
             # Retries may run out while it starts; then exit 3 with one line, and the next run finishes.
             assert run.code == 3, run.err
@@ -167,8 +149,3 @@ def test_prometheus_restart_mid_collection(rel_tsdb, forkserver, reference, tmp_
         prom.stop()
     _check_equal(db, reference, "Prometheus restart")
     assert all(v == 0 for v in integrity(db).values())
-
-
-def test_zz_fault_tally(capsys) -> None:
-    with capsys.disabled():
-        print(f"\nfault tally: {TALLY}")

@@ -24,7 +24,6 @@ STARTUP_KILLS = 2     # through `python -m capplan`: instants during interpreter
 LANES = 2             # kill trials run two at a time (separate DBs) to keep the suite short
 
 # Counted for the report (pytest -s prints them).
-TALLY = {"kills": 0, "sigterms": 0, "concurrent_runs": 0}
 
 
 def _usage_until(snap: dict, mark) -> list[tuple]:
@@ -86,7 +85,6 @@ def test_kill_9_at_random_instants_then_a_normal_run(rel_prom, forkserver, refer
     with ThreadPoolExecutor(LANES) as pool:
         marks = list(pool.map(lambda a: _kill_trial(a[0], a[1], rel_prom, forkserver, reference, tmp_path),
                               enumerate(delays)))
-    TALLY["kills"] += KILLS
     # The instants must have landed at different stages, not all before or after the work.
     assert len(set(marks)) >= 4, f"kills hit too few distinct commit stages: {sorted(map(str, set(marks)))}"
 
@@ -100,7 +98,6 @@ def test_kill_9_during_start_up_of_a_real_process(rel_prom, reference, tmp_path)
         time.sleep(rng.uniform(0.2, 4.0))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
-        TALLY["kills"] += 1
         _check_after_kill(db, reference, f"start-up kill #{i}")
         finish = spawn(collect_args(rel_prom.url, db, "--start", W_START.isoformat()))
         out, err = finish.communicate(timeout=120)
@@ -119,7 +116,6 @@ def test_sigterm_commits_the_current_chunk_and_exits_0(rel_prom, forkserver, ref
         time.sleep(rng.uniform(0.15, 0.45) * reference["seconds"])
         child.kill(signal.SIGTERM)
         run = child.wait()
-        TALLY["sigterms"] += 1
         label = f"SIGTERM #{i}"
         assert run.code == 0, f"{label}: exit {run.code}: {run.err}"
         assert run.err.strip() == "", f"{label}: {run.err}"
@@ -144,7 +140,6 @@ def test_ten_concurrent_runs_one_writes_the_others_exit_5_at_once(rel_prom, fork
     args = collect_args(rel_prom.url, db, "--start", W_START.isoformat())
     children = [forkserver.start(args) for _ in range(10)]
     runs = [c.wait() for c in children]
-    TALLY["concurrent_runs"] += 10
     codes = sorted(r.code for r in runs)
     assert codes == [0] + [5] * 9, [(r.code, r.err) for r in runs]
     winner = next(r for r in runs if r.code == 0)
@@ -163,12 +158,5 @@ def test_ten_concurrent_runs_with_wait_queue_and_add_nothing_twice(rel_prom, for
     args = collect_args(rel_prom.url, db, "--start", W_START.isoformat(), "--wait")
     children = [forkserver.start(args) for _ in range(10)]
     runs = [c.wait() for c in children]
-    TALLY["concurrent_runs"] += 10
     assert [r.code for r in runs] == [0] * 10, [r.err for r in runs if r.code]
     _check_equal(db, reference, "ten queued runs")
-
-
-def test_zz_tally(capsys) -> None:
-    """Prints the counts for the report (kills inflicted etc.)."""
-    with capsys.disabled():
-        print(f"\nreliability tally: {TALLY}")

@@ -11,18 +11,23 @@ import math
 import re
 from datetime import timedelta
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from capplan.errors import BadInputError
-from capplan.promql import escape_label_value, label_matcher, quote_regex
+from capplan.promql import escape_label_value, label_matcher
 from capplan.quantity import (
-    format_bytes, format_cpu, format_duration, parse_cpu_cores, parse_duration, parse_memory_bytes,
+    format_bytes,
+    format_cpu,
+    format_duration,
+    parse_cpu_cores,
+    parse_duration,
+    parse_memory_bytes,
     parse_quantity,
 )
+from tests import tools
 from tests.reliability import _prom
 
 # Counted in the report: the sum of max_examples over this file.
@@ -252,8 +257,7 @@ T0 = 1_700_000_000
 
 @pytest.fixture(scope="module")
 def nasty_prometheus(tmp_path_factory: pytest.TempPathFactory):
-    if not (_prom.PROMETHEUS and _prom.PROMTOOL):
-        pytest.skip("prometheus/promtool not installed (.ci/run installs Debian's prometheus)")
+    tools.require("prometheus", "promtool")
     base = tmp_path_factory.mktemp("nasty")
     lines = ["# TYPE esc_probe gauge"]
     for ts in (T0 - 60, T0):

@@ -18,7 +18,6 @@ import pytest
 from capplan import store
 from tests.reliability._runner import ROOT, integrity, snapshot
 from tests.reliability.conftest import W_START, collect_args
-from tests.reliability.test_faults import half_db  # noqa: F401  (fixture)
 from tests.reliability.test_kill import _check_after_kill, _check_equal
 
 SAMPLE_DIR = ROOT / "data" / "samples" / "cluster"
@@ -71,7 +70,7 @@ def _full_disk_run(forkserver, small_disk, db_source: Path | None, args_for, roo
 
 
 @pytest.mark.slow
-def test_collect_on_a_full_disk_fails_clearly_and_keeps_whole_chunks(rel_prom, forkserver, reference, half_db,  # noqa: F811
+def test_collect_on_a_full_disk_fails_clearly_and_keeps_whole_chunks(rel_prom, forkserver, reference, half_db,
                                                                      small_disk, tmp_path) -> None:
     run, db = _full_disk_run(forkserver, small_disk, half_db, lambda d: collect_args(rel_prom.url, d),
                              room=300_000, tmp_path=tmp_path)
@@ -140,7 +139,7 @@ def _undo(db: Path, mounts: list[Path]) -> None:
 
 
 @pytest.mark.parametrize("folder_writable", [True, False], ids=["file-read-only", "folder-read-only"])
-def test_read_only_db_is_a_clear_refusal_and_stays_untouched(folder_writable, rel_prom, forkserver, half_db,  # noqa: F811
+def test_read_only_db_is_a_clear_refusal_and_stays_untouched(folder_writable, rel_prom, forkserver, half_db,
                                                             sample_db_readonly) -> None:
     for label, source, args_for in (
         ("collect", half_db, lambda d: collect_args(rel_prom.url, d)),

@@ -5,12 +5,12 @@ and the token is never sent over a connection that failed verification."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests import tools
 from tests.reliability._faultserver import FaultServer
 from tests.reliability._runner import snapshot
 from tests.reliability.conftest import W_START, collect_args
@@ -21,7 +21,7 @@ HALF_HOUR = (W_START.replace(minute=30)).isoformat()
 
 def _cert(folder: Path, name: str, san: str) -> tuple[str, str]:
     key, crt = folder / f"{name}.key", folder / f"{name}.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
+    subprocess.run([tools.one("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
                     "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName={san}"],
                    check=True, capture_output=True)
     return str(crt), str(key)
@@ -29,8 +29,7 @@ def _cert(folder: Path, name: str, san: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> dict[str, tuple[str, str]]:
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl CLI is not installed")
+    tools.require("openssl")
     folder = tmp_path_factory.mktemp("tls")
     return {"good": _cert(folder, "capplan-test-ca", "IP:127.0.0.1"),
             "other-host": _cert(folder, "prometheus.example", "DNS:prometheus.example")}

@@ -36,14 +36,14 @@ def advise(result: EvictionResult, restarts: pl.DataFrame, containers: pl.DataFr
                 f"(memory.available {format_bytes(n['available_at_worst_bytes'])} < hard threshold "
                 f"{format_bytes(n['hard_threshold_bytes'])}; {share_text(n['share_under_hard'])} of the window under it): {tail}")})
     for r in result.ranked_all.iter_rows(named=True):
-        n = nodes.get(r["node"])
-        if n is None:
+        on_node = nodes.get(r["node"])
+        if on_node is None:
             continue
         who = f"{r['namespace']}/{r['pod']}"
-        if r["qos_class"] == "BestEffort" and (n["peak_usage_ratio"] or 0) >= BESTEFFORT_DANGER_RATIO:
-            rows.append({"severity": "high" if n["under_pressure"] else "medium", "node": r["node"],
+        if r["qos_class"] == "BestEffort" and (on_node["peak_usage_ratio"] or 0) >= BESTEFFORT_DANGER_RATIO:
+            rows.append({"severity": "high" if on_node["under_pressure"] else "medium", "node": r["node"],
                          "namespace": r["namespace"], "pod": r["pod"], "advice": (
-                f"BestEffort pod {who} sits on node {r['node']} that reaches {share_text(n['peak_usage_ratio'])} memory: "
+                f"BestEffort pod {who} sits on node {r['node']} that reaches {share_text(on_node['peak_usage_ratio'])} memory: "
                 f"give it a memory request (it is first in line for eviction and for the OOM killer)")})
         elif r["evicted_to_relieve"] and r["exceeds_request"]:
             rows.append({"severity": "high", "node": r["node"], "namespace": r["namespace"], "pod": r["pod"], "advice": (

@@ -39,7 +39,7 @@ def scope_limits(nodes: pl.DataFrame, pools: pl.DataFrame, quotas: pl.DataFrame,
                              "limit_source": f"allocatable of {group.height} nodes"})
             used = ns_current.filter((pl.col("resource") == resource) & (pl.col("basis") == basis))
             total_used = float(used["value"].sum()) if used.height else 0.0
-            for namespace, value in zip(used["scope_name"].to_list(), used["value"].to_list()):
+            for namespace, value in zip(used["scope_name"].to_list(), used["value"].to_list(), strict=True):
                 hard = quotas.filter((pl.col("namespace") == namespace)
                                      & pl.col("resource").is_in(list(QUOTA_RESOURCES[resource])))
                 if hard.height:

@@ -27,7 +27,7 @@ def node_pools(node_labels: pl.DataFrame, pool_label: str = DEFAULT_POOL_LABEL) 
     """node -> pool: the value of the node label `pool_label` (NO_POOL when the node lacks it).
     `node_labels` has columns node, labels (a JSON object)."""
     pools = []
-    for node, text in zip(node_labels["node"].to_list(), node_labels["labels"].to_list()):
+    for node, text in zip(node_labels["node"].to_list(), node_labels["labels"].to_list(), strict=True):
         try:
             labels = json.loads(text) if text else {}
         except json.JSONDecodeError as exc:
@@ -114,12 +114,11 @@ def full_days(sample_times: pl.Series) -> list[date]:
     if sample_times.is_empty():
         return []
     counts = pl.DataFrame({"ts": sample_times}).unique().group_by(pl.col("ts").dt.date().alias("day")).len()
-    fullest = counts["len"].max()
-    return sorted(counts.filter(pl.col("len") >= fullest * FULL_DAY_SHARE)["day"].to_list())
+    return sorted(counts.filter(pl.col("len") >= pl.col("len").max() * FULL_DAY_SHARE)["day"].to_list())
 
 
-USAGE_SUMS_SCHEMA = {"scope_kind": pl.Utf8, "scope_name": pl.Utf8, "ts": pl.Datetime("us"),
-                     "cpu_cores": pl.Float64, "memory_bytes": pl.Float64}
+USAGE_SUMS_SCHEMA = pl.Schema({"scope_kind": pl.Utf8(), "scope_name": pl.Utf8(), "ts": pl.Datetime("us"),
+                     "cpu_cores": pl.Float64(), "memory_bytes": pl.Float64()})
 
 
 def scope_usage_sums(usage: pl.DataFrame, pools: pl.DataFrame) -> pl.DataFrame:

@@ -37,7 +37,15 @@ from capplan.analysis.stats.peaks import gumbel_quantile
 from capplan.analysis.stats.trend import theil_sen
 from capplan.analysis.strategies import vpa
 from capplan.analysis.strategies.base import (
-    History, Needs, StrategyParams, ceil_bytes, ceil_millicores, fmt_cpu, fmt_mem, result_frame,
+    History,
+    Needs,
+    StrategyParams,
+    ceil_bytes,
+    ceil_millicores,
+    fmt_cpu,
+    fmt_mem,
+    needed,
+    result_frame,
 )
 from capplan.analysis.strategies.risk import Knobs, knobs_for
 
@@ -133,7 +141,7 @@ def _per_series(history: History, knobs: Knobs, horizon_days: float) -> list[dic
     key = ("auto", knobs.trend, knobs.peak_margin, knobs.gumbel_request, horizon_days)
     if key in history.memo:
         return history.memo[key]
-    daily = history.memory_peaks.sort("series_id", "interval_index")
+    daily = needed(history.memory_peaks, "memory_peaks").sort("series_id", "interval_index")
     counts = daily.group_by("series_id").len()
     short_ids = set(counts.filter(pl.col("len") < MIN_PEAKS_FOR_FIT)["series_id"].to_list())
     by_series = {k[0]: g for k, g in daily.partition_by("series_id", as_dict=True).items()}

@@ -91,6 +91,13 @@ class History:
                 "memory_request_bytes": pl.Float64, "memory_limit_bytes": pl.Float64}))
 
 
+def needed(frame: pl.DataFrame | None, name: str) -> pl.DataFrame:
+    """A History frame a strategy's NEEDS asked for (the loader fills every one asked for)."""
+    if frame is None:
+        raise ValueError(f"History.{name} was not loaded: the strategy's NEEDS must ask for it")
+    return frame
+
+
 def result_frame(rows: list[dict]) -> pl.DataFrame:
     """A strategy result from row dicts, with NaN turned into None."""
     clean = []

@@ -43,6 +43,7 @@ from capplan.analysis.strategies.base import (
     ceil_millicores,
     fmt_cpu,
     fmt_mem,
+    needed,
     result_frame,
 )
 
@@ -192,7 +193,7 @@ def memory_peaks_with_ooms(peaks: pl.DataFrame, ooms: pl.DataFrame) -> pl.DataFr
         ((pl.col("ts") - pl.col("first_ts")).dt.total_seconds() // MEMORY_INTERVAL_SECONDS).cast(pl.Int32).alias("interval_index"))
     table = peaks.select("group_id", "series_id", "interval_index", "interval_end", "peak_bytes").with_columns(
         pl.col("peak_bytes").cast(pl.Float64), pl.col("interval_index").cast(pl.Int32))
-    bumped = {}
+    bumped: dict[tuple[int, int], float] = {}
     lookup = {(r["series_id"], r["interval_index"]): r["peak_bytes"] for r in table.iter_rows(named=True)}
     for r in o.iter_rows(named=True):
         key = (r["series_id"], r["interval_index"])
@@ -220,8 +221,8 @@ def recommend(history: History, params: StrategyParams) -> pl.DataFrame:
     """One row per group: VPA target as request, with lower/upper bounds."""
     groups = history.groups
     qs = (LOWER_PERCENTILE, TARGET_PERCENTILE, UPPER_PERCENTILE)
-    cpu_p = percentiles_by_group(history.cpu_histogram, CPU_HISTOGRAM, qs)
-    peaks = memory_peaks_with_ooms(history.memory_peaks, history.ooms)
+    cpu_p = percentiles_by_group(needed(history.cpu_histogram, "cpu_histogram"), CPU_HISTOGRAM, qs)
+    peaks = memory_peaks_with_ooms(needed(history.memory_peaks, "memory_peaks"), history.ooms)
     mem_hist = peaks.select(
         "group_id",
         pl.Series("bucket", MEMORY_HISTOGRAM.find_buckets(peaks["peak_bytes"].to_numpy())),
@@ -240,8 +241,9 @@ def recommend(history: History, params: StrategyParams) -> pl.DataFrame:
             continue  # no usable samples of one resource: no recommendation rather than half of one
         per_container = 1.0 / max(1, g["containers_per_pod"] or 1)
         conf = confidence(g["first_ts"], g["last_ts"], g["samples"])
-        cpu_low, cpu_target, cpu_up = bounds(*(cpu[f"p{q}"] for q in qs), conf, POD_MIN_CPU_CORES * per_container)
-        mem_low, mem_target, mem_up = bounds(*(mem[f"p{q}"] for q in qs), conf, POD_MIN_MEMORY_BYTES * per_container)
+        q_low, q_target, q_up = (f"p{q}" for q in qs)
+        cpu_low, cpu_target, cpu_up = bounds(cpu[q_low], cpu[q_target], cpu[q_up], conf, POD_MIN_CPU_CORES * per_container)
+        mem_low, mem_target, mem_up = bounds(mem[q_low], mem[q_target], mem[q_up], conf, POD_MIN_MEMORY_BYTES * per_container)
         cpu_request = ceil_millicores(cpu_target)
         mem_request = ceil_bytes(mem_target)
         reason = (f"vpa: P90 of decaying histograms + 15%: cpu {fmt_cpu(cpu_request)}, memory {fmt_mem(mem_request)}; "
