@@ -83,6 +83,8 @@ class WhatIfOptions:
     namespaces: list[str] | None = None
     shapes: list[str] | None = None
     shapes_file: Path | None = None
+    # recommend()'s rows for `apply` when the caller has them already (the report does)
+    recommendations: pl.DataFrame | None = None
 
 
 @dataclass
@@ -309,7 +311,9 @@ def whatif(con: duckdb.DuckDBPyConnection, options: WhatIfOptions | None = None)
             raise UsageError(f"--apply must be `current` or a strategy: {exc}") from exc
         if start is None:
             raise NoDataError("the database holds no usage samples to right-size from: use --apply current")
-        recommendations = recommend(con, options.apply, options.window, options.namespaces)
+        recommendations = options.recommendations
+        if recommendations is None:
+            recommendations = recommend(con, options.apply, options.window, options.namespaces)
         containers = apply_recommendation(containers, recommendations)
     pods = pod_resources(containers).filter(pl.col("node").is_in(nodes["node"].implode()))
     labels = [node_labels(t) for t in nodes["labels"].to_list()]

@@ -131,10 +131,28 @@ def savings_actions(results: ReportResults) -> list[Action]:
     return out
 
 
+def consolidation_actions(results: ReportResults) -> list[Action]:
+    """Nodes that could be drained after right-sizing, when the nodes that stay would neither
+    break N-1 (where it holds today) nor exceed allocatable memory at the pods' common peak.
+    Ranked with the savings by the drained allocatable, in the same core-equivalents."""
+    pools = results.whatif.pools
+    nodes = results.whatif.nodes.filter(pl.col("action") == "drain")
+    total = pools.filter(pl.col("pool") == "TOTAL").row(0, named=True)
+    if not total["nodes_removable"] or total["pressure_ok"] is False:
+        return []
+    if total["n_minus_1_holds"] is False and total["n_minus_1_holds_now"] is not False:
+        return []  # draining would break N-1: not a finding to act on first
+    cores = float(nodes["cpu_allocatable_cores"].sum())
+    size = cores + float(nodes["memory_allocatable_bytes"].sum()) / 2**30 / GIB_PER_CORE
+    names = " ".join(nodes["node"].to_list())
+    return [Action("savings", "low", f"{total['nodes_removable']} of {total['nodes_now']} nodes could be given back "
+                   f"after right-sizing ({names})", "capplan whatif --view nodes", "whatif", size)]
+
+
 def act_on_these(results: ReportResults, limit: int = MAX_ACTIONS) -> list[Action]:
     """At most `limit` actions, by impact: pressure and OOM, exhaustion, rollouts, savings."""
     found = (pressure_actions(results) + exhaustion_actions(results) + rollout_actions(results)
-             + savings_actions(results))
+             + consolidation_actions(results) + savings_actions(results))
     found.sort(key=lambda a: (IMPACT_ORDER[a.kind], -a.magnitude if math.isfinite(a.magnitude) else 0.0))
     return found[:limit]
 

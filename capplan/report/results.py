@@ -13,6 +13,7 @@ from capplan.analysis.forecast import forecast_report
 from capplan.analysis.recommend import recommend
 from capplan.analysis.rollout import rollout_report
 from capplan.analysis.strategies import DEFAULT_STRATEGY
+from capplan.analysis.whatif import WhatIfOptions, WhatIfResult, whatif
 from capplan.errors import NoDataError
 from capplan.report.model import ReportOptions
 
@@ -45,3 +46,10 @@ class ReportResults:
     @cached_property
     def rollout(self) -> pl.DataFrame:
         return rollout_report(self.con, self.options.window, self.options.namespaces or None)
+
+    @cached_property
+    def whatif(self) -> WhatIfResult:
+        """Consolidation after applying the recommendations above."""
+        o = self.options
+        return whatif(self.con, WhatIfOptions(apply=DEFAULT_STRATEGY, window=o.window, namespaces=o.namespaces or None,
+                                              recommendations=self.recommendations))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from capplan.analysis.strategies import DEFAULT_STRATEGY
-from capplan.analysis.whatif import WHATIF_COLUMNS, WhatIfOptions, WhatIfResult, whatif
+from capplan.analysis.whatif import WHATIF_COLUMNS, WhatIfResult
 from capplan.report.model import Section
 from capplan.report.results import ReportResults
 
@@ -30,8 +29,6 @@ def whatif_note(result: WhatIfResult) -> str:
 
 def whatif_sections(results: ReportResults) -> list[Section]:
     """Consolidation after right-sizing with the default strategy, one row per pool and TOTAL."""
-    con, options = results.con, results.options
-    result = whatif(con, WhatIfOptions(apply=DEFAULT_STRATEGY, window=options.window,
-                                       namespaces=options.namespaces or None))
+    result = results.whatif
     shown = result.pools.select(WHATIF_COLUMNS + ["removable_nodes"])
     return [Section("whatif", "Nodes you could give back", shown, whatif_note(result))]

@@ -314,3 +314,16 @@ def test_report_has_the_whatif_section_as_the_command_says(runner, sample_db_rea
     assert [r["pool"] for r in section] == [r["pool"] for r in rows]
     for got, want in zip(section, rows, strict=True):
         assert {k: got[k] for k in got} == {k: want[k] for k in got}
+
+
+def test_act_first_list_names_the_nodes_whatif_would_drain(runner, sample_db_readonly: Path) -> None:
+    """On the sample, whatif (auto) drains nodes with memory pressure ok, and N-1 already fails
+    today: the report's "Act on these" has one line naming exactly those nodes."""
+    command = runner.invoke(app, ["whatif", "--db", str(sample_db_readonly), "--format", "json"])
+    total = json.loads(command.stdout)[-1]
+    assert total["pool"] == "TOTAL" and total["nodes_removable"] > 0 and total["pressure_ok"] is True
+    report = runner.invoke(app, ["report", "--db", str(sample_db_readonly), "--format", "json"])
+    actions = [a for a in json.loads(report.stdout)["actions"] if a["section"] == "whatif"]
+    assert len(actions) == 1
+    assert sorted(actions[0]["finding"].split("(")[1].rstrip(")").split()) == sorted(total["removable_nodes"].split())
+    assert actions[0]["command"] == "capplan whatif --view nodes"
