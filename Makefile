@@ -38,6 +38,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/whatif_bench.py
 
 # Regenerate the bundled sample from the seeded generator.
 sample: $(STAMP)
