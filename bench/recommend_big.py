@@ -39,10 +39,10 @@ def build(path: Path) -> None:
         # one day per statement, in time order, as the collector and the importer write
         for day in range(STEPS // 288):
             con.execute(f"""
-                INSERT INTO usage_samples
-                SELECT s, TIMESTAMP '2024-01-01' + to_seconds(k * 300),
-                       (0.1 + 0.1 * sin(k / 50.0 + s) + random() * 0.05)::REAL,
-                       (200000000 + (s % 97) * 1000000 + k * 1000 + random() * 5e7)::BIGINT
+                INSERT INTO usage_raw
+                SELECT s, (TIMESTAMP '2024-01-01' + to_seconds(k * 300))::TIMESTAMP_S,
+                       round((0.1 + 0.1 * sin(k / 50.0 + s) + random() * 0.05) * 1000)::INTEGER,
+                       round((200000000 + (s % 97) * 1000000 + k * 1000 + random() * 5e7) / 1024)::INTEGER
                 FROM range({day * 288}, {(day + 1) * 288}) b(k), range(1, {SERIES} + 1) a(s)""")
         con.execute("CHECKPOINT")
     finally:

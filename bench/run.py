@@ -269,10 +269,10 @@ def step_fit(con) -> Any:
     return func(con, 0.5, float(2**30), window=_window())
 
 
-def step_recommend(con, strategy: str) -> Any:
+def step_recommend(con, strategy: str, window: timedelta | None = None) -> Any:
     module = _module("capplan.analysis.recommend")
     func = _entry(module, ("recommend",))
-    return _call(func, con, strategy=strategy, window=_window())
+    return _call(func, con, strategy=strategy, window=window or _window())
 
 
 def step_eviction(con) -> Any:
@@ -282,10 +282,18 @@ def step_eviction(con) -> Any:
     return getattr(result, "pods", result)
 
 
-def step_forecast(con) -> Any:
+def step_forecast(con, window: timedelta | None = None) -> Any:
     module = _module("capplan.analysis.forecast")
     func = _entry(module, ("forecast_report",))
-    return _call(func, con, window=_window())
+    return _call(func, con, window=window or _window())
+
+
+# Steps on the year database (child_year): a window past the raw samples reads the rollups.
+YEAR_STEPS: dict[str, Callable] = {
+    "year_forecast_365d": lambda con: step_forecast(con, timedelta(days=365)),
+    "year_recommend_vpa_90d": lambda con: step_recommend(con, "vpa", timedelta(days=90)),
+    "year_recommend_auto_90d": lambda con: step_recommend(con, "auto", timedelta(days=90)),
+}
 
 
 def step_rollout(con) -> Any:
@@ -371,8 +379,8 @@ def child_step(size_name: str, step: str) -> dict[str, Any]:
     from capplan import store
 
     size = SIZES[size_name]
-    steps = analysis_steps(_strategies())
-    con = store.open_db(_db_path(size), read_only=True)
+    steps = {**analysis_steps(_strategies()), **YEAR_STEPS}
+    con = store.open_db(_year_db_path(size) if step in YEAR_STEPS else _db_path(size), read_only=True)
     try:
         t0, cpu0 = time.perf_counter(), _cpu_seconds()
         try:
@@ -486,8 +494,173 @@ def child_help() -> dict[str, Any]:
     return {"status": "ok", "seconds": times[len(times) // 2], "best_seconds": times[0]}
 
 
+ROLLUP_DAYS = 3          # days of raw samples the rollup step summarises (its figures are per day)
+YEAR_RAW_DAYS = 35       # capplan.rollup.DEFAULT_RAW_RETENTION
+YEAR_DAYS = 365
+
+
+def child_rollup(size_name: str) -> dict[str, Any]:
+    """Hourly rollups of the first ROLLUP_DAYS days of the size's DB (queries/rollup_hourly.sql, what
+    `capplan prune --compact` runs), written a day at a time into a fresh file: seconds per day of
+    samples, bytes per hourly row, and the projected size of a year (35 days raw at the measured
+    bytes/sample, 330 days hourly at the measured bytes/row and rows/day)."""
+    import duckdb
+
+    from capplan import rollup, store
+
+    size = SIZES[size_name]
+    src = _db_path(size)
+    out = WORK / size.name / "rollup.duckdb"
+    for p in (out, out.with_name(out.name + ".wal")):
+        p.unlink(missing_ok=True)
+    store.open_db(out).close()
+    empty_bytes = out.stat().st_size
+    con = duckdb.connect(str(out))
+    try:
+        con.execute(f"ATTACH '{src}' AS src (READ_ONLY)")
+        start = con.execute("SELECT CAST(min(ts) AS TIMESTAMP) FROM src.usage_raw").fetchone()[0]
+        raw_samples = 0
+        seconds = 0.0
+        con.execute("USE src")
+        for day in range(ROLLUP_DAYS):
+            lo, hi = start + timedelta(days=day), start + timedelta(days=day + 1)
+            t0 = time.perf_counter()
+            # the compaction of one day: rows before `hi` not rolled up yet (those before `lo` are)
+            con.execute(
+                f"INSERT INTO {out.stem}.usage_hourly SELECT * FROM ({store.load_sql('rollup_hourly')}) "
+                "WHERE hour >= CAST($lo AS TIMESTAMP_S)",
+                {"cutoff": hi, "lo": lo, "first_bucket_mcores": rollup.CPU_FIRST_BUCKET_CORES * store.CPU_UNITS_PER_CORE,
+                 "ratio": rollup.CPU_BUCKET_RATIO, "num_buckets": rollup.CPU_NUM_BUCKETS},
+            )
+            con.execute(f"CHECKPOINT {out.stem}")
+            seconds += time.perf_counter() - t0
+        con.execute(f"USE {out.stem}")
+        rows, samples = con.execute("SELECT count(*), sum(samples) FROM usage_hourly").fetchone()
+        raw_samples = int(samples)
+        raw_per_day = con.execute("SELECT count(*) / (epoch(max(ts)) - epoch(min(ts)) + 300) * 86400 "
+                                  "FROM src.usage_raw").fetchone()[0]
+    finally:
+        con.close()
+    rollup_bytes = out.stat().st_size - empty_bytes
+    out.unlink(missing_ok=True)
+    return {"status": "ok", "days": ROLLUP_DAYS, "seconds": seconds, "seconds_per_day": seconds / ROLLUP_DAYS,
+            "hourly_rows": rows, "samples_rolled": raw_samples, "hourly_rows_per_day": rows / ROLLUP_DAYS,
+            "raw_samples_per_day": raw_per_day, "bytes_per_hourly_row": rollup_bytes / rows if rows else None}
+
+
+def child_serve(size_name: str) -> dict[str, Any]:
+    """`capplan serve` on the size's DB: every endpoint listed at /api/v1, then /api/v1/report,
+    /metrics and /report.html, once each, one after another; the server's peak RSS (VmHWM) is
+    what its pod's memory limit must hold (deploy/deployment.yaml, docs/serve.md)."""
+    import signal
+    import socket
+    import urllib.request
+
+    size = SIZES[size_name]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "capplan", "serve", "--db", str(_db_path(size)),
+                               "--host", "127.0.0.1", "--port", str(port), "--window", os.environ.get("BENCH_WINDOW", f"{DAYS}d"),
+                               "--termination-log", os.devnull],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    timings: dict[str, float] = {}
+    statuses: dict[str, int] = {}
+
+    def get(path: str) -> bytes:
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(base + path, timeout=900) as answer:
+                body = answer.read()
+                statuses[path] = answer.status
+        except urllib.error.HTTPError as err:
+            body = err.read()
+            statuses[path] = err.code
+        timings[path] = time.perf_counter() - t0
+        return body
+
+    def hwm() -> int:
+        for line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                get("/healthz")
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    return {"status": f"failed: serve did not start: {(server.stderr.read() if server.stderr else '')[:200]}"}
+                time.sleep(0.2)
+        idle = hwm()
+        endpoints = json.loads(get("/api/v1"))
+        paths = [e["path"] for e in endpoints.values()] + ["/api/v1/report", "/metrics", "/report.html"]
+        for path in paths:
+            get(path)
+        peak = hwm()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    failed = {p: s for p, s in statuses.items() if s >= 500}
+    return {"status": "ok" if not failed else f"failed: {failed}", "seconds": sum(timings.values()),
+            "idle_rss_bytes": idle, "peak_rss_bytes_server": peak, "timings": timings, "statuses": statuses}
+
+
+def _year_db_path(size: Size) -> Path:
+    return WORK / size.name / "year.duckdb"
+
+
+def child_year(size_name: str) -> dict[str, Any]:
+    """A year of the size on disk: the bench DB (30 days raw) plus 336 days of hourly rollups before
+    it, made from the rollups of its first ROLLUP_DAYS days copied back in time (the same series and
+    values, shifted by whole multiples of ROLLUP_DAYS). Measures the file, not a projection."""
+    import shutil
+
+    import duckdb
+
+    from capplan import rollup, store
+
+    size = SIZES[size_name]
+    year = _year_db_path(size)
+    for p in (year, year.with_name(year.name + ".wal")):
+        p.unlink(missing_ok=True)
+    shutil.copy(_db_path(size), year)
+    t0 = time.perf_counter()
+    con = duckdb.connect(str(year))
+    try:
+        start = con.execute("SELECT CAST(min(ts) AS TIMESTAMP) FROM usage_raw").fetchone()[0]
+        con.execute(
+            f"CREATE TEMP TABLE _first AS SELECT * FROM ({store.load_sql('rollup_hourly')}) ORDER BY hour, series_id",
+            {"cutoff": start + timedelta(days=ROLLUP_DAYS),
+             "first_bucket_mcores": rollup.CPU_FIRST_BUCKET_CORES * store.CPU_UNITS_PER_CORE,
+             "ratio": rollup.CPU_BUCKET_RATIO, "num_buckets": rollup.CPU_NUM_BUCKETS})
+        copies = -(-(YEAR_DAYS - DAYS) // ROLLUP_DAYS)
+        for k in range(copies, 0, -1):  # oldest first: the table stays in time order
+            con.execute(
+                "INSERT INTO usage_hourly SELECT * REPLACE (CAST(CAST(hour AS TIMESTAMP) - to_days($shift) AS TIMESTAMP_S) AS hour) "
+                "FROM _first", {"shift": k * ROLLUP_DAYS})
+            if k % 10 == 0:
+                con.execute("CHECKPOINT")
+        con.execute("CHECKPOINT")
+        hourly_rows = con.execute("SELECT count(*) FROM usage_hourly").fetchone()[0]
+        oldest = con.execute("SELECT CAST(min(hour) AS TIMESTAMP) FROM usage_hourly").fetchone()[0]
+    finally:
+        con.close()
+    return {"status": "ok", "seconds": time.perf_counter() - t0, "file_bytes": year.stat().st_size,
+            "hourly_rows": hourly_rows, "days": (start - oldest).days + DAYS}
+
+
 CHILDREN = {"generate": child_generate, "ingest": child_ingest, "step": child_step, "collect": child_collect,
-            "import": child_import, "help": child_help}
+            "import": child_import, "help": child_help, "rollup": child_rollup, "serve": child_serve,
+            "year": child_year}
 
 
 # --- parent: run children, measure, tabulate -------------------------------------------------
@@ -579,6 +752,12 @@ def bench_size(size: Size, steps_wanted: set[str] | None, timeout: float) -> dic
         result.setdefault("imports", {})[kind] = {**run_child(["import", size.name, kind], timeout),
                                                   "commit": result["commit"]}
         _log(f"{size.name}: {name} {result['imports'][kind]}")
+    if not steps_wanted or "rollup" in steps_wanted:
+        _log(f"{size.name}: rollup")
+        result["rollup"] = {**run_child(["rollup", size.name], timeout), "commit": result["commit"]}
+        _log(f"{size.name}: rollup {result['rollup']}")
+    elif previous.get("rollup"):
+        result["rollup"] = previous["rollup"]
     steps = list(analysis_steps(_strategies()))
     # with BENCH_REUSE, steps not run now keep their earlier figures (each step records its commit)
     # (and so do they when only some steps are asked for: the DB is rebuilt from the same data)
@@ -590,6 +769,24 @@ def bench_size(size: Size, steps_wanted: set[str] | None, timeout: float) -> dic
         _log(f"{size.name}: {step}")
         result["steps"][step] = {**run_child(["step", size.name, step], timeout), "commit": result["commit"]}
         _log(f"{size.name}: {step} {result['steps'][step]}")
+    if not steps_wanted or "year" in steps_wanted:
+        _log(f"{size.name}: year")
+        result["year"] = {**run_child(["year", size.name], timeout), "commit": result["commit"]}
+        _log(f"{size.name}: year {result['year']}")
+    elif previous.get("year"):
+        result["year"] = previous["year"]
+    for step in YEAR_STEPS:
+        if (steps_wanted and step not in steps_wanted) or not _year_db_path(size).exists():
+            continue
+        _log(f"{size.name}: {step}")
+        result["steps"][step] = {**run_child(["step", size.name, step], timeout), "commit": result["commit"]}
+        _log(f"{size.name}: {step} {result['steps'][step]}")
+    if not steps_wanted or "serve" in steps_wanted:
+        _log(f"{size.name}: serve")
+        result["serve"] = {**run_child(["serve", size.name], timeout), "commit": result["commit"]}
+        _log(f"{size.name}: serve {result['serve']}")
+    elif previous.get("serve"):
+        result["serve"] = previous["serve"]
     if size.name == "M" and (not steps_wanted or "collect" in steps_wanted):
         _log(f"{size.name}: collect")
         result["collect"] = {**run_child(["collect", size.name], timeout * 2), "commit": result["commit"]}
@@ -671,6 +868,10 @@ def derived(size_result: dict[str, Any]) -> dict[str, Any]:
            if name.startswith("recommend_") and e.get("status") == "ok" and e.get("peak_rss_bytes")]
     if rss:
         out["recommend_peak_rss_bytes"] = max(rss)
+    roll, ingest = size_result.get("rollup") or {}, size_result.get("ingest") or {}
+    if roll.get("status") == "ok" and ingest.get("bytes_per_sample") and roll.get("bytes_per_hourly_row"):
+        out["year_bytes"] = (ingest["bytes_per_sample"] * roll["raw_samples_per_day"] * YEAR_RAW_DAYS
+                             + roll["bytes_per_hourly_row"] * roll["hourly_rows_per_day"] * (YEAR_DAYS - YEAR_RAW_DAYS))
     collect = size_result.get("collect") or {}
     if collect.get("status") == "ok":
         full, floor, incr = (collect.get(k) for k in ("full_seconds", "floor_seconds", "incremental_seconds"))
@@ -699,6 +900,9 @@ COMMAND_TARGETS: dict[str, tuple[float | None, float | None]] = {
     "recommend_max-target": (None, 1 * GiB),
     "fit": (None, 2 * GiB),
     "rollout": (None, 2 * GiB),
+    "year_forecast_365d": (10, 2 * GiB),
+    "year_recommend_vpa_90d": (10, 2 * GiB),
+    "year_recommend_auto_90d": (10, 2 * GiB),
 }
 # Peak RSS at L may be at most this multiple of M's for every command (memory must not grow with samples).
 RSS_GROWTH_LIMIT = 1.5
@@ -706,6 +910,20 @@ STORAGE_TARGET_BYTES = 6.0       # raw bytes per sample on disk
 HELP_TARGET_SECONDS = 0.3        # `capplan --help`
 IMPORT_TARGETS = {"parquet": 5e6, "csv": 1e6}  # `capplan import` rows/s
 YEAR_TARGET_BYTES = 4 * GiB      # a year of L: raw for the retention, rollups before
+
+
+def _deployment_memory_limit() -> tuple[str, float]:
+    """The memory limit deploy/deployment.yaml declares for `capplan serve`."""
+    import re
+
+    text = (ROOT / "deploy" / "deployment.yaml").read_text()
+    found = re.search(r"limits:\s*\{[^}]*memory:\s*([0-9.]+)(Mi|Gi)", text)
+    if not found:
+        return "?", float("inf")
+    return found.group(1) + found.group(2), float(found.group(1)) * (2**20 if found.group(2) == "Mi" else GiB)
+
+
+SERVE_LIMIT_TEXT, SERVE_LIMIT_BYTES = _deployment_memory_limit()
 
 
 def _fmt_gib_target(limit: float) -> str:
@@ -729,8 +947,9 @@ def table_rows(strategies: tuple[str, ...]):
     def step(name):
         return lambda r: _step_seconds(r, name)
 
-    def rss(name):
-        return lambda r: ((r.get("steps") or {}).get(name) or {}).get("peak_rss_bytes")
+    def rss(name):  # only of a step that finished: a failed one's peak says nothing about the target
+        return lambda r: (((r.get("steps") or {}).get(name) or {}).get("peak_rss_bytes")
+                          if ((r.get("steps") or {}).get(name) or {}).get("status") == "ok" else None)
 
     def der(key):
         return lambda r: derived(r).get(key)
@@ -767,13 +986,26 @@ def table_rows(strategies: tuple[str, ...]):
             (f"capplan import {kind} ({days} d), peak RSS",
              lambda r, kind=kind: ((r.get("imports") or {}).get(kind) or {}).get("peak_rss_bytes"), _fmt_bytes, "", None),
         ]
+    def roll(key):
+        return lambda r: ((r.get("rollup") or {}).get(key) if (r.get("rollup") or {}).get("status") == "ok"
+                          else (r.get("rollup") or {}).get("status"))
+
     rows += [
-        ("one year at L on disk (raw + rollups)", der("year_bytes"), lambda v: f"{v / GiB:.2f} GiB",
+        (f"one year on disk ({YEAR_RAW_DAYS} d raw + {YEAR_DAYS - YEAR_RAW_DAYS} d hourly, projected)", der("year_bytes"),
+         lambda v: f"{v / GiB:.2f} GiB", _fmt_gib_target(YEAR_TARGET_BYTES), lambda v: v <= YEAR_TARGET_BYTES),
+        ("one year on disk, measured (30 d raw + 336 d hourly)",
+         lambda r: (r.get("year") or {}).get("file_bytes") if (r.get("year") or {}).get("status") == "ok"
+         else (r.get("year") or {}).get("status"), lambda v: f"{v / GiB:.2f} GiB",
          _fmt_gib_target(YEAR_TARGET_BYTES), lambda v: v <= YEAR_TARGET_BYTES),
-        ("  hourly rollup bytes/row", ingest("rollup_bytes_per_row"), lambda v: f"{v:.1f} B", "", None),
+        ("  hourly rollup bytes/row", roll("bytes_per_hourly_row"), lambda v: f"{v:.1f} B", "", None),
+        ("  hourly rows per day", roll("hourly_rows_per_day"), lambda v: f"{v:,.0f}", "", None),
+        ("  rollup seconds per day of samples", roll("seconds_per_day"), _fmt_seconds, "", None),
     ]
-    ordered = [f"recommend_{s}" for s in strategies] + ["nodes", "fit", "eviction", "forecast", "rollout", "report"]
-    labels = {"fit": "fit --cpu 500m --memory 1Gi", "report": "report (all sections)"}
+    ordered = [f"recommend_{s}" for s in strategies] + ["nodes", "fit", "eviction", "forecast", "rollout", "report",
+                                                        *YEAR_STEPS]
+    labels = {"fit": "fit --cpu 500m --memory 1Gi", "report": "report (all sections)",
+              "year_forecast_365d": "year: forecast --window 365d", "year_recommend_vpa_90d": "year: recommend vpa --window 90d",
+              "year_recommend_auto_90d": "year: recommend auto --window 90d"}
     for name in ordered:
         label = labels.get(name, name.replace("_", " "))
         seconds_target, rss_target = COMMAND_TARGETS.get(name, (None, None))
@@ -786,6 +1018,16 @@ def table_rows(strategies: tuple[str, ...]):
                      (lambda v, s=rss_target: v <= s) if rss_target else None))
         rows.append((f"  {label}: peak RSS L / M", lambda r, n=name: (r.get("rss_vs_M") or {}).get(n),
                      lambda v: f"{v:.2f}x", f"<= {RSS_GROWTH_LIMIT}x", lambda v: v <= RSS_GROWTH_LIMIT))
+    def serve(key):
+        return lambda r: ((r.get("serve") or {}).get(key) if (r.get("serve") or {}).get("status") == "ok"
+                          else (r.get("serve") or {}).get("status"))
+
+    rows += [
+        ("serve: every endpoint once, total", serve("seconds"), _fmt_seconds, "", None),
+        ("  serve: peak RSS (VmHWM) -> pod memory limit", serve("peak_rss_bytes_server"), _fmt_bytes,
+         f"<= {SERVE_LIMIT_TEXT} (deploy/)", lambda v: v <= SERVE_LIMIT_BYTES),
+        ("  serve: RSS idle after start", serve("idle_rss_bytes"), _fmt_bytes, "", None),
+    ]
     rows += [
         ("baseline simple (1 query/container)", step("baseline_simple"), _fmt_seconds, "", None),
         ("baseline / capplan simple", der("baseline_ratio"), lambda v: f"{v:.1f}x", ">= 20x", lambda v: v >= 20),

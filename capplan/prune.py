@@ -53,7 +53,10 @@ def prune(con: duckdb.DuckDBPyConnection, *, before: datetime | None = None, aft
             if bound is None:
                 continue
             p = {"t": bound, **params_ns}
-            note("usage_samples", _count(con.execute(f"DELETE FROM usage_samples WHERE ts {op} $t{series_in_ns}", p)))
+            note("usage_samples", _count(con.execute(f"DELETE FROM usage_raw WHERE ts {op} $t{series_in_ns}", p)))
+            # summaries (capplan.rollup) by the start of their hour / day
+            note("usage_hourly", _count(con.execute(f"DELETE FROM usage_hourly WHERE hour {op} $t{series_in_ns}", p)))
+            note("usage_daily", _count(con.execute(f"DELETE FROM usage_daily WHERE day {op} $t{series_in_ns}", p)))
             note("restarts", _count(con.execute(f"DELETE FROM restarts WHERE ts {op} $t{in_ns}", p)))
             for table in INTERVAL_TABLES:
                 if ns and table == "nodes":
@@ -76,5 +79,5 @@ def prune(con: duckdb.DuckDBPyConnection, *, before: datetime | None = None, aft
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    order = ("usage_samples", "series", "series_nodes", "restarts", *INTERVAL_TABLES)
+    order = ("usage_samples", "usage_hourly", "usage_daily", "series", "series_nodes", "restarts", *INTERVAL_TABLES)
     return [results[t] for t in order if t in results]

@@ -23,7 +23,7 @@ import polars as pl
 from capplan import gate
 from capplan.errors import BadInputError, LockedError, NoDataError
 
-SCHEMA_VERSION = 4  # 002 series identity, 004 the collector's collector_sources; 003 is reserved
+SCHEMA_VERSION = 4  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources
 DEFAULT_DB = "capplan.duckdb"
 # Spec observations this close to an existing interval with the same values extend it.
 SPEC_GAP = timedelta(hours=1)
@@ -49,11 +49,47 @@ def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(path or os.environ.get("CAPPLAN_DB") or DEFAULT_DB)
 
 
+# DuckDB's own default is 80% of the machine's RAM, whatever the container's limit; capplan gives it
+# a share of the memory the process may really use (the cgroup limit, else physical RAM) and lets
+# big aggregations spill to disk beyond it. 40%: the rest is for Python, polars frames and the
+# service (bench/RESULTS.md: peak RSS per command; docs/serve.md: pod limits).
+DUCKDB_MEMORY_SHARE = 0.4
+# At most 2 GiB: issue 14's budget is 2 GiB per command at L. A cap of 1 GiB (used for bench/RESULTS.md's
+# L figures) made `forecast --window 365d` at L fail with DuckDB's out-of-memory error.
+DUCKDB_MEMORY_CAP_BYTES = 2 * 2**30
+MEMORY_LIMIT_ENV = "CAPPLAN_DUCKDB_MEMORY_LIMIT"  # e.g. 2GB; DuckDB's syntax
+THREADS_ENV = "CAPPLAN_DUCKDB_THREADS"
+
+
+def _usable_memory_bytes() -> int:
+    """The cgroup (v2, then v1) memory limit of this process, else the machine's RAM."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            return min(int(text), physical)
+    return physical
+
+
+def duckdb_config() -> dict[str, str]:
+    """memory_limit and threads for every connection capplan opens (environment overrides)."""
+    limit = os.environ.get(MEMORY_LIMIT_ENV) or (
+        f"{int(min(_usable_memory_bytes() * DUCKDB_MEMORY_SHARE, DUCKDB_MEMORY_CAP_BYTES)) // 2**20}MB")
+    config = {"memory_limit": limit}
+    threads = os.environ.get(THREADS_ENV)
+    if threads:
+        config["threads"] = threads
+    return config
+
+
 def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower() and time.monotonic() < deadline:
@@ -351,6 +387,16 @@ def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, 
     return int(inserted[0]) if inserted else 0
 
 
+# Stored units of usage_raw (queries/schema/003_compact_storage.sql): rounding to the nearest
+# millicore and KiB changes a value by at most 0.0005 cores and 512 bytes.
+CPU_UNITS_PER_CORE = 1000
+MEMORY_UNIT_BYTES = 1024
+# Rows land in time order, the series of one time side by side: time runs are then RLE-encoded
+# and series ids bit-packed deltas of 1. Measured on 3 days of the bench's L data (~10,000
+# containers; bytes/sample of the file): 4.68 in this order, 6.29 in (series_id, ts) order, where
+# each 2,048-value block of ts spans several series and jumps back a day at each.
+STORED_ORDER = "ts, series_id"
+
 USAGE_COLUMNS = ("namespace", "pod", "container", "node", "ts", "cpu_cores", "memory_bytes")
 # A container series is (namespace, pod, container); the node is an attribute with history
 # (series_nodes), so the same usage with and without a node is one series (issue 13).
@@ -416,9 +462,11 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
         pl.col("pod").cast(pl.Utf8),
         pl.col("container").cast(pl.Utf8),
         (pl.col("node").cast(pl.Utf8).fill_null("") if "node" in frame.columns else pl.lit("")).alias("node"),
-        pl.col("ts").cast(pl.Datetime("us")),
-        pl.col("cpu_cores").cast(pl.Float32),
-        pl.col("memory_bytes").cast(pl.Float64).round(0).cast(pl.Int64),
+        # The stored units (queries/schema/003_compact_storage.sql): whole seconds, millicores
+        # and KiB, each rounded here so deduplication compares what is stored.
+        (pl.col("ts").cast(pl.Datetime("us")).dt.epoch("s") * 1_000_000).cast(pl.Datetime("us")).alias("ts"),
+        (pl.col("cpu_cores").cast(pl.Float64) * CPU_UNITS_PER_CORE).round(0).cast(pl.Int32).alias("cpu_mcores"),
+        (pl.col("memory_bytes").cast(pl.Float64) / MEMORY_UNIT_BYTES).round(0).cast(pl.Int32).alias("memory_kib"),
     )
     # Frames arrive grouped by series (a Prometheus matrix, a generator chunk), so find the runs of
     # equal keys by comparing each row with the one before: hashing four strings on every row cost
@@ -456,8 +504,8 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
     samples = pl.DataFrame({
         "series_id": run_keys["series_id"].gather(run_index),
         "ts": staged["ts"],
-        "cpu_cores": staged["cpu_cores"],
-        "memory_bytes": staged["memory_bytes"],
+        "cpu_mcores": staged["cpu_mcores"],
+        "memory_kib": staged["memory_kib"],
     })
     # (series, ts) is unique when every series is one run whose timestamps strictly increase; then the
     # rows are already clustered by series in time order. Otherwise dedupe and sort: the same sample
@@ -467,18 +515,23 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
         samples.select(((pl.col("ts").diff() > pl.duration(microseconds=0)) | pl.lit(starts)).all()).item()
     )
     if not clustered:
-        samples = samples.unique(subset=["series_id", "ts"], keep="last").sort("series_id", "ts")
+        samples = samples.unique(subset=["series_id", "ts"], keep="last")
+    # The stored order (STORED_ORDER), sorted here on one integer key (time, then series): half the
+    # CPU of DuckDB's ORDER BY on the insert, which was most of the write time (2.7 M rows: 0.26 s
+    # against 0.6 s of CPU).
+    samples = samples.sort(pl.col("ts").dt.epoch("s") * 2**31 + pl.col("series_id"))
     con.register("_staged_usage", samples.to_arrow())
     try:
         lo, hi = fetch_row(con, "SELECT min(ts), max(ts) FROM _staged_usage")
         # Stored samples in the chunk's time range (zone maps make this cheap): when there are none,
         # no (series, ts) can collide and the anti-join, 4x the cost of the insert, is skipped.
         stored_lo, stored_hi = fetch_row(
-            con, "SELECT min(ts), max(ts) FROM usage_samples WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
+            con, "SELECT min(ts), max(ts) FROM usage_raw WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)",
+            {"lo": lo, "hi": hi})
         if stored_lo is None:
             inserted = con.execute(
-                "INSERT INTO usage_samples (series_id, ts, cpu_cores, memory_bytes) "
-                "SELECT series_id, ts, cpu_cores, memory_bytes FROM _staged_usage"
+                "INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib) "
+                "SELECT series_id, CAST(ts AS TIMESTAMP_S), cpu_mcores, memory_kib FROM _staged_usage"
             ).fetchone()
         else:
             bounds = {"lo": stored_lo, "hi": stored_hi}
@@ -489,12 +542,14 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
                 result.replaced = int(replaced[0]) if replaced else 0
             # An explicit ANTI JOIN: a correlated NOT EXISTS plans as a delim join, twice as slow.
             inserted = con.execute(
-                """
-                INSERT INTO usage_samples (series_id, ts, cpu_cores, memory_bytes)
-                SELECT s.series_id, s.ts, s.cpu_cores, s.memory_bytes
+                f"""
+                INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib)
+                SELECT s.series_id, CAST(s.ts AS TIMESTAMP_S), s.cpu_mcores, s.memory_kib
                 FROM _staged_usage AS s
-                ANTI JOIN (SELECT series_id, ts FROM usage_samples WHERE ts BETWEEN $lo AND $hi) AS u
+                ANTI JOIN (SELECT series_id, CAST(ts AS TIMESTAMP) AS ts FROM usage_raw
+                           WHERE ts BETWEEN $lo AND $hi) AS u
                     USING (series_id, ts)
+                ORDER BY {STORED_ORDER}
                 """,
                 bounds,
             ).fetchone()

@@ -76,7 +76,10 @@ def test_node_usage_p95_equals_numpy_over_the_source_samples(sample_cluster, sam
 
     from capplan.sample import usage_frames
 
-    usage = pl.concat(list(usage_frames(sample_cluster)))
+    # as stored (schema 003): the nearest millicore and KiB
+    usage = pl.concat(list(usage_frames(sample_cluster))).with_columns(
+        ((pl.col("memory_bytes").cast(pl.Float64) / 1024).round(0) * 1024).cast(pl.Int64),
+        ((pl.col("cpu_cores").cast(pl.Float64) * 1000).round(0) / 1000).cast(pl.Float32))
     per_ts = usage.group_by("node", "ts").agg(pl.col("memory_bytes").sum(), pl.col("cpu_cores").cast(pl.Float64).sum())
     con = store.open_db(sample_db_readonly, read_only=True)
     table = nodes_report(con, timedelta(days=14))

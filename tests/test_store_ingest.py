@@ -65,7 +65,12 @@ def test_write_usage_matches_a_plain_model(writes: list[tuple[list, bool]]) -> N
                 for ns, pod, ctr, node, ts, cpu, mem in stored
             }
             assert len(stored) == len(got)  # no (series, ts) twice
-            assert got == {k: (round(float(pl.Series([v[0]], dtype=pl.Float32)[0]), 6), v[1]) for k, v in expected.items()}
+            assert got.keys() == expected.keys()
+            for key, (cpu, mem) in expected.items():
+                # stored in whole millicores (exact here: the model's CPU is c/1000) and whole KiB:
+                # the nearest multiple of 1024 bytes (schema 003)
+                assert got[key][0] == round(float(pl.Series([cpu], dtype=pl.Float32)[0]), 6)
+                assert got[key][1] % 1024 == 0 and abs(got[key][1] - mem) <= 512
             series_rows = con.execute("SELECT count(*), count(DISTINCT series_id) FROM series").fetchone()
             assert series_rows[0] == series_rows[1] == len({s for s, _ in expected})
         finally:
@@ -84,11 +89,11 @@ def test_frame_without_node_column_lands_with_empty_node(tmp_path: Path) -> None
 def test_interleaved_series_and_repeated_runs(tmp_path: Path) -> None:
     # series A, B, A again: A is two runs, so the frame is not "clustered" and must be deduped and sorted
     con = store.open_db(tmp_path / "db.duckdb")
-    frame = _frame([(0, 0, 1, 1), (1, 0, 2, 2), (0, 1, 3, 3), (0, 0, 4, 4)], grouped=False)
+    frame = _frame([(0, 0, 1, 1024), (1, 0, 2, 2048), (0, 1, 3, 3072), (0, 0, 4, 4096)], grouped=False)
     assert store.write_usage(con, frame) == 3  # (A, t0) twice: the later row (cpu 0.004) wins
     rows = con.execute(
         "SELECT s.container, u.ts, u.memory_bytes FROM usage_samples u JOIN series s USING (series_id) "
         "ORDER BY s.container, u.ts"
     ).fetchall()
-    assert rows == [("c1", T0, 4), ("c1", T0 + timedelta(minutes=5), 3), ("c2", T0, 2)]
+    assert rows == [("c1", T0, 4096), ("c1", T0 + timedelta(minutes=5), 3072), ("c2", T0, 2048)]
     con.close()

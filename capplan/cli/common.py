@@ -105,6 +105,24 @@ def fail(err: CapplanError) -> None:
     raise typer.Exit(err.exit_code)
 
 
+def _say_if_rollups(db: Path | None, window: str) -> None:
+    """An analysis whose --window reaches past the raw samples read hourly/daily summaries: say so
+    on stderr (CSV and JSON on stdout stay as they are)."""
+    from capplan import store
+    from capplan.rollup import rollup_note
+
+    try:
+        con = store.open_db(db, read_only=True)
+    except CapplanError:
+        return
+    try:
+        note = rollup_note(con, window_option(window))
+    finally:
+        con.close()
+    if note:
+        typer.echo(f"capplan: {note}", err=True)
+
+
 def handle_errors(func: F) -> F:
     """Turn CapplanError into one line on stderr and its exit code; anything else is exit 1
     with one line (the traceback only with --debug)."""
@@ -114,6 +132,8 @@ def handle_errors(func: F) -> F:
         try:
             result = func(*args, **kwargs)
             sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+            if isinstance(kwargs.get("window"), str):
+                _say_if_rollups(kwargs.get("db"), kwargs["window"])
             return result
         except CapplanError as err:
             if DEBUG["on"]:

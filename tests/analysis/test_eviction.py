@@ -323,7 +323,7 @@ def test_sample_node8_is_under_memory_pressure_checked_independently(sample_resu
     per_pod: dict[tuple[datetime, str, str], int] = {}
     for frame in sample_cluster_usage(sample_cluster):
         for row in frame.filter(pl.col("node") == "node-8").iter_rows(named=True):
-            mem = int(round(row["memory_bytes"]))
+            mem = int(round(row["memory_bytes"] / 1024)) * 1024  # stored to the nearest KiB (schema 003)
             sums[row["ts"]] = sums.get(row["ts"], 0) + mem
             key = (row["ts"], row["namespace"], row["pod"])
             per_pod[key] = per_pod.get(key, 0) + mem

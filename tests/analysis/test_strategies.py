@@ -197,7 +197,8 @@ def test_sql_histogram_matches_numpy_buckets_and_decay(tmp_path):
     app_group = history.groups.filter(pl.col("container") == "app")["group_id"][0]
     hist = history.cpu_histogram.filter(pl.col("group_id") == app_group)
     ts = np.array([i * 60.0 for i in range(n)])
-    values = np.concatenate([data[p][0].astype(np.float32).astype(float) for p in data])
+    # stored in whole millicores (schema 003), read back as REAL
+    values = np.concatenate([(np.round(data[p][0] * 1000) / 1000).astype(np.float32).astype(float) for p in data])
     weights = np.concatenate([0.3 * 2.0 ** (-(ts[-1] - ts) / DAY) for _ in data])
     idx = np.clip(np.searchsorted(np_bucket_starts(0.01, 1000.0), values, side="right") - 1, 0, 175)
     expected = np.bincount(idx, weights=weights, minlength=176)
@@ -231,7 +232,7 @@ def test_simple_largest_per_pod_percentile_and_buffer(tmp_path):
     assert row["cpu_request_cores"] == pytest.approx(0.189)
     assert row90["cpu_request_cores"] == pytest.approx(math.ceil(np.percentile(b, 90) * 1000) / 1000)
     assert row["cpu_limit_cores"] is None
-    peak = 200 * MI + 99
+    peak = round((200 * MI + 99) / 1024) * 1024  # stored to the nearest KiB (schema 003): 200 MiB
     assert row["memory_limit_bytes"] == row["memory_request_bytes"] == math.ceil(peak * 1.15)
 
 

@@ -19,7 +19,7 @@ def _plant_late_row(db) -> None:
     con = duckdb.connect(str(db))
     try:
         series_id, ns, pod = con.execute("SELECT series_id, namespace, pod FROM series ORDER BY series_id LIMIT 1").fetchone()
-        con.execute("INSERT INTO usage_samples VALUES (?, TIMESTAMP '2099-01-01 00:00:00', 0.1, 1000)", [series_id])
+        con.execute("INSERT INTO usage_raw VALUES (?, TIMESTAMP_S '2099-01-01 00:00:00', 100, 1)", [series_id])
         con.execute("UPDATE pods SET valid_to = TIMESTAMP '2099-01-01 00:00:00' WHERE namespace = ? AND pod = ? "
                     "AND valid_to = (SELECT max(valid_to) FROM pods WHERE namespace = ? AND pod = ?)", [ns, pod, ns, pod])
     finally:
