@@ -74,11 +74,11 @@ def _usable_memory_bytes() -> int:
     return physical
 
 
-def duckdb_config() -> dict[str, str]:
+def duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
     """memory_limit and threads for every connection capplan opens (environment overrides)."""
     limit = os.environ.get(MEMORY_LIMIT_ENV) or (
         f"{int(min(_usable_memory_bytes() * DUCKDB_MEMORY_SHARE, DUCKDB_MEMORY_CAP_BYTES)) // 2**20}MB")
-    config = {"memory_limit": limit}
+    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": limit}
     threads = os.environ.get(THREADS_ENV)
     if threads:
         config["threads"] = threads

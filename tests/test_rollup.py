@@ -98,7 +98,7 @@ def test_migration_003_keeps_a_schema1_database_samples(tmp_path: Path) -> None:
         con.close()
     assert raw_types == {"series_id": "INTEGER", "ts": "TIMESTAMP_S", "cpu_mcores": "INTEGER", "memory_kib": "INTEGER"}
     assert len(got) == len(rows)
-    for (_, ts, cpu, mem), (ts_got, cpu_got, mem_got) in zip(rows, got):
+    for (_, ts, cpu, mem), (ts_got, cpu_got, mem_got) in zip(rows, got, strict=True):
         cpu32 = float(pl.Series([cpu], dtype=pl.Float32)[0])  # schema 1 stored REAL
         assert ts_got == ts
         assert abs(cpu_got - cpu32) <= 0.0005 + FLOAT32_EPS * max(1.0, cpu)
@@ -133,7 +133,7 @@ def _hourly(con: duckdb.DuckDBPyConnection, table: str = "usage_hourly", column:
         f"FROM {table} AS h JOIN series AS s USING (series_id)"
     ).fetchall()
     keys = ("samples", "cpu_max", "cpu_mean", "cpu_p95", "mem_max", "mem_mean", "mem_p95", "buckets", "counts")
-    return {(r[0], r[1]): dict(zip(keys, r[2:])) for r in rows}
+    return {(r[0], r[1]): dict(zip(keys, r[2:], strict=True)) for r in rows}
 
 
 def test_compact_rolls_old_samples_into_hours_as_a_model_does(tmp_path: Path) -> None:
@@ -212,12 +212,12 @@ def test_old_hours_roll_into_days(tmp_path: Path) -> None:
         parts = [v for (p, h), v in rolled.items() if p == pod and h.date() == day.date()]
         counts: dict[int, int] = {}
         for part in parts:
-            for b, n in zip(part["buckets"], part["counts"]):
+            for b, n in zip(part["buckets"], part["counts"], strict=True):
                 counts[b] = counts.get(b, 0) + n
         assert got["samples"] == sum(p["samples"] for p in parts)
         assert got["cpu_max"] == max(p["cpu_max"] for p in parts)
         assert got["mem_p95"] == max(p["mem_p95"] for p in parts)
-        assert dict(zip(got["buckets"], got["counts"])) == counts
+        assert dict(zip(got["buckets"], got["counts"], strict=True)) == counts
     assert sum(v["samples"] for v in days.values()) == sum(v["samples"] for v in rolled.values())
 
 
