@@ -39,6 +39,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/whatif_bench.py
+	@echo "collector, first run and next hour, old commit against this one (bench/collect_bench.py; re-measure: .venv/bin/python bench/collect_bench.py):"
+	@$(BIN)/python bench/collect_bench.py table
 
 # Regenerate the bundled sample from the seeded generator.
 sample: $(STAMP)

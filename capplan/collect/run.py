@@ -281,7 +281,8 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
         return
     summary.window_start, summary.window_end = start, end
     step = options.step_seconds
-    wanted, present, batches, chunks, spec_step = _prepare(options, client, start, end, summary, warn, state)
+    wanted, present, batches, chunks, spec_step = _prepare(options, client, start, end, summary, warn, state,
+                                                           first_run=not marks)
     run_id = _record_run(options.db, summary, source, start, end, "running", None)
     summary.run_id = run_id
     seen_series: set[tuple[str, str, str, str]] = set()
@@ -360,7 +361,7 @@ class QueryPlan:
 
 
 def _prepare(options: CollectOptions, client: PromClient, start: datetime, end: datetime, summary: CollectSummary,
-             warn: WarnFn, state: RunState) -> tuple[list[Metric], set[str] | None, list[list[str] | None], list[Chunk], int]:
+             warn: WarnFn, state: RunState, first_run: bool = True) -> tuple[list[Metric], set[str] | None, list[list[str] | None], list[Chunk], int]:
     """Which metrics exist (warning about absent ones), the namespace batches and the chunks."""
     step = options.step_seconds
     spec_step = options.spec_step_seconds or max(step, DEFAULT_SPEC_STEP)
@@ -386,7 +387,8 @@ def _prepare(options: CollectOptions, client: PromClient, start: datetime, end: 
             f"{_iso(start)} and {_iso(end)} (is this the Prometheus that scrapes the cluster?)"
         )
     wanted = [m for m in METRICS if present is None or m.key in present]
-    _check_labels(client, options, end, present, note)
+    if first_run:  # scrape-config checks once per source (an hourly run should stay a handful of queries)
+        _check_labels(client, options, end, present, note)
     batches, chunk_steps = _plan_batches(client, options, start, end, present, spec_step, state)
     cap_steps = max(1, int(options.chunk.total_seconds() // step))
     chunks = plan_chunks(start, end, step, min(chunk_steps, cap_steps))
@@ -473,8 +475,8 @@ def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, 
     for name, match in (("container_memory_working_set_bytes",
                          f"container_memory_working_set_bytes{{{REAL_CONTAINERS}{_ns_sel(options.namespaces)}}}"),
                         ("kube_pod_status_phase", f"kube_pod_status_phase{{{_ns_sel(options.namespaces, lead=False)}}}")):
-        if present is not None and name not in present:
-            continue
+        if present is not None and name not in present or (name == "kube_pod_status_phase" and counts):
+            continue  # pods are counted only where cAdvisor is missing
         seen: set[tuple[str, str, str]] = set()
         try:
             found = client.series(match, start, end)
@@ -503,7 +505,7 @@ def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, 
     raw_per_step = max(1.0, step / (state.cadvisor_scrape_seconds or step))
     # points per step over all metrics: 2 raw usage series per container, ~6 spec series per
     # container or pod at the spec step (read per coarse window, expanded here)
-    per_step = max(1, total) * (2 * raw_per_step + 6 * step / spec_step)
+    per_step = max(1, total) * (2 * raw_per_step + 12 * step / spec_step)
     steps = max(1, min(steps, int(CHUNK_BUDGET_FACTOR * budget // per_step)))
     per_answer = raw_per_step  # the largest answers are the raw usage ones
     if total * steps * per_answer <= budget or total <= 0:
