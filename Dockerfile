@@ -24,4 +24,4 @@ VOLUME ["/data"]
 EXPOSE 8080
 # Exec form: capplan is PID 1 and gets SIGTERM itself (graceful shutdown, exit 0).
 ENTRYPOINT ["capplan"]
-CMD ["serve", "--port=8080", "--max-staleness=0"]
+CMD ["serve", "--host=0.0.0.0", "--port=8080", "--max-staleness=0"]

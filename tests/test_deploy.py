@@ -18,7 +18,10 @@ import pytest
 import typer
 
 from capplan.cli import app
-from capplan.service import _ROUTES, API_PREFIX, ENDPOINTS
+from capplan.serve.app import build_app
+from capplan.serve.config import ServeOptions
+from capplan.serve.endpoints import API_PREFIX, ENDPOINTS
+from capplan.serve.state import ServiceState
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is in the test extra: pip install -e '.[test]'")
 
@@ -138,10 +141,13 @@ def test_deployment_probes_shutdown_and_resources() -> None:
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     port = next(p for p in container["ports"] if p["name"] == "http")["containerPort"]
     assert f"--port={port}" in container["args"]
+    # serve listens on 127.0.0.1 unless told: in a pod it must listen on the pod IP
+    assert "--host=0.0.0.0" in container["args"]
     # probes hit the service's real routes, on the named port
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert {"/healthz", "/readyz", "/metrics"} <= _ROUTES
+    routes = {route.path for route in build_app(ServiceState(ServeOptions(db=None))).routes}
+    assert {"/healthz", "/readyz", "/metrics"} <= routes
     assert container["readinessProbe"]["timeoutSeconds"] >= 5  # a DB open may wait 3 s for a commit
     # preStop + the drain must end before SIGKILL
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
@@ -198,13 +204,14 @@ def test_dockerfile_builds_from_the_repository_and_runs_serve() -> None:
     assert re.search(r'^ENTRYPOINT \["capplan"\]$', text, flags=re.M)
     cmd = re.search(r"^CMD (\[.*\])$", text, flags=re.M).group(1)
     check_args(yaml.safe_load(cmd))  # a JSON list is YAML too
+    assert "--host=0.0.0.0" in yaml.safe_load(cmd)
     assert re.search(r"^USER 10001$", text, flags=re.M)  # matches the manifests' runAsUser
     (deployment,) = by_kind("Deployment")
     assert pod_spec(deployment)["securityContext"]["runAsUser"] == 10001
 
 
 def test_api_endpoints_listed_in_the_service_are_the_issue_s() -> None:
-    assert {"nodes", "namespaces", "eviction", "recommendations", "forecast", "fit"} <= set(ENDPOINTS)
+    assert {"nodes", "namespaces", "eviction", "recommendations", "forecast", "fit"} <= {e.name for e in ENDPOINTS}
     assert API_PREFIX == "/api/v1"
 
 

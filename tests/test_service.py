@@ -1,4 +1,5 @@
-"""`capplan serve` as a real process on a free port: API, /metrics, probes, shutdown.
+"""`capplan serve` as a real uvicorn process on a free port, over real HTTP: API, /metrics,
+probes, errors, auth, shutdown.
 
 Expected answers come from calling the library directly on the same database (the API must be
 the CLI's library call rendered with the CSV keys), and by hand where stated.
@@ -6,8 +7,7 @@ the CLI's library call rendered with the CSV keys), and by hand where stated.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
+import http.client
 import json
 import math
 import re
@@ -18,16 +18,29 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from pathlib import Path
 
+import duckdb
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from capplan import render, store
-from capplan.analysis.nodes import nodes_report
+from capplan.analysis.eviction import EvictionOptions, eviction_report
+from capplan.analysis.fit import fit_report
+from capplan.analysis.forecast import forecast_report
+from capplan.analysis.n_minus_1 import cluster_report
+from capplan.analysis.namespaces import namespaces_report
+from capplan.analysis.nodes_overview import nodes_overview
+from capplan.analysis.recommend import DEFAULT_STRATEGY, recommend
+from capplan.analysis.rollout import rollout_report
+from capplan.analysis.strategies import StrategyParams
+from capplan.analysis.taints import parse_toleration
+from capplan.analysis.whatif import WhatIfOptions, whatif
+from capplan.serve.endpoints import ENDPOINTS, NOT_SERVED, records
 from tests import tools
 
 CONTRACT_NODE_COLUMNS = (
@@ -50,29 +63,35 @@ class Server:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def get(self, path: str, timeout: float = 30.0) -> tuple[int, str, dict[str, str]]:
+    def request(self, path: str, method: str = "GET", headers: dict[str, str] | None = None,
+                timeout: float = 60.0) -> tuple[int, str, Message]:
+        req = urllib.request.Request(self.url(path), method=method, headers=headers or {})
         try:
-            with urllib.request.urlopen(self.url(path), timeout=timeout) as resp:
-                return resp.status, resp.read().decode(), dict(resp.headers)
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.read().decode(), resp.headers  # case-insensitive
         except urllib.error.HTTPError as err:
-            return err.code, err.read().decode(), dict(err.headers)
+            return err.code, err.read().decode(), err.headers
 
-    def get_json(self, path: str) -> tuple[int, object]:
-        status, body, headers = self.get(path)
-        assert headers["Content-Type"].startswith("application/json"), headers
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, Message]:
+        return self.request(path, headers=headers)
+
+    def get_json(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, object]:
+        status, body, got = self.get(path, headers)
+        assert got["Content-Type"].startswith("application/json"), got
         return status, json.loads(body)
 
 
-def start_server(db: Path, tmp_path: Path, *extra: str) -> Server:
+def start_server(db: Path, tmp_path: Path, *extra: str, host: str | None = "127.0.0.1") -> Server:
     """Start `capplan serve --port 0` and read the port from its first line."""
     termination_log = tmp_path / "termination-log"
+    host_args = ["--host", host] if host else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "capplan", "serve", "--db", str(db), "--port", "0", "--host", "127.0.0.1",
+        [sys.executable, "-m", "capplan", "serve", "--db", str(db), "--port", "0", *host_args,
          "--termination-log", str(termination_log), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     line = proc.stdout.readline() if proc.stdout else ""
-    match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+    match = re.search(r"listening on http://[0-9.]+:(\d+)", line)
     if not match:
         proc.kill()
         out, err = proc.communicate(timeout=10)
@@ -111,12 +130,10 @@ def server(sample_db: Path, tmp_path: Path) -> Iterator[Server]:
     _finish(srv)
 
 
-def _library_records(db: Path, call) -> list[dict]:
-    from capplan.service import records
-
+def _library_records(db: Path, call: Callable[[duckdb.DuckDBPyConnection], object]) -> list[dict]:
     con = store.open_db(db, read_only=True)
     try:
-        return records(call(con))
+        return records(call(con))  # type: ignore[arg-type]
     finally:
         con.close()
 
@@ -135,196 +152,187 @@ def assert_same_records(got: list[dict], expected: list[dict]) -> None:
                 assert a[key] == b[key], (key, a, b)
 
 
-def _built(module: str, func: str) -> bool:
-    try:
-        return hasattr(importlib.import_module(module), func)
-    except ModuleNotFoundError:
-        return False
+# --- the API: every endpoint is its CLI command's library call ---------------------------------------
+
+FOURTEEN_DAYS = timedelta(days=14)
+
+# endpoint name -> [(path and query, the same call made directly on the database)]
+LIBRARY_CALLS: dict[str, list[tuple[str, Callable[[duckdb.DuckDBPyConnection], object]]]] = {
+    "nodes": [
+        ("nodes", lambda con: nodes_overview(con, FOURTEEN_DAYS, None, 20.0, 50.0)),
+        ("nodes?node=node-8&node=node-1&window=2d&low=10&high=60",
+         lambda con: nodes_overview(con, timedelta(days=2), ["node-8", "node-1"], 10.0, 60.0)),
+    ],
+    "cluster": [("cluster?window=7d", lambda con: cluster_report(con, timedelta(days=7)))],
+    "namespaces": [("namespaces?namespace=web&namespace=ml",
+                    lambda con: namespaces_report(con, FOURTEEN_DAYS, ["web", "ml"]))],
+    "fit": [
+        ("fit?cpu=500m&memory=1Gi&tolerate=dedicated&replicas=3",
+         lambda con: fit_report(con, 0.5, 2**30, tolerations=[parse_toleration("dedicated")], replicas=3)),
+        ("fit?cpu=2", lambda con: fit_report(con, 2.0, 0)),
+    ],
+    "eviction": [
+        (f"eviction?node=node-8&view={view}",
+         (lambda v: lambda con: getattr(eviction_report(con, EvictionOptions(nodes=["node-8"])), v))(view))
+        for view in ("pods", "nodes", "qos", "containers")
+    ],
+    "recommendations": [
+        ("recommendations?strategy=simple&namespace=web&cpu_percentile=90&memory_buffer=20&cpu_cost=0.03",
+         lambda con: recommend(con, "simple", FOURTEEN_DAYS, ["web"],
+                               StrategyParams(cpu_percentile=90.0, memory_buffer_percent=20.0), 0.03, None)),
+        ("recommendations?namespace=ml&risk=high",
+         lambda con: recommend(con, "auto", FOURTEEN_DAYS, ["ml"], StrategyParams(risk="high"), None, None)),
+    ],
+    "forecast": [("forecast?horizon=30d&namespace=ml",
+                  lambda con: forecast_report(con, FOURTEEN_DAYS, horizon=timedelta(days=30), namespaces=["ml"]))],
+    "rollout": [("rollout", lambda con: rollout_report(con, FOURTEEN_DAYS, None))],
+    "whatif": [
+        ("whatif", lambda con: whatif(con, WhatIfOptions()).pools),
+        ("whatif?apply=current&view=nodes", lambda con: whatif(con, WhatIfOptions(apply="current")).nodes),
+        ("whatif?view=moves&apply=simple", lambda con: whatif(con, WhatIfOptions(apply="simple")).moves),
+        ("whatif?shapes=m5.2xlarge", lambda con: whatif(con, WhatIfOptions(shapes=["m5.2xlarge"])).sizing),
+    ],
+}
 
 
-# --- the API ---------------------------------------------------------------------------------------
+def test_every_endpoint_in_the_list_has_a_library_comparison() -> None:
+    assert set(LIBRARY_CALLS) == {e.name for e in ENDPOINTS}
 
 
-def _nodes_call(window=timedelta(days=14), nodes=None, low=20.0, high=50.0):
-    """What `capplan nodes` calls."""
-    def call(con):
-        if _built("capplan.analysis.nodes_overview", "nodes_overview"):
-            from capplan.analysis.nodes_overview import nodes_overview
-
-            return nodes_overview(con, window, nodes, low, high)
-        return nodes_report(con, window, nodes)
-    return call
+@pytest.mark.parametrize("name", [e.name for e in ENDPOINTS])
+def test_every_endpoint_answers_its_library_call(api: Server, name: str) -> None:
+    for path, call in LIBRARY_CALLS[name]:
+        status, body = api.get_json(f"/api/v1/{path}")
+        assert status == 200, (path, body)
+        assert isinstance(body, list) and body, f"{path} answered no rows on the sample"
+        assert_same_records(body, _library_records(api.db, call))
 
 
-def test_nodes_endpoint_is_the_library_call_with_csv_keys(api: Server) -> None:
+def test_every_cli_command_has_an_endpoint_or_a_reason() -> None:
+    from capplan.cli import app
+
+    commands = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    served = {e.command for e in ENDPOINTS}
+    assert served <= commands, served - commands  # each endpoint mirrors a real command
+    assert set(NOT_SERVED) <= commands, set(NOT_SERVED) - commands
+    assert not served & set(NOT_SERVED)
+    missing = commands - served - set(NOT_SERVED)
+    assert not missing, f"commands with no endpoint and no reason in NOT_SERVED: {sorted(missing)}"
+
+
+def test_nodes_keys_are_the_csv_columns(api: Server) -> None:
     status, body = api.get_json("/api/v1/nodes")
-    assert status == 200
-    expected = _library_records(api.db, _nodes_call())
-    assert_same_records(body, expected)
-    assert len(body) == 8
+    assert status == 200 and len(body) == 8
     for column in CONTRACT_NODE_COLUMNS:
         assert column in body[0]
-    # the same keys as `capplan nodes --format csv` columns
     con = store.open_db(api.db, read_only=True)
     try:
-        csv_header = render.to_csv(_nodes_call()(con)).splitlines()[0].split(",")
+        csv_header = render.to_csv(nodes_overview(con, FOURTEEN_DAYS, None, 20.0, 50.0)).splitlines()[0].split(",")
     finally:
         con.close()
     assert list(body[0]) == csv_header
-
-
-def test_nodes_endpoint_filters_and_window(api: Server) -> None:
-    status, body = api.get_json("/api/v1/nodes?node=node-8&node=node-1&window=2d&low=10&high=60")
-    assert status == 200
+    status, body = api.get_json("/api/v1/nodes?node=node-8&node=node-1")
     assert [row["node"] for row in body] == ["node-1", "node-8"]
-    expected = _library_records(api.db, _nodes_call(timedelta(days=2), ["node-8", "node-1"], 10.0, 60.0))
-    assert_same_records(body, expected)
     # node-8 has allocatable == capacity (sample README): its reservation is flagged
     assert body[1]["reserved_ok"] is False
 
 
-def test_bad_parameters_are_400_with_a_json_error(api: Server) -> None:
-    status, body = api.get_json("/api/v1/nodes?window=fortnight")
-    assert status == 400 and "fortnight" in body["error"]
-    status, body = api.get_json("/api/v1/nodes?colour=blue")
-    assert status == 400 and "colour" in body["error"]
-    status, body = api.get_json("/api/v1/fit?replicas=2")
-    assert status == 400 and "memory" in body["error"]
-    status, body = api.get_json("/api/v1/nodes?low=some")
-    assert status == 400 and "low" in body["error"]
-    status, body = api.get_json("/api/v1/nowhere")
-    assert status == 404 and body["status"] == 404
+def test_fit_total_row_and_eviction_ranks(api: Server) -> None:
+    status, body = api.get_json("/api/v1/fit?cpu=1&memory=2Gi")
+    assert status == 200
+    assert body[-1]["node"] == "TOTAL"
+    assert body[-1]["fits"] == sum(row["fits"] for row in body[:-1])
+    assert {"node", "fits", "limited_by"} <= set(body[0])
+    status, body = api.get_json("/api/v1/eviction?node=node-8")
+    assert status == 200
+    assert set("node rank namespace pod qos_class priority memory_request_bytes memory_usage_bytes "
+               "exceeds_request oom_score_adj".split()) <= set(body[0])
+    assert [row["rank"] for row in body] == list(range(1, len(body) + 1))
 
 
-def _expected_namespaces(con):
-    from capplan.analysis.namespaces import namespaces_report
-
-    return namespaces_report(con, timedelta(days=14), ["web", "ml"])
-
-
-def _expected_fit(con):
-    from capplan.analysis.fit import fit_report
-    from capplan.analysis.taints import parse_toleration
-
-    return fit_report(con, 0.5, 2**30, tolerations=[parse_toleration("dedicated")], replicas=3)
-
-
-def _expected_cluster(con):
-    from capplan.analysis.n_minus_1 import cluster_report
-
-    return cluster_report(con, timedelta(days=7))
-
-
-def _expected_fit_cpu_only(con):
-    from capplan.analysis.fit import fit_report
-
-    return fit_report(con, 2.0, 0)
-
-
-def _expected_eviction(view):
-    def call(con):
-        from capplan.analysis.eviction import EvictionOptions, eviction_report
-
-        return getattr(eviction_report(con, EvictionOptions(nodes=["node-8"])), view)
-    return call
+@pytest.mark.parametrize("path, words", [
+    ("/api/v1/nodes?window=fortnight", ["fortnight"]),
+    ("/api/v1/nodes?colour=blue", ["colour"]),
+    ("/api/v1/nodes?low=some", ["low"]),
+    ("/api/v1/fit?replicas=2", ["memory"]),
+    ("/api/v1/fit?cpu=lots&memory=1Gi", ["lots"]),
+    ("/api/v1/fit?cpu=1&replicas=0", ["replicas"]),
+    ("/api/v1/eviction?view=everything", ["view", "everything"]),
+    ("/api/v1/eviction?usage=median", ["usage"]),
+    ("/api/v1/recommendations?strategy=guess", ["guess"]),
+    ("/api/v1/recommendations?cpu_percentile=150", ["cpu_percentile"]),
+    ("/api/v1/recommendations?memory_cost=-1", ["memory_cost"]),
+    ("/api/v1/recommendations?allow_hpa=maybe", ["allow_hpa"]),
+    ("/api/v1/recommendations?risk=reckless", ["reckless"]),
+    ("/api/v1/forecast?min_days=-1", ["min_days"]),
+    ("/api/v1/report?top=0", ["top"]),
+    ("/api/v1/whatif?apply=guess", ["guess"]),
+    ("/api/v1/whatif?view=all", ["view"]),
+])
+def test_bad_parameters_are_400_with_a_json_error(api: Server, path: str, words: list[str]) -> None:
+    status, body = api.get_json(path)
+    assert status == 400, body
+    assert body["status"] == 400
+    for word in words:
+        assert word in body["error"], body
 
 
-def _expected_recommendations(con):
-    from capplan.analysis.recommend import recommend
-    from capplan.analysis.strategies import StrategyParams
+def test_the_cli_refuses_what_the_api_refuses(sample_db_readonly: Path, runner) -> None:
+    """One validation for both: the same rule, the CLI spelling of the option."""
+    from capplan.cli import app
 
-    return recommend(con, "simple", timedelta(days=14), ["web"], StrategyParams(cpu_percentile=90.0, memory_buffer_percent=20.0),
-                     0.03, None)
-
-
-def _expected_forecast(con):
-    from capplan.analysis.forecast import forecast_report
-
-    return forecast_report(con, timedelta(days=14), horizon=timedelta(days=30), namespaces=["ml"])
-
-
-def _expected_rollout(con):
-    from capplan.analysis.rollout import rollout_report
-
-    return rollout_report(con, timedelta(days=14), None)
+    db = ["--db", str(sample_db_readonly)]
+    for args, word in ((["recommend", "--cpu-percentile", "150"], "--cpu-percentile"),
+                       (["recommend", "--memory-cost", "-1"], "--memory-cost"),
+                       (["eviction", "--view", "everything"], "--view"),
+                       (["fit", "--replicas", "2"], "--memory"),
+                       (["fit", "--cpu", "1", "--replicas", "0"], "--replicas")):
+        result = runner.invoke(app, args + db)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert word in result.stderr, (args, result.stderr)
 
 
-LATER_ENDPOINTS = {
-    # endpoint id: (module, function, path and query, the same call made directly)
-    "namespaces": ("capplan.analysis.namespaces", "namespaces_report", "namespaces?namespace=web&namespace=ml",
-                   _expected_namespaces),
-    "fit": ("capplan.analysis.fit", "fit_report", "fit?cpu=500m&memory=1Gi&tolerate=dedicated&replicas=3",
-            _expected_fit),
-    "cluster": ("capplan.analysis.n_minus_1", "cluster_report", "cluster?window=7d", _expected_cluster),
-    "fit-cpu-only": ("capplan.analysis.fit", "fit_report", "fit?cpu=2", _expected_fit_cpu_only),
-    "eviction": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8", _expected_eviction("pods")),
-    "eviction-nodes": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8&view=nodes",
-                       _expected_eviction("nodes")),
-    "eviction-qos": ("capplan.analysis.eviction", "eviction_report", "eviction?node=node-8&view=qos",
-                     _expected_eviction("qos")),
-    "recommendations": ("capplan.analysis.recommend", "recommend", "recommendations?strategy=simple&namespace=web&cpu_percentile=90&memory_buffer=20&cpu_cost=0.03",
-                        _expected_recommendations),
-    "forecast": ("capplan.analysis.forecast", "forecast_report", "forecast?horizon=30d&namespace=ml", _expected_forecast),
-    "rollout": ("capplan.analysis.rollout", "rollout_report", "rollout", _expected_rollout),
-}
+def test_unknown_paths_are_404_json(api: Server) -> None:
+    for path in ("/api/v1/nowhere", "/wp-login.php", "/api/v2/nodes"):
+        status, body = api.get_json(path)
+        assert status == 404 and body["status"] == 404 and "no such endpoint" in body["error"]
 
 
-@pytest.mark.parametrize("name", sorted(LATER_ENDPOINTS))
-def test_analysis_endpoints_are_the_library_call(api: Server, name: str) -> None:
-    module, func, path, expected_call = LATER_ENDPOINTS[name]
-    status, body = api.get_json(f"/api/v1/{path}")
-    if not _built(module, func):
-        assert status == 501, body
-        assert "not built" in body["error"]
-        return
-    assert status == 200, body
-    assert isinstance(body, list) and body, f"{name} answered no rows on the sample"
-    assert expected_call is not None, f"{name} is built: compare it with its library call"
-    expected = _library_records(api.db, expected_call)
-    assert_same_records(body, expected)
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_wrong_methods_are_405_json_with_allow(api: Server, method: str) -> None:
+    for path in ("/api/v1/nodes", "/metrics", "/healthz", "/api/v1/report"):
+        status, body, headers = api.request(path, method=method)
+        assert status == 405, (path, body)
+        assert headers["Content-Type"].startswith("application/json")
+        assert json.loads(body)["status"] == 405
+        assert set(headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
 
 
-def test_fit_total_row_and_eviction_columns(api: Server) -> None:
-    if _built("capplan.analysis.fit", "fit_report"):
-        status, body = api.get_json("/api/v1/fit?cpu=1&memory=2Gi")
-        assert status == 200
-        assert body[-1]["node"] == "TOTAL"
-        assert body[-1]["fits"] == sum(row["fits"] for row in body[:-1])
-        assert {"node", "fits", "limited_by"} <= set(body[0])
-        assert api.get_json("/api/v1/fit?cpu=lots&memory=1Gi")[0] == 400
-    if _built("capplan.analysis.eviction", "eviction_report"):
-        status, body = api.get_json("/api/v1/eviction?node=node-8")
-        assert status == 200
-        assert set("node rank namespace pod qos_class priority memory_request_bytes memory_usage_bytes "
-                   "exceeds_request oom_score_adj".split()) <= set(body[0])
-        assert [row["rank"] for row in body] == list(range(1, len(body) + 1))
-        assert api.get_json("/api/v1/eviction?view=everything")[0] == 400
-    if _built("capplan.analysis.recommend", "recommend"):
-        assert api.get_json("/api/v1/recommendations?strategy=guess")[0] == 400
-        assert api.get_json("/api/v1/recommendations?cpu_percentile=150")[0] == 400
-
-
-@contextlib.contextmanager
-def in_process(db: Path, **options) -> Iterator[Server]:
-    """The service in this process (no signal handling) on a free port, for quick checks."""
-    from capplan.service import ServeOptions, Service
-
-    service = Service(ServeOptions(db=db, host="127.0.0.1", port=0, termination_log=None, **options))
-    service.start()
+def test_head_answers_without_a_body(api: Server) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
     try:
-        yield Server(proc=None, port=service.port, db=db, termination_log=Path("/nonexistent"))  # type: ignore[arg-type]
+        conn.request("HEAD", "/healthz")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read() == b""
     finally:
-        assert service.shutdown()
+        conn.close()
 
 
-def test_empty_database_is_404_no_data(tmp_path: Path) -> None:
-    db = tmp_path / "empty.duckdb"
-    store.open_db(db).close()
-    with in_process(db, max_staleness=timedelta(0)) as srv:
-        status, body = srv.get_json("/api/v1/nodes")
-        assert status == 404 and "no usage samples" in body["error"]
-        status, _ = srv.get_json("/readyz")
-        assert status == 200  # the DB opens; freshness is not checked
+def test_openapi_describes_every_endpoint_and_its_parameters(api: Server) -> None:
+    status, spec = api.get_json("/openapi.json")
+    assert status == 200 and spec["openapi"].startswith("3.")
+    for endpoint in ENDPOINTS:
+        operation = spec["paths"][endpoint.path]["get"]
+        assert [p["name"] for p in operation["parameters"]] == [p.name for p in endpoint.params]
+    view = next(p for p in spec["paths"]["/api/v1/eviction"]["get"]["parameters"] if p["name"] == "view")
+    assert view["schema"]["enum"] == ["pods", "nodes", "containers", "qos", "advice"]
+    status, page, headers = api.get("/docs")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    for endpoint in ENDPOINTS:
+        assert f"GET {endpoint.path}" in page
+    status, index = api.get_json("/api/v1")
+    assert status == 200 and set(index) == {e.name for e in ENDPOINTS}
+
 
 def test_report_json_and_html(api: Server) -> None:
     status, body = api.get_json("/api/v1/report")
@@ -333,6 +341,55 @@ def test_report_json_and_html(api: Server) -> None:
     status, html, headers = api.get("/report.html")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert "<svg" in html and "node-8" in html
+
+
+def test_empty_database_is_404_no_data(tmp_path: Path) -> None:
+    db = tmp_path / "empty.duckdb"
+    store.open_db(db).close()
+    srv = start_server(db, tmp_path, "--max-staleness", "0")
+    try:
+        status, body = srv.get_json("/api/v1/nodes")
+        assert status == 404 and "no usage samples" in body["error"]
+        assert srv.get_json("/readyz")[0] == 200  # the DB opens; freshness is not checked
+    finally:
+        assert stop_server(srv)[0] == 0
+
+
+def test_a_newer_schema_is_503_with_the_reason(sample_db: Path, tmp_path: Path) -> None:
+    con = store.open_db(sample_db)
+    try:
+        con.execute("UPDATE schema_version SET version = version + 100")
+    finally:
+        con.close()
+    srv = start_server(sample_db, tmp_path, "--max-staleness", "0")
+    try:
+        for path in ("/api/v1/nodes", "/api/v1/report", "/readyz"):
+            status, body = srv.get_json(path)
+            assert status == 503, (path, body)
+            reason = body.get("error") or body.get("reason")
+            assert "newer than this capplan supports" in reason, body
+        assert srv.get("/api/v1/nodes")[2]["Retry-After"]
+        samples = _samples(srv.get("/metrics")[1])
+        assert samples[("capplan_metrics_section_up", (("section", "collection"),))] == 0.0
+        assert srv.get_json("/healthz")[0] == 200
+    finally:
+        assert stop_server(srv)[0] == 0
+
+
+def test_default_host_is_loopback(sample_db_readonly: Path, tmp_path: Path) -> None:
+    srv = start_server(sample_db_readonly, tmp_path, "--max-staleness", "0", host=None)
+    try:
+        # the kernel's own table of listening sockets: bound to 127.0.0.1, not 0.0.0.0
+        listening = set()
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.split(":")
+            if state == "0A" and int(port, 16) == srv.port:  # 0A = LISTEN
+                listening.add(address)
+        assert listening == {"0100007F"}, listening  # 127.0.0.1, little-endian hex
+        assert srv.get_json("/healthz")[0] == 200
+    finally:
+        stop_server(srv)
 
 
 # --- /metrics --------------------------------------------------------------------------------------
@@ -350,7 +407,7 @@ def test_metrics_parse_and_match_the_nodes_table(api: Server) -> None:
     status, text, headers = api.get("/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     samples = _samples(text)
-    rows = _library_records(api.db, _nodes_call())
+    rows = _library_records(api.db, lambda con: nodes_overview(con, FOURTEEN_DAYS, None, 20.0, 50.0))
     assert len(rows) == 8
     for row in rows:
         labels = (("node", row["node"]),)
@@ -368,8 +425,8 @@ def test_metrics_parse_and_match_the_nodes_table(api: Server) -> None:
     node1 = next(r for r in rows if r["node"] == "node-1")
     assert samples[("capplan_node_cpu_headroom_cores", (("node", "node-1"),))] == pytest.approx(
         node1["cpu_allocatable_cores"] - node1["cpu_requests_cores"])
-    assert samples[("capplan_metrics_section_up", (("section", "nodes"),))] == 1.0
-    # newest sample: the sample's last timestamp
+    for section in ("collection", "nodes", "eviction", "recommendations", "forecast"):
+        assert samples[("capplan_metrics_section_up", (("section", section),))] == 1.0
     con = store.open_db(api.db, read_only=True)
     try:
         newest = store.sample_range(con)[1]
@@ -380,44 +437,79 @@ def test_metrics_parse_and_match_the_nodes_table(api: Server) -> None:
 
 def test_metrics_carry_eviction_recommendations_and_forecast(api: Server) -> None:
     samples = _samples(api.get("/metrics")[1])
-    if _built("capplan.analysis.eviction", "eviction_report"):
-        from capplan.analysis.eviction import EvictionOptions, eviction_report
+    nodes = _library_records(api.db, lambda con: eviction_report(con, EvictionOptions()).nodes)
+    for row in nodes:
+        labels = (("node", row["node"]),)
+        assert samples[("capplan_node_memory_pressure_share", labels)] == pytest.approx(row["share_under_hard"])
+        assert samples[("capplan_node_evictions_to_relieve", labels)] == row["evictions_to_relieve"]
+    # node-8 is the sample's memory-pressure node: the kubelet must evict there
+    assert samples[("capplan_node_evictions_to_relieve", (("node", "node-8"),))] >= 1
+    rows = _library_records(api.db, lambda con: recommend(con, DEFAULT_STRATEGY, FOURTEEN_DAYS))
+    assert rows
+    for row in rows:
+        labels = tuple(sorted((k, str(row[k] or "")) for k in ("namespace", "owner_kind", "owner_name", "container")))
+        for metric, column in (("capplan_container_cpu_request_cores", "cpu_request_current"),
+                               ("capplan_container_memory_request_recommended_bytes", "memory_request_recommended")):
+            if row[column] is None:
+                assert (metric, labels) not in samples
+            else:
+                assert samples[(metric, labels)] == pytest.approx(row[column], rel=1e-9)
+    rows = _library_records(api.db, lambda con: forecast_report(con, FOURTEEN_DAYS))
+    for row in rows:
+        labels = tuple(sorted((k, row[k]) for k in ("basis", "resource", "scope")))
+        got = samples.get(("capplan_forecast_days_to_exhaustion", labels))
+        if row["days_to_exhaustion"] is not None:
+            assert got == pytest.approx(row["days_to_exhaustion"], rel=1e-6)
+        elif row["outlook"] == "never":
+            assert got == math.inf
+        else:  # too short or no limit: no number to alert on
+            assert got is None
+    assert any(r["days_to_exhaustion"] is not None for r in rows)  # the sample's growing ml namespace
 
-        nodes = _library_records(api.db, lambda con: eviction_report(con, EvictionOptions()).nodes)
-        for row in nodes:
-            labels = (("node", row["node"]),)
-            assert samples[("capplan_node_memory_pressure_share", labels)] == pytest.approx(row["share_under_hard"])
-            assert samples[("capplan_node_evictions_to_relieve", labels)] == row["evictions_to_relieve"]
-        # node-8 is the sample's memory-pressure node: the kubelet must evict there
-        assert samples[("capplan_node_evictions_to_relieve", (("node", "node-8"),))] >= 1
-    if _built("capplan.analysis.recommend", "recommend"):
-        from capplan.analysis.recommend import DEFAULT_STRATEGY, recommend
 
-        rows = _library_records(api.db, lambda con: recommend(con, DEFAULT_STRATEGY, timedelta(days=14)))
-        assert rows
-        for row in rows:
-            labels = tuple(sorted((k, str(row[k] or "")) for k in ("namespace", "owner_kind", "owner_name", "container")))
-            for metric, column in (("capplan_container_cpu_request_cores", "cpu_request_current"),
-                                   ("capplan_container_memory_request_recommended_bytes", "memory_request_recommended")):
-                if row[column] is None:
-                    assert (metric, labels) not in samples
-                else:
-                    assert samples[(metric, labels)] == pytest.approx(row[column], rel=1e-9)
-        assert samples[("capplan_metrics_section_up", (("section", "recommendations"),))] == 1.0
-    if _built("capplan.analysis.forecast", "forecast_report"):
-        from capplan.analysis.forecast import forecast_report
+def test_junk_paths_do_not_grow_metrics(server: Server) -> None:
+    """3,000 scanner requests (unknown paths and methods) add no series: one `other` label."""
+    server.get("/api/v1/nodes")
+    server.get("/metrics")  # so that /metrics' own 200 series exists before the count
+    before = server.get("/metrics")[1]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        for i in range(3000):
+            path = f"/api/v1/junk{i}" if i % 3 else f"/scan/{i}/.env?x={i}"
+            conn.request("POST" if i % 7 == 0 else "GET", path)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status in (404, 405)
+    finally:
+        conn.close()
+    after = server.get("/metrics")[1]
+    series_before = {k for k in _samples(before) if not k[0].startswith("process_")}
+    series_after = {k for k in _samples(after) if not k[0].startswith("process_")}
+    routes = {dict(labels)["route"] for name, labels in series_after if name == "capplan_http_requests_total"}
+    assert routes <= {"/api/v1/nodes", "/metrics", "other"}, routes
+    new = series_after - series_before
+    # at most the `other` route's status codes appear (404, and 404s for POST: no route, so no 405)
+    assert {(name, dict(labels)["route"]) for name, labels in new} <= {("capplan_http_requests_total", "other")}
+    assert len(after) < len(before) + 500, (len(before), len(after))
+    other = sum(v for (name, labels), v in _samples(after).items()
+                if name == "capplan_http_requests_total" and dict(labels)["route"] == "other")
+    assert other == 3000
 
-        rows = _library_records(api.db, lambda con: forecast_report(con, timedelta(days=14)))
-        for row in rows:
-            labels = tuple(sorted((k, row[k]) for k in ("basis", "resource", "scope")))
-            got = samples.get(("capplan_forecast_days_to_exhaustion", labels))
-            if row["days_to_exhaustion"] is not None:
-                assert got == pytest.approx(row["days_to_exhaustion"], rel=1e-6)
-            elif row["outlook"] == "never":
-                assert got == math.inf
-            else:  # too short or no limit: no number to alert on
-                assert got is None
-        assert any(r["days_to_exhaustion"] is not None for r in rows)  # the sample's growing ml namespace
+
+def test_metrics_are_computed_once_per_data_version(server: Server) -> None:
+    def renders() -> float:
+        return _samples(server.get("/metrics")[1])[("capplan_metrics_renders_total", ())]
+
+    first = renders()
+    assert first == 1.0
+    for _ in range(5):
+        assert renders() == first  # the store did not change: the cached text is served
+    now = _utcnow()
+    _record_run(server.db, 1, now - timedelta(minutes=2), now - timedelta(minutes=1), "ok", 77)
+    samples = _samples(server.get("/metrics")[1])
+    assert samples[("capplan_metrics_renders_total", ())] == first + 1  # a commit: computed again
+    assert samples[("capplan_last_collection_samples", ())] == 77
+    assert renders() == first + 1
 
 
 def _record_run(db: Path, run_id: int, started: datetime, finished: datetime | None, status: str,
@@ -454,14 +546,75 @@ def test_metrics_report_the_last_collection(server: Server) -> None:
     assert samples[("capplan_last_collection_timestamp_seconds", ())] == finished.replace(tzinfo=UTC).timestamp()
 
 
+# --- auth --------------------------------------------------------------------------------------------
+
+
+def test_bearer_token_guards_the_api_and_is_never_echoed(sample_db_readonly: Path, tmp_path: Path) -> None:
+    token = "s3cret-Token-0123456789abcdef"
+    wrong = "wrong-Token-fedcba9876543210"
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    srv = start_server(sample_db_readonly, tmp_path, "--max-staleness", "0", "--auth-token-file", str(token_file),
+                       "--access-log", "--log-level", "debug")
+    try:
+        status, body, headers = srv.get("/api/v1/nodes")
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+        assert json.loads(body) == {"error": "missing bearer token", "status": 401}
+        for header in (f"Bearer {wrong}", f"Basic {token}", token, f"Bearer {token}x"):
+            status, body, _ = srv.get("/api/v1/nodes", {"Authorization": header})
+            assert status == 401, header
+            assert token not in body and wrong not in body
+        status, body, _ = srv.get("/api/v1/nodes", {"Authorization": f"Bearer {token}"})
+        assert status == 200 and len(json.loads(body)) == 8
+        assert srv.get("/api/v1/report", {"Authorization": f"bearer {token}"})[0] == 200
+        assert srv.get("/nowhere")[0] == 401  # unknown paths are not probed without the token
+        # probes and /metrics stay open
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert srv.get(path)[0] == 200, path
+    finally:
+        code, out, err = stop_server(srv)
+    assert code == 0, err
+    assert "/api/v1/nodes" in err  # the access log ran
+    assert token not in out + err and wrong not in out + err
+
+
+def test_auth_metrics_guards_metrics_but_not_the_probes(sample_db_readonly: Path, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-42")
+    srv = start_server(sample_db_readonly, tmp_path, "--max-staleness", "0", "--auth-token-file", str(token_file),
+                       "--auth-metrics")
+    try:
+        assert srv.get("/metrics")[0] == 401
+        assert srv.get("/metrics", {"Authorization": "Bearer tok-42"})[0] == 200
+        assert srv.get("/healthz")[0] == 200 and srv.get("/readyz")[0] == 200
+    finally:
+        assert stop_server(srv)[0] == 0
+
+
+def test_auth_options_are_checked_at_start(sample_db_readonly: Path, tmp_path: Path, runner) -> None:
+    from capplan.cli import app
+
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    base = ["serve", "--db", str(sample_db_readonly), "--port", "0", "--termination-log", str(tmp_path / "log")]
+    for extra, words in ((["--auth-token-file", str(empty)], "is empty"),
+                         (["--auth-token-file", str(tmp_path / "absent")], "absent"),
+                         (["--auth-metrics"], "--auth-token-file"),
+                         (["--log-level", "loud"], "--log-level")):
+        result = runner.invoke(app, base + extra)
+        assert result.exit_code == 2, (extra, result.stderr)
+        assert words in result.stderr
+
+
 # --- probes ----------------------------------------------------------------------------------------
 
 
-def test_readyz_flips_on_a_stale_database(sample_db: Path, tmp_path: Path) -> None:
+def test_readyz_on_an_imported_database_says_why(sample_db: Path, tmp_path: Path) -> None:
     srv = start_server(sample_db, tmp_path, "--max-staleness", "1h")
     try:
         status, body = srv.get_json("/readyz")
-        assert status == 503 and body["reason"] == "no finished collection recorded"
+        assert status == 503 and body["ready"] is False
+        assert "imported" in body["reason"] and "--max-staleness 0" in body["reason"], body
         assert srv.get_json("/healthz") == (200, {"alive": True})
         now = _utcnow()
         _record_run(sample_db, 1, now - timedelta(minutes=2), now - timedelta(minutes=1), "ok")
@@ -476,8 +629,7 @@ def test_readyz_flips_on_a_stale_database(sample_db: Path, tmp_path: Path) -> No
             con.close()
         status, body = srv.get_json("/readyz")
         assert status == 503 and "older than 1h" in body["reason"], body
-        # liveness does not depend on the data
-        assert srv.get_json("/healthz")[0] == 200
+        assert srv.get_json("/healthz")[0] == 200  # liveness does not depend on the data
         # a failed run does not make it fresh again
         _record_run(sample_db, 2, now, now, "failed")
         assert srv.get_json("/readyz")[0] == 503
@@ -490,38 +642,70 @@ def test_readyz_flips_on_a_stale_database(sample_db: Path, tmp_path: Path) -> No
     assert time.monotonic() - started < 5
 
 
+def test_readyz_with_max_staleness_0_serves_imported_data(api: Server) -> None:
+    status, body = api.get_json("/readyz")
+    assert status == 200 and body["ready"] is True and "max_staleness" not in body
+
+
 def test_readyz_fails_when_the_database_is_missing(tmp_path: Path) -> None:
-    with in_process(tmp_path / "absent.duckdb", max_staleness=timedelta(0)) as srv:
+    srv = start_server(tmp_path / "absent.duckdb", tmp_path, "--max-staleness", "0")
+    try:
         status, body = srv.get_json("/readyz")
         assert status == 503 and "no database" in body["reason"]
         assert srv.get_json("/healthz")[0] == 200
+    finally:
+        assert stop_server(srv)[0] == 0
     assert not (tmp_path / "absent.duckdb").exists()  # the service never creates it
 
 
 def test_sigterm_during_a_request_answers_it_then_exits_0(server: Server) -> None:
-    expected = _library_records(server.db, _nodes_call())
-    # A client whose request is half sent when SIGTERM arrives: the connection is in flight.
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
-    sock.sendall(b"GET /api/v1/nodes HTTP/1.0\r\nHost: x\r\n")
-    time.sleep(0.3)
-    server.proc.send_signal(signal.SIGTERM)
-    time.sleep(1.0)
-    assert server.proc.poll() is None, "exited with a request in flight"
-    # no new connections once it is draining
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", server.port), timeout=2).recv(1)
-    sock.sendall(b"\r\n")
+    expected = _library_records(server.db, lambda con: nodes_overview(con, FOURTEEN_DAYS, None, 20.0, 50.0))
+    # A writer (as a collector committing a chunk) holds the file: the request waits for it
+    # (up to 3 s), so it is in flight when SIGTERM arrives.
+    writer = duckdb.connect(str(server.db))
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        sock.sendall(b"GET /api/v1/nodes HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.7)
+        assert server.proc.poll() is None, "exited with a request in flight"
+        # no new connections once it is draining
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).recv(1)
+    finally:
+        writer.close()
     data = b""
     while chunk := sock.recv(65536):
         data += chunk
     sock.close()
     head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.0 200"), head
+    assert head.startswith(b"HTTP/1.1 200"), head
     assert_same_records(json.loads(body), expected)
     code, out, err = stop_server(server, send=False)
     assert code == 0, err
     assert "stopped cleanly" in out
     assert not server.termination_log.exists()
+
+
+def test_a_drain_past_the_shutdown_timeout_exits_1_with_the_reason(sample_db: Path, tmp_path: Path) -> None:
+    srv = start_server(sample_db, tmp_path, "--max-staleness", "0", "--shutdown-timeout", "1s")
+    writer = duckdb.connect(str(sample_db))  # the request waits 3 s for it: longer than the timeout
+    try:
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        sock.sendall(b"GET /api/v1/nodes HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)
+        started = time.monotonic()
+        code, out, err = stop_server(srv)
+        took = time.monotonic() - started
+    finally:
+        writer.close()
+        _finish(srv)
+    sock.close()
+    assert code == 1, (out, err)
+    assert took < 10
+    assert "shutdown did not finish within 1s" in err
+    assert "shutdown did not finish within 1s" in srv.termination_log.read_text()
 
 
 def test_error_exit_writes_the_termination_log(sample_db: Path, tmp_path: Path) -> None:
@@ -643,7 +827,7 @@ def test_scheduled_collection_feeds_the_api_and_sigterm_keeps_whole_chunks(
     assert runs and runs[-1][0] in ("interrupted", "ok"), (runs, err)
     assert samples == distinct > 0
     if runs[-1][0] == "interrupted":
-        assert "collection interrupted" in err
+        assert "collection interrupted" in out
     # Nothing lost: what a fresh, uninterrupted collection of the same window stores equals what
     # the interrupted run stored plus the rest (no gaps, no duplicates).
     full_db = tmp_path / "full.duckdb"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import DbOption, NamespaceOption, check_format, handle_errors, window_option
 from capplan.errors import UsageError
@@ -49,13 +50,6 @@ def read_token(token_file: Path | None) -> str | None:
         return token
     token = os.environ.get(TOKEN_ENV, "").strip()
     return token or None
-
-
-def _seconds(text: str, option: str) -> int:
-    seconds = window_option(text, option).total_seconds()
-    if seconds < 1 or seconds != int(seconds):
-        raise UsageError(f"{option} must be a whole number of seconds (e.g. 30s, 1m, 5m), not {text!r}")
-    return int(seconds)
 
 
 # Without a terminal (cron), a plain line at most this often: enough to see a long run move in a
@@ -160,8 +154,8 @@ def collect(
         url=url, db=db, since=window_option(since, "--since"),
         start=parse_time(start, "--start") if start else None,
         end=parse_time(end, "--end") if end else None,
-        step_seconds=_seconds(step, "--step"),
-        spec_step_seconds=_seconds(spec_step, "--spec-step") if spec_step else None,
+        step_seconds=checked.step_seconds(step, "step"),
+        spec_step_seconds=checked.step_seconds(spec_step, "spec_step") if spec_step else None,
         namespaces=list(namespace) if namespace else None,
         token=read_token(token_file), ca_file=str(ca_file) if ca_file else None,
         insecure_skip_tls_verify=insecure_skip_tls_verify, timeout_seconds=window_option(timeout, "--timeout").total_seconds(),

@@ -77,8 +77,11 @@ def option_value(option: str, parse: Callable[..., T], *args: Any) -> T:
 
 
 def window_option(text: str, option: str = "--window") -> timedelta:
-    """Parse a duration option (`--window 14d`); a value that is none is wrong usage (exit 2)."""
-    return option_value(option, parse_duration, text)
+    """Parse a duration option (`--window 14d`); a value that is none is wrong usage (exit 2).
+    The check is capplan.options.duration, shared with the HTTP API."""
+    from capplan import options
+
+    return options.duration(text, option, options.as_given)
 
 
 def time_option(text: str, option: str, *, now: datetime | None = None) -> datetime:

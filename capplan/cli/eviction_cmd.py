@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption,
@@ -21,12 +22,10 @@ from capplan.cli.common import (
     option_value,
     window_option,
 )
-from capplan.errors import UsageError
 
 if TYPE_CHECKING:
     from capplan.analysis.eviction import PriorityMap
 
-VIEWS = ("pods", "nodes", "containers", "qos", "advice")
 # capplan.analysis.eviction's defaults, restated so `capplan --help` need not import the analysis
 # (polars, DuckDB); tests/test_cli_lazy.py checks they stay equal.
 USAGE_BASES = ("peak", "p95", "latest")
@@ -78,10 +77,8 @@ def eviction(
     from capplan.report.eviction import node_note
 
     check_format(fmt)
-    if view not in VIEWS:
-        raise UsageError(f"--view must be one of {', '.join(VIEWS)}, not {view!r}")
-    if usage not in USAGE_BASES:
-        raise UsageError(f"--usage must be one of {', '.join(USAGE_BASES)}, not {usage!r}")
+    checked.eviction_view(view)
+    checked.eviction_usage(usage)
     options = EvictionOptions(
         window=window_option(window), usage=usage, eviction_hard=option_value("--eviction-hard", check_threshold, eviction_hard),
         eviction_soft=option_value("--eviction-soft", check_threshold, eviction_soft),

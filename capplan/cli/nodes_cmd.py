@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption,
@@ -16,11 +17,8 @@ from capplan.cli.common import (
     WindowOption,
     check_format,
     handle_errors,
-    option_value,
     window_option,
 )
-from capplan.errors import UsageError
-from capplan.quantity import parse_cpu_cores, parse_memory_bytes
 
 # The analyses (polars, DuckDB) are imported inside each command, so `capplan --help` stays fast.
 
@@ -122,10 +120,8 @@ def fit(
     from capplan.analysis.taints import parse_toleration
 
     check_format(fmt)
-    if cpu is None and memory is None:
-        raise UsageError("give the pod shape: --cpu Q and/or --memory Q")
-    cpu_cores = option_value("--cpu", parse_cpu_cores, cpu) if cpu is not None else 0.0
-    memory_bytes = option_value("--memory", parse_memory_bytes, memory) if memory is not None else 0
+    cpu_cores, memory_bytes = checked.pod_shape(cpu, memory)
+    checked.replicas(replicas)
     tolerations = [parse_toleration(t) for t in tolerate or []]
     con = store.open_db(db, read_only=True)
     try:

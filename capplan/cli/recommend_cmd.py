@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import (
     DbOption,
@@ -49,19 +50,11 @@ TargetOomOption = Annotated[str | None, typer.Option(
 
 def _params(cpu_percentile: float, memory_buffer: float, target_utilization: float, min_history: str,
             horizon: str, allow_hpa: bool = False, risk: str = DEFAULT_RISK) -> StrategyParams:
-    from capplan.analysis.strategies import StrategyParams
-
-    if risk not in RISK_LEVELS:
-        raise UsageError(f"unknown risk level {risk!r}: use one of {', '.join(RISK_LEVELS)}")
-    if not 0 < cpu_percentile <= 100:
-        raise UsageError(f"--cpu-percentile must be in (0, 100], not {cpu_percentile:g}")
-    if memory_buffer < 0:
-        raise UsageError(f"--memory-buffer must not be negative, not {memory_buffer:g}")
-    if not 0 < target_utilization <= 1:
-        raise UsageError(f"--target-utilization must be in (0, 1], not {target_utilization:g}")
-    return StrategyParams(cpu_percentile=cpu_percentile, memory_buffer_percent=memory_buffer,
-                          target_utilization=target_utilization, min_history=window_option(min_history, "--min-history"),
-                          horizon=window_option(horizon, "--horizon"), allow_hpa=allow_hpa, risk=risk)
+    # The same checks as /api/v1/recommendations (capplan.options).
+    return checked.strategy_params(
+        cpu_percentile=cpu_percentile, memory_buffer=memory_buffer, target_utilization=target_utilization,
+        min_history=checked.duration(min_history, "min_history"), horizon=checked.duration(horizon, "horizon"),
+        allow_hpa=allow_hpa, risk=risk)
 
 
 @app.command()
@@ -95,9 +88,8 @@ def recommend(
     get_strategy(strategy)
     target = parse_target_oom(target_oom) if target_oom is not None else None
     params = _params(cpu_percentile, memory_buffer, target_utilization, min_history, horizon, allow_hpa, risk)
-    for name, value in (("--cpu-cost", cpu_cost), ("--memory-cost", memory_cost)):
-        if value is not None and value < 0:
-            raise UsageError(f"{name} must not be negative")
+    checked.cost(cpu_cost, "cpu_cost")
+    checked.cost(memory_cost, "memory_cost")
     con = store.open_db(db, read_only=True)
     try:
         if target is not None:
@@ -179,7 +171,12 @@ def backtest(
     throttled_hours, with the current requests and hindsight as references; --splits over many."""
     from capplan import render, store
     from capplan.analysis.backtest import backtest as run_backtest
-    from capplan.analysis.backtest import backtest_splits, choose_level, parse_target_oom, summarise
+    from capplan.analysis.backtest import (
+        backtest_splits,
+        choose_level,
+        parse_target_oom,
+        summarise,
+    )
     from capplan.analysis.strategies import get_strategy
 
     if fmt == "html" and not splits:
