@@ -210,6 +210,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 NOT_SERVED: dict[str, str] = {
     "collect": "writes the store; the service only reads (scheduled collection: --collect-every)",
     "import": "writes the store from local files",
+    "prune": "deletes rows from the store; the service only reads",
     "serve": "is the service",
     "report": "served whole as /api/v1/report and /report.html",
     "backtest": "refits every strategy over the history (minutes at scale): run it as a job, not per request",
