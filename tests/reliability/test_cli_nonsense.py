@@ -58,6 +58,7 @@ BY_OPTION: dict[str, list[tuple[str, set[int]]]] = {
     "--port": INT_NONSENSE + [("70000", {2}), ("-1", {2})],
     # .invalid never resolves (RFC 6761): serve cannot listen there (found by the coverage test below)
     "--host": [("no-such-host.invalid", {2, 4})],
+    "--log-level": [("loud", {2})],
     "--concurrency": INT_NONSENSE + [("0", {2}), ("-1", {2})],
     "--prometheus-url": [("not a url", {2, 4}), ("ftp://x", {2, 4})],
     "--token-file": [(MISSING_FILE, {2, 4})],
