@@ -23,11 +23,12 @@ from capplan.cli.common import (
 # The analyses (polars, DuckDB) are imported inside each command, so `capplan --help` stays fast.
 
 # A terminal cannot show every column; CSV and JSON carry them all.
+# Most telling first: a narrow terminal leaves out columns from the right (`-o wide` shows all).
 TABLE_NODE_COLUMNS = [
-    "node", "cpu_allocatable_cores", "cpu_requests_cores", "cpu_request_ratio", "cpu_usage_p95_cores",
-    "cpu_headroom_cores", "memory_allocatable_bytes", "memory_requests_bytes", "memory_request_ratio",
-    "memory_usage_p95_bytes", "memory_headroom_bytes", "memory_physical_headroom_bytes", "pods",
-    "memory_unlimited_containers", "reserved_ok", "utilization_class", "memory_pressure_day_probability",
+    "node", "cpu_request_ratio", "memory_request_ratio", "memory_pressure_day_probability", "utilization_class",
+    "cpu_usage_p95_cores", "memory_usage_p95_bytes", "cpu_headroom_cores", "memory_headroom_bytes",
+    "memory_physical_headroom_bytes", "cpu_allocatable_cores", "cpu_requests_cores", "memory_allocatable_bytes",
+    "memory_requests_bytes", "pods", "memory_unlimited_containers", "reserved_ok",
 ]
 TABLE_NAMESPACE_COLUMNS = [
     "namespace", "pods", "cpu_requests_cores", "cpu_limits_cores", "cpu_usage_p95_cores", "cpu_usage_request_ratio",

@@ -48,8 +48,7 @@ def summary_section(results: ReportResults) -> list[Section]:
     if ev is not None:
         under = ev.nodes.filter(pl.col("under_pressure"))
         ooms = int(ev.pods["oom_kills"].fill_null(0).sum()) if "oom_kills" in ev.pods.columns else 0
-        rows.append(("memory pressure", f"{under.height} of {ev.nodes.height} nodes under the eviction threshold; "
-                                        f"{ooms} OOM kills"))
+        rows.append(("memory pressure", f"{under.height} of {ev.nodes.height} nodes past eviction; {ooms} OOM kills"))
     rec = results.recommendations
     if not rec.is_empty():
         cpu = float(rec["cpu_savings_cores"].fill_null(0).sum())
