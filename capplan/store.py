@@ -158,10 +158,12 @@ def open_db(
     read_only: bool = False,
     create: bool = True,
     wait_seconds: float = 10.0,
+    end: datetime | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open (and create or migrate) the capplan database.
 
     Read-only opens never change the file; they fail with NoDataError when it does not exist.
+    `end` (`--end`): analyses on the connection end at the newest sample at or before it.
     A database written by a newer capplan raises BadInputError (exit 4) before anything is
     written. Lock conflicts are retried for `wait_seconds`, then raise LockedError.
     """
@@ -177,6 +179,8 @@ def open_db(
                 con.close()
                 open_db(db_path, read_only=False, wait_seconds=wait_seconds).close()
                 con = _connect(db_path, True, wait_seconds)
+            if end is not None:
+                set_end(con, end)
         except BaseException:
             con.close()
             raise
@@ -196,6 +200,8 @@ def open_db(
     try:
         _check_version(con, db_path)
         migrate(con)
+        if end is not None:
+            set_end(con, end)
     except BaseException:
         con.close()
         raise
@@ -274,16 +280,43 @@ def query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | No
     return con.execute(load_sql(name), params or {}).pl()
 
 
+# `--end T`: analyses on a connection end at the newest sample at or before T instead of the newest
+# stored one, so one late row cannot hide the cluster. Kept on the connection (a DuckDB session
+# variable) so every analysis that asks for its window gets it without a parameter of its own.
+_END_VARIABLE = "capplan_end"
+
+
+def set_end(con: duckdb.DuckDBPyConnection, end: datetime | None) -> None:
+    """Make analyses on `con` end at the newest sample at or before `end` (None: the newest)."""
+    if end is None:
+        con.execute(f"RESET VARIABLE {_END_VARIABLE}")
+    else:
+        con.execute(f"SET VARIABLE {_END_VARIABLE} = CAST($end AS TIMESTAMP)", {"end": end})
+
+
+def analysis_end(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The `--end` set on this connection, or None."""
+    row = con.execute(f"SELECT getvariable('{_END_VARIABLE}')").fetchone()
+    return row[0] if row else None
+
+
 def sample_range(con: duckdb.DuckDBPyConnection) -> tuple[datetime, datetime]:
-    """The oldest and newest stored usage sample; NoDataError when there is none."""
-    row = con.execute("SELECT min(ts), max(ts) FROM usage_samples").fetchone()
+    """The oldest and newest stored usage sample (the newest at or before `--end` when one is set);
+    NoDataError when there is none."""
+    end = analysis_end(con)
+    if end is None:
+        row = con.execute("SELECT min(ts), max(ts) FROM usage_samples").fetchone()
+    else:
+        row = con.execute("SELECT min(ts), max(ts) FROM usage_samples WHERE ts <= $end", {"end": end}).fetchone()
     if row is None or row[1] is None:
+        if end is not None:
+            raise NoDataError(f"no usage samples at or before --end {end:%Y-%m-%dT%H:%M:%SZ}")
         raise NoDataError("the database holds no usage samples: run `capplan collect` or `capplan import`")
     return row[0], row[1]
 
 
 def analysis_window(con: duckdb.DuckDBPyConnection, window: timedelta) -> tuple[datetime, datetime]:
-    """The window `[newest - window, newest]` that analyses use (CONTRACT.md `--window`)."""
+    """The window `[newest - window, newest]` that analyses use (CONTRACT.md `--window`, `--end`)."""
     oldest, newest = sample_range(con)
     return max(oldest, newest - window), newest
 

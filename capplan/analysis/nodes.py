@@ -79,7 +79,9 @@ def snapshot_window(con: duckdb.DuckDBPyConnection, window: timedelta) -> tuple[
     try:
         return store.analysis_window(con, window)
     except NoDataError:
-        row = con.execute("SELECT max(valid_to) FROM nodes").fetchone()
+        end = store.analysis_end(con)  # --end: the nodes observed by then
+        row = con.execute("SELECT least(max(valid_to), $end) FROM nodes WHERE valid_from <= $end",
+                          {"end": end or datetime.max}).fetchone()
         if row is None or row[0] is None:
             raise
         return None, row[0]

@@ -26,6 +26,11 @@ WindowOption = Annotated[str, typer.Option("--window", help="History window endi
 NamespaceOption = Annotated[
     list[str] | None, typer.Option("--namespace", "-n", help="Only these namespaces (repeatable).")
 ]
+EndOption = Annotated[
+    str | None,
+    typer.Option("--end", help="End the window at the newest sample at or before T (ISO 8601, Unix seconds, "
+                 "or a duration back from now); default the newest sample.", show_default=False),
+]
 NodeOption = Annotated[list[str] | None, typer.Option("--node", help="Only these nodes (repeatable).")]
 
 DEBUG = {"on": bool(os.environ.get("CAPPLAN_DEBUG"))}
@@ -178,3 +183,8 @@ def not_built(command: str, issue: int) -> None:
     """Commands of CONTRACT.md that are not built yet say so and exit 2."""
     typer.echo(f"capplan: `{command}` is not built yet (issue {issue})", err=True)
     raise typer.Exit(2)
+
+
+def end_option(text: str | None) -> datetime | None:
+    """`--end T` as naive UTC (None: the newest sample)."""
+    return time_option(text, "--end") if text is not None else None

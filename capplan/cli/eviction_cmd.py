@@ -11,6 +11,7 @@ import typer
 from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import (
+    EndOption, end_option,
     DbOption,
     FormatOption,
     NamespaceOption,
@@ -51,6 +52,7 @@ def _priorities(load: Callable[..., PriorityMap], file: Path | None, overrides: 
 @handle_errors
 def eviction(
     db: DbOption = None,
+    end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
     window: WindowOption = "14d",
@@ -85,7 +87,7 @@ def eviction(
         priorities=_priorities(load_priority_map, priority_classes, priority),
         namespaces=namespace or [], nodes=node or [],
     )
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         result = eviction_report(con, options)
     finally:

@@ -8,6 +8,7 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
+    EndOption, end_option,
     DbOption,
     FormatOption,
     NamespaceOption,
@@ -28,6 +29,7 @@ DEFAULT_POOL_LABEL = "node.kubernetes.io/instance-type"
 @handle_errors
 def forecast(
     db: DbOption = None,
+    end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
     window: WindowOption = "14d",
@@ -47,7 +49,7 @@ def forecast(
 
     check_format(fmt)
     horizon_delta = window_option(horizon, "--horizon")
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         table = forecast_report(con, window_option(window), horizon=horizon_delta, namespaces=namespace,
                                 pool_label=pool_label, min_days=min_days)
@@ -63,6 +65,7 @@ def forecast(
 @handle_errors
 def rollout(
     db: DbOption = None,
+    end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
     window: WindowOption = "14d",
@@ -76,7 +79,7 @@ def rollout(
     from capplan.report.rollout import rollout_note
 
     check_format(fmt)
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         table = rollout_report(con, window_option(window), namespace)
     finally:

@@ -9,6 +9,7 @@ import typer
 from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import (
+    EndOption, end_option,
     DbOption,
     FormatOption,
     NamespaceOption,
@@ -55,6 +56,7 @@ def _for_table(frame, columns: list[str], fmt: str):
 @handle_errors
 def nodes(
     db: DbOption = None,
+    end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
     window: WindowOption = "14d",
@@ -67,7 +69,7 @@ def nodes(
     from capplan.analysis.nodes_overview import nodes_overview
 
     check_format(fmt)
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         table = nodes_overview(con, window_option(window), node, low, high)
     finally:
@@ -79,6 +81,7 @@ def nodes(
 @handle_errors
 def namespaces(
     db: DbOption = None,
+    end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
     window: WindowOption = "14d",
@@ -89,7 +92,7 @@ def namespaces(
     from capplan.analysis.namespaces import namespaces_report
 
     check_format(fmt)
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         table = namespaces_report(con, window_option(window), namespace)
     finally:
@@ -110,6 +113,7 @@ def fit(
     namespace: Annotated[str | None, typer.Option(
         "--namespace", "-n", help="Also say how many the namespace's ResourceQuota admits (TOTAL row).")] = None,
     db: DbOption = None,
+    end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
     window: WindowOption = "14d",
@@ -124,7 +128,7 @@ def fit(
     cpu_cores, memory_bytes = checked.pod_shape(cpu, memory)
     checked.replicas(replicas)
     tolerations = [parse_toleration(t) for t in tolerate or []]
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         table = fit_report(con, cpu_cores, memory_bytes, tolerations=tolerations, replicas=replicas,
                            window=window_option(window), nodes=node, namespace=namespace)
@@ -139,6 +143,7 @@ def fit(
 @handle_errors
 def cluster(
     db: DbOption = None,
+    end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
     window: WindowOption = "14d",
@@ -148,7 +153,7 @@ def cluster(
     from capplan.analysis.n_minus_1 import cluster_report
 
     check_format(fmt)
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         table = cluster_report(con, window_option(window))
     finally:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from capplan.cli import app
-from capplan.cli.common import DbOption, WindowOption, handle_errors, window_option
+from capplan.cli.common import EndOption, end_option, DbOption, WindowOption, handle_errors, window_option
 from capplan.cli.recommend_cmd import DEFAULT_STRATEGY, STRATEGIES
 from capplan.errors import UsageError
 
@@ -31,6 +31,7 @@ StrategyOption = Annotated[str, typer.Option("--strategy", "-s", help=f"One of {
 def patch(
     paths: PathsArgument,
     db: DbOption = None,
+    end: EndOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="inplace, diff or kustomize.")] = "inplace",
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="kustomize: the overlay folder; diff: a file for the diff.")] = None,
@@ -61,7 +62,7 @@ def patch(
     min_severity = parse_severity(severity)
     span = window_option(window)
     files = load(paths, namespace)   # bad manifests fail here, before the database is opened
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         recs = load_recommendations(con, strategy, span)
     finally:

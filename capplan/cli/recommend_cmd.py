@@ -11,6 +11,7 @@ import typer
 from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import (
+    EndOption, end_option,
     DbOption,
     FormatOption,
     NamespaceOption,
@@ -62,6 +63,7 @@ def _params(cpu_percentile: float, memory_buffer: float, target_utilization: flo
 def recommend(
     strategy: StrategyOption = DEFAULT_STRATEGY,
     db: DbOption = None,
+    end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
     window: WindowOption = "14d",
@@ -90,7 +92,7 @@ def recommend(
     params = _params(cpu_percentile, memory_buffer, target_utilization, min_history, horizon, allow_hpa, risk)
     checked.cost(cpu_cost, "cpu_cost")
     checked.cost(memory_cost, "memory_cost")
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         if target is not None:
             level, _, why = choose_level(con, target, namespace, params)
@@ -158,6 +160,7 @@ def backtest(
     risk: Annotated[str, typer.Option("--risk", help="auto: a level, a comma list, or all.")] = DEFAULT_RISK,
     target_oom: TargetOomOption = None,
     db: DbOption = None,
+    end: EndOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json, or html (with --splits).")] = "table",
     output: OutputOption = None,
     namespace: NamespaceOption = None,
@@ -195,7 +198,7 @@ def backtest(
     train_one, test_one = window_option(train, "--train"), window_option(test, "--test")
     step_every = window_option(step, "--step")
     started = time.monotonic()
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         if target is not None:
             level, _, why = choose_level(con, target, namespace, params)

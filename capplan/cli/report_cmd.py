@@ -8,6 +8,7 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
+    EndOption, end_option,
     DbOption,
     NamespaceOption,
     NodeOption,
@@ -25,6 +26,7 @@ REPORT_FORMATS = ("table", "json", "html")
 @handle_errors
 def report(
     db: DbOption = None,
+    end: EndOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or html (one self-contained page with charts).")] = "table",
     output: OutputOption = None,
     window: WindowOption = "14d",
@@ -43,7 +45,7 @@ def report(
 
     check_format(fmt, REPORT_FORMATS)
     options = ReportOptions(window=window_option(window), namespaces=namespace or [], nodes=node or [], top=top)
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         sections = build_report(con, options)
         if fmt == "html":

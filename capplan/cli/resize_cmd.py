@@ -9,6 +9,7 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
+    EndOption, end_option,
     DbOption,
     FormatOption,
     NamespaceOption,
@@ -26,6 +27,7 @@ from capplan.cli.recommend_cmd import DEFAULT_STRATEGY
 @handle_errors
 def resize_plan(
     db: DbOption = None,
+    end: EndOption = None,
     kubernetes_version: Annotated[str, typer.Option(
         "--kubernetes-version", help="The cluster's version: what in-place resize allows depends on it.")] = "1.35",
     manifests: Annotated[list[Path] | None, typer.Option(
@@ -60,7 +62,7 @@ def resize_plan(
     fraction, min_severity = parse_min_change(min_change), parse_severity(severity)
     span, recent_span = window_option(window), window_option(recent, "--recent")
     files = load(manifests, default_namespace) if manifests else None
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         recs = load_recommendations(con, strategy, span)
         plans = plan_resize(con, recs, span, recent_span, version, fraction, min_severity, files, namespace)

@@ -9,6 +9,7 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
+    EndOption, end_option,
     DbOption,
     FormatOption,
     NamespaceOption,
@@ -27,6 +28,7 @@ VIEWS = ("pools", "nodes", "moves")
 @handle_errors
 def whatif(
     db: DbOption = None,
+    end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
     window: WindowOption = "14d",
@@ -66,7 +68,7 @@ def whatif(
         apply=apply, window=window_option(window), pool_label=pool, namespaces=namespace,
         prices=read_prices(str(prices)) if prices else None, shapes=shape_names, shapes_file=shapes_file,
     )
-    con = store.open_db(db, read_only=True)
+    con = store.open_db(db, read_only=True, end=end_option(end))
     try:
         result = run_whatif(con, options)
     finally:

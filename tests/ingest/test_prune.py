@@ -32,6 +32,8 @@ def test_prune_after_brings_back_the_cluster(runner, sample_db) -> None:
     _plant_late_row(sample_db)
     assert _csv(runner, sample_db, "nodes")[0] == 6  # no node was observed at 2099-01-01
     # --end puts the window back where the data is, without removing anything
+    assert _csv(runner, sample_db, "nodes", "--end", "2026-11-15T00:00:00Z") == (0, nodes_before)
+    assert _csv(runner, sample_db, "nodes", "--end", "2026-10-01T00:00:00Z")[0] == 6  # before any sample
     planted = fingerprint(sample_db)
     dry = runner.invoke(app, ["prune", "--after", "2026-11-15T00:00:00Z", "--dry-run", "--db", str(sample_db)])
     assert dry.exit_code == 0, dry.stderr
