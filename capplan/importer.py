@@ -293,13 +293,17 @@ def long_format_frames(frame: pl.DataFrame) -> tuple[dict[str, pl.DataFrame], pl
         *([pl.col("owner_name").drop_nulls().first()] if "owner_name" in has else []),
     ).with_columns(phase=pl.lit("Running"))
     spec_cols = [c for c in ("cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes") if c in has]
+    usage = frame.select("namespace", "pod", "container", "node", "ts", "cpu_cores", "memory_bytes")
+    if not spec_cols:
+        # No request or limit column: the containers' spec is unknown, not "nothing set" (which
+        # would make every pod BestEffort with requests 0). An empty cell is "not set".
+        return {"pods": pods}, usage
     containers = frame.group_by(["namespace", "pod", "container", *spec_cols]).agg(
         pl.col("ts").min().alias("valid_from"), pl.col("ts").max().alias("valid_to")
     ).with_columns(init_container=pl.lit(False), restartable=pl.lit(False))
     for col in ("memory_request_bytes", "memory_limit_bytes"):
         if col in containers.columns:
             containers = containers.with_columns(pl.col(col).round(0).cast(pl.Int64))
-    usage = frame.select("namespace", "pod", "container", "node", "ts", "cpu_cores", "memory_bytes")
     return {"pods": pods, "containers": containers}, usage
 
 

@@ -28,6 +28,7 @@ SELECT s.series_id, s.namespace, s.pod, s.container, s.node,
        coalesce(c.init_container, false) AS init_container,
        coalesce(c.restartable, false) AS restartable,
        c.cpu_request_cores, c.cpu_limit_cores, c.memory_request_bytes, c.memory_limit_bytes,
+       c.container IS NOT NULL AS spec_known,   -- false: no spec stored, requests/limits unknown
        p.valid_to AS pod_seen_to
 FROM series AS s
 LEFT JOIN pods_w AS p ON p.namespace = s.namespace AND p.pod = s.pod

@@ -54,10 +54,16 @@ def namespace_table(pods: pl.DataFrame, usage: pl.DataFrame | None = None,
     if quotas is not None and not quotas.is_empty():
         name_frames.append(quotas.select("namespace"))
     names = pl.concat(name_frames).unique()
+    # A namespace with usage but no pod spec in the store (usage imported without requests, or
+    # collected without kube-state-metrics): its pods, requests and limits are unknown (null),
+    # never zero. Without usage either (only a quota), there really are no pods: zero.
+    known = pl.col("namespace").is_in(agg["namespace"].implode()) | pl.col("usage_points").fill_null(0).eq(0)
+    spec_columns = ["pods", "cpu_unlimited_containers", "memory_unlimited_containers", "cpu_requests_cores",
+                    "cpu_limits_set_cores", "memory_requests_bytes", "memory_limits_set_bytes"]
     out = names.join(agg, on="namespace", how="left").join(usage, on="namespace", how="left").with_columns(
         pl.col("pods", "cpu_unlimited_containers", "memory_unlimited_containers").fill_null(0),
         pl.col("cpu_requests_cores", "cpu_limits_set_cores", "memory_requests_bytes", "memory_limits_set_bytes").fill_null(0.0),
-    )
+    ).with_columns(*[pl.when(known).then(pl.col(c)).otherwise(None).alias(c) for c in spec_columns])
     out = out.with_columns(
         pl.when(pl.col("cpu_unlimited_containers") > 0).then(float("inf")).otherwise(pl.col("cpu_limits_set_cores")).alias("cpu_limits_cores"),
         pl.when(pl.col("memory_unlimited_containers") > 0).then(float("inf")).otherwise(pl.col("memory_limits_set_bytes")).alias("memory_limits_bytes"),

@@ -112,6 +112,7 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         .n_unique().alias("pods_alive"),
         (pl.col("last_ts") - pl.col("first_ts")).dt.total_seconds().sum().alias("_pod_seconds"),
         pl.col("init_container").last(), pl.col("restartable").last(),
+        pl.col("spec_known").last() if "spec_known" in series.columns else pl.lit(True).alias("spec_known"),
         # current spec: the most recently seen pod's
         pl.col("cpu_request_cores").last(), pl.col("cpu_limit_cores").last(),
         pl.col("memory_request_bytes").last().cast(pl.Float64), pl.col("memory_limit_bytes").last().cast(pl.Float64),
@@ -254,7 +255,7 @@ def build_rows(history: History, fitted: pl.DataFrame, params: StrategyParams, s
         if stale_days >= STALE_DAYS and rec is not None:
             reasons.append(f"last sample {stale_days:.1f} days before the window's end: sized from old history")
         rows.append({**{k: g[k] for k in GROUP_KEYS}, "group_id": g["group_id"],
-                     "pods": int(g["pods"]), "cur": cur, "rec": rec,
+                     "pods": int(g["pods"]), "cur": cur, "rec": rec, "spec_known": g.get("spec_known") is not False,
                      "reason": "; ".join(r for r in reasons if r), "history_days": history_days,
                      "samples": int(g["samples"]),
                      "confidence_days": vpa_strategy.confidence(g["first_ts"], g["last_ts"], int(g["samples"])),
@@ -327,11 +328,18 @@ def _qos(rows: list[dict]) -> tuple[dict, dict]:
     """QoS class per workload before and after (GetPodQOS over all its containers)."""
     before: dict[tuple, list] = {}
     after: dict[tuple, list] = {}
+    unknown: set[tuple] = set()
+    unknown_after: set[tuple] = set()
     for r in rows:
         w = tuple(r[k] for k in WORKLOAD_KEYS)
         before.setdefault(w, []).append(r["cur"])
         after.setdefault(w, []).append(r["rec"] if r["rec"] is not None else r["cur"])
-    return ({w: qos_class(c) for w, c in before.items()}, {w: qos_class(c) for w, c in after.items()})
+        if not r.get("spec_known", True):
+            unknown.add(w)  # no spec stored: the current QoS is unknown, not BestEffort
+            if r["rec"] is None:
+                unknown_after.add(w)
+    return ({w: None if w in unknown else qos_class(c) for w, c in before.items()},
+            {w: None if w in unknown_after else qos_class(c) for w, c in after.items()})
 
 
 # --- library entry -----------------------------------------------------------------------------

@@ -21,9 +21,16 @@ def _is_bytes_column(name: str) -> bool:
     return name.startswith("memory") and not any(word in name for word in _NOT_BYTES)
 
 
+def _is_spec_column(name: str) -> bool:
+    """Requests, limits and QoS: null there means "not known" (no spec data), shown as "?" so it
+    is never read as zero or as "not set" (issue 13). Quota columns are null for "no quota"."""
+    return not name.startswith("quota_") and (
+        "request" in name or "limit" in name or name.startswith("qos") or name == "pods")
+
+
 def cell(name: str, value: Any) -> str:
     if value is None:
-        return ""
+        return "?" if _is_spec_column(name) else ""
     if isinstance(value, float) and math.isnan(value):
         return ""
     if isinstance(value, bool):

@@ -121,3 +121,16 @@ def test_collecting_without_kube_state_metrics_adds_no_second_series(proms, runn
     assert runner.invoke(app, ["namespaces", "--db", str(db), "-f", "csv"]).stdout == namespaces.stdout
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT node FROM series").fetchone()[0] == "n1"  # the node is not forgotten
+
+
+def test_collecting_without_kube_state_metrics_into_a_new_db_shows_unknown(proms, runner, tmp_path) -> None:
+    db = tmp_path / "bare.duckdb"
+    assert _collect(runner, proms["bare"].url, db, "shop").exit_code == 0
+    ns = runner.invoke(app, ["namespaces", "--db", str(db), "-f", "csv"])
+    assert ns.exit_code == 0, ns.stderr
+    row = pl.read_csv(ns.stdout.encode(), infer_schema_length=None).row(0, named=True)
+    assert row["namespace"] == "shop" and row["cpu_requests_cores"] is None and row["memory_requests_bytes"] is None
+    rec = runner.invoke(app, ["recommend", "--db", str(db), "-f", "csv", "--min-history", "1h"])
+    assert rec.exit_code == 0, rec.stderr
+    for r in pl.read_csv(rec.stdout.encode(), infer_schema_length=None).iter_rows(named=True):
+        assert r["qos_class_current"] is None, r

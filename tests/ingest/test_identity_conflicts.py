@@ -147,3 +147,31 @@ def test_a_signal_during_import_rolls_back(signum, code, sample_db, tmp_path) ->
     assert proc.returncode == code, (proc.returncode, first, err, out)
     assert "stopped" in err and "nothing was imported" in err
     assert fingerprint(sample_db)[1] == before[1]
+
+
+def test_without_spec_data_requests_and_qos_are_unknown_not_zero(runner, tmp_path) -> None:
+    """Usage imported without request/limit columns: requests, limits and QoS are unknown (empty
+    in CSV, "?" in tables), never 0 or BestEffort."""
+    rows = corpus.good_rows(12)
+    db = tmp_path / "db.duckdb"
+    assert runner.invoke(app, ["import", str(_csv(rows, tmp_path / "a.csv")), "--db", str(db)]).exit_code == 0
+    ns = runner.invoke(app, ["namespaces", "--db", str(db), "-f", "csv"])
+    assert ns.exit_code == 0, ns.stderr
+    row = pl.read_csv(ns.stdout.encode(), infer_schema_length=None).row(0, named=True)
+    for column in ("pods", "cpu_requests_cores", "cpu_limits_cores", "memory_requests_bytes", "memory_limits_bytes"):
+        assert row[column] is None, (column, row)
+    assert row["cpu_usage_p95_cores"] is not None
+    table = runner.invoke(app, ["namespaces", "--db", str(db)], env={"COLUMNS": "300"})
+    line = next(t for t in table.stdout.splitlines() if rows[0]["namespace"] in t)
+    assert "?" in line and " 0 " not in line, line
+    rec = runner.invoke(app, ["recommend", "--db", str(db), "-f", "csv", "--min-history", "30m"])
+    assert rec.exit_code == 0, rec.stderr
+    for r in pl.read_csv(rec.stdout.encode(), infer_schema_length=None).iter_rows(named=True):
+        assert r["qos_class_current"] is None and r["cpu_request_current"] is None, r
+    # with the columns present but empty, the values are known to be unset: BestEffort
+    unset = [{**r, "cpu_request_cores": "", "memory_limit_bytes": ""} for r in rows]
+    db2 = tmp_path / "db2.duckdb"
+    assert runner.invoke(app, ["import", str(_csv(unset, tmp_path / "b.csv")), "--db", str(db2)]).exit_code == 0
+    rec2 = runner.invoke(app, ["recommend", "--db", str(db2), "-f", "csv", "--min-history", "30m"])
+    assert {r["qos_class_current"] for r in pl.read_csv(rec2.stdout.encode(), infer_schema_length=None)
+            .iter_rows(named=True)} == {"BestEffort"}
