@@ -76,7 +76,7 @@ def eviction(
     """QoS classes and the kubelet's memory-pressure eviction order, per node."""
     from capplan import render, store
     from capplan.analysis.eviction import EvictionOptions, check_threshold, eviction_report, load_priority_map
-    from capplan.report.eviction import node_note
+    from capplan.report.eviction import node_note, priority_warning
 
     check_format(fmt)
     checked.eviction_view(view)
@@ -92,6 +92,8 @@ def eviction(
         result = eviction_report(con, options)
     finally:
         con.close()
+    if result.unresolved_priority_classes:
+        typer.echo(f"capplan: warning: {priority_warning(result.unresolved_priority_classes)}", err=True)
     frame = {"pods": result.pods, "nodes": result.nodes, "containers": result.containers, "qos": result.qos,
              "advice": result.advice}[view]
     if fmt == "table" and view == "pods":
@@ -101,3 +103,5 @@ def eviction(
     render.emit(frame, fmt, output, title=f"Eviction: {view}")
     if fmt == "table" and not output and view in ("pods", "nodes"):
         render.note(node_note(result))
+        if result.unresolved_priority_classes:
+            render.note(priority_warning(result.unresolved_priority_classes))

@@ -14,6 +14,13 @@ from capplan.report.model import Section
 from capplan.report.results import ReportResults
 
 
+def priority_warning(names: list[str]) -> str:
+    """The sentence naming PriorityClasses no --priority-classes/--priority resolved."""
+    return (f"PriorityClass {', '.join(names)} not given (--priority-classes FILE or --priority NAME=VALUE): "
+            f"their pods are ranked as priority 0, which may not be their place in the eviction order "
+            f"(see the priority_known column)")
+
+
 def node_note(result: EvictionResult) -> str:
     """A few sentences explaining the nodes under pressure (or that none is)."""
     under = result.nodes.filter(pl.col("under_pressure"))

@@ -166,6 +166,9 @@ def eviction_analysis(inputs: EvictionInputs, options: EvictionOptions) -> Evict
     result = EvictionResult(pods=ranked_all, nodes=nodes.select(NODE_COLUMNS).sort("node"),
                             containers=containers.sort("node", "namespace", "pod", "container"), advice=pl.DataFrame(),
                             start=inputs.start, end=inputs.end, options=options, qos=qos, ranked_all=ranked_all)
+    result.unresolved_priority_classes = sorted(
+        specs.filter(~pl.col("priority_known") & pl.col("priority_class").is_not_null() & (pl.col("priority_class") != ""))
+        ["priority_class"].unique().to_list())
     advice = advise(result, inputs.restarts, inputs.containers)
     in_namespaces = pl.col("namespace").is_in(options.namespaces) if options.namespaces else pl.lit(True)
     on_nodes = pl.col("node").is_in(options.nodes) if options.nodes else pl.lit(True)

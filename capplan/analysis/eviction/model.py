@@ -23,7 +23,7 @@ EVICTION_COLUMNS = [
     "usage_above_request_bytes", "usage_at_worst_bytes", "cumulative_freed_bytes", "evicted_to_relieve",
     "evictable", "priority_class", "qos_class_reported", "qos_mismatch", "memory_limit_bytes",
     "pressure_moments", "evicted_moments", "evicted_share", "oom_kills", "restarts", "usage_basis",
-    "worst_moment",
+    "worst_moment", "priority_known",
 ]
 QOS_COLUMNS = [
     "namespace", "pod", "node", "qos_class", "qos_class_reported", "qos_mismatch", "priority_class", "priority",
@@ -63,3 +63,7 @@ class EvictionResult:
     options: EvictionOptions
     qos: pl.DataFrame = field(default_factory=pl.DataFrame)        # every pod seen in the window
     ranked_all: pl.DataFrame = field(default_factory=pl.DataFrame)  # `pods` before -n/--node filters
+    # PriorityClass names pods use that neither --priority-classes nor --priority resolved: their
+    # pods are ranked as priority 0 (what the admission plugin does for an unknown class is refuse
+    # the pod, so the real value is unknown), and the user is told (issue 13)
+    unresolved_priority_classes: list[str] = field(default_factory=list)
