@@ -21,8 +21,9 @@ fastest plausible growth gives `days_low`, the slowest `days_high`.
 
 Projection: from the trend's level on the last day, `(limit - level) / slope` days. The limit
 (`allocatable` column) is the sum of allocatable of the scope's nodes at the window's end; for a
-namespace, its ResourceQuota hard value (`requests.cpu`/`cpu`, `requests.memory`/`memory`, the
-tightest if several quotas) when it has one, else its share of the cluster: allocatable minus
+namespace, the ResourceQuota hard value that bounds the basis (requests: `requests.cpu`/`cpu`,
+`requests.memory`/`memory`; usage: `limits.cpu`, `limits.memory`; a request quota never bounds
+usage), the tightest if several, when it has one, else its share of the cluster: allocatable minus
 what the other namespaces take now on the same basis (the room the namespace could grow into if
 the others stayed as they are). A flat or falling trend, or a crossing beyond the horizon, is
 "never" (days empty); a trend already at or over the limit is 0 days ("exhausted"). Fewer days

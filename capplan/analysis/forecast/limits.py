@@ -11,7 +11,7 @@ from capplan.analysis.forecast.model import (
     BASES,
     LIMIT_SCHEMA,
     NO_POOL,
-    QUOTA_RESOURCES,
+    QUOTA_BY_BASIS,
     RESOURCES,
 )
 
@@ -20,8 +20,9 @@ def scope_limits(nodes: pl.DataFrame, pools: pl.DataFrame, quotas: pl.DataFrame,
     """The limit each series is projected against (LIMIT_SCHEMA).
 
     Cluster and pools: the sum of allocatable of their nodes (`nodes` at the window's end).
-    Namespaces: the tightest ResourceQuota hard value on requests when there is one, else the
-    cluster's allocatable minus the other namespaces' current value on the same basis.
+    Namespaces: the tightest ResourceQuota hard value that bounds the basis (requests.* for
+    requests, limits.* for usage) when there is one, else the cluster's allocatable minus the
+    other namespaces' current value on the same basis.
     """
     rows: list[dict[str, Any]] = []
     now = nodes.join(pools, on="node", how="left").with_columns(pl.col("pool").fill_null(NO_POOL))
@@ -41,7 +42,7 @@ def scope_limits(nodes: pl.DataFrame, pools: pl.DataFrame, quotas: pl.DataFrame,
             total_used = float(used["value"].sum()) if used.height else 0.0
             for namespace, value in zip(used["scope_name"].to_list(), used["value"].to_list(), strict=True):
                 hard = quotas.filter((pl.col("namespace") == namespace)
-                                     & pl.col("resource").is_in(list(QUOTA_RESOURCES[resource])))
+                                     & pl.col("resource").is_in(list(QUOTA_BY_BASIS[(resource, basis)])))
                 if hard.height:
                     tightest = hard.sort("hard").row(0, named=True)
                     rows.append({"scope_kind": "namespace", "scope_name": namespace, "resource": resource,

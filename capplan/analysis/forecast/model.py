@@ -25,6 +25,11 @@ ALLOCATABLE_COLUMN = {"cpu": "cpu_allocatable_cores", "memory": "memory_allocata
 # ResourceQuota names that cap a namespace's requests (`cpu` and `memory` mean requests.*:
 # kubernetes/kubernetes pkg/quota/v1/evaluator/core/pods.go, podComputeUsageHelper).
 QUOTA_RESOURCES = {"cpu": ("requests.cpu", "cpu"), "memory": ("requests.memory", "memory")}
+# What bounds each basis: requests only by a requests quota; usage never by one (a pod may use far
+# more than it requests) but by a limits quota, as every container's usage is capped by its limit
+# and limits.* caps their sum (issue 13: usage projected against requests.memory ran out "in 16 days").
+QUOTA_BY_BASIS = {("cpu", "requests"): QUOTA_RESOURCES["cpu"], ("memory", "requests"): QUOTA_RESOURCES["memory"],
+                  ("cpu", "usage"): ("limits.cpu",), ("memory", "usage"): ("limits.memory",)}
 
 DAILY_SCHEMA = {"scope_kind": pl.Utf8, "scope_name": pl.Utf8, "resource": pl.Utf8, "basis": pl.Utf8,
                 "day": pl.Date, "value": pl.Float64}
