@@ -197,6 +197,12 @@ def check_against_capacity(usage: pl.DataFrame, capacity: pl.DataFrame, origin: 
     Done per node first (one group-by); rows are only looked at when a node's maximum is over."""
     if usage.is_empty() or capacity.is_empty() or "node" not in usage.columns:
         return
+    # the cheap test first: nothing above the smallest node's bounds (two column maxima)
+    top = usage.select(pl.col("cpu_cores").max(), pl.col("memory_bytes").max()).row(0)
+    smallest = capacity.select(pl.col("cpu_capacity_cores").min(), pl.col("memory_capacity_bytes").min()).row(0)
+    if all(v is None or c is None or v <= c * f for v, c, f in
+           zip(top, smallest, (CPU_OVER_CAPACITY, MEMORY_OVER_CAPACITY))):
+        return
     peaks = usage.group_by("node").agg(pl.col("cpu_cores").max().alias("_cpu"), pl.col("memory_bytes").max().alias("_mem"))
     over = peaks.join(capacity, on="node", how="inner").filter(
         (pl.col("_cpu") > pl.col("cpu_capacity_cores") * CPU_OVER_CAPACITY)

@@ -311,7 +311,8 @@ def long_format_frames(frame: pl.DataFrame) -> tuple[dict[str, pl.DataFrame], pl
 
 
 def _usage_chunks(frame: pl.DataFrame) -> list[pl.DataFrame]:
-    frame = frame.sort("ts")
+    # In file order: files grouped by container keep their long runs (the store's fast path);
+    # time-major files are regrouped by the store writer itself.
     return [frame.slice(i, USAGE_CHUNK_ROWS) for i in range(0, frame.height, USAGE_CHUNK_ROWS)]
 
 
