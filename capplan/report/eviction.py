@@ -65,7 +65,9 @@ def eviction_sections(results: ReportResults) -> list[Section]:
                 node_note(result)),
         Section("eviction", "First in line for eviction", first.sort("node", "rank").select(pod_cols),
                 "ranked as the kubelet's rankMemoryPressure does, at each node's worst moment; "
-                "cumulative_freed_bytes counts working set freed at that moment"),
+                "cumulative_freed_bytes counts working set freed at that moment"
+                + (f". {priority_warning(result.unresolved_priority_classes)}"
+                   if result.unresolved_priority_classes else "")),
     ]
     if result.advice.height:
         sections.append(Section("eviction_advice", "Eviction advice", result.advice.head(max(options.top, 1))))
