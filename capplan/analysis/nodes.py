@@ -80,11 +80,11 @@ def snapshot_window(con: duckdb.DuckDBPyConnection, window: timedelta) -> tuple[
         return store.analysis_window(con, window)
     except NoDataError:
         end = store.analysis_end(con)  # --end: the nodes observed by then
-        row = con.execute("SELECT least(max(valid_to), $end) FROM nodes WHERE valid_from <= $end",
+        row = con.execute("SELECT max(valid_to) FROM nodes WHERE valid_from <= $end",
                           {"end": end or datetime.max}).fetchone()
         if row is None or row[0] is None:
             raise
-        return None, row[0]
+        return None, min(row[0], end) if end is not None else row[0]
 
 
 def load_node_inputs(con: duckdb.DuckDBPyConnection, window: timedelta) -> NodeInputs:

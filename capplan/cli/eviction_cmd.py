@@ -92,8 +92,6 @@ def eviction(
         result = eviction_report(con, options)
     finally:
         con.close()
-    if result.unresolved_priority_classes:
-        typer.echo(f"capplan: warning: {priority_warning(result.unresolved_priority_classes)}", err=True)
     frame = {"pods": result.pods, "nodes": result.nodes, "containers": result.containers, "qos": result.qos,
              "advice": result.advice}[view]
     if fmt == "table" and view == "pods":
@@ -105,3 +103,5 @@ def eviction(
         render.note(node_note(result))
         if result.unresolved_priority_classes:
             render.note(priority_warning(result.unresolved_priority_classes))
+    if result.unresolved_priority_classes:  # after the output: a failed write stays one line
+        typer.echo(f"capplan: warning: {priority_warning(result.unresolved_priority_classes)}", err=True)
