@@ -519,7 +519,7 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
         # Time-major input (one row per container per timestamp, e.g. a CSV export): runs of one
         # row. Group the series together once, by a hash of the keys (sorting by the strings
         # themselves costs 5x more); a collision only splits a run, the keys are still compared.
-        staged = staged.sort(pl.struct(*RUN_KEYS).hash(), "ts")
+        staged = staged.sort(pl.struct(*RUN_KEYS).hash(), "ts", maintain_order=True)  # last row still wins
         starts = run_starts(staged)
     run_index = (starts.cast(pl.UInt32).cum_sum() - 1).alias("run")
     run_spans = staged.select(pl.col("ts"), run_index).group_by("run").agg(
