@@ -103,5 +103,6 @@ def eviction(
         render.note(node_note(result))
         if result.unresolved_priority_classes:
             render.note(priority_warning(result.unresolved_priority_classes))
-    if result.unresolved_priority_classes:  # after the output: a failed write stays one line
+    shown = fmt == "table" and not output and view in ("pods", "nodes")  # the table's note names them
+    if result.unresolved_priority_classes and not shown:  # after the output: a failed write stays one line
         typer.echo(f"capplan: warning: {priority_warning(result.unresolved_priority_classes)}", err=True)
