@@ -242,8 +242,7 @@ def test_readable_on_a_400px_phone(report_page: Path, tmp_path: Path) -> None:
     least 500 wide): the page does not overflow sideways (charts scroll inside their row), chart
     text stays at least 9 px tall (not shrunk to fit), and the act-first list is on the first
     screen, within the width."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    tools.require("chromium")
     frame = tmp_path / "phone.html"
     frame.write_text(
         '<!DOCTYPE html><html><body style="margin:0"><iframe id="f" src="' + report_page.as_uri()
