@@ -201,7 +201,7 @@ def check_against_capacity(usage: pl.DataFrame, capacity: pl.DataFrame, origin: 
     top = usage.select(pl.col("cpu_cores").max(), pl.col("memory_bytes").max()).row(0)
     smallest = capacity.select(pl.col("cpu_capacity_cores").min(), pl.col("memory_capacity_bytes").min()).row(0)
     if all(v is None or c is None or v <= c * f for v, c, f in
-           zip(top, smallest, (CPU_OVER_CAPACITY, MEMORY_OVER_CAPACITY))):
+           zip(top, smallest, (CPU_OVER_CAPACITY, MEMORY_OVER_CAPACITY), strict=True)):
         return
     peaks = usage.group_by("node").agg(pl.col("cpu_cores").max().alias("_cpu"), pl.col("memory_bytes").max().alias("_mem"))
     over = peaks.join(capacity, on="node", how="inner").filter(

@@ -8,13 +8,14 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
-    EndOption, end_option,
     DbOption,
+    EndOption,
     FormatOption,
     NamespaceOption,
     OutputOption,
     WindowOption,
     check_format,
+    end_option,
     handle_errors,
     window_option,
 )

@@ -9,14 +9,15 @@ import typer
 from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import (
-    EndOption, end_option,
     DbOption,
+    EndOption,
     FormatOption,
     NamespaceOption,
     NodeOption,
     OutputOption,
     WindowOption,
     check_format,
+    end_option,
     handle_errors,
     window_option,
 )

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from capplan.cli import app
-from capplan.cli.common import EndOption, end_option, DbOption, WindowOption, handle_errors, window_option
+from capplan.cli.common import DbOption, EndOption, WindowOption, end_option, handle_errors, window_option
 from capplan.cli.recommend_cmd import DEFAULT_STRATEGY, STRATEGIES
 from capplan.errors import UsageError
 
