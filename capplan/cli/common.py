@@ -20,7 +20,7 @@ DbOption = Annotated[
     Path | None,
     typer.Option("--db", help="DuckDB file (default $CAPPLAN_DB, else ./capplan.duckdb).", show_default=False),
 ]
-FormatOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
+FormatOption = Annotated[str, typer.Option("--format", "-f", metavar="[table|csv|json]", help="table, csv or json.")]
 OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")]
 WindowOption = Annotated[str, typer.Option("--window", help="History window ending at the newest sample.")]
 NamespaceOption = Annotated[
@@ -177,12 +177,6 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(1) from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-def not_built(command: str, issue: int) -> None:
-    """Commands of CONTRACT.md that are not built yet say so and exit 2."""
-    typer.echo(f"capplan: `{command}` is not built yet (issue {issue})", err=True)
-    raise typer.Exit(2)
 
 
 def end_option(text: str | None) -> datetime | None:

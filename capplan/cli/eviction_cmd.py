@@ -60,7 +60,7 @@ def eviction(
     namespace: NamespaceOption = None,
     node: NodeOption = None,
     usage: Annotated[str, typer.Option(
-        "--usage", help="Pod usage to rank by: peak (at the node's worst moment), p95 or latest.")] = "peak",
+        "--usage", metavar="[peak|p95|latest]", help="Pod usage to rank by: peak (at the node's worst moment), p95 or latest.")] = "peak",
     eviction_hard: Annotated[str, typer.Option(
         "--eviction-hard", help="Hard threshold on memory.available: a quantity (100Mi) or % of capacity.")
     ] = DEFAULT_EVICTION_HARD,
@@ -72,7 +72,7 @@ def eviction(
     priority: Annotated[list[str] | None, typer.Option(
         "--priority", help="NAME=VALUE priority of a PriorityClass (repeatable; wins over the file).")] = None,
     view: Annotated[str, typer.Option(
-        "--view", help="pods (ranked per node), nodes (exposure), containers (oom_score_adj), qos (every pod) or advice.")] = "pods",
+        "--view", metavar="[pods|nodes|containers|qos|advice]", help="pods (ranked per node), nodes (exposure), containers (oom_score_adj), qos (every pod) or advice.")] = "pods",
 ) -> None:
     """QoS classes and the kubelet's memory-pressure eviction order, per node."""
     from capplan import render, store

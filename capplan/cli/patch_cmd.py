@@ -23,7 +23,7 @@ MinChangeOption = Annotated[str, typer.Option(
     "--min-change", help="Leave a value alone unless it moves by at least this much of itself.")]
 SeverityOption = Annotated[str, typer.Option(
     "--severity", help="Act on recommendations of at least this severity (critical, warning, ok, good).")]
-StrategyOption = Annotated[str, typer.Option("--strategy", "-s", help=f"One of {', '.join(STRATEGIES)}.")]
+StrategyOption = Annotated[str, typer.Option("--strategy", "-s", metavar=f"[{'|'.join(STRATEGIES)}]", help=f"One of {', '.join(STRATEGIES)}.")]
 
 
 @app.command()

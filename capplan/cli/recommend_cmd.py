@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 STRATEGIES = ("auto", "simple", "vpa", "max-target")
 DEFAULT_STRATEGY = "auto"
 
-StrategyOption = Annotated[str, typer.Option("--strategy", "-s", help=f"One of {', '.join(STRATEGIES)}.")]
+StrategyOption = Annotated[str, typer.Option("--strategy", "-s", metavar=f"[{'|'.join(STRATEGIES)}]", help=f"One of {', '.join(STRATEGIES)}.")]
 CpuPercentileOption = Annotated[float, typer.Option("--cpu-percentile", help="simple: per-pod CPU percentile.")]
 MemoryBufferOption = Annotated[float, typer.Option("--memory-buffer", help="simple: % added to the peak memory.")]
 TargetOption = Annotated[float, typer.Option("--target-utilization", help="max-target: max usage / this.")]
@@ -44,7 +44,7 @@ HorizonOption = Annotated[str, typer.Option("--horizon", help="auto: how far ahe
 # by tests/cli/test_lazy_imports.py).
 RISK_LEVELS = ("low", "medium", "high")
 DEFAULT_RISK = "low"
-RiskOption = Annotated[str, typer.Option("--risk", help=f"auto: {' | '.join(RISK_LEVELS)} (docs/recommend.md).")]
+RiskOption = Annotated[str, typer.Option("--risk", metavar=f"[{'|'.join(RISK_LEVELS)}]", help=f"auto: {' | '.join(RISK_LEVELS)} (docs/recommend.md).")]
 TargetOomOption = Annotated[str | None, typer.Option(
     "--target-oom", help="auto: pick the risk level whose backtested OOM container-days are at most RATE "
                          "(0.005, 0.5%, or 'current'), from rolling splits of this history.")]

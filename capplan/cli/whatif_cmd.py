@@ -35,7 +35,7 @@ def whatif(
     window: WindowOption = "14d",
     namespace: NamespaceOption = None,
     apply: Annotated[str, typer.Option(
-        "--apply", help="Requests to assume: `current`, or a recommend strategy (auto, simple, vpa, max-target).")] = "auto",
+        "--apply", metavar="[current|auto|simple|vpa|max-target]", help="Requests to assume: `current`, or a recommend strategy (auto, simple, vpa, max-target).")] = "auto",
     pool: Annotated[str | None, typer.Option(
         "--pool", help="Node label naming pools (default: the first well-known pool or instance-type label).")] = None,
     prices: Annotated[Path | None, typer.Option(
@@ -45,7 +45,7 @@ def whatif(
     shapes_file: Annotated[Path | None, typer.Option(
         "--shapes-file", help="CSV of shapes: shape,cpu_capacity_cores,memory_capacity_bytes,pods_capacity[,...]; "
                 "without --shapes, size for every shape in it.")] = None,
-    view: Annotated[str, typer.Option("--view", help="pools (default), nodes, or moves (pods that would move).")] = "pools",
+    view: Annotated[str, typer.Option("--view", metavar="[pools|nodes|moves]", help="pools (default), nodes, or moves (pods that would move).")] = "pools",
 ) -> None:
     """How many nodes of each pool could be drained if requests were right-sized (or as they are),
     which ones, whether N-1 and memory pressure still hold after, and what it saves; with
