@@ -145,8 +145,7 @@ def consolidation_actions(results: ReportResults) -> list[Action]:
     cores = float(nodes["cpu_allocatable_cores"].sum())
     size = cores + float(nodes["memory_allocatable_bytes"].sum()) / 2**30 / GIB_PER_CORE
     names = " ".join(nodes["node"].to_list())
-    return [Action("savings", "low", f"{total['nodes_removable']} of {total['nodes_now']} nodes could be given back "
-                   f"after right-sizing ({names})", "capplan whatif --view nodes", "whatif", size)]
+    return [Action("savings", "low", f"{total['nodes_removable']} of {total['nodes_now']} nodes could go ({names})", "capplan whatif --view nodes", "whatif", size)]
 
 
 def act_on_these(results: ReportResults, limit: int = MAX_ACTIONS) -> list[Action]:
