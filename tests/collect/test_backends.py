@@ -114,9 +114,10 @@ def test_spiky_cpu_is_the_true_per_step_average_on_both_backends(tmp_path: Path)
     labels = {"namespace": "ns", "pod": "p", "container": "c", "node": "n1", "job": "kubelet",
               "metrics_path": "/metrics/cadvisor"}
     series = [Series("container_cpu_usage_seconds_total", {**labels, "cpu": "total"}, ts, counter, kind="counter"),
-              Series("container_memory_working_set_bytes", labels, ts, [100 + i for i in range(13)])]
+              Series("container_memory_working_set_bytes", labels, ts, [(100 + i) * 2**20 for i in range(13)])]
     want_cpu = [0.3, 0.9, 0.3, 0.3]                    # minutes ending t0+60, +120, +180, +240
-    want_memory = [103, 106, 109, 112]                 # the peak (last, rising) sample of each minute
+    # the peak (last, rising) sample of each minute, in MiB: whole KiB, as the store keeps them
+    want_memory = [m * 2**20 for m in (103, 106, 109, 112)]
     build_tsdb(series, tmp_path / "tsdb")
     got = []
     with PrometheusServer(tmp_path / "tsdb") as p, VictoriaMetricsServer() as v:
