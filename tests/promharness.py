@@ -571,6 +571,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_http_ok(proc: subprocess.Popen | None, url: str, timeout: float) -> bool:
+    """Poll `url` until it answers 200 (True), the server process exits or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is None or proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
 class PrometheusServer:
     """`prometheus` on 127.0.0.1 and a free port, serving a private copy of a TSDB.
 
@@ -630,18 +646,7 @@ class PrometheusServer:
         raise RuntimeError(f"prometheus did not become ready: {self.log_path.read_text()[-800:]}")
 
     def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return True
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return False
+        return wait_http_ok(self.proc, f"{self.url}/-/ready", timeout)
 
     def stop(self, cleanup: bool = True) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its private copy."""
@@ -738,18 +743,7 @@ class VictoriaMetricsServer:
         raise RuntimeError(f"victoria-metrics did not become ready: {self.log_path.read_text()[-800:]}")
 
     def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        return True
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return False
+        return wait_http_ok(self.proc, f"{self.url}/health", timeout)
 
     def import_series(self, series: Iterable[Series], batch: int = 2000) -> int:
         """POST the series as JSON lines ({"metric": {...}, "values": [...], "timestamps": [ms]}) to

@@ -88,6 +88,20 @@ def read_shapes(path: Path) -> dict[str, Shape]:
     return shapes
 
 
+def read_prices(path: str | Path) -> dict[str, float]:
+    """A prices CSV (`instance_type,price_per_hour`, # for comments): instance type -> price per hour."""
+    path = Path(path)
+    prices: dict[str, float] = {}
+    for line, row in _rows(path):
+        kind = (row.get("instance_type") or "").strip()
+        if not kind:
+            raise BadInputError(f"{path}:{line}: instance_type: missing")
+        price = _number(path, line, row, "price_per_hour")
+        assert price is not None
+        prices[kind] = price
+    return prices
+
+
 def shapes_from_nodes(nodes: pl.DataFrame) -> dict[str, Shape]:
     """The store's own node types (column instance_type): the allocatable of one node of each."""
     shapes: dict[str, Shape] = {}

@@ -36,6 +36,7 @@ from capplan.analysis.packing import (
     node_loss_holds,
 )
 from capplan.analysis.pods import load_current_containers, load_current_nodes, pod_resources
+from capplan.analysis.sizing import HOURS_PER_MONTH
 from capplan.analysis.taints import blocking_set, parse_taints
 from capplan.errors import NoDataError, UsageError
 
@@ -50,8 +51,6 @@ POOL_LABELS = (
 INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
 ALL_POOL = "all"
 UNKNOWN_TYPE = "unknown"
-# 8,760 hours a year / 12: the month of the AWS and Google Cloud pricing calculators.
-HOURS_PER_MONTH = 730.0
 # Kinds whose pods a controller recreates elsewhere when their node is drained.
 CONTROLLED_KINDS = ("ReplicaSet", "Deployment", "StatefulSet", "Job", "CronJob", "DaemonSet",
                     "ReplicationController")
@@ -380,28 +379,3 @@ def whatif(con: duckdb.DuckDBPyConnection, options: WhatIfOptions | None = None)
         moves=pl.DataFrame(moves, schema={"namespace": pl.Utf8, "pod": pl.Utf8, "from_node": pl.Utf8, "to_node": pl.Utf8}),
         apply=options.apply, pool_label=label, at=end, notes=notes, sizing=sizing,
     )
-
-
-def read_prices(path: str) -> dict[str, float]:
-    """A prices CSV (`instance_type,price_per_hour`); bad content is exit 4 naming file:line."""
-    from capplan.errors import BadInputError
-
-    prices: dict[str, float] = {}
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().strip().split(",")
-        if header[:2] != ["instance_type", "price_per_hour"]:
-            raise BadInputError(f"{path}:1: header must start with instance_type,price_per_hour, not {','.join(header)}")
-        for number, line in enumerate(handle, start=2):
-            if not line.strip() or line.startswith("#"):
-                continue
-            cells = line.rstrip("\n").split(",")
-            if len(cells) < 2 or not cells[0].strip():
-                raise BadInputError(f"{path}:{number}: expected instance_type,price_per_hour")
-            try:
-                price = float(cells[1])
-            except ValueError:
-                raise BadInputError(f"{path}:{number}: price_per_hour: not a number: {cells[1]!r}") from None
-            if not np.isfinite(price) or price < 0:
-                raise BadInputError(f"{path}:{number}: price_per_hour: must be a finite price >= 0, not {cells[1]}")
-            prices[cells[0].strip()] = price
-    return prices

@@ -51,7 +51,8 @@ def whatif(
     which ones, whether N-1 and memory pressure still hold after, and what it saves; with
     `--shapes`, how many nodes of each shape the pods need."""
     from capplan import render, store
-    from capplan.analysis.whatif import WHATIF_COLUMNS, WhatIfOptions, read_prices
+    from capplan.analysis.sizing import read_prices
+    from capplan.analysis.whatif import WHATIF_COLUMNS, WhatIfOptions
     from capplan.analysis.whatif import whatif as run_whatif
     from capplan.report.whatif import whatif_note
 

@@ -18,8 +18,8 @@ import pytest
 
 from capplan import store
 from capplan.analysis.packing import NodeBins, PodItems, Shape, consolidate, lower_bound_nodes, pack_identical
-from capplan.analysis.sizing import Workload, size_pools
-from capplan.analysis.whatif import HOURS_PER_MONTH, WhatIfOptions, apply_recommendation, whatif
+from capplan.analysis.sizing import HOURS_PER_MONTH, Workload, size_pools
+from capplan.analysis.whatif import WhatIfOptions, apply_recommendation, whatif
 from capplan.cli import app
 from tests.analysis.cluster_builder import T0, GiB, build_store, ctr, node, pod, usage_rows
 
