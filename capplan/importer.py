@@ -94,14 +94,14 @@ def _read_parquet(path: Path) -> pl.DataFrame:
 
 
 def import_path(path: str | Path, db: str | Path | None = None, *, wait: bool = False, replace: bool = False,
-                progress: ProgressFn | None = None) -> ImportSummary:
-    """Import a sample folder (sample format) or a long-format .parquet/.csv usage file."""
+                progress: ProgressFn | None = None, cluster: str = store.DEFAULT_CLUSTER) -> ImportSummary:
+    """Import a sample folder (sample format) or a long-format .parquet/.csv usage file as `cluster`."""
     source = Path(path)
     if source.is_dir():
-        return import_sample(source, db, wait=wait, replace=replace, progress=progress)
+        return import_sample(source, db, wait=wait, replace=replace, progress=progress, cluster=cluster)
     if not source.exists():
         raise BadInputError(f"no such file or folder: {source}")
-    return import_long_format(source, db, wait=wait, replace=replace, progress=progress)
+    return import_long_format(source, db, wait=wait, replace=replace, progress=progress, cluster=cluster)
 
 
 # --- reading and checking (nothing touches the database) -------------------------------------------
@@ -323,7 +323,7 @@ def _discard_new_db(db_path: Path) -> None:
 
 def _write_all(db: str | Path | None, spec: dict[str, pl.DataFrame], restarts: pl.DataFrame | None,
                usage: pl.DataFrame, origin: gate.Origin, *, wait: bool, replace: bool, stop: _Stop,
-               progress: ProgressFn | None) -> ImportSummary:
+               progress: ProgressFn | None, cluster: str = store.DEFAULT_CLUSTER) -> ImportSummary:
     summary = ImportSummary(path=origin.label, spec_rows=0, samples=0, samples_read=usage.height)
     db_path = store.resolve_db_path(db)
     stop.check()
@@ -333,18 +333,18 @@ def _write_all(db: str | Path | None, spec: dict[str, pl.DataFrame], restarts: p
         stop.con = con
         try:
             # bounds by the nodes already stored: checked before anything is written
-            store.check_usage_capacity(con, usage, origin)
+            store.check_usage_capacity(con, usage, origin, cluster)
             stop.check()
             if progress and usage.height >= PROGRESS_MIN_SAMPLES:
                 progress(f"{usage.height:,} samples of {origin.label} passed the checks; writing")
             with store.transaction(con):
                 for table, frame in spec.items():
-                    summary.spec_rows += store.write_spec(con, table, frame, validated=True)
+                    summary.spec_rows += store.write_spec(con, table, frame, validated=True, cluster=cluster)
                 if restarts is not None:
-                    summary.spec_rows += store.write_restarts(con, restarts, validated=True)
+                    summary.spec_rows += store.write_restarts(con, restarts, validated=True, cluster=cluster)
                 for chunk in _usage_chunks(usage):
                     stop.check()
-                    written = store.ingest_usage(con, chunk, replace=replace, validated=True)
+                    written = store.ingest_usage(con, chunk, replace=replace, validated=True, cluster=cluster)
                     summary.samples += written.inserted
                     summary.conflicts += written.conflicts
                     summary.replaced += written.replaced
@@ -371,21 +371,22 @@ def _write_all(db: str | Path | None, spec: dict[str, pl.DataFrame], restarts: p
 
 
 def import_sample(folder: str | Path, db: str | Path | None = None, *, wait: bool = False, replace: bool = False,
-                  progress: ProgressFn | None = None) -> ImportSummary:
-    """Import a folder in capplan's sample format (see data/samples/README.md)."""
+                  progress: ProgressFn | None = None, cluster: str = store.DEFAULT_CLUSTER) -> ImportSummary:
+    """Import a folder in capplan's sample format (see data/samples/README.md) as `cluster`."""
     with _signals() as stop:
         spec, restarts, usage = read_sample(folder)
         return _write_all(db, spec, restarts, usage, gate.Origin(str(folder)), wait=wait, replace=replace,
-                          stop=stop, progress=progress)
+                          stop=stop, progress=progress, cluster=cluster)
 
 
 def import_long_format(path: str | Path, db: str | Path | None = None, *, wait: bool = False,
-                       replace: bool = False, progress: ProgressFn | None = None) -> ImportSummary:
-    """Import a long-format usage file (CONTRACT.md): Parquet or CSV."""
+                       replace: bool = False, progress: ProgressFn | None = None,
+                       cluster: str = store.DEFAULT_CLUSTER) -> ImportSummary:
+    """Import a long-format usage file (CONTRACT.md), Parquet or CSV, as `cluster`."""
     with _signals() as stop:
         frame = read_long_format(path)
         stop.check()
         spec, usage = long_format_frames(frame)
         # a long-format trace has no restarts; spec intervals of one file are contiguous
         return _write_all(db, spec, None, usage.with_columns(frame[LINE]), gate.Origin(str(path), LINE, LONG_FILE_NAMES),
-                          wait=wait, replace=replace, stop=stop, progress=progress)
+                          wait=wait, replace=replace, stop=stop, progress=progress, cluster=cluster)

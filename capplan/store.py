@@ -23,8 +23,10 @@ import polars as pl
 from capplan import gate
 from capplan.errors import BadInputError, LockedError, NoDataError
 
-SCHEMA_VERSION = 4  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources
+SCHEMA_VERSION = 5  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources, 005 clusters
 DEFAULT_DB = "capplan.duckdb"
+# The cluster of everything written without one, and of databases from before clusters (schema 5).
+DEFAULT_CLUSTER = "default"
 # Spec observations this close to an existing interval with the same values extend it.
 SPEC_GAP = timedelta(hours=1)
 
@@ -123,11 +125,12 @@ def migrations() -> list[tuple[int, Path]]:
     return found
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Bring the schema up to SCHEMA_VERSION, each migration in its own transaction."""
+def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> int:
+    """Bring the schema up to SCHEMA_VERSION (or `upto`: tests build older databases), each
+    migration in its own transaction."""
     current = schema_version(con)
     for version, path in migrations():
-        if version <= current:
+        if version <= current or (upto is not None and version > upto):
             continue
         con.execute("BEGIN TRANSACTION")
         try:
@@ -380,8 +383,9 @@ def _conform(frame: pl.DataFrame, table: str, columns: tuple[str, ...]) -> pl.Da
 
 
 def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, gap: timedelta = SPEC_GAP, *,
-               origin: gate.Origin | None = None, validated: bool = False) -> int:
-    """Merge spec intervals into `table`, keeping history.
+               origin: gate.Origin | None = None, validated: bool = False, cluster: str = DEFAULT_CLUSTER) -> int:
+    """Merge spec intervals of one cluster into `table`, keeping history (keys: the cluster, then
+    the table's keys in SPEC_TABLES).
 
     A staged interval whose values equal an existing interval of the same key, and that overlaps
     it or lies within `gap` of it, widens that interval; otherwise it is a new row. Writing the
@@ -395,8 +399,9 @@ def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, 
             raise BadInputError(f"{table}: missing key column {key}")
     if not validated:
         gate.check_spec(table, frame, origin or gate.store_origin(table))
+    keys = ("cluster", *keys)
     columns = keys + ("valid_from", "valid_to") + values
-    staged = _conform(frame, table, columns)
+    staged = _conform(frame.with_columns(cluster=pl.lit(cluster, pl.Utf8)), table, columns)
     # Collapse the staged rows themselves first: one interval per key and value set per run.
     staged = staged.group_by(list(keys + values), maintain_order=True).agg(
         pl.col("valid_from").min(), pl.col("valid_to").max()
@@ -450,35 +455,41 @@ class UsageWrite:
     replaced: int = 0
 
 
-def stored_capacity(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """node -> the largest capacity it ever had (for the gate's physical bounds)."""
+def stored_capacity(con: duckdb.DuckDBPyConnection, cluster: str = DEFAULT_CLUSTER) -> pl.DataFrame:
+    """node -> the largest capacity it ever had in `cluster` (for the gate's physical bounds)."""
     return con.execute(
         "SELECT node, max(cpu_capacity_cores)::DOUBLE AS cpu_capacity_cores, "
-        "max(memory_capacity_bytes)::DOUBLE AS memory_capacity_bytes FROM nodes GROUP BY node"
+        "max(memory_capacity_bytes)::DOUBLE AS memory_capacity_bytes FROM nodes WHERE cluster = $cluster GROUP BY node",
+        {"cluster": cluster},
     ).pl()
 
 
-def check_usage_capacity(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, origin: gate.Origin) -> None:
-    """The gate's physical bounds for usage by the nodes stored (and staged in this transaction)."""
+def check_usage_capacity(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, origin: gate.Origin,
+                         cluster: str = DEFAULT_CLUSTER) -> None:
+    """The gate's physical bounds for usage by the nodes stored in `cluster` (and staged in this
+    transaction)."""
     if "node" in frame.columns:
-        gate.check_against_capacity(frame.with_columns(pl.col("node").cast(pl.Utf8)), stored_capacity(con), origin)
+        gate.check_against_capacity(frame.with_columns(pl.col("node").cast(pl.Utf8)), stored_capacity(con, cluster),
+                                    origin)
 
 
-def check_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, origin: gate.Origin) -> None:
+def check_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, origin: gate.Origin,
+                cluster: str = DEFAULT_CLUSTER) -> None:
     """The whole gate for usage about to be written: values, times, and physical bounds."""
     gate.check_usage(frame, origin)
-    check_usage_capacity(con, frame, origin)
+    check_usage_capacity(con, frame, origin, cluster)
 
 
 def write_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin: gate.Origin | None = None,
-                replace: bool = False, validated: bool = False) -> int:
+                replace: bool = False, validated: bool = False, cluster: str = DEFAULT_CLUSTER) -> int:
     """Insert usage samples; the number inserted (see `ingest_usage`)."""
-    return ingest_usage(con, frame, origin=origin, replace=replace, validated=validated).inserted
+    return ingest_usage(con, frame, origin=origin, replace=replace, validated=validated, cluster=cluster).inserted
 
 
 def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin: gate.Origin | None = None,
-                 replace: bool = False, validated: bool = False) -> UsageWrite:
-    """Insert usage samples (namespace, pod, container, node, ts, cpu_cores, memory_bytes).
+                 replace: bool = False, validated: bool = False, cluster: str = DEFAULT_CLUSTER) -> UsageWrite:
+    """Insert usage samples (namespace, pod, container, node, ts, cpu_cores, memory_bytes) of
+    one cluster: a series is (cluster, namespace, pod, container) (schema 005).
 
     The frame passes the gate first (unless the caller already passed it through `check_usage`).
     New containers get an integer series id; a (series, ts) already stored with the same values is
@@ -492,7 +503,7 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
     if missing:
         raise BadInputError(f"usage: missing column(s) {', '.join(missing)}")
     if not validated:
-        check_usage(con, frame, origin or gate.store_origin("usage"))
+        check_usage(con, frame, origin or gate.store_origin("usage"), cluster)
     staged = frame.select(
         pl.col("namespace").cast(pl.Utf8),
         pl.col("pod").cast(pl.Utf8),
@@ -530,18 +541,20 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
     try:
         con.execute(
             """
-            INSERT INTO series (series_id, namespace, pod, container, node)
+            INSERT INTO series (series_id, cluster, namespace, pod, container, node)
             SELECT (SELECT coalesce(max(series_id), 0) FROM series) + row_number() OVER (ORDER BY namespace, pod, container),
-                   namespace, pod, container, ''
+                   $cluster, namespace, pod, container, ''
             FROM _staged_keys AS s
             WHERE NOT EXISTS (
                 SELECT 1 FROM series AS x
-                WHERE x.namespace = s.namespace AND x.pod = s.pod AND x.container = s.container)
-            """
+                WHERE x.cluster = $cluster AND x.namespace = s.namespace AND x.pod = s.pod AND x.container = s.container)
+            """,
+            {"cluster": cluster},
         )
         ids = con.execute(
             "SELECT s.namespace, s.pod, s.container, x.series_id FROM _staged_keys AS s "
-            "JOIN series AS x USING (namespace, pod, container)"
+            "JOIN (SELECT * FROM series WHERE cluster = $cluster) AS x USING (namespace, pod, container)",
+            {"cluster": cluster},
         ).pl()
     finally:
         con.unregister("_staged_keys")
@@ -618,18 +631,19 @@ def _write_series_nodes(con: duckdb.DuckDBPyConnection, run_keys: pl.DataFrame) 
         con.unregister("_staged_nodes")
 
 
-RESTART_COLUMNS = ("namespace", "pod", "container", "ts", "restarts_total", "reason")
+RESTART_COLUMNS = ("cluster", "namespace", "pod", "container", "ts", "restarts_total", "reason")
 
 
 def write_restarts(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin: gate.Origin | None = None,
-                   validated: bool = False) -> int:
-    """Insert container restarts (namespace, pod, container, ts, restarts_total, reason); a
-    restart already stored for that container and time is skipped."""
+                   validated: bool = False, cluster: str = DEFAULT_CLUSTER) -> int:
+    """Insert container restarts (namespace, pod, container, ts, restarts_total, reason) of one
+    cluster; a restart already stored for that container and time is skipped."""
     if frame.is_empty():
         return 0
     if not validated:
         gate.check_spec("restarts", frame, origin or gate.store_origin("restarts"))
-    staged = _conform(frame.with_columns(valid_from=pl.lit(0), valid_to=pl.lit(0)), "restarts", RESTART_COLUMNS)
+    staged = _conform(frame.with_columns(valid_from=pl.lit(0), valid_to=pl.lit(0), cluster=pl.lit(cluster, pl.Utf8)),
+                      "restarts", RESTART_COLUMNS)
     staged = staged.with_columns(pl.col("ts").cast(pl.Datetime("us"))).unique(
         subset=["namespace", "pod", "container", "ts"], keep="last"
     )
@@ -641,7 +655,8 @@ def write_restarts(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origi
             SELECT {', '.join('s.' + c for c in RESTART_COLUMNS)} FROM _staged_restarts AS s
             WHERE NOT EXISTS (
                 SELECT 1 FROM restarts AS r
-                WHERE r.namespace = s.namespace AND r.pod = s.pod AND r.container = s.container AND r.ts = s.ts)
+                WHERE r.cluster = s.cluster AND r.namespace = s.namespace AND r.pod = s.pod
+                  AND r.container = s.container AND r.ts = s.ts)
             """
         ).fetchone()
     finally:
@@ -649,35 +664,37 @@ def write_restarts(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origi
     return int(inserted[0]) if inserted else 0
 
 
-def high_water_mark(con: duckdb.DuckDBPyConnection, source: str, metric: str) -> datetime | None:
-    """Up to when `metric` from `source` is stored, or None before the first collection."""
+def high_water_mark(con: duckdb.DuckDBPyConnection, source: str, metric: str,
+                    cluster: str = DEFAULT_CLUSTER) -> datetime | None:
+    """Up to when `metric` from `source` is stored for `cluster`, or None before the first collection."""
     row = con.execute(
-        "SELECT ts FROM high_water_marks WHERE source = ? AND metric = ?", [source, metric]
+        "SELECT ts FROM high_water_marks WHERE cluster = ? AND source = ? AND metric = ?", [cluster, source, metric]
     ).fetchone()
     return row[0] if row else None
 
 
-def set_high_water_mark(con: duckdb.DuckDBPyConnection, source: str, metric: str, ts: datetime) -> None:
+def set_high_water_mark(con: duckdb.DuckDBPyConnection, source: str, metric: str, ts: datetime,
+                        cluster: str = DEFAULT_CLUSTER) -> None:
     """Advance the high-water mark (never moves it back)."""
     con.execute(
         """
-        INSERT INTO high_water_marks (source, metric, ts) VALUES (?, ?, ?)
-        ON CONFLICT (source, metric) DO UPDATE SET ts = greatest(high_water_marks.ts, excluded.ts)
+        INSERT INTO high_water_marks (cluster, source, metric, ts) VALUES (?, ?, ?, ?)
+        ON CONFLICT (cluster, source, metric) DO UPDATE SET ts = greatest(high_water_marks.ts, excluded.ts)
         """,
-        [source, metric, ts],
+        [cluster, source, metric, ts],
     )
 
 
 def start_collection_run(con: duckdb.DuckDBPyConnection, *, source: str, now: datetime,
                          window_start: datetime | None, window_end: datetime | None, queries: int, status: str,
-                         message: str | None) -> int:
+                         message: str | None, cluster: str = DEFAULT_CLUSTER) -> int:
     """Record a new collection run and return its run_id. The caller holds the collection lock,
     so a run still marked running was killed before it could finish: it is marked so first."""
     con.execute("UPDATE collection_runs SET status = 'killed' WHERE status = 'running'")
     row = con.execute(load_sql("collection_run_start"), {
         "source": source, "now": now, "finished_at": now if status != "running" else None,
         "window_start": window_start, "window_end": window_end, "queries": queries, "status": status,
-        "message": message,
+        "message": message, "cluster": cluster,
     }).fetchone()
     assert row is not None  # INSERT ... RETURNING gives the new row
     return int(row[0])
@@ -693,9 +710,11 @@ def finish_collection_run(con: duckdb.DuckDBPyConnection, run_id: int, *, finish
     })
 
 
-def set_high_water_marks(con: duckdb.DuckDBPyConnection, source: str, metrics: list[str], ts: datetime) -> None:
-    """Advance the high-water mark of every metric in `metrics` to `ts` (one statement)."""
-    con.execute(load_sql("collect_set_high_water_marks"), {"source": source, "metrics": metrics, "ts": ts})
+def set_high_water_marks(con: duckdb.DuckDBPyConnection, source: str, metrics: list[str], ts: datetime,
+                         cluster: str = DEFAULT_CLUSTER) -> None:
+    """Advance the high-water mark of every metric in `metrics` to `ts` for `cluster` (one statement)."""
+    con.execute(load_sql("collect_set_high_water_marks"),
+                {"source": source, "metrics": metrics, "ts": ts, "cluster": cluster})
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -705,3 +724,96 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "series", "series_nodes", "usage_samples", "restarts",
     ]
     return {t: int(fetch_row(con, f"SELECT count(*) FROM {t}")[0]) for t in tables}
+
+
+# --- clusters (schema 005) ------------------------------------------------------------------
+# Analyses read one cluster at a time through `scope`: on the connection, every table that holds
+# clusters is shadowed by a temporary view of the same name showing that cluster's rows only
+# (without the cluster column), so the ~40 named queries and every analysis run unchanged and
+# give, for one cluster, the answer a database holding that cluster alone gives. DuckDB resolves
+# an unqualified name in the temporary catalog first, also inside the stored views
+# (usage_samples), which are shadowed too. Writers (collect, import, prune) use the real tables.
+
+# Tables with a cluster column (filtered by it), and tables that reach it through series_id.
+CLUSTER_TABLES = ("nodes", "pods", "containers", "owners", "workloads", "hpas", "resource_quotas", "restarts",
+                  "series", "collection_runs", "high_water_marks", "collector_sources")
+SERIES_TABLES = ("usage_raw", "usage_hourly", "usage_daily", "series_nodes", "usage_samples")
+_CLUSTER_VARIABLE = "capplan_cluster"
+
+
+def _catalog(con: duckdb.DuckDBPyConnection) -> str:
+    """The database file's catalog, quoted for SQL (its name is the file's stem)."""
+    row = fetch_row(con, "SELECT current_database()")
+    return '"' + str(row[0]).replace('"', '""') + '"'
+
+
+# A cluster name: what kube contexts and cluster labels use; no control characters (they would
+# break the one-line messages and the CSV cell), at most a DNS name's length.
+MAX_CLUSTER_NAME = 253
+
+
+def check_cluster_name(name: str) -> str:
+    """`name` when it can name a cluster, else BadInputError (the CLI makes it exit 2)."""
+    if not name or len(name) > MAX_CLUSTER_NAME or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise BadInputError(f"--cluster: not a cluster name (1-{MAX_CLUSTER_NAME} printable characters): {name[:60]!r}")
+    return name
+
+
+def clusters(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The clusters the store holds (any spec or usage row), in name order; read from the real
+    tables, whatever scope is active on the connection."""
+    catalog = _catalog(con)
+    union = " UNION ".join(f"SELECT DISTINCT cluster FROM {catalog}.main.{t}"
+                           for t in ("series", "nodes", "pods", "containers"))
+    return [r[0] for r in con.execute(f"SELECT cluster FROM ({union}) ORDER BY cluster").fetchall()]
+
+
+def active_cluster(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The cluster `scope` restricts this connection to, or None."""
+    row = con.execute(f"SELECT getvariable('{_CLUSTER_VARIABLE}')").fetchone()
+    return row[0] if row else None
+
+
+def _series_filter(con: duckdb.DuckDBPyConnection, catalog: str, cluster: str, only_cluster: bool) -> str:
+    """A predicate on series_id selecting `cluster`'s series: none when it is the only cluster, a
+    range (zone maps skip the rest of the file) when its ids are contiguous, else a semi-join."""
+    if only_cluster:
+        return "true"
+    lo, hi, n = fetch_row(con, f"SELECT min(series_id), max(series_id), count(*) FROM {catalog}.main.series "
+                               "WHERE cluster = $cluster", {"cluster": cluster})
+    if not n:
+        return "false"
+    others = fetch_row(con, f"SELECT count(*) FROM {catalog}.main.series WHERE cluster <> $cluster "
+                            "AND series_id BETWEEN $lo AND $hi", {"cluster": cluster, "lo": lo, "hi": hi})[0]
+    if not others:
+        return f"series_id BETWEEN {int(lo)} AND {int(hi)}"
+    return (f"series_id IN (SELECT series_id FROM {catalog}.main.series "
+            f"WHERE cluster = getvariable('{_CLUSTER_VARIABLE}'))")
+
+
+@contextlib.contextmanager
+def scope(con: duckdb.DuckDBPyConnection, cluster: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Within the block, `con` shows only `cluster`: each cluster-keyed table (and usage_samples)
+    is shadowed by a temporary view of the same name, filtered to the cluster, without the
+    cluster column. Works on read-only connections; scopes do not nest. For writers: write the
+    real tables with the `cluster=` argument of the writers, never through a scope."""
+    if active_cluster(con) is not None:
+        raise RuntimeError("store.scope does not nest: leave the active scope first")
+    catalog = _catalog(con)
+    only = clusters(con) == [cluster]
+    con.execute(f"SET VARIABLE {_CLUSTER_VARIABLE} = $cluster", {"cluster": cluster})
+    created: list[str] = []
+    try:
+        for table in CLUSTER_TABLES:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * EXCLUDE (cluster) FROM {catalog}.main.{table} "
+                        f"WHERE cluster = getvariable('{_CLUSTER_VARIABLE}')")
+            created.append(table)
+        series_filter = _series_filter(con, catalog, cluster, only)
+        for table in SERIES_TABLES:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {catalog}.main.{table} WHERE {series_filter}")
+            created.append(table)
+        yield con
+    finally:
+        for table in reversed(created):
+            con.execute(f"DROP VIEW IF EXISTS temp.main.{table}")
+        con.execute(f"RESET VARIABLE {_CLUSTER_VARIABLE}")

@@ -14,7 +14,15 @@ import typer
 
 from capplan import options as checked
 from capplan.cli import app
-from capplan.cli.common import DbOption, NamespaceOption, check_format, handle_errors, window_option
+from capplan.cli.common import (
+    DEFAULT_CLUSTER,
+    DbOption,
+    NamespaceOption,
+    check_format,
+    cluster_name,
+    handle_errors,
+    window_option,
+)
 from capplan.errors import UsageError
 
 if TYPE_CHECKING:
@@ -127,6 +135,8 @@ def collect(
         "--usage-selector", help='Label matchers picking the cAdvisor scrape to read, e.g. '
         'job="kubelet",metrics_path="/metrics/cadvisor" (default: picked when several export the same containers).')] = None,
     namespace: NamespaceOption = None,
+    cluster: Annotated[str, typer.Option(
+        "--cluster", help="The cluster this Prometheus watches (one store holds many).")] = DEFAULT_CLUSTER,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a running collection instead of exiting 5.")] = False,
     db: DbOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table (one summary line), csv or json.")] = "table",
@@ -161,6 +171,7 @@ def collect(
         insecure_skip_tls_verify=insecure_skip_tls_verify, timeout_seconds=window_option(timeout, "--timeout").total_seconds(),
         retries=retries, concurrency=concurrency, wait=wait, max_points_per_query=max_points,
         chunk=window_option(chunk, "--chunk"), usage_selector=usage_selector,
+        cluster=cluster_name(cluster),
     )
     with _Progress(fmt == "table" and sys.stderr.isatty(), plain=True) as progress:
         summary = run_collect(options, progress=progress, warn=_warn)

@@ -32,6 +32,13 @@ EndOption = Annotated[
                  "or a duration back from now); default the newest sample.", show_default=False),
 ]
 NodeOption = Annotated[list[str] | None, typer.Option("--node", help="Only these nodes (repeatable).")]
+# store.DEFAULT_CLUSTER, not imported from there: `capplan --help` must not load DuckDB.
+DEFAULT_CLUSTER = "default"
+ClusterOption = Annotated[
+    list[str] | None,
+    typer.Option("--cluster", help="Only these clusters (repeatable; default every stored one). With more than one "
+                 "stored, output starts with a cluster column.", show_default=False),
+]
 
 DEBUG = {"on": bool(os.environ.get("CAPPLAN_DEBUG"))}
 # File-system failures that carry no file name but are still the user's environment.
@@ -182,3 +189,25 @@ def handle_errors(func: F) -> F:
 def end_option(text: str | None) -> datetime | None:
     """`--end T` as naive UTC (None: the newest sample)."""
     return time_option(text, "--end") if text is not None else None
+
+
+def cluster_name(name: str) -> str:
+    """A `--cluster` value checked (one that cannot name a cluster is wrong usage, exit 2)."""
+    from capplan import store
+
+    return option_value("--cluster", store.check_cluster_name, name)
+
+
+def cluster_names(names: list[str] | None) -> list[str] | None:
+    """Repeated `--cluster` values checked (None: every stored cluster)."""
+    return [cluster_name(n) for n in names] if names else None
+
+
+def fleet_run(con: Any, names: list[str] | None, analysis: Callable[[Any], T]) -> Any:
+    """capplan.analysis.fleet.run for a command: clusters without data are named on stderr."""
+    from capplan.analysis import fleet
+
+    runs = fleet.run(con, cluster_names(names), analysis)
+    for name, why in runs.skipped:
+        typer.echo(f"capplan: cluster {name} left out: {why}", err=True)
+    return runs

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from capplan.cli import app
-from capplan.cli.common import DbOption, handle_errors
+from capplan.cli.common import DEFAULT_CLUSTER, DbOption, handle_errors
 
 
 class _Progress:
@@ -51,16 +51,20 @@ def import_(
     replace: Annotated[bool, typer.Option(
         "--replace", help="Where a sample is already stored with another value, take the new one (default: keep the stored).",
     )] = False,
+    cluster: Annotated[str, typer.Option(
+        "--cluster", help="The cluster the data belongs to (one store holds many).")] = DEFAULT_CLUSTER,
 ) -> None:
     """Load a data set in capplan's sample format, or a long-format usage file, into the DB.
 
     Everything is checked before anything is written; bad data is refused whole (exit 4, naming
     FILE:LINE: column)."""
+    from capplan.cli.common import cluster_name
     from capplan.importer import import_path
 
+    cluster_name(cluster)
     started = time.monotonic()
     with _Progress() as progress:
-        summary = import_path(path, db, wait=wait, replace=replace, progress=progress)
+        summary = import_path(path, db, wait=wait, replace=replace, progress=progress, cluster=cluster)
     for warning in summary.warnings:
         typer.echo(f"capplan: warning: {warning}", err=True)
     conflicts = f", {summary.conflicts:,} conflicting" if summary.conflicts else ""

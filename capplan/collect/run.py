@@ -84,6 +84,7 @@ class CollectOptions:
     max_points_per_query: int = DEFAULT_MAX_POINTS
     chunk: timedelta = DEFAULT_CHUNK
     usage_selector: str | None = None  # extra label matchers for cAdvisor series (which scrape to use)
+    cluster: str = store.DEFAULT_CLUSTER  # the cluster the source's series belong to (schema 005)
     now: datetime | None = None  # for tests: the wall clock
 
 
@@ -260,8 +261,9 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
     if store.resolve_db_path(options.db).exists():  # a failed first run must not leave an empty DB behind
         con = store.open_db(options.db)
         try:
-            marks = {m.key: ts for m in METRICS if (ts := store.high_water_mark(con, source, m.key)) is not None}
-            state.stored = _stored_sources(con, source)
+            marks = {m.key: ts for m in METRICS
+                     if (ts := store.high_water_mark(con, source, m.key, options.cluster)) is not None}
+            state.stored = _stored_sources(con, source, options.cluster)
         finally:
             con.close()
     if not marks and not probed:
@@ -277,13 +279,13 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
     summary.collected_until = max(marks.values()) if marks else None
     if start > end:
         summary.status = "up-to-date"
-        _record_run(options.db, summary, source, None, None, "ok", "up to date")
+        _record_run(options.db, summary, source, None, None, "ok", "up to date", options.cluster)
         return
     summary.window_start, summary.window_end = start, end
     step = options.step_seconds
     wanted, present, batches, chunks, spec_step = _prepare(options, client, start, end, summary, warn, state,
                                                            first_run=not marks)
-    run_id = _record_run(options.db, summary, source, start, end, "running", None)
+    run_id = _record_run(options.db, summary, source, start, end, "running", None, options.cluster)
     summary.run_id = run_id
     seen_series: set[tuple[str, str, str, str]] = set()
     status, message = "failed", None
@@ -317,7 +319,8 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
                     del answers
                     usage = frames.pop("usage")
                     seen_series.update(usage.select("namespace", "pod", "container", "node").unique().iter_rows())
-                    _commit(options.db, source, chunk, frames, usage, summary, state if index == 0 else None)
+                    _commit(options.db, source, chunk, frames, usage, summary, state if index == 0 else None,
+                            options.cluster)
                     summary.chunks_done += 1
                     summary.collected_until = chunk.end
                     summary.series = len(seen_series)
@@ -344,9 +347,9 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
         _finish_run(options.db, run_id, summary, status, message)
 
 
-def _stored_sources(con: Any, source: str) -> dict[str, tuple[float | None, str]]:
-    rows = con.execute("SELECT exporter, scrape_seconds, selector FROM collector_sources WHERE source = ?",
-                       [source]).fetchall()
+def _stored_sources(con: Any, source: str, cluster: str) -> dict[str, tuple[float | None, str]]:
+    rows = con.execute("SELECT exporter, scrape_seconds, selector FROM collector_sources WHERE cluster = ? AND source = ?",
+                       [cluster, source]).fetchall()
     return {exporter: (seconds, selector or "") for exporter, seconds, selector in rows}
 
 
@@ -834,9 +837,9 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
 
 
 def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, pl.DataFrame], usage: pl.DataFrame,
-            summary: CollectSummary, state: RunState | None) -> None:
+            summary: CollectSummary, state: RunState | None, cluster: str = store.DEFAULT_CLUSTER) -> None:
     """One transaction: the chunk's spec, restarts, usage, every metric's high-water mark (and,
-    with the first chunk, what the run measured about its source)."""
+    with the first chunk, what the run measured about its source), all of `cluster`."""
     con = store.open_db(db)
     try:
         with store.transaction(con):
@@ -844,14 +847,15 @@ def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, 
             for table in store.SPEC_TABLES:
                 frame = frames.get(table)
                 if frame is not None and not frame.is_empty():
-                    spec_rows += store.write_spec(con, table, frame)
+                    spec_rows += store.write_spec(con, table, frame, cluster=cluster)
             restarts = frames.get("restarts")
-            restart_rows = store.write_restarts(con, restarts) if restarts is not None and not restarts.is_empty() else 0
-            samples = store.write_usage(con, usage)
+            restart_rows = (store.write_restarts(con, restarts, cluster=cluster)
+                            if restarts is not None and not restarts.is_empty() else 0)
+            samples = store.write_usage(con, usage, cluster=cluster)
             # every metric's mark moves with the chunk (one statement: the upsert per metric is slow)
-            store.set_high_water_marks(con, source, [m.key for m in METRICS], chunk.end)
+            store.set_high_water_marks(con, source, [m.key for m in METRICS], chunk.end, cluster)
             if state is not None:
-                _store_sources(con, source, state)
+                _store_sources(con, source, state, cluster)
         summary.spec_rows += spec_rows
         summary.restarts += restart_rows
         summary.samples += samples
@@ -859,25 +863,26 @@ def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, 
         con.close()
 
 
-def _store_sources(con: Any, source: str, state: RunState) -> None:
+def _store_sources(con: Any, source: str, state: RunState, cluster: str) -> None:
     """Keep what was measured for later runs: a stored value is never replaced by a new guess."""
     now = datetime.now(UTC).replace(tzinfo=None)
     for exporter, seconds, selector in (("cadvisor", state.cadvisor_scrape_seconds, state.usage_selector),
                                         ("kube-state-metrics", state.ksm_scrape_seconds, "")):
         if exporter in state.stored or seconds is None:
             continue
-        con.execute("INSERT INTO collector_sources (source, exporter, scrape_seconds, selector, measured_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", [source, exporter, seconds, selector, now])
+        con.execute("INSERT INTO collector_sources (cluster, source, exporter, scrape_seconds, selector, measured_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", [cluster, source, exporter, seconds, selector, now])
 
 
 def _record_run(db: str | Path | None, summary: CollectSummary, source: str, start: datetime | None,
-                end: datetime | None, status: str, message: str | None) -> int:
+                end: datetime | None, status: str, message: str | None, cluster: str = store.DEFAULT_CLUSTER) -> int:
     con = store.open_db(db)
     try:
         with store.transaction(con):
             now = datetime.now(UTC).replace(tzinfo=None)
             run_id = store.start_collection_run(con, source=source, now=now, window_start=start, window_end=end,
-                                                queries=summary.queries, status=status, message=message)
+                                                queries=summary.queries, status=status, message=message,
+                                                cluster=cluster)
         return run_id
     finally:
         con.close()
