@@ -17,13 +17,17 @@ from capplan.analysis.forecast import (
     NO_POOL,
     daily_requests,
     daily_usage,
+    day_slices,
     forecast_report,
     forecast_series,
+    load_usage_daily,
     load_usage_sums,
     node_pools,
     robust_trend,
     scope_limits,
     scope_usage_sums,
+    usage_day_quantiles,
+    usage_full_days,
 )
 from capplan.report import ReportOptions
 from capplan.report.forecast import forecast_sections as report_section
@@ -280,6 +284,40 @@ def test_store_query_of_scope_sums_matches_the_polars_definition(sample_db_reado
     assert ((joined["cpu_cores"] - joined["cpu_cores_sql"]).abs() < 1e-6).all()
     assert (joined["memory_bytes"] == joined["memory_bytes_sql"]).all()
     assert set(from_sql["scope_kind"]) == {"cluster", "pool", "namespace"}
+
+
+def test_store_daily_quantiles_match_the_polars_definition_in_any_slicing(sample_db_readonly: Path) -> None:
+    # queries/forecast_usage_daily.sql (the forecast's path: the per-day p95 in the store, a slice
+    # of days at a time) against the p95 per day of scope_usage_sums on the raw samples, in polars
+    con = store.open_db(sample_db_readonly, read_only=True)
+    try:
+        start, end = store.analysis_window(con, timedelta(days=14))
+        start = end - timedelta(days=3, hours=5)  # partial first and last days
+        pools = node_pools(con.execute("SELECT node, any_value(labels) AS labels FROM nodes GROUP BY node").pl())
+        raw = con.execute(
+            "SELECT u.ts, s.node, s.namespace, u.cpu_cores, u.memory_bytes FROM usage_samples u "
+            "JOIN series s USING (series_id) WHERE u.ts BETWEEN ? AND ?", [start, end]).pl()
+        whole = load_usage_daily(con, start, end, pools)
+        slices = day_slices(con, start, end, max_samples=1)  # one day per slice
+        one_per_day = load_usage_daily(con, start, end, pools, max_samples=1)
+    finally:
+        con.close()
+    expected = usage_day_quantiles(scope_usage_sums(raw, pools))
+    # 3 days and 5 hours touch 4 or 5 UTC days; the slices cover exactly the window
+    assert len(slices) == expected["day"].n_unique() >= 4
+    assert slices[0][0] == start and slices[-1][1] == end
+    assert all(a[1] < b[0] for a, b in zip(slices, slices[1:], strict=False))
+    for got in (whole, one_per_day):
+        assert got.height == expected.height > 0
+        joined = expected.join(got, on=["scope_kind", "scope_name", "day"], suffix="_sql")
+        assert joined.height == expected.height
+        assert (joined["sample_times"] == joined["sample_times_sql"]).all()
+        assert ((joined["cpu"] - joined["cpu_sql"]).abs() < 1e-6).all()
+        assert ((joined["memory"] - joined["memory_sql"]).abs() <= 1e-6 * joined["memory"]).all()
+    assert set(whole["scope_kind"]) == {"cluster", "pool", "namespace"}
+    # the forecast keeps the days with at least half the sample times of the fullest day
+    counts = raw.select(pl.col("ts").unique()).group_by(pl.col("ts").dt.date().alias("day")).len()
+    assert usage_full_days(whole) == sorted(counts.filter(pl.col("len") >= counts["len"].max() / 2)["day"].to_list())
 
 
 def test_node_pools_from_a_label_and_unlabelled_nodes() -> None:

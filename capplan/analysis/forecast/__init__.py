@@ -62,21 +62,29 @@ from capplan.analysis.forecast.projection import (
     scope_label,
 )
 from capplan.analysis.forecast.series import (
+    USAGE_DAILY_SCHEMA,
     USAGE_SUMS_SCHEMA,
     daily_requests,
     daily_usage,
+    daily_usage_from_quantiles,
+    day_slices,
     full_days,
+    load_usage_daily,
     load_usage_sums,
     node_pools,
     pod_day_requests,
     scope_usage_sums,
+    usage_day_quantiles,
+    usage_full_days,
 )
 from capplan.analysis.stats.trend import Trend, robust_trend, weekday_effects
 
 __all__ = [
     "BASES", "DAILY_SCHEMA", "DEFAULT_CONFIDENCE", "DEFAULT_HORIZON", "DEFAULT_MIN_DAYS", "DEFAULT_POOL_LABEL",
-    "FORECAST_SCHEMA", "LIMIT_SCHEMA", "NO_POOL", "RESOURCES", "UNITS", "USAGE_SUMS_SCHEMA", "ForecastInputs",
-    "Trend", "daily_requests", "daily_series", "daily_usage", "days_until", "forecast", "forecast_report",
-    "forecast_series", "full_days", "load_forecast_inputs", "load_usage_sums", "node_pools", "pod_day_requests",
-    "project", "robust_trend", "scope_label", "scope_limits", "scope_usage_sums", "weekday_effects",
+    "FORECAST_SCHEMA", "LIMIT_SCHEMA", "NO_POOL", "RESOURCES", "UNITS", "USAGE_DAILY_SCHEMA", "USAGE_SUMS_SCHEMA",
+    "ForecastInputs",
+    "Trend", "daily_requests", "daily_series", "daily_usage", "daily_usage_from_quantiles", "day_slices", "days_until", "forecast", "forecast_report",
+    "forecast_series", "full_days", "load_forecast_inputs", "load_usage_daily", "load_usage_sums", "node_pools", "pod_day_requests",
+    "project", "robust_trend", "scope_label", "scope_limits", "scope_usage_sums", "usage_day_quantiles", "usage_full_days",
+    "weekday_effects",
 ]

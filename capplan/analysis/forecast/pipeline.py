@@ -18,11 +18,11 @@ from capplan.analysis.forecast.model import (
 from capplan.analysis.forecast.projection import forecast_series
 from capplan.analysis.forecast.series import (
     daily_requests,
-    daily_usage,
-    full_days,
-    load_usage_sums,
+    daily_usage_from_quantiles,
+    load_usage_daily,
     node_pools,
     pod_day_requests,
+    usage_full_days,
 )
 from capplan.analysis.pods import CURRENT_TOLERANCE, load_current_nodes
 from capplan.analysis.stats.trend import DEFAULT_CONFIDENCE
@@ -34,7 +34,7 @@ class ForecastInputs:
     """What the forecast reads from the store."""
 
     pod_days: pl.DataFrame
-    usage_sums: pl.DataFrame
+    usage_daily: pl.DataFrame  # per scope and day: sample times, p95 of the summed usage (USAGE_DAILY_SCHEMA)
     pools: pl.DataFrame
     nodes: pl.DataFrame
     quotas: pl.DataFrame
@@ -44,8 +44,8 @@ class ForecastInputs:
 
 def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta,
                          pool_label: str = DEFAULT_POOL_LABEL) -> ForecastInputs:
-    """Pod requests per day, usage sums per sample time and scope, node pools, and the nodes and
-    quotas at the window's end. Without usage samples the window ends at the newest pod
+    """Pod requests per day, the daily p95 of each scope's summed usage, node pools, and the nodes
+    and quotas at the window's end. Without usage samples the window ends at the newest pod
     observation; NoDataError when there are neither samples nor pods."""
     try:
         start, end = store.analysis_window(con, window)
@@ -60,7 +60,7 @@ def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta,
     pools = node_pools(store.query(con, "forecast_node_labels", {"start": start, "end": end}), pool_label)
     return ForecastInputs(
         pod_days=pod_day_requests(store.query(con, "forecast_pod_days", {"start": start, "end": end})),
-        usage_sums=load_usage_sums(con, start, end, pools),
+        usage_daily=load_usage_daily(con, start, end, pools),
         pools=pools,
         nodes=nodes,
         quotas=store.query(con, "current_resource_quotas", {"at": end, "tolerance": CURRENT_TOLERANCE}),
@@ -71,9 +71,9 @@ def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta,
 def daily_series(inputs: ForecastInputs) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The daily series the forecast fits (requests and usage per scope, full days only) and
     each series' limit; the HTML report draws the same series."""
-    cluster_ts = inputs.usage_sums.filter(pl.col("scope_kind") == "cluster")["ts"]
-    days = full_days(cluster_ts) if cluster_ts.len() else None
-    daily = pl.concat([daily_requests(inputs.pod_days, inputs.pools, days), daily_usage(inputs.usage_sums, days)])
+    days = usage_full_days(inputs.usage_daily) or None
+    daily = pl.concat([daily_requests(inputs.pod_days, inputs.pools, days),
+                       daily_usage_from_quantiles(inputs.usage_daily, days)])
     return daily, scope_limits(inputs.nodes, inputs.pools, inputs.quotas, daily)
 
 

@@ -4,7 +4,7 @@ from the pods alive each day, usage from the summed samples of full days."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import duckdb
 import polars as pl
@@ -141,6 +141,46 @@ def scope_usage_sums(usage: pl.DataFrame, pools: pl.DataFrame) -> pl.DataFrame:
     ).select(list(USAGE_SUMS_SCHEMA)).sort("scope_kind", "scope_name", "ts")
 
 
+USAGE_DAILY_SCHEMA = pl.Schema({"scope_kind": pl.Utf8(), "scope_name": pl.Utf8(), "day": pl.Date(),
+                                 "sample_times": pl.Int64(), "cpu": pl.Float64(), "memory": pl.Float64()})
+
+
+def usage_day_quantiles(sums: pl.DataFrame) -> pl.DataFrame:
+    """Per scope and day: the number of sample times and the 95th percentile (linear
+    interpolation) of the summed cpu and memory usage per sample time (USAGE_DAILY_SCHEMA).
+
+    `sums`: scope_usage_sums. queries/forecast_usage_daily.sql computes the same in the store."""
+    if sums.is_empty():
+        return pl.DataFrame(schema=USAGE_DAILY_SCHEMA)
+    return sums.with_columns(day=pl.col("ts").dt.date()).group_by("scope_kind", "scope_name", "day").agg(
+        pl.len().alias("sample_times"),
+        pl.col("cpu_cores").quantile(0.95, interpolation="linear").alias("cpu"),
+        pl.col("memory_bytes").quantile(0.95, interpolation="linear").alias("memory"),
+    ).select([pl.col(c).cast(t) for c, t in USAGE_DAILY_SCHEMA.items()]).sort("scope_kind", "scope_name", "day")
+
+
+def usage_full_days(quantiles: pl.DataFrame) -> list[date]:
+    """full_days from per-day counts: the days whose cluster scope has at least FULL_DAY_SHARE
+    as many sample times as its fullest day (the cluster has one sum per sample time)."""
+    cluster = quantiles.filter(pl.col("scope_kind") == "cluster")
+    if cluster.is_empty():
+        return []
+    fullest = int(cluster["sample_times"].max())  # type: ignore[arg-type]
+    return sorted(cluster.filter(pl.col("sample_times") >= fullest * FULL_DAY_SHARE)["day"].to_list())
+
+
+def daily_usage_from_quantiles(quantiles: pl.DataFrame, days: list[date] | None = None) -> pl.DataFrame:
+    """DAILY_SCHEMA usage rows from usage_day_quantiles (or queries/forecast_usage_daily.sql):
+    only `days` (default: usage_full_days), every scope on every one of them."""
+    if quantiles.is_empty():
+        return pl.DataFrame(schema=DAILY_SCHEMA)
+    if days is None:
+        days = usage_full_days(quantiles)
+    daily = quantiles.unpivot(index=["scope_kind", "scope_name", "day"], on=list(RESOURCES),
+                              variable_name="resource", value_name="value").with_columns(basis=pl.lit("usage"))
+    return _fill_days(daily.select(list(DAILY_SCHEMA)), days)
+
+
 def daily_usage(sums: pl.DataFrame, days: list[date] | None = None) -> pl.DataFrame:
     """Daily usage per scope: the 95th percentile (linear interpolation) of the day's summed
     usage per sample time.
@@ -153,18 +193,65 @@ def daily_usage(sums: pl.DataFrame, days: list[date] | None = None) -> pl.DataFr
         return pl.DataFrame(schema=DAILY_SCHEMA)
     if days is None:
         days = full_days(sums["ts"])
-    per_day = sums.with_columns(day=pl.col("ts").dt.date()).group_by("scope_kind", "scope_name", "day").agg(
-        pl.col("cpu_cores").quantile(0.95, interpolation="linear").alias("cpu"),
-        pl.col("memory_bytes").quantile(0.95, interpolation="linear").alias("memory"),
-    )
-    daily = per_day.unpivot(index=["scope_kind", "scope_name", "day"], on=list(RESOURCES),
-                            variable_name="resource", value_name="value").with_columns(basis=pl.lit("usage"))
-    return _fill_days(daily.select(list(DAILY_SCHEMA)), days)
+    return daily_usage_from_quantiles(usage_day_quantiles(sums), days)
+
+
+# Samples per slice of load_usage_daily: each slice's per-sample-time sums (sample times x
+# namespaces x pools) live in DuckDB at once, so a slice bounds its memory whatever the window.
+# 4 M samples is about a day and a half of the bench's L cluster (15,066 series at 5 minutes),
+# two weeks of M, and a fortnight of L's hourly rollups (bench/RESULTS.md, FO's forecast rows).
+USAGE_SLICE_SAMPLES = 4_000_000
+
+
+def day_slices(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+               max_samples: int = USAGE_SLICE_SAMPLES) -> list[tuple[datetime, datetime]]:
+    """[start, end] cut into runs of whole UTC days holding at most `max_samples` samples each
+    (a single day above it is a slice of its own); days without samples are left out."""
+    counts = store.query(con, "usage_samples_per_day", {"start": start, "end": end})
+    slices: list[tuple[datetime, datetime]] = []
+    first: date | None = None
+    last: date | None = None
+    held = 0
+    for day, samples in zip(counts["day"].to_list(), counts["samples"].to_list(), strict=True):
+        if first is not None and held + samples > max_samples:
+            slices.append(_clip_days(first, last or first, start, end))
+            first, held = None, 0
+        if first is None:
+            first = day
+        last, held = day, held + samples
+    if first is not None:
+        slices.append(_clip_days(first, last or first, start, end))
+    return slices
+
+
+def _clip_days(first: date, last: date, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The instants of days first..last inside [start, end] (inclusive bounds, as BETWEEN)."""
+    lo = datetime.combine(first, time.min)
+    hi = datetime.combine(last, time.max)  # 23:59:59.999999: midnight belongs to the next day
+    return max(lo, start), min(hi, end)
+
+
+def load_usage_daily(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+                     pools: pl.DataFrame, max_samples: int = USAGE_SLICE_SAMPLES) -> pl.DataFrame:
+    """usage_day_quantiles computed in the store (queries/forecast_usage_daily.sql), a slice of
+    whole days at a time (day_slices): one row per scope and day leaves DuckDB, never the
+    per-sample-time sums, and DuckDB holds one slice's sums at a time."""
+    con.register("_forecast_pools", pools.select(pl.col("node").cast(pl.Utf8), pl.col("pool").cast(pl.Utf8)).to_arrow())
+    try:
+        parts = [store.query(con, "forecast_usage_daily", {"start": lo, "end": hi})
+                 for lo, hi in day_slices(con, start, end, max_samples)]
+    finally:
+        con.unregister("_forecast_pools")
+    if not parts:
+        return pl.DataFrame(schema=USAGE_DAILY_SCHEMA)
+    return pl.concat([p.select([pl.col(c).cast(t) for c, t in USAGE_DAILY_SCHEMA.items()]) for p in parts]).sort(
+        "scope_kind", "scope_name", "day")
 
 
 def load_usage_sums(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                     pools: pl.DataFrame) -> pl.DataFrame:
-    """scope_usage_sums computed in the store (queries/forecast_usage_scope_sums.sql)."""
+    """scope_usage_sums computed in the store (queries/forecast_usage_scope_sums.sql): one row per
+    scope and sample time (the forecast itself reads load_usage_daily)."""
     return store.query(con, "forecast_usage_scope_sums", {
         "start": start, "end": end, "nodes": pools["node"].to_list(), "pools": pools["pool"].to_list(),
     }).select([pl.col(c).cast(t) for c, t in USAGE_SUMS_SCHEMA.items()])
