@@ -3,10 +3,11 @@
     .venv/bin/python bench/collect_bench.py            # measure (and print the table)
     .venv/bin/python bench/collect_bench.py table      # print the last measured table
 
-Data: bench/collect_bench's M cluster (`generate_cluster(copies=16)`: 1,040 pods, 1,280
-containers) over 14 days at the generator's 5-minute resolution, written as kube-state-metrics v2
-+ cAdvisor series by tests/promharness.py and backfilled once into a cached TSDB
-(bench/work/collect-M-14d, ~8 minutes to build). One real Prometheus (Debian 2.42) serves it on
+Data: bench/collect_bench's M cluster (`generate_cluster(copies=16, days=8)`: 944 pods, 1,184
+containers; 14 days would hold 1,040 pods, as CronJob pods accumulate) over 8 days at the
+generator's 5-minute resolution (the first run's 7 days, the next hour and a day to spare),
+written as kube-state-metrics v2 + cAdvisor series by tests/promharness.py and backfilled once
+into a cached TSDB (bench/work/collect-M-8d, ~7 minutes to build on 2 busy cores). One real Prometheus (Debian 2.42) serves it on
 127.0.0.1; nothing else queries it.
 
 Runs, each `capplan` command a child process (so wall time includes process start and peak RSS
@@ -50,7 +51,7 @@ from tests.promharness import PrometheusServer, build_cluster_tsdb, cached_tsdb,
 
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "collect_results.json"
-DAYS = 14          # data in the Prometheus
+DAYS = 8           # data in the Prometheus: the first run's 7 days, the next hour, and a day to spare
 COLLECT_DAYS = 7   # the first run's window (the issue's: 7 days)
 STEP = "5m"
 COPIES = {"S": 2, "M": 16, "L": 160}  # copies of the base cluster (~65 pods each)

@@ -73,3 +73,19 @@ def test_restated_defaults_match_the_analyses() -> None:
     from capplan.cli import patch_cmd
 
     assert patch_cmd.PATCH_FORMATS == patch.FORMATS
+
+
+def test_collect_loads_neither_scipy_nor_analyses_nor_report_nor_service(tmp_path) -> None:
+    """`capplan collect` runs hourly from cron: its process start must not pay for scipy, the
+    analyses, the report or the service (issue 15's next-hour target includes process start).
+    Nothing listens on port 1, so the run fails fast after importing the collector (checked too)."""
+    probe = _PROBE.replace("except SystemExit", "except BaseException").replace(
+        "('duckdb', 'polars', 'numpy', 'scipy', 'pyarrow')", "('duckdb', 'polars', 'numpy', 'scipy', 'pyarrow', 'capplan')")
+    done = subprocess.run([sys.executable, "-c", probe, "collect", "--prometheus-url", "http://127.0.0.1:1",
+                           "--db", str(tmp_path / "x.duckdb"), "--retries", "0"],
+                          capture_output=True, text=True, timeout=120)
+    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert "capplan.collect.run" in loaded and "polars" in loaded
+    unwanted = [m for m in loaded if m.split(".")[0] == "scipy"
+                or m.startswith(("capplan.analysis", "capplan.report", "capplan.serve"))]
+    assert unwanted == []

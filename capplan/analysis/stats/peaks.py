@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 MIN_FIT_POINTS = 3  # fewer maxima than this: the observed share of exceedances instead of a fit
 EULER_GAMMA = 0.5772156649015329
@@ -31,6 +30,8 @@ def gumbel_exceedance(daily_max: np.ndarray, threshold: float) -> tuple[float | 
     z = x / scale_unit
     if float(z.std()) < 1e-9:
         return (1.0 if x[0] > threshold else 0.0), float(x[0]), 0.0
+    from scipy import stats  # here, not at the top: scipy.stats takes ~0.75 s to import and recommend never needs it
+
     loc, scale = stats.gumbel_r.fit(z)
     p = float(stats.gumbel_r.sf(threshold / scale_unit, loc=loc, scale=scale))
     return p, float(loc * scale_unit), float(scale * scale_unit)
