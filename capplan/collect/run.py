@@ -244,6 +244,7 @@ class RunState:
     warned: set[str] = field(default_factory=set)
     coarse_seconds: int = 0                        # 0: declared state read at the spec step (short runs)
     coarse: dict[str, pl.DataFrame] = field(default_factory=dict)  # metric -> last value per coarse window
+    known_series: int | None = None                # containers already stored (incremental runs plan with it)
 
     def raw_lead_seconds(self, step: int) -> float:
         """How far before a chunk raw samples are read: the previous sample of every series."""
@@ -264,6 +265,8 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
             marks = {m.key: ts for m in METRICS
                      if (ts := store.high_water_mark(con, source, m.key, options.cluster)) is not None}
             state.stored = _stored_sources(con, source, options.cluster)
+            if marks:
+                state.known_series = _known_series(con, options.cluster, options.namespaces)
         finally:
             con.close()
     if not marks and not probed:
@@ -466,6 +469,24 @@ def plan_queries(options: CollectOptions) -> QueryPlan:
         client.close()
 
 
+def _known_series(con: Any, cluster: str, namespaces: list[str] | None) -> int:
+    """Containers (namespace, pod, container) of `cluster` the store holds (within `namespaces`)."""
+    sql = "SELECT count(*) FROM series WHERE cluster = ?"
+    params: list[Any] = [cluster]
+    if namespaces:
+        sql += " AND namespace IN (SELECT unnest(?))"
+        params.append(sorted(set(namespaces)))
+    row = con.execute(sql, params).fetchone()
+    return int(row[0]) if row else 0
+
+
+# An incremental run plans with the stored container count times this (new pods may have come up
+# since the last run) and skips the /api/v1/series count when everything then fits one answer. A
+# plan only splits queries, never changes a number; an hour with more than this growth merely
+# holds a larger answer (and a server that finds it too large gets it halved, _raw_split).
+KNOWN_SERIES_MARGIN = 2
+
+
 def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, end: datetime,
                   present: set[str] | None, spec_step: int, state: RunState) -> tuple[list[list[str] | None], int]:
     """Namespace batches and chunk length (in steps) so one answer stays under the point budget
@@ -473,7 +494,15 @@ def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, 
     whatever the cluster size.
 
     Series are counted per namespace from the index (/api/v1/series on the working-set and
-    kube_pod_status_phase series over the window: no samples are read)."""
+    kube_pod_status_phase series over the window: no samples are read), except on an incremental
+    run whose whole window fits one answer even with KNOWN_SERIES_MARGIN times the stored containers
+    (an hourly run: one query fewer)."""
+    if state.known_series is not None:
+        bound = KNOWN_SERIES_MARGIN * max(1, state.known_series)
+        steps = _chunk_steps(options, start, end, spec_step, state, bound)
+        all_steps = int((end - start).total_seconds() // options.step_seconds) + 1
+        if steps >= all_steps and bound * steps * _raw_per_step(options, state) <= options.max_points_per_query:
+            return [options.namespaces or None], steps
     counts: dict[str, int] = {}
     for name, match in (("container_memory_working_set_bytes",
                          f"container_memory_working_set_bytes{{{REAL_CONTAINERS}{_ns_sel(options.namespaces)}}}"),
@@ -501,16 +530,8 @@ def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, 
     total = sum(counts.values())
     largest = max(counts.values(), default=1)
     budget = options.max_points_per_query
-    step = options.step_seconds
-    all_steps = int((end - start).total_seconds() // step) + 1
-    steps = min(all_steps, max(1, int(options.chunk.total_seconds() // step)), MAX_POINTS_PER_SERIES - 1)
-    # raw usage samples per step and container (more than one when cAdvisor is scraped more often)
-    raw_per_step = max(1.0, step / (state.cadvisor_scrape_seconds or step))
-    # points per step over all metrics: 2 raw usage series per container, ~6 spec series per
-    # container or pod at the spec step (read per coarse window, expanded here)
-    per_step = max(1, total) * (2 * raw_per_step + 12 * step / spec_step)
-    steps = max(1, min(steps, int(CHUNK_BUDGET_FACTOR * budget // per_step)))
-    per_answer = raw_per_step  # the largest answers are the raw usage ones
+    steps = _chunk_steps(options, start, end, spec_step, state, total)
+    per_answer = _raw_per_step(options, state)  # the largest answers are the raw usage ones
     if total * steps * per_answer <= budget or total <= 0:
         return [options.namespaces or None], steps
     # shorter chunks first (down to what the largest namespace allows), then namespace batches
@@ -518,6 +539,25 @@ def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, 
     if total * steps * per_answer <= budget:
         return [options.namespaces or None], steps
     return list(batch_namespaces(counts, max(largest, int(budget // (steps * per_answer))))), steps
+
+
+def _raw_per_step(options: CollectOptions, state: RunState) -> float:
+    """Raw usage samples per step and container (more than one when cAdvisor is scraped more often)."""
+    step = options.step_seconds
+    return max(1.0, step / (state.cadvisor_scrape_seconds or step))
+
+
+def _chunk_steps(options: CollectOptions, start: datetime, end: datetime, spec_step: int, state: RunState,
+                 total: int) -> int:
+    """Steps per chunk for `total` containers: the window, capped by --chunk, the per-series point
+    limit and the chunk's point budget."""
+    step = options.step_seconds
+    all_steps = int((end - start).total_seconds() // step) + 1
+    steps = min(all_steps, max(1, int(options.chunk.total_seconds() // step)), MAX_POINTS_PER_SERIES - 1)
+    # points per step over all metrics: 2 raw usage series per container, ~6 spec series per
+    # container or pod at the spec step (read per coarse window, expanded here)
+    per_step = max(1, total) * (2 * _raw_per_step(options, state) + 12 * step / spec_step)
+    return max(1, min(steps, int(CHUNK_BUDGET_FACTOR * options.max_points_per_query // per_step)))
 
 
 def _ns_sel(namespaces: list[str] | None, lead: bool = True) -> str:

@@ -259,3 +259,23 @@ def test_a_step_finer_than_the_scrape_interval_spreads_each_interval(prom, db: P
     err = (cpu["cpu_cores"].cast(pl.Float64) - cpu["cpu_want"].cast(pl.Float64)).abs()
     assert err.max() <= 0.0005 + 1e-6  # the nearest millicore (schema 003)
     assert memory.height == got.height and ((memory["memory_bytes"] - memory["memory_want"]).abs() <= 512).all()
+
+
+def test_an_hourly_run_plans_from_the_store_without_the_series_api(prom, db: Path, fault_proxy,
+                                                                    sample_usage_window) -> None:
+    """An incremental run whose window fits one answer even for twice the containers stored skips
+    the /api/v1/series count (one query fewer each hour); one that does not fit still asks it."""
+    proxy = fault_proxy(upstream=prom.url)
+    first_end = WINDOW_START + timedelta(hours=6)
+    run(proxy.url, db, start=WINDOW_START, end=first_end)
+    asked = proxy.requests.get("/api/v1/series", 0)
+    assert asked >= 1  # the first run plans from the index
+    hour = run(proxy.url, db, end=first_end + timedelta(hours=1))
+    assert proxy.requests.get("/api/v1/series", 0) == asked
+    in_hour = (pl.col("ts") > first_end) & (pl.col("ts") <= first_end + timedelta(hours=1))
+    assert hour.samples == sample_usage_window.filter(in_hour).height > 0
+    # ~60 containers x 13 steps x 2 does not fit 500 points: the plan needs the per-namespace counts
+    small = run(proxy.url, db, end=first_end + timedelta(hours=2), max_points_per_query=500)
+    assert proxy.requests.get("/api/v1/series", 0) == asked + 1
+    in_next = (pl.col("ts") > first_end + timedelta(hours=1)) & (pl.col("ts") <= first_end + timedelta(hours=2))
+    assert small.samples == sample_usage_window.filter(in_next).height
