@@ -32,9 +32,10 @@ def _count(cursor: duckdb.DuckDBPyConnection) -> int:
 
 
 def prune(con: duckdb.DuckDBPyConnection, *, before: datetime | None = None, after: datetime | None = None,
-          namespaces: list[str] | None = None, dry_run: bool = False) -> list[PruneResult]:
+          namespaces: list[str] | None = None, dry_run: bool = False,
+          clusters: list[str] | None = None) -> list[PruneResult]:
     """Remove what lies before `before` and after `after` (either or both), in `namespaces` only
-    when given (nodes are then left alone)."""
+    when given (nodes are then left alone), in `clusters` only when given (else in every one)."""
     results: dict[str, PruneResult] = {}
 
     def note(table: str, removed: int = 0, cut: int = 0) -> None:
@@ -43,10 +44,14 @@ def prune(con: duckdb.DuckDBPyConnection, *, before: datetime | None = None, aft
         entry.cut += cut
 
     ns = list(namespaces or [])
-    in_ns = " AND namespace IN (SELECT unnest($ns::VARCHAR[]))" if ns else ""
-    series_in_ns = (" AND series_id IN (SELECT series_id FROM series WHERE namespace IN (SELECT unnest($ns::VARCHAR[])))"
-                    if ns else "")
-    params_ns = {"ns": ns} if ns else {}
+    cl = list(clusters or [])
+    in_cl = " AND cluster IN (SELECT unnest($cl::VARCHAR[]))" if cl else ""
+    in_ns = (" AND namespace IN (SELECT unnest($ns::VARCHAR[]))" if ns else "") + in_cl
+    series_where = " AND ".join(
+        ([] if not ns else ["namespace IN (SELECT unnest($ns::VARCHAR[]))"])
+        + ([] if not cl else ["cluster IN (SELECT unnest($cl::VARCHAR[]))"]))
+    series_in_ns = f" AND series_id IN (SELECT series_id FROM series WHERE {series_where})" if series_where else ""
+    params_ns = {**({"ns": ns} if ns else {}), **({"cl": cl} if cl else {})}
     con.execute("BEGIN TRANSACTION")
     try:
         for bound, op, far, near in ((after, ">", "valid_from", "valid_to"), (before, "<", "valid_to", "valid_from")):
@@ -61,7 +66,7 @@ def prune(con: duckdb.DuckDBPyConnection, *, before: datetime | None = None, aft
             for table in INTERVAL_TABLES:
                 if ns and table == "nodes":
                     continue
-                where = in_ns if table != "nodes" else ""
+                where = in_ns if table != "nodes" else in_cl
                 note(table, _count(con.execute(f"DELETE FROM {table} WHERE {far} {op} $t{where}", p)))
                 note(table, cut=_count(con.execute(f"UPDATE {table} SET {near} = $t WHERE {near} {op} $t{where}", p)))
             note("series_nodes", _count(con.execute(f"DELETE FROM series_nodes WHERE {far} {op} $t{series_in_ns}", p)))
@@ -69,7 +74,8 @@ def prune(con: duckdb.DuckDBPyConnection, *, before: datetime | None = None, aft
                 f"UPDATE series_nodes SET {near} = $t WHERE {near} {op} $t{series_in_ns}", p)))
             if after is not None and bound is after and not ns:
                 # the collector fetches again from there
-                con.execute("UPDATE high_water_marks SET ts = $t WHERE ts > $t", {"t": bound})
+                con.execute(f"UPDATE high_water_marks SET ts = $t WHERE ts > $t{in_cl}",
+                            {"t": bound, **({"cl": cl} if cl else {})})
         if results.get("usage_samples") and results["usage_samples"].removed:
             note("series", _count(con.execute(store.load_sql("prune_orphan_series"))))
         if dry_run:

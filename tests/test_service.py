@@ -323,7 +323,7 @@ def test_openapi_describes_every_endpoint_and_its_parameters(api: Server) -> Non
     assert status == 200 and spec["openapi"].startswith("3.")
     for endpoint in ENDPOINTS:
         operation = spec["paths"][endpoint.path]["get"]
-        assert [p["name"] for p in operation["parameters"]] == [p.name for p in endpoint.params]
+        assert [p["name"] for p in operation["parameters"]] == [p.name for p in endpoint.query_params]
     view = next(p for p in spec["paths"]["/api/v1/eviction"]["get"]["parameters"] if p["name"] == "view")
     assert view["schema"]["enum"] == ["pods", "nodes", "containers", "qos", "advice"]
     status, page, headers = api.get("/docs")

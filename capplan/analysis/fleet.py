@@ -63,9 +63,9 @@ class FleetRuns(Generic[T]):
             parts.append(frame.insert_column(0, pl.Series(CLUSTER_COLUMN, [name] * frame.height, dtype=pl.Utf8)))
         return pl.concat(parts, how="diagonal_relaxed")
 
-    def prefix(self, name: str) -> str:
-        """What a per-cluster note starts with: the cluster's name when labelled, else nothing."""
-        return f"cluster {name}: " if self.labelled else ""
+    def say(self, name: str, text: str) -> str:
+        """A per-cluster note: led by the cluster's name when labelled (an empty note stays empty)."""
+        return f"cluster {name}: {text}" if self.labelled and text else text
 
 
 def run(con: duckdb.DuckDBPyConnection, names: Sequence[str] | None,

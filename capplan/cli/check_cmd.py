@@ -11,10 +11,12 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
+    ActClusterOption,
     DbOption,
     OutputOption,
     WindowOption,
     handle_errors,
+    one_cluster_scope,
     window_option,
 )
 from capplan.cli.patch_cmd import DefaultNamespaceOption, PathsArgument, StrategyOption
@@ -43,6 +45,7 @@ def _database(db: Path | None, static: bool) -> Path | None:
 def check(
     paths: PathsArgument,
     db: DbOption = None,
+    cluster: ActClusterOption = None,
     policy_file: Annotated[Path | None, typer.Option("--policy", help="Policy YAML (docs/patch.md).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json, junit or github.")] = "table",
     output: OutputOption = None,
@@ -74,8 +77,9 @@ def check(
     if path is not None:
         con = store.open_db(path, read_only=True)
         try:
-            raw = load_usage(con, span)
-            rec = load_recommendations(con, strategy, span)
+            with one_cluster_scope(con, cluster, "check"):  # the manifests deploy to one cluster
+                raw = load_usage(con, span)
+                rec = load_recommendations(con, strategy, span)
         finally:
             con.close()
         usage = {k: Usage(float(r["memory_peak_bytes"]), float(r["memory_p95_bytes"]), float(r["cpu_p95_cores"]),

@@ -137,6 +137,9 @@ def collect(
     namespace: NamespaceOption = None,
     cluster: Annotated[str, typer.Option(
         "--cluster", help="The cluster this Prometheus watches (one store holds many).")] = DEFAULT_CLUSTER,
+    cluster_label: Annotated[str | None, typer.Option(
+        "--cluster-label", help="A central Prometheus/Thanos/Mimir holding many clusters: the label naming them; "
+                                "each value is collected as its own cluster.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a running collection instead of exiting 5.")] = False,
     db: DbOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table (one summary line), csv or json.")] = "table",
@@ -148,6 +151,7 @@ def collect(
     """
     from capplan.collect import CollectOptions
     from capplan.collect import collect as run_collect
+    from capplan.collect.fleet import collect_clusters
 
     check_format(fmt)
     url = prometheus_url or os.environ.get(URL_ENV)
@@ -160,6 +164,8 @@ def collect(
         raise UsageError("--retries must be between 0 and 10")
     if max_points < 1000:
         raise UsageError("--max-points must be at least 1000")
+    if cluster_label is not None and cluster != DEFAULT_CLUSTER:
+        raise UsageError("--cluster and --cluster-label exclude each other: the label names the clusters")
     options = CollectOptions(
         url=url, db=db, since=window_option(since, "--since"),
         start=parse_time(start, "--start") if start else None,
@@ -171,8 +177,13 @@ def collect(
         insecure_skip_tls_verify=insecure_skip_tls_verify, timeout_seconds=window_option(timeout, "--timeout").total_seconds(),
         retries=retries, concurrency=concurrency, wait=wait, max_points_per_query=max_points,
         chunk=window_option(chunk, "--chunk"), usage_selector=usage_selector,
-        cluster=cluster_name(cluster),
+        cluster=cluster_name(cluster), cluster_label=cluster_label,
     )
+    if cluster_label is not None:
+        with _Progress(fmt == "table" and sys.stderr.isatty(), plain=True) as progress:
+            summaries = collect_clusters(options, progress=progress, warn=_warn)
+        _print_clusters(summaries, fmt)
+        return
     with _Progress(fmt == "table" and sys.stderr.isatty(), plain=True) as progress:
         summary = run_collect(options, progress=progress, warn=_warn)
     if fmt == "json":
@@ -184,3 +195,20 @@ def collect(
         typer.echo(",".join("" if v is None else str(v) for v in row.values()))
     else:
         typer.echo(summary.line())
+
+
+def _print_clusters(summaries: list[tuple[str, CollectSummary]], fmt: str) -> None:
+    """One summary per cluster: a line each (table), rows led by the cluster (csv), or a list (json)."""
+    rows = [{"cluster": name, **summary.as_dict()} for name, summary in summaries]
+    if fmt == "json":
+        typer.echo(json.dumps(rows))
+    elif fmt == "csv":
+        for row in rows:
+            row["warnings"] = len(row["warnings"])
+        if rows:
+            typer.echo(",".join(rows[0]))
+        for row in rows:
+            typer.echo(",".join("" if v is None else str(v) for v in row.values()))
+    else:
+        for name, summary in summaries:
+            typer.echo(f"cluster {name}: {summary.line()}")

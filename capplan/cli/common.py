@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeGuard, TypeVar
 
 import typer
 
 from capplan.errors import BadInputError, CapplanError, UsageError
 from capplan.quantity import parse_duration
+
+if TYPE_CHECKING:
+    from capplan.analysis.fleet import FleetRuns
 
 DbOption = Annotated[
     Path | None,
@@ -32,6 +36,10 @@ EndOption = Annotated[
                  "or a duration back from now); default the newest sample.", show_default=False),
 ]
 NodeOption = Annotated[list[str] | None, typer.Option("--node", help="Only these nodes (repeatable).")]
+ActClusterOption = Annotated[
+    str | None,
+    typer.Option("--cluster", help="The cluster to act on (needed when the database holds several).", show_default=False),
+]
 # store.DEFAULT_CLUSTER, not imported from there: `capplan --help` must not load DuckDB.
 DEFAULT_CLUSTER = "default"
 ClusterOption = Annotated[
@@ -203,7 +211,7 @@ def cluster_names(names: list[str] | None) -> list[str] | None:
     return [cluster_name(n) for n in names] if names else None
 
 
-def fleet_run(con: Any, names: list[str] | None, analysis: Callable[[Any], T]) -> Any:
+def fleet_run(con: Any, names: list[str] | None, analysis: Callable[[Any], T]) -> FleetRuns[T]:
     """capplan.analysis.fleet.run for a command: clusters without data are named on stderr."""
     from capplan.analysis import fleet
 
@@ -211,3 +219,33 @@ def fleet_run(con: Any, names: list[str] | None, analysis: Callable[[Any], T]) -
     for name, why in runs.skipped:
         typer.echo(f"capplan: cluster {name} left out: {why}", err=True)
     return runs
+
+
+def one_cluster(con: Any, names: list[str] | str | None, command: str) -> str | None:
+    """The one cluster a command that acts on a cluster's objects (manifests, pods) works on: the
+    store's only one, or the one `--cluster` names; with several stored, naming none (or more
+    than one) is wrong usage. None for an empty store."""
+    from capplan.analysis import fleet
+
+    if isinstance(names, str):
+        names = [names]
+    stored, chosen = fleet.select(con, cluster_names(names))
+    if len(chosen) == 1:
+        return chosen[0]
+    if not chosen:
+        return None
+    raise UsageError(f"{command} acts on one cluster and the database holds {', '.join(stored)}: "
+                     "name it with --cluster" if not names else f"{command} acts on one cluster: give one --cluster")
+
+
+@contextlib.contextmanager
+def one_cluster_scope(con: Any, names: list[str] | str | None, command: str) -> Iterator[str | None]:
+    """`con` scoped to the one cluster a command acts on (see one_cluster); yields its name."""
+    from capplan import store
+
+    name = one_cluster(con, names, command)
+    if name is None:
+        yield None
+        return
+    with store.scope(con, name):
+        yield name

@@ -11,6 +11,7 @@ import typer
 from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import (
+    ClusterOption,
     DbOption,
     EndOption,
     FormatOption,
@@ -20,6 +21,7 @@ from capplan.cli.common import (
     WindowOption,
     check_format,
     end_option,
+    fleet_run,
     handle_errors,
     option_value,
     window_option,
@@ -53,6 +55,7 @@ def _priorities(load: Callable[..., PriorityMap], file: Path | None, overrides: 
 @handle_errors
 def eviction(
     db: DbOption = None,
+    cluster: ClusterOption = None,
     end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
@@ -75,8 +78,11 @@ def eviction(
         "--view", metavar="[pods|nodes|containers|qos|advice]", help="pods (ranked per node), nodes (exposure), containers (oom_score_adj), qos (every pod) or advice.")] = "pods",
 ) -> None:
     """QoS classes and the kubelet's memory-pressure eviction order, per node."""
+    import polars as pl
+
     from capplan import render, store
     from capplan.analysis.eviction import EvictionOptions, check_threshold, eviction_report, load_priority_map
+    from capplan.analysis.eviction.model import EvictionResult
     from capplan.report.eviction import node_note, priority_warning
 
     check_format(fmt)
@@ -90,20 +96,27 @@ def eviction(
     )
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        result = eviction_report(con, options)
+        runs = fleet_run(con, cluster, lambda c: eviction_report(c, options))
     finally:
         con.close()
-    frame = {"pods": result.pods, "nodes": result.nodes, "containers": result.containers, "qos": result.qos,
-             "advice": result.advice}[view]
-    if fmt == "table" and view == "pods":
-        frame = frame.select(TABLE_POD_COLUMNS)
-    elif fmt == "table" and view == "nodes":
-        frame = frame.select(TABLE_NODE_COLUMNS)
-    render.emit(frame, fmt, output, title=f"Eviction: {view}")
-    if fmt == "table" and not output and view in ("pods", "nodes"):
-        render.note(node_note(result))
-        if result.unresolved_priority_classes:
-            render.note(priority_warning(result.unresolved_priority_classes))
+
+    def shown_frame(result: EvictionResult) -> pl.DataFrame:
+        frame = {"pods": result.pods, "nodes": result.nodes, "containers": result.containers, "qos": result.qos,
+                 "advice": result.advice}[view]
+        if fmt == "table" and view == "pods":
+            frame = frame.select(TABLE_POD_COLUMNS)
+        elif fmt == "table" and view == "nodes":
+            frame = frame.select(TABLE_NODE_COLUMNS)
+        return frame
+
+    render.emit(runs.frame(shown_frame), fmt, output, title=f"Eviction: {view}")
     shown = fmt == "table" and not output and view in ("pods", "nodes")  # the table's note names them
-    if result.unresolved_priority_classes and not shown:  # after the output: a failed write stays one line
-        typer.echo(f"capplan: warning: {priority_warning(result.unresolved_priority_classes)}", err=True)
+    for name, result in runs.results:
+        if shown:
+            render.note(runs.say(name, node_note(result)))
+            if result.unresolved_priority_classes:
+                render.note(runs.say(name, priority_warning(result.unresolved_priority_classes)))
+    for name, result in runs.results:
+        if result.unresolved_priority_classes and not shown:  # after the output: a failed write stays one line
+            typer.echo(f"capplan: warning: {runs.say(name, priority_warning(result.unresolved_priority_classes))}",
+                       err=True)

@@ -8,6 +8,7 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
+    ClusterOption,
     DbOption,
     EndOption,
     FormatOption,
@@ -16,6 +17,7 @@ from capplan.cli.common import (
     WindowOption,
     check_format,
     end_option,
+    fleet_run,
     handle_errors,
     window_option,
 )
@@ -30,6 +32,7 @@ DEFAULT_POOL_LABEL = "node.kubernetes.io/instance-type"
 @handle_errors
 def forecast(
     db: DbOption = None,
+    cluster: ClusterOption = None,
     end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
@@ -52,20 +55,23 @@ def forecast(
     horizon_delta = window_option(horizon, "--horizon")
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        table = forecast_report(con, window_option(window), horizon=horizon_delta, namespaces=namespace,
-                                pool_label=pool_label, min_days=min_days)
+        runs = fleet_run(con, cluster, lambda c: forecast_report(
+            c, window_option(window), horizon=horizon_delta, namespaces=namespace, pool_label=pool_label,
+            min_days=min_days))
     finally:
         con.close()
-    shown = {"table": table_view, "csv": csv_view}.get(fmt, lambda t: t)(table)
+    shown = runs.frame({"table": table_view, "csv": csv_view}.get(fmt, lambda t: t))
     render.emit(shown, fmt, output, title="Forecast")
     if fmt == "table" and not output:
-        render.note(forecast_note(table))
+        for name, table in runs.results:
+            render.note(runs.say(name, forecast_note(table)))
 
 
 @app.command()
 @handle_errors
 def rollout(
     db: DbOption = None,
+    cluster: ClusterOption = None,
     end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
@@ -82,10 +88,11 @@ def rollout(
     check_format(fmt)
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        table = rollout_report(con, window_option(window), namespace)
+        runs = fleet_run(con, cluster, lambda c: rollout_report(c, window_option(window), namespace))
     finally:
         con.close()
-    shown = table.select(ROLLOUT_TABLE_COLUMNS) if fmt == "table" else table
+    shown = runs.frame(lambda t: t.select(ROLLOUT_TABLE_COLUMNS) if fmt == "table" else t)
     render.emit(shown, fmt, output, title="Rollout headroom")
     if fmt == "table" and not output:
-        render.note(rollout_note(table))
+        for name, table in runs.results:
+            render.note(runs.say(name, rollout_note(table)))

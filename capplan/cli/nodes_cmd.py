@@ -9,6 +9,7 @@ import typer
 from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import (
+    ClusterOption,
     DbOption,
     EndOption,
     FormatOption,
@@ -18,6 +19,7 @@ from capplan.cli.common import (
     WindowOption,
     check_format,
     end_option,
+    fleet_run,
     handle_errors,
     window_option,
 )
@@ -50,13 +52,14 @@ HighOption = Annotated[float, typer.Option(
 
 
 def _for_table(frame, columns: list[str], fmt: str):
-    return frame.select([c for c in columns if c in frame.columns]) if fmt == "table" else frame
+    return frame.select([c for c in ["cluster", *columns] if c in frame.columns]) if fmt == "table" else frame
 
 
 @app.command()
 @handle_errors
 def nodes(
     db: DbOption = None,
+    cluster: ClusterOption = None,
     end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
@@ -72,7 +75,7 @@ def nodes(
     check_format(fmt)
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        table = nodes_overview(con, window_option(window), node, low, high)
+        table = fleet_run(con, cluster, lambda c: nodes_overview(c, window_option(window), node, low, high)).frame()
     finally:
         con.close()
     render.emit(_for_table(table, TABLE_NODE_COLUMNS, fmt), fmt, output, title="Nodes")
@@ -82,6 +85,7 @@ def nodes(
 @handle_errors
 def namespaces(
     db: DbOption = None,
+    cluster: ClusterOption = None,
     end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
@@ -95,7 +99,7 @@ def namespaces(
     check_format(fmt)
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        table = namespaces_report(con, window_option(window), namespace)
+        table = fleet_run(con, cluster, lambda c: namespaces_report(c, window_option(window), namespace)).frame()
     finally:
         con.close()
     render.emit(_for_table(table, TABLE_NAMESPACE_COLUMNS, fmt), fmt, output, title="Namespaces")
@@ -114,6 +118,7 @@ def fit(
     namespace: Annotated[str | None, typer.Option(
         "--namespace", "-n", help="Also say how many the namespace's ResourceQuota admits (TOTAL row).")] = None,
     db: DbOption = None,
+    cluster: ClusterOption = None,
     end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
@@ -131,19 +136,22 @@ def fit(
     tolerations = [parse_toleration(t) for t in tolerate or []]
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        table = fit_report(con, cpu_cores, memory_bytes, tolerations=tolerations, replicas=replicas,
-                           window=window_option(window), nodes=node, namespace=namespace)
+        runs = fleet_run(con, cluster, lambda c: fit_report(
+            c, cpu_cores, memory_bytes, tolerations=tolerations, replicas=replicas, window=window_option(window),
+            nodes=node, namespace=namespace))
     finally:
         con.close()
-    render.emit(_for_table(table, TABLE_FIT_COLUMNS, fmt), fmt, output, title="Fit")
+    render.emit(_for_table(runs.frame(), TABLE_FIT_COLUMNS, fmt), fmt, output, title="Fit")
     if replicas is not None:
-        typer.echo(fit_summary(table, replicas), err=True)
+        for name, table in runs.results:
+            typer.echo(runs.say(name, fit_summary(table, replicas)), err=True)
 
 
 @app.command()
 @handle_errors
 def cluster(
     db: DbOption = None,
+    cluster: ClusterOption = None,
     end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
@@ -156,7 +164,7 @@ def cluster(
     check_format(fmt)
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        table = cluster_report(con, window_option(window))
+        table = fleet_run(con, cluster, lambda c: cluster_report(c, window_option(window))).frame()
     finally:
         con.close()
     render.emit(table, fmt, output, title="Cluster")

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from capplan.cli import app
-from capplan.cli.common import DbOption, EndOption, WindowOption, end_option, handle_errors, window_option
+from capplan.cli.common import (
+    ActClusterOption,
+    DbOption,
+    EndOption,
+    WindowOption,
+    end_option,
+    handle_errors,
+    one_cluster_scope,
+    window_option,
+)
 from capplan.cli.recommend_cmd import DEFAULT_STRATEGY, STRATEGIES
 from capplan.errors import UsageError
 
@@ -31,6 +40,7 @@ StrategyOption = Annotated[str, typer.Option("--strategy", "-s", metavar=f"[{'|'
 def patch(
     paths: PathsArgument,
     db: DbOption = None,
+    cluster: ActClusterOption = None,
     end: EndOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="inplace, diff or kustomize.")] = "inplace",
     output: Annotated[Path | None, typer.Option(
@@ -64,7 +74,8 @@ def patch(
     files = load(paths, namespace)   # bad manifests fail here, before the database is opened
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        recs = load_recommendations(con, strategy, span)
+        with one_cluster_scope(con, cluster, "patch"):
+            recs = load_recommendations(con, strategy, span)
     finally:
         con.close()
     plan = patching.plan_patch(files, recs, fraction, min_severity)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from capplan.cli import app
-from capplan.cli.common import DbOption, NamespaceOption, handle_errors, time_option, window_option
+from capplan.cli.common import DbOption, NamespaceOption, cluster_names, handle_errors, time_option, window_option
 from capplan.errors import UsageError
 
 
@@ -19,6 +19,8 @@ def prune_(
     after: Annotated[str | None, typer.Option(
         "--after", help="Remove what is later than T (e.g. a late row that hides the cluster).")] = None,
     namespace: NamespaceOption = None,
+    cluster: Annotated[list[str] | None, typer.Option(
+        "--cluster", help="Only in these clusters (repeatable; default every one). --compact covers them all.")] = None,
     compact: Annotated[bool, typer.Option(
         "--compact", help="Roll raw samples older than --raw-retention into hourly summaries (daily past 400 days); "
                           "see docs/storage.md.")] = False,
@@ -44,7 +46,11 @@ def prune_(
     with store.collection_lock(db):
         con = store.open_db(db, create=False)
         try:
-            results = (prune(con, before=before_t, after=after_t, namespaces=namespace, dry_run=dry_run)
+            from capplan.analysis import fleet
+
+            clusters = fleet.select(con, cluster_names(cluster))[1] if cluster else None
+            results = (prune(con, before=before_t, after=after_t, namespaces=namespace, dry_run=dry_run,
+                             clusters=clusters)
                        if before_t is not None or after_t is not None else None)
             if compact:
                 from capplan.rollup import compact as run_compact

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -11,6 +12,7 @@ import typer
 from capplan import options as checked
 from capplan.cli import app
 from capplan.cli.common import (
+    ClusterOption,
     DbOption,
     EndOption,
     FormatOption,
@@ -19,7 +21,9 @@ from capplan.cli.common import (
     WindowOption,
     check_format,
     end_option,
+    fleet_run,
     handle_errors,
+    one_cluster,
     window_option,
 )
 from capplan.errors import UsageError
@@ -64,6 +68,7 @@ def _params(cpu_percentile: float, memory_buffer: float, target_utilization: flo
 def recommend(
     strategy: StrategyOption = DEFAULT_STRATEGY,
     db: DbOption = None,
+    cluster: ClusterOption = None,
     end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
@@ -94,17 +99,23 @@ def recommend(
     checked.cost(cpu_cost, "cpu_cost")
     checked.cost(memory_cost, "memory_cost")
     con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    several = len(store.clusters(con)) > 1
+
+    def one(c: Any) -> pl.DataFrame:
+        chosen = replace(params)  # each cluster picks its own level from its own history
         if target is not None:
-            level, _, why = choose_level(con, target, namespace, params)
-            params.risk = level
-            typer.echo(why, err=True)
-        table = run_recommend(con, strategy, window_option(window), namespace, params, cpu_cost, memory_cost)
+            level, _, why = choose_level(c, target, namespace, chosen)
+            chosen.risk = level
+            typer.echo(f"cluster {store.active_cluster(c)}: {why}" if several else why, err=True)
+        return run_recommend(c, strategy, window_option(window), namespace, chosen, cpu_cost, memory_cost)
+
+    try:
+        runs = fleet_run(con, cluster, one)
     finally:
         con.close()
     from capplan.report.recommendations import table_view
 
-    render.emit(table_view(table, explain) if fmt == "table" else table, fmt, output,
+    render.emit(runs.frame(lambda t: table_view(t, explain) if fmt == "table" else t), fmt, output,
                 title=f"Recommendations ({strategy}), biggest impact first")
 
 
@@ -123,7 +134,7 @@ def _compact_summary(summary: pl.DataFrame) -> pl.DataFrame:
     shown = [("cpu_slack", "{:.3f}"), ("cpu_short", "{:.4f}"), ("throttled_hours", "{:.2%}"),
              ("mem_slack", "{:.3f}"), ("oom_container_days", "{:.2%}"), ("mem_vs_current", "{:.3f}")]
     return summary.select(
-        "policy", "splits",
+        *(["cluster"] if "cluster" in summary.columns else []), "policy", "splits",
         *[pl.struct(f"{m}_mean", f"{m}_worst").map_elements(_mean_and_worst(m, f), return_dtype=pl.Utf8)
           .alias(f"{m} mean (worst)") for m, f in shown],
         pl.col("splits_oom_at_most_current_and_less_memory").alias("splits oom <= current, less memory"))
@@ -161,6 +172,7 @@ def backtest(
     risk: Annotated[str, typer.Option("--risk", help="auto: a level, a comma list, or all.")] = DEFAULT_RISK,
     target_oom: TargetOomOption = None,
     db: DbOption = None,
+    cluster: ClusterOption = None,
     end: EndOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json, or html (with --splits).")] = "table",
     output: OutputOption = None,
@@ -200,32 +212,42 @@ def backtest(
     step_every = window_option(step, "--step")
     started = time.monotonic()
     con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    several = len(store.clusters(con)) > 1
+
+    def one(c: Any) -> pl.DataFrame:
+        chosen, chosen_levels = replace(params), levels  # each cluster picks its own level
         if target is not None:
-            level, _, why = choose_level(con, target, namespace, params)
-            params.risk, levels = level, [level]
-            typer.echo(why, err=True)
+            level, _, why = choose_level(c, target, namespace, chosen)
+            chosen.risk, chosen_levels = level, [level]
+            typer.echo(f"cluster {store.active_cluster(c)}: {why}" if several else why, err=True)
         if splits:
-            rows = backtest_splits(con, names, train_lengths, test_lengths, step_every, namespace, params, levels,
-                                   ablation)
-        else:
-            table = run_backtest(con, names, train_one, test_one, namespace, params, levels, ablation)
+            return backtest_splits(c, names, train_lengths, test_lengths, step_every, namespace, chosen,
+                                   chosen_levels, ablation)
+        return run_backtest(c, names, train_one, test_one, namespace, chosen, chosen_levels, ablation)
+
+    try:
+        if fmt == "html":  # one page of charts is one cluster's
+            cluster = [one_cluster(con, cluster, "backtest --format html") or ""] if store.clusters(con) else None
+        runs = fleet_run(con, cluster, one)
     finally:
         con.close()
     if not splits:
-        render.emit(table, fmt, output, title=f"Backtest: train {train}, test {test}")
+        render.emit(runs.frame(), fmt, output, title=f"Backtest: train {train}, test {test}")
     else:
-        summary = summarise(rows)
-        title = f"Backtest over {rows['split'].n_unique()} splits (train {trains}; test {tests}; every {step})"
+        rows = runs.frame()
+        split_count = max(r["split"].n_unique() for _, r in runs.results)
+        title = f"Backtest over {split_count} splits (train {trains}; test {tests}; every {step})"
         if fmt == "html":
             from capplan.backtest_html import page
 
-            text = page(rows, summary, title)
+            (_, only), = runs.results  # one cluster, without a cluster column
+            text = page(only, summarise(only), title)
             if output and str(output) != "-":
                 output.write_text(text)
             else:
                 typer.echo(text)
         else:
+            summary = runs.frame(summarise)
             view = rows.drop("origin") if per_split else (_compact_summary(summary) if fmt == "table" else summary)
             render.emit(view, fmt, output, title=title)
     if fmt == "table" and not output:

@@ -9,6 +9,7 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
+    ActClusterOption,
     DbOption,
     EndOption,
     FormatOption,
@@ -18,6 +19,7 @@ from capplan.cli.common import (
     check_format,
     end_option,
     handle_errors,
+    one_cluster_scope,
     window_option,
 )
 from capplan.cli.patch_cmd import MinChangeOption, SeverityOption, StrategyOption
@@ -28,6 +30,7 @@ from capplan.cli.recommend_cmd import DEFAULT_STRATEGY
 @handle_errors
 def resize_plan(
     db: DbOption = None,
+    cluster: ActClusterOption = None,
     end: EndOption = None,
     kubernetes_version: Annotated[str, typer.Option(
         "--kubernetes-version", help="The cluster's version: what in-place resize allows depends on it.")] = "1.35",
@@ -65,8 +68,9 @@ def resize_plan(
     files = load(manifests, default_namespace) if manifests else None
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        recs = load_recommendations(con, strategy, span)
-        plans = plan_resize(con, recs, span, recent_span, version, fraction, min_severity, files, namespace)
+        with one_cluster_scope(con, cluster, "resize-plan"):  # kubectl commands for one cluster's context
+            recs = load_recommendations(con, strategy, span)
+            plans = plan_resize(con, recs, span, recent_span, version, fraction, min_severity, files, namespace)
     finally:
         con.close()
     if commands_only:

@@ -9,6 +9,7 @@ import typer
 
 from capplan.cli import app
 from capplan.cli.common import (
+    ClusterOption,
     DbOption,
     EndOption,
     FormatOption,
@@ -17,6 +18,7 @@ from capplan.cli.common import (
     WindowOption,
     check_format,
     end_option,
+    fleet_run,
     handle_errors,
     window_option,
 )
@@ -29,6 +31,7 @@ VIEWS = ("pools", "nodes", "moves")
 @handle_errors
 def whatif(
     db: DbOption = None,
+    cluster: ClusterOption = None,
     end: EndOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
@@ -72,21 +75,22 @@ def whatif(
     )
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        result = run_whatif(con, options)
+        runs = fleet_run(con, cluster, lambda c: run_whatif(c, options))
     finally:
         con.close()
-    if result.sizing is not None:
-        render.emit(result.sizing, fmt, output, title=f"Node-pool sizing ({result.apply} requests)")
+    first = runs.results[0][1]
+    if first.sizing is not None:
+        sized = runs.frame(lambda r: r.sizing if r.sizing is not None else r.pools.clear())
+        render.emit(sized, fmt, output, title=f"Node-pool sizing ({first.apply} requests)")
         return
     if view == "nodes":
-        frame, title = result.nodes, "What-if: nodes"
+        frame, title = runs.frame(lambda r: r.nodes), "What-if: nodes"
     elif view == "moves":
-        frame, title = result.moves, "What-if: pods that would move"
+        frame, title = runs.frame(lambda r: r.moves), "What-if: pods that would move"
     else:
-        frame = result.pools
-        if fmt == "table":
-            frame = frame.select(WHATIF_COLUMNS + ["removable_nodes"])
-        title = f"Nodes you could give back ({result.apply} requests)"
+        frame = runs.frame(lambda r: r.pools.select(WHATIF_COLUMNS + ["removable_nodes"]) if fmt == "table" else r.pools)
+        title = f"Nodes you could give back ({first.apply} requests)"
     render.emit(frame, fmt, output, title=title)
     if fmt == "table" and not output:
-        render.note(whatif_note(result))
+        for name, result in runs.results:
+            render.note(runs.say(name, whatif_note(result)))

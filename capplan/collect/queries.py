@@ -141,10 +141,12 @@ def _selector(metric: Metric, namespaces: list[str] | None, extra: str = "") -> 
     return metric.key + "{" + ",".join(p for p in parts if p) + "}"
 
 
-def render(metric: Metric, namespaces: list[str] | None, window_ms: int, only: tuple[str, list[str]] | None = None) -> str:
+def render(metric: Metric, namespaces: list[str] | None, window_ms: int, only: tuple[str, list[str]] | None = None,
+           scope: str = "") -> str:
     """`max by (labels) (last_over_time(metric[window]))` (the spec-step query), restricted to
-    `namespaces` (None = all) and, with `only`, to some values of one label."""
-    extra = label_matcher(only[0], only[1]) if only else ""
+    `namespaces` (None = all), with `only` to some values of one label, and with `scope` (label
+    matchers) to one cluster of a central Prometheus."""
+    extra = ",".join(p for p in (label_matcher(only[0], only[1]) if only else "", scope) if p)
     sel = _selector(metric, namespaces, extra)
     if not metric.by:
         return f"last_over_time({sel}[{window_ms}ms])"

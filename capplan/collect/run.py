@@ -85,6 +85,10 @@ class CollectOptions:
     chunk: timedelta = DEFAULT_CHUNK
     usage_selector: str | None = None  # extra label matchers for cAdvisor series (which scrape to use)
     cluster: str = store.DEFAULT_CLUSTER  # the cluster the source's series belong to (schema 005)
+    # A central Prometheus (Thanos, Mimir) holding many clusters: the label naming them; each value
+    # is collected as its own cluster (capplan.collect.fleet), every query carrying `scope`.
+    cluster_label: str | None = None
+    scope: str = ""  # label matchers every selector carries, e.g. cluster="prod-eu" (escaped)
     now: datetime | None = None  # for tests: the wall clock
 
 
@@ -245,6 +249,7 @@ class RunState:
     coarse_seconds: int = 0                        # 0: declared state read at the spec step (short runs)
     coarse: dict[str, pl.DataFrame] = field(default_factory=dict)  # metric -> last value per coarse window
     known_series: int | None = None                # containers already stored (incremental runs plan with it)
+    scope: str = ""                                # label matchers of one cluster on a central Prometheus
 
     def raw_lead_seconds(self, step: int) -> float:
         """How far before a chunk raw samples are read: the previous sample of every series."""
@@ -258,7 +263,7 @@ class RunState:
 def _run(options: CollectOptions, client: PromClient, source: str, summary: CollectSummary, stop: StopFlag,
          progress: ProgressFn | None, warn: WarnFn, probed: bool = False) -> None:
     marks: dict[str, datetime] = {}
-    state = RunState(usage_selector=options.usage_selector or "")
+    state = RunState(usage_selector=options.usage_selector or "", scope=options.scope)
     if store.resolve_db_path(options.db).exists():  # a failed first run must not leave an empty DB behind
         con = store.open_db(options.db)
         try:
@@ -371,7 +376,7 @@ def _prepare(options: CollectOptions, client: PromClient, start: datetime, end: 
     """Which metrics exist (warning about absent ones), the namespace batches and the chunks."""
     step = options.step_seconds
     spec_step = options.spec_step_seconds or max(step, DEFAULT_SPEC_STEP)
-    present = _present_metrics(client, start - timedelta(seconds=spec_step), end, warn)
+    present = _present_metrics(client, start - timedelta(seconds=spec_step), end, warn, options.scope)
 
     def note(message: str) -> None:
         state.warned.add(message)
@@ -408,12 +413,14 @@ def _check_labels(client: PromClient, options: CollectOptions, end: datetime, pr
     the hour before `end`: kube-state-metrics scraped without honor_labels (its labels arrive as
     exported_namespace, exported_pod...) and containerd's empty `container` label on cAdvisor series."""
     checks = []
+    scope = f",{options.scope}" if options.scope else ""
     if present is None or "kube_pod_info" in present:
-        checks.append(("exported", 'count(last_over_time(kube_pod_info{exported_namespace!=""}[1h]))'))
+        checks.append(("exported", f'count(last_over_time(kube_pod_info{{exported_namespace!=""{scope}}}[1h]))'))
     if present is None or "container_memory_working_set_bytes" in present:
-        checks.append(("named", f"count by (node) (last_over_time(container_memory_working_set_bytes{{{REAL_CONTAINERS}}}[1h]))"))
+        checks.append(("named", "count by (node) (last_over_time(container_memory_working_set_bytes"
+                                f"{{{REAL_CONTAINERS}{scope}}}[1h]))"))
         checks.append(("unnamed", 'count by (node) (last_over_time(container_memory_working_set_bytes{container="",image!="",'
-                                  'image!~".*pause.*"}[1h]))'))
+                                  f'image!~".*pause.*"{scope}}}[1h]))'))
     if not checks:
         return
     promql = " or ".join(f'label_replace({q}, "check", "{name}", "", "")' for name, q in checks)
@@ -437,11 +444,13 @@ def _check_labels(client: PromClient, options: CollectOptions, end: datetime, pr
              "them (upgrade containerd or the kubelet on those nodes)")
 
 
-def _present_metrics(client: PromClient, start: datetime, end: datetime, warn: WarnFn) -> set[str] | None:
-    """Metric names the source holds over the window (one cheap index lookup); None when the
-    source does not support the lookup (then every metric is queried and absences stay silent)."""
+def _present_metrics(client: PromClient, start: datetime, end: datetime, warn: WarnFn,
+                     scope: str = "") -> set[str] | None:
+    """Metric names the source holds over the window (one cheap index lookup), of one cluster's
+    series with `scope`; None when the source does not support the lookup (then every metric is
+    queried and absences stay silent)."""
     try:
-        names = client.label_values("__name__", start, end)
+        names = client.label_values("__name__", start, end, match=[f"{{{scope}}}"] if scope else None)
     except SourceError as exc:
         # only an API that lacks the endpoint is tolerated; auth, 5xx and network failures are fatal
         if getattr(exc, "status", 0) not in (400, 404, 405, 501):
@@ -505,8 +514,10 @@ def _plan_batches(client: PromClient, options: CollectOptions, start: datetime, 
             return [options.namespaces or None], steps
     counts: dict[str, int] = {}
     for name, match in (("container_memory_working_set_bytes",
-                         f"container_memory_working_set_bytes{{{REAL_CONTAINERS}{_ns_sel(options.namespaces)}}}"),
-                        ("kube_pod_status_phase", f"kube_pod_status_phase{{{_ns_sel(options.namespaces, lead=False)}}}")):
+                         f"container_memory_working_set_bytes{{{REAL_CONTAINERS}{_ns_sel(options.namespaces)}"
+                         f"{',' + options.scope if options.scope else ''}}}"),
+                        ("kube_pod_status_phase", "kube_pod_status_phase{"
+                         + ",".join(p for p in (_ns_sel(options.namespaces, lead=False), options.scope) if p) + "}")):
         if present is not None and name not in present or (name == "kube_pod_status_phase" and counts):
             continue  # pods are counted only where cAdvisor is missing
         seen: set[tuple[str, str, str]] = set()
@@ -601,7 +612,8 @@ def _fetch(client: PromClient, metric: Metric, how: str, batch: list[str] | None
     """One job, turned into a compact frame at once (the decoded JSON is ~5x larger)."""
     if how == "raw":
         start = lo - timedelta(seconds=step + state.raw_lead_seconds(step))
-        results = _raw_split(client, metric, batch, start, hi, state.usage_selector, step)
+        selector = ",".join(p for p in (state.usage_selector, state.scope) if p)
+        results = _raw_split(client, metric, batch, start, hi, selector, step)
         return tf.raw_frame(results, [*USAGE_KEYS, *USAGE_SOURCE_LABELS])
     spec_lo = align_up(lo, spec_step)
     if metric.key.endswith("_restarts_total"):
@@ -610,7 +622,7 @@ def _fetch(client: PromClient, metric: Metric, how: str, batch: list[str] | None
     if how == "fine":
         if spec_lo > spec_hi:
             return []
-        return _range_split(client, render(metric, batch, spec_step * 1000 - 1), spec_lo, spec_hi, spec_step)
+        return _range_split(client, render(metric, batch, spec_step * 1000 - 1, scope=state.scope), spec_lo, spec_hi, spec_step)
     return _fetch_coarse(client, metric, batch, spec_lo, spec_hi, spec_step, state)
 
 
@@ -629,7 +641,7 @@ def _read_coarse(pool: ThreadPoolExecutor, client: PromClient, wanted: list[Metr
         if metric.kind == "usage" or metric.labels is None:
             continue
         for batch in ([None] if metric.kind == "node" else batches):
-            futures[pool.submit(_range_split, client, render(metric, batch, coarse_s * 1000 - 1), first, last,
+            futures[pool.submit(_range_split, client, render(metric, batch, coarse_s * 1000 - 1, scope=state.scope), first, last,
                                 coarse_s)] = metric
     done, _ = wait(futures, return_when=FIRST_EXCEPTION)
     parts: dict[str, list[pl.DataFrame]] = {}
@@ -653,7 +665,7 @@ def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, s
     if spec_lo > spec_hi:
         return tf.to_frame([], list(metric.by), aliases or None)
     if not coarse_s:
-        return tf.to_frame(_range_split(client, render(metric, batch, spec_step * 1000 - 1), spec_lo, spec_hi, spec_step),
+        return tf.to_frame(_range_split(client, render(metric, batch, spec_step * 1000 - 1, scope=state.scope), spec_lo, spec_hi, spec_step),
                            list(metric.by), aliases or None)
     lo_s, hi_s = int(epoch(spec_lo)), int(epoch(spec_hi))
     coarse = state.coarse.get(metric.key)
@@ -671,7 +683,7 @@ def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, s
         fine_lo = max(spec_lo, from_epoch(int(refine["T"].to_numpy().min()) - coarse_s + spec_step))
         # at least two points: VictoriaMetrics answers a range query with start == end with nothing
         fine_hi = max(min(spec_hi, from_epoch(int(refine["T"].to_numpy().max()))), fine_lo + timedelta(seconds=spec_step))
-        fine = tf.to_frame(_range_split(client, render(metric, batch, spec_step * 1000 - 1, only), fine_lo, fine_hi,
+        fine = tf.to_frame(_range_split(client, render(metric, batch, spec_step * 1000 - 1, only, scope=state.scope), fine_lo, fine_hi,
                                         spec_step), list(metric.by), aliases or None)
         fine = fine.with_columns(T=((pl.col("ts").dt.epoch("s") + coarse_s - 1) // coarse_s * coarse_s)).join(
             refine, on=[*keys, "T"], how="semi").drop("T")

@@ -81,6 +81,42 @@ def write_report(sections: list[Section], fmt: str = "table", output: str | Path
         output = None
     buffer = io.StringIO() if output else None
     console = make_console(buffer)
+    _write_text(console, buffer, sections, full, wide)
+    if buffer is not None and output:
+        Path(output).write_text(buffer.getvalue())
+
+
+def write_fleet_report(fleet: Section, clusters: list[tuple[str, list[Section]]], merged: list[Section],
+                       fmt: str = "table", output: str | Path | None = None, full: bool = False) -> None:
+    """The report of several clusters: JSON is one object keyed by section (`fleet` first, every
+    row with its cluster); text is the fleet table, then each cluster's report under its name."""
+    if fmt != "table":
+        write_report(merged, fmt, output, full)
+        return
+    from rich.text import Text
+
+    wide = output is not None and str(output) == "wide"
+    if wide:
+        output = None
+    buffer = io.StringIO() if output else None
+    console = make_console(buffer)
+    console.rule(Text(fleet.title, style="bold"), align="left")
+    render_table(fleet.frame, file=buffer, wide=wide)
+    for line in fleet.note.splitlines():
+        console.print(line, overflow="fold", style="dim")
+    for name, sections in clusters:
+        console.print()
+        console.rule(Text(f"Cluster {name}", style="bold reverse"), align="left")
+        _write_text(console, buffer, sections, full, wide, closing=False)
+    if not full:
+        console.print()
+        console.print("Every section: capplan report --full (or -f json).", style="dim")
+    if buffer is not None and output:
+        Path(output).write_text(buffer.getvalue())
+
+
+def _write_text(console: Any, buffer: io.StringIO | None, sections: list[Section], full: bool, wide: bool,
+                closing: bool = True) -> None:
     for section in sections:
         if section.key == "actions":
             _actions(console, section)
@@ -95,8 +131,6 @@ def write_report(sections: list[Section], fmt: str = "table", output: str | Path
             if section.note:
                 for line in section.note.splitlines():
                     console.print(line, overflow="fold")
-    if not full:
+    if not full and closing:
         console.print()
         console.print("Every section: capplan report --full (or -f html -o report.html, -f json).", style="dim")
-    if buffer is not None and output:
-        Path(output).write_text(buffer.getvalue())

@@ -39,10 +39,17 @@ SECTION_BUILDERS: tuple[SectionBuilder, ...] = (
 
 def build_report(con: duckdb.DuckDBPyConnection, options: ReportOptions | None = None) -> list[Section]:
     """All sections of the report, in order."""
+    return build_report_results(con, options)[0]
+
+
+def build_report_results(con: duckdb.DuckDBPyConnection,
+                         options: ReportOptions | None = None) -> tuple[list[Section], ReportResults]:
+    """All sections of the report, and the analyses' results they were drawn from (the fleet
+    summary reads its savings there)."""
     options = options or ReportOptions()
     store.sample_range(con)  # NoDataError on an empty database
     results = ReportResults(con, options)
     sections: list[Section] = []
     for builder in SECTION_BUILDERS:
         sections.extend(builder(results))
-    return sections
+    return sections, results

@@ -107,7 +107,7 @@ def build_app(state: ServiceState) -> Starlette:
         return _guarded(lambda: Response(metrics.exposition(), media_type=CONTENT_TYPE))
 
     def index(_request: Request) -> Response:
-        return PrettyJSON({e.name: {"path": e.path, "parameters": [p.name for p in e.params], "doc": e.doc}
+        return PrettyJSON({e.name: {"path": e.path, "parameters": [p.name for p in e.query_params], "doc": e.doc}
                            for e in ENDPOINTS})
 
     def endpoint_route(endpoint: Endpoint) -> Route:

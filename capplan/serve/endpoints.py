@@ -62,6 +62,11 @@ class Endpoint:
         """The URL path."""
         return f"{API_PREFIX}/{self.name}"
 
+    @property
+    def query_params(self) -> tuple[Param, ...]:
+        """The parameters a request may give: the analysis' own, and `cluster`."""
+        return (*self.params, CLUSTER)
+
 
 def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """`render.to_records`, with DuckDB's exact decimals (a sum of BIGINTs) as plain numbers."""
@@ -77,6 +82,10 @@ def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
 WINDOW = Param("window", "duration", "History window ending at the newest sample (default: the server's --window).")
 NODE = Param("node", "list", "Only these nodes (repeatable or comma-separated).")
 NAMESPACE = Param("namespace", "list", "Only these namespaces (repeatable or comma-separated).")
+# Every endpoint: one database holds many clusters (capplan.analysis.fleet); with more than one
+# stored, each record carries its `cluster`.
+CLUSTER = Param("cluster", "list", "Only these clusters (repeatable or comma-separated; default all). With more "
+                "than one stored, each record has a `cluster` key.")
 
 
 def _nodes(con: duckdb.DuckDBPyConnection, q: dict[str, Any]) -> pl.DataFrame:

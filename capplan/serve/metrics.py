@@ -100,7 +100,11 @@ def _number(value: Any) -> float | None:
 
 
 def _labelled(rows: list[dict[str, Any]], gauges: Gauges, labels: list[str]) -> list[Metric]:
-    """One gauge family per (metric, column, help), one sample per row that has a value."""
+    """One gauge family per (metric, column, help), one sample per row that has a value. With
+    more than one cluster stored, every row has its cluster, and so does every sample (the
+    `cluster` label first)."""
+    if rows and "cluster" in rows[0]:
+        labels = ["cluster", *labels]
     out: list[Metric] = []
     for metric, column, help_text in gauges:
         family = GaugeMetricFamily(metric, help_text, labels=labels)

@@ -64,7 +64,7 @@ def openapi_spec() -> dict[str, Any]:
     for endpoint in ENDPOINTS:
         paths[endpoint.path] = {"get": {
             "operationId": endpoint.name, "summary": endpoint.doc,
-            "parameters": [_parameter(p) for p in endpoint.params],
+            "parameters": [_parameter(p) for p in endpoint.query_params],
             "responses": {"200": {"description": "The rows.", "content": {"application/json": {"schema": ROWS_SCHEMA}}},
                           **_errors()},
         }}
