@@ -2,7 +2,10 @@
 
 A key is whatever names the computation (endpoint and parameters); the version is
 Database.version(). Concurrent requests for the same missing key wait for one computation
-instead of each running it (16 scrapers at once cost one analysis run, not 16).
+instead of each running it (16 scrapers at once cost one analysis run, not 16). Computations of
+different keys run one at a time too: the process's peak memory is then that of its largest
+analysis, not the sum of all in flight, so the pod's memory limit can be sized from one
+measurement per cluster size (docs/serve.md). A request for a cached answer never waits.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class VersionedCache:
         self._entries: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
+        self._compute_lock = threading.Lock()  # one computation at a time (the module's docstring)
         self.computations = 0  # how many times compute() ran (tests and the docs' figures)
 
     def get(self, key: Hashable, version: Hashable, compute: Callable[[], Any]) -> Any:
@@ -38,7 +42,8 @@ class VersionedCache:
             hit = self._lookup(key, version)  # another thread may have computed it meanwhile
             if hit is not None:
                 return hit[0]
-            value = compute()
+            with self._compute_lock:
+                value = compute()
             with self._lock:
                 self.computations += 1
                 self._entries[key] = (version, value)
