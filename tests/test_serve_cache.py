@@ -65,3 +65,33 @@ def test_a_cached_answer_does_not_wait_for_a_running_computation() -> None:
         worker.join(timeout=30)
     assert cache.get("ready", "v2", lambda: "recomputed") == "recomputed"
     assert cache.computations == 3
+
+
+def test_a_computation_may_ask_for_other_answers_while_another_thread_waits_for_one() -> None:
+    # /metrics computes from the endpoints' cached answers: the nested request must not deadlock
+    # with a thread asking for the same inner answer meanwhile
+    cache = VersionedCache()
+    inner_asked = threading.Event()
+    outer_inside = threading.Event()
+
+    def outer() -> str:
+        outer_inside.set()
+        inner_asked.wait(timeout=5)  # the other thread is asking for "inner" by now
+        return "outer:" + cache.get("inner", "v1", lambda: "inner")
+
+    results: dict[str, str] = {}
+    first = threading.Thread(target=lambda: results.update(outer=cache.get("outer", "v1", outer)))
+    first.start()
+    assert outer_inside.wait(timeout=30)
+
+    def ask_inner() -> None:
+        inner_asked.set()
+        results["inner"] = cache.get("inner", "v1", lambda: "inner-again")
+
+    second = threading.Thread(target=ask_inner)
+    second.start()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert not first.is_alive() and not second.is_alive()
+    assert results == {"outer": "outer:inner", "inner": "inner"}
+    assert cache.computations == 2

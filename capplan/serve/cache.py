@@ -27,8 +27,9 @@ class VersionedCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
         self._lock = threading.Lock()
-        self._key_locks: dict[Hashable, threading.Lock] = {}
-        self._compute_lock = threading.Lock()  # one computation at a time (the module's docstring)
+        # One computation at a time (the module's docstring). Reentrant: a computation may ask
+        # for another cached answer (/metrics reads the endpoints' answers) in the same thread.
+        self._compute_lock = threading.RLock()
         self.computations = 0  # how many times compute() ran (tests and the docs' figures)
 
     def get(self, key: Hashable, version: Hashable, compute: Callable[[], Any]) -> Any:
@@ -36,21 +37,17 @@ class VersionedCache:
         hit = self._lookup(key, version)
         if hit is not None:
             return hit[0]
-        with self._lock:
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
+        with self._compute_lock:
             hit = self._lookup(key, version)  # another thread may have computed it meanwhile
             if hit is not None:
                 return hit[0]
-            with self._compute_lock:
-                value = compute()
+            value = compute()
             with self._lock:
                 self.computations += 1
                 self._entries[key] = (version, value)
                 self._entries.move_to_end(key)
                 while len(self._entries) > self.max_entries:
-                    old, _ = self._entries.popitem(last=False)
-                    self._key_locks.pop(old, None)
+                    self._entries.popitem(last=False)
             return value
 
     def _lookup(self, key: Hashable, version: Hashable) -> tuple[Any] | None:

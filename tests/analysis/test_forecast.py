@@ -20,9 +20,12 @@ from capplan.analysis.forecast import (
     day_slices,
     forecast_report,
     forecast_series,
+    load_request_peaks,
     load_usage_daily,
     load_usage_sums,
     node_pools,
+    pod_day_requests,
+    request_peaks,
     robust_trend,
     scope_limits,
     scope_usage_sums,
@@ -318,6 +321,23 @@ def test_store_daily_quantiles_match_the_polars_definition_in_any_slicing(sample
     # the forecast keeps the days with at least half the sample times of the fullest day
     counts = raw.select(pl.col("ts").unique()).group_by(pl.col("ts").dt.date().alias("day")).len()
     assert usage_full_days(whole) == sorted(counts.filter(pl.col("len") >= counts["len"].max() / 2)["day"].to_list())
+
+
+def test_request_peaks_read_a_slice_of_days_at_a_time_give_the_whole_window_answer(sample_db_readonly: Path) -> None:
+    con = store.open_db(sample_db_readonly, read_only=True)
+    try:
+        start, end = store.analysis_window(con, timedelta(days=14))
+        start += timedelta(hours=7)  # a partial first day
+        pools = node_pools(con.execute("SELECT node, any_value(labels) AS labels FROM nodes GROUP BY node").pl())
+        whole = request_peaks(pod_day_requests(store.query(con, "forecast_pod_days", {"start": start, "end": end})),
+                              pools)
+        sliced = {n: load_request_peaks(con, start, end, pools, slice_days=n) for n in (1, 3, 30)}
+    finally:
+        con.close()
+    keys = ["scope_kind", "scope_name", "resource", "basis", "day"]
+    assert whole.height > 0 and whole["day"].n_unique() >= 14
+    for n, got in sliced.items():
+        assert got.sort(keys).equals(whole.sort(keys)), n
 
 
 def test_node_pools_from_a_label_and_unlabelled_nodes() -> None:

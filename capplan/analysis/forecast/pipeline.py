@@ -17,11 +17,11 @@ from capplan.analysis.forecast.model import (
 )
 from capplan.analysis.forecast.projection import forecast_series
 from capplan.analysis.forecast.series import (
-    daily_requests,
+    daily_requests_from_peaks,
     daily_usage_from_quantiles,
+    load_request_peaks,
     load_usage_daily,
     node_pools,
-    pod_day_requests,
     usage_full_days,
 )
 from capplan.analysis.pods import CURRENT_TOLERANCE, load_current_nodes
@@ -33,7 +33,7 @@ from capplan.errors import NoDataError, UsageError
 class ForecastInputs:
     """What the forecast reads from the store."""
 
-    pod_days: pl.DataFrame
+    request_peaks: pl.DataFrame  # per scope and day that had pods: the peak of concurrent requests (DAILY_SCHEMA)
     usage_daily: pl.DataFrame  # per scope and day: sample times, p95 of the summed usage (USAGE_DAILY_SCHEMA)
     pools: pl.DataFrame
     nodes: pl.DataFrame
@@ -44,7 +44,7 @@ class ForecastInputs:
 
 def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta,
                          pool_label: str = DEFAULT_POOL_LABEL) -> ForecastInputs:
-    """Pod requests per day, the daily p95 of each scope's summed usage, node pools, and the nodes
+    """The daily peak of each scope's requests, the daily p95 of each scope's summed usage, node pools, and the nodes
     and quotas at the window's end. Without usage samples the window ends at the newest pod
     observation; NoDataError when there are neither samples nor pods."""
     try:
@@ -59,7 +59,7 @@ def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta,
     nodes = load_current_nodes(con, end)
     pools = node_pools(store.query(con, "forecast_node_labels", {"start": start, "end": end}), pool_label)
     return ForecastInputs(
-        pod_days=pod_day_requests(store.query(con, "forecast_pod_days", {"start": start, "end": end})),
+        request_peaks=load_request_peaks(con, start, end, pools),
         usage_daily=load_usage_daily(con, start, end, pools),
         pools=pools,
         nodes=nodes,
@@ -72,7 +72,7 @@ def daily_series(inputs: ForecastInputs) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The daily series the forecast fits (requests and usage per scope, full days only) and
     each series' limit; the HTML report draws the same series."""
     days = usage_full_days(inputs.usage_daily) or None
-    daily = pl.concat([daily_requests(inputs.pod_days, inputs.pools, days),
+    daily = pl.concat([daily_requests_from_peaks(inputs.request_peaks, days),
                        daily_usage_from_quantiles(inputs.usage_daily, days)])
     return daily, scope_limits(inputs.nodes, inputs.pools, inputs.quotas, daily)
 

@@ -4,7 +4,7 @@ from the pods alive each day, usage from the summed samples of full days."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import duckdb
 import polars as pl
@@ -79,10 +79,10 @@ def pod_day_requests(pod_day_containers: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(out, how="vertical_relaxed")
 
 
-def daily_requests(pods: pl.DataFrame, pools: pl.DataFrame, days: list[date] | None = None) -> pl.DataFrame:
-    """Daily requests per scope: the day's peak of the summed requests of pods alive at the same
-    moment (a sweep over the pods' spans: at equal times a pod starting counts before one
-    ending, spans being inclusive).
+def request_peaks(pods: pl.DataFrame, pools: pl.DataFrame) -> pl.DataFrame:
+    """Per scope and day: the peak of the summed requests of pods alive at the same moment (a
+    sweep over the pods' spans: at equal times a pod starting counts before one ending, spans
+    being inclusive). Only the days and scopes that had pods (daily_requests fills the rest).
 
     `pods`: day, namespace, pod, node, span_start, span_end, cpu_request_cores,
     memory_request_bytes (pod_day_requests). `pools`: node, pool. Returns DAILY_SCHEMA.
@@ -105,8 +105,41 @@ def daily_requests(pods: pl.DataFrame, pools: pl.DataFrame, days: list[date] | N
         # units requests are written in (millicores would do; micro keeps sub-milli requests)
         peak = peak.with_columns(pl.col("value").round(6 if resource == "cpu" else 0))
         parts.append(peak.with_columns(resource=pl.lit(resource), basis=pl.lit("requests")))
-    daily = pl.concat(parts).with_columns(pl.col("day").cast(pl.Date)).select(list(DAILY_SCHEMA))
-    return _fill_days(daily, days if days is not None else sorted(set(daily["day"].to_list())))
+    return pl.concat(parts).with_columns(pl.col("day").cast(pl.Date)).select(list(DAILY_SCHEMA))
+
+
+def daily_requests_from_peaks(peaks: pl.DataFrame, days: list[date] | None = None) -> pl.DataFrame:
+    """request_peaks on `days` (default: the days that had pods), every scope on every day."""
+    if peaks.is_empty():
+        return pl.DataFrame(schema=DAILY_SCHEMA)
+    return _fill_days(peaks, days if days is not None else sorted(set(peaks["day"].to_list())))
+
+
+def daily_requests(pods: pl.DataFrame, pools: pl.DataFrame, days: list[date] | None = None) -> pl.DataFrame:
+    """Daily requests per scope: the day's peak of the summed requests of pods alive at the same
+    moment (request_peaks), on `days` (default: the days that had pods). Returns DAILY_SCHEMA."""
+    return daily_requests_from_peaks(request_peaks(pods, pools), days)
+
+
+# Days of pods per slice of load_request_peaks: the pods of a slice (one row per pod, day and
+# container) are in memory at once; a week of the bench's L cluster is about 73,000 rows.
+REQUEST_SLICE_DAYS = 7
+
+
+def load_request_peaks(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, pools: pl.DataFrame,
+                       slice_days: int = REQUEST_SLICE_DAYS) -> pl.DataFrame:
+    """request_peaks of the pods alive in [start, end] (queries/forecast_pod_days.sql), a slice of
+    `slice_days` whole UTC days at a time: a day's peak only needs that day's pods, so the pods
+    of the whole window are never in memory at once."""
+    parts = []
+    first = start.date()
+    while datetime.combine(first, time.min) <= end:
+        last = first + timedelta(days=slice_days - 1)
+        lo, hi = _clip_days(first, last, start, end)
+        pods = pod_day_requests(store.query(con, "forecast_pod_days", {"start": lo, "end": hi}))
+        parts.append(request_peaks(pods, pools))
+        first = last + timedelta(days=1)
+    return pl.concat(parts) if parts else pl.DataFrame(schema=DAILY_SCHEMA)
 
 
 def full_days(sample_times: pl.Series) -> list[date]:
