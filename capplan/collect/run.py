@@ -318,13 +318,15 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
                     pending = None
                     if index == 0:
                         _learn(answers, state, step, client.display_url, note)
-                    # ask for the next chunk while this one is transformed and written (the
-                    # Prometheus works while we do; at most two chunks of answers are held)
+                    frames = _frames(answers, chunk, step, spec_step, present, state, note)
+                    del answers
+                    # ask for the next chunk while this one is written (the Prometheus works while
+                    # DuckDB does). Not earlier: decoding the next answers while this chunk's frames
+                    # were built held both at once (bench/collect_bench.py's M first run: 689 ->
+                    # 523 MiB peak over 3 days, same wall time).
                     if index + 1 < len(chunks) and not stop:
                         pending = _submit_chunk(pool, client, chunks[index + 1], wanted, marks, batches, step,
                                                 spec_step, state)
-                    frames = _frames(answers, chunk, step, spec_step, present, state, note)
-                    del answers
                     usage = frames.pop("usage")
                     seen_series.update(usage.select("namespace", "pod", "container", "node").unique().iter_rows())
                     _commit(options.db, source, chunk, frames, usage, summary, state if index == 0 else None,
@@ -691,6 +693,10 @@ def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, s
     return obs.filter(pl.col("ts").is_between(spec_lo, spec_hi))
 
 
+# Spec points per slice of declared state turned into intervals at once (_frames): 3 hours at the
+# default 5-minute spec step; the bench's M first run peaked at 880 MiB with whole 10-hour chunks.
+SPEC_SLICE_POINTS = 36
+
 # Runs shorter than this read declared state at the spec step (an hourly run: 12 points a series)
 # rather than per coarse window plus the neighbouring windows.
 COARSE_MIN_RUN = timedelta(hours=12)
@@ -837,11 +843,9 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
 
     lo, hi = epoch(chunk.start), epoch(chunk.end)
     scrape = state.cadvisor_scrape_seconds or step
-    cpu = tf.cpu_from_counters(raw("container_cpu_usage_seconds_total"), USAGE_KEYS, lo, hi, step,
-                               state.max_gap_seconds(step))
-    memory = tf.memory_peaks(raw("container_memory_working_set_bytes"), USAGE_KEYS, lo, hi, step, scrape)
+    usage = tf.usage_from_raw(raw("container_cpu_usage_seconds_total"), raw("container_memory_working_set_bytes"),
+                              USAGE_KEYS, lo, hi, step, state.max_gap_seconds(step), scrape)
     pod_info = long("kube_pod_info")
-    usage = tf.usage_frame(cpu.rename({"cpu_cores": "value"}), memory.rename({"memory_bytes": "value"}))
     usage = tf.fill_usage_nodes(usage, pod_info)
     init_info = long("kube_pod_init_container_info")
     if not init_info.is_empty() and (init_info["restart_policy"] == "").all():
@@ -857,22 +861,48 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
         node_labels = list(labels or [])
     if node_labels is None:  # zones from the cloud provider ids, where they name one
         node_labels = tf.labels_from_provider_ids(long("kube_node_info"))
+    def spec_tables(cut: Callable[[pl.DataFrame | None], Any]) -> dict[str, pl.DataFrame]:
+        return {
+            "nodes": tf.nodes_frame(cut(long("kube_node_status_capacity")), cut(long("kube_node_status_allocatable")),
+                                    node_labels, cut(maybe("kube_node_spec_taint")), spec_step),
+            "pods": tf.pods_frame(cut(pod_info), cut(long("kube_pod_owner")), cut(long("kube_pod_status_qos_class")),
+                                  cut(long("kube_pod_status_phase")), spec_step),
+            "containers": tf.containers_frame(
+                cut(long("kube_pod_container_resource_requests")), cut(long("kube_pod_container_resource_limits")),
+                cut(long("kube_pod_init_container_resource_requests")), cut(long("kube_pod_init_container_resource_limits")),
+                cut(long("kube_pod_container_info")), cut(init_info), spec_step),
+            "owners": tf.owners_frame(cut(long("kube_replicaset_owner")), cut(long("kube_job_owner")), spec_step),
+            "workloads": tf.workloads_frame(cut(long("kube_deployment_spec_replicas")),
+                                            cut(maybe("kube_deployment_spec_strategy_rollingupdate_max_surge")), spec_step),
+            "hpas": tf.hpas_frame(cut(long("kube_horizontalpodautoscaler_spec_target_metric")),
+                                  cut(maybe("kube_horizontalpodautoscaler_info")), spec_step),
+            "resource_quotas": tf.quotas_frame(cut(long("kube_resourcequota")), spec_step),
+        }
+
+    # Declared state is turned into intervals a few hours of spec points at a time: the joins of
+    # its observations held ~300 MiB at once for a 10-hour chunk of the bench's M cluster. The
+    # slices' intervals are concatenated; store.write_spec merges a key's equal-valued intervals
+    # of one write into one, so the stored rows are those of the whole chunk at once.
+    tables: dict[str, list[pl.DataFrame]] = {}
+    lo_ts, hi_ts = from_epoch(lo), from_epoch(hi)
+    slice_span = timedelta(seconds=spec_step * SPEC_SLICE_POINTS)
+    t = lo_ts
+    while t <= hi_ts:
+        # the first and last slices are open-ended: no observation is left out
+        a = datetime.min if t == lo_ts else t
+        b = datetime.max if t + slice_span > hi_ts else t + slice_span - timedelta(microseconds=1)
+
+        def cut(frame: pl.DataFrame | None, a: datetime = a, b: datetime = b) -> pl.DataFrame | None:
+            return None if frame is None else frame.filter(pl.col("ts").is_between(a, b))
+
+        for name, frame in spec_tables(cut).items():
+            if not frame.is_empty():
+                tables.setdefault(name, []).append(frame)
+        t = t + slice_span
     frames = {
         "usage": usage,
-        "nodes": tf.nodes_frame(long("kube_node_status_capacity"), long("kube_node_status_allocatable"), node_labels,
-                                maybe("kube_node_spec_taint"), spec_step),
-        "pods": tf.pods_frame(pod_info, long("kube_pod_owner"), long("kube_pod_status_qos_class"),
-                              long("kube_pod_status_phase"), spec_step),
-        "containers": tf.containers_frame(
-            long("kube_pod_container_resource_requests"), long("kube_pod_container_resource_limits"),
-            long("kube_pod_init_container_resource_requests"), long("kube_pod_init_container_resource_limits"),
-            long("kube_pod_container_info"), init_info, spec_step),
-        "owners": tf.owners_frame(long("kube_replicaset_owner"), long("kube_job_owner"), spec_step),
-        "workloads": tf.workloads_frame(long("kube_deployment_spec_replicas"),
-                                        maybe("kube_deployment_spec_strategy_rollingupdate_max_surge"), spec_step),
-        "hpas": tf.hpas_frame(long("kube_horizontalpodautoscaler_spec_target_metric"),
-                              maybe("kube_horizontalpodautoscaler_info"), spec_step),
-        "resource_quotas": tf.quotas_frame(long("kube_resourcequota"), spec_step),
+        **{name: parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
+           for name, parts in tables.items()},
         "restarts": tf.restarts_frame(
             pl.concat([long("kube_pod_container_status_restarts_total"),
                        long("kube_pod_init_container_status_restarts_total")]),
@@ -880,7 +910,8 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
                        long("kube_pod_init_container_status_last_terminated_reason")]),
             align_up(chunk.start, spec_step) - timedelta(microseconds=1)),
     }
-    pod_level = tf.pods_without_container_resources(frames["pods"], frames["containers"])
+    pod_level = tf.pods_without_container_resources(frames.get("pods", pl.DataFrame()),
+                                                    frames.get("containers", pl.DataFrame()))
     if pod_level:
         note(f"{len(pod_level)} pod(s) (e.g. {pod_level[0]}) have a Burstable or Guaranteed QoS class but no container "
              "requests or limits: they likely declare pod-level resources (spec.resources, beta in Kubernetes 1.34), "

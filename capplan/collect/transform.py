@@ -440,14 +440,23 @@ def cpu_from_counters(raw: Raw, keys: Sequence[str], lo: float, hi: float, step_
     Series of one container (a restart makes a new cgroup series) are summed. Returns keys, ts,
     cpu_cores for T in [lo, hi]."""
     out_schema = pl.Schema({**{k: pl.Utf8() for k in keys}, "ts": TS, "cpu_cores": pl.Float64()})
-    if raw.samples.is_empty():
+    per_series = _cpu_per_sid(raw, lo, hi, step_seconds, max_gap_seconds)
+    if per_series is None:
         return pl.DataFrame(schema=out_schema)
+    return per_series.join(raw.series.select("sid", *keys), on="sid").group_by(*keys, "k").agg(
+        cpu_cores=pl.col("cpu").sum()).select(*keys, ts=_grid_ts(pl.col("k"), step_seconds), cpu_cores=pl.col("cpu_cores"))
+
+
+def _cpu_per_sid(raw: Raw, lo: float, hi: float, step_seconds: int, max_gap_seconds: float) -> pl.DataFrame | None:
+    """cpu_from_counters per raw series: sid, k (grid index), cpu; None when there is none."""
+    if raw.samples.is_empty():
+        return None
     s = float(step_seconds)
     pairs = raw.samples.sort("sid", "t").with_columns(
         a=pl.col("t").shift(1).over("sid"), prev=pl.col("value").shift(1).over("sid"),
     ).filter(pl.col("a").is_not_null() & (pl.col("t") > pl.col("a")) & (pl.col("t") - pl.col("a") <= max_gap_seconds))
     if pairs.is_empty():
-        return pl.DataFrame(schema=out_schema)
+        return None
     pairs = pairs.select(
         "sid", "a", "t",
         rate=pl.when(pl.col("value") >= pl.col("prev")).then(pl.col("value") - pl.col("prev"))
@@ -462,9 +471,7 @@ def cpu_from_counters(raw: Raw, keys: Sequence[str], lo: float, hi: float, step_
             "k", empty_as_null=True)
     spread = spread.with_columns(
         cover=pl.min_horizontal(pl.col("t"), pl.col("k") * s) - pl.max_horizontal(pl.col("a"), pl.col("k") * s - s))
-    per_series = spread.group_by("sid", "k").agg(cpu=(pl.col("rate") * pl.col("cover")).sum() / pl.col("cover").sum())
-    return per_series.join(raw.series.select("sid", *keys), on="sid").group_by(*keys, "k").agg(
-        cpu_cores=pl.col("cpu").sum()).select(*keys, ts=_grid_ts(pl.col("k"), step_seconds), cpu_cores=pl.col("cpu_cores"))
+    return spread.group_by("sid", "k").agg(cpu=(pl.col("rate") * pl.col("cover")).sum() / pl.col("cover").sum())
 
 
 def memory_peaks(raw: Raw, keys: Sequence[str], lo: float, hi: float, step_seconds: int,
@@ -472,8 +479,18 @@ def memory_peaks(raw: Raw, keys: Sequence[str], lo: float, hi: float, step_secon
     """Per-step peak working set: the largest sample in (T - window, T] (window = the step, or the
     scrape interval when that is longer, so every step holds a sample). Returns keys, ts, memory_bytes."""
     out_schema = pl.Schema({**{k: pl.Utf8() for k in keys}, "ts": TS, "memory_bytes": pl.Float64()})
-    if raw.samples.is_empty():
+    per = _memory_per_sid(raw, lo, hi, step_seconds, window_seconds)
+    if per is None:
         return pl.DataFrame(schema=out_schema)
+    return per.join(raw.series.select("sid", *keys), on="sid").group_by(*keys, "k").agg(
+        memory_bytes=pl.col("value").max()).select(*keys, ts=_grid_ts(pl.col("k"), step_seconds),
+                                                   memory_bytes=pl.col("memory_bytes"))
+
+
+def _memory_per_sid(raw: Raw, lo: float, hi: float, step_seconds: int, window_seconds: float) -> pl.DataFrame | None:
+    """memory_peaks per raw series: sid, k (grid index), value; None when there is none."""
+    if raw.samples.is_empty():
+        return None
     s = float(step_seconds)
     w = max(s, window_seconds)
     frame = raw.samples.select(
@@ -485,10 +502,32 @@ def memory_peaks(raw: Raw, keys: Sequence[str], lo: float, hi: float, step_secon
         per = frame.select("sid", "value", k="k_lo")
     else:
         per = frame.select("sid", "value", k=pl.int_ranges("k_lo", pl.col("k_hi") + 1)).explode("k", empty_as_null=True)
-    per = per.group_by("sid", "k").agg(pl.col("value").max())
-    return per.join(raw.series.select("sid", *keys), on="sid").group_by(*keys, "k").agg(
-        memory_bytes=pl.col("value").max()).select(*keys, ts=_grid_ts(pl.col("k"), step_seconds),
-                                                   memory_bytes=pl.col("memory_bytes"))
+    return per.group_by("sid", "k").agg(pl.col("value").max())
+
+
+def usage_from_raw(cpu: Raw, memory: Raw, keys: Sequence[str], lo: float, hi: float, step_seconds: int,
+                   max_gap_seconds: float, window_seconds: float) -> pl.DataFrame:
+    """usage_frame(cpu_from_counters(cpu, ...), memory_peaks(memory, ...)), computed on integer
+    container ids and given its key strings once at the end: joining and grouping ~100,000 rows a
+    chunk on four string columns held ~150 MiB at once (bench/collect_bench.py's M first run)."""
+    names = list(keys)
+    ids = pl.concat([cpu.series.select(names), memory.series.select(names)]).unique().with_row_index("cid")
+
+    def per_container(raw: Raw, per_sid: pl.DataFrame | None, agg: pl.Expr) -> pl.DataFrame:
+        if per_sid is None:
+            return pl.DataFrame(schema={"cid": pl.UInt32, "k": pl.Int64, "v": pl.Float64})
+        sid_cid = raw.series.select("sid", *names).join(ids, on=names).select("sid", "cid")
+        return per_sid.join(sid_cid, on="sid").group_by("cid", "k").agg(agg.alias("v"))
+
+    c = per_container(cpu, _cpu_per_sid(cpu, lo, hi, step_seconds, max_gap_seconds), pl.col("cpu").sum())
+    m = per_container(memory, _memory_per_sid(memory, lo, hi, step_seconds, window_seconds), pl.col("value").max())
+    out = c.rename({"v": "cpu_cores"}).join(m.rename({"v": "memory_bytes"}), on=["cid", "k"], how="full", coalesce=True)
+    out = out.join(ids, on="cid").select(
+        *names, ts=_grid_ts(pl.col("k"), step_seconds),
+        cpu_cores=pl.col("cpu_cores").cast(pl.Float32),
+        # left as a float: the store's gate refuses what no int64 holds (1e19) before casting
+        memory_bytes=pl.col("memory_bytes").round(0))
+    return out.filter(pl.col("cpu_cores").is_not_null() | pl.col("memory_bytes").is_not_null())
 
 
 # --- declared state at a coarse step ----------------------------------------------------------

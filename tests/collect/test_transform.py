@@ -147,3 +147,33 @@ def test_cpu_is_spread_over_each_counter_interval_with_resets() -> None:
     # rates: (T0, T0+40] 0.5; (T0+40, T0+80] 3/40 = 0.075 (reset); (T0+80, T0+120] 0.25.
     # step (T0, T0+60]: 40 s at 0.5 and 20 s at 0.075; step (T0+60, T0+120]: 20 s at 0.075, 40 s at 0.25
     assert got["cpu_cores"].to_list() == pytest.approx([(40 * 0.5 + 20 * 0.075) / 60, (20 * 0.075 + 40 * 0.25) / 60])
+
+
+def test_usage_from_raw_on_integer_ids_equals_the_string_keyed_join() -> None:
+    """usage_from_raw (integer container ids) gives exactly usage_frame(cpu_from_counters,
+    memory_peaks) (string keys): two cgroup series of one container summed, a container with
+    memory but no CPU counter, one with CPU only, a reset and a gap."""
+    keys = ["namespace", "pod", "container", "node"]
+
+    def labels(pod: str, cid: str) -> dict[str, str]:
+        return {"namespace": "a", "pod": pod, "container": "c", "node": "n", "id": cid}
+
+    cpu_answers = [
+        answer(labels("p1", "x"), [(T0 + 60 * i, str(10.0 + 30 * i)) for i in range(8)]),
+        answer(labels("p1", "y"), [(T0 + 30 + 60 * i, str(5.0 + 12 * i)) for i in range(4)]),  # a second cgroup
+        answer(labels("p2", "x"), [(T0, "50"), (T0 + 60, "80"), (T0 + 120, "2"), (T0 + 420, "40")]),  # reset, gap
+    ]
+    memory_answers = [
+        answer(labels("p1", "x"), [(T0 + 60 * i, str(1e6 + 7 * i)) for i in range(8)]),
+        answer(labels("p3", "x"), [(T0 + 60 * i + 15, str(2e6 - i)) for i in range(8)]),  # memory only
+    ]
+    cpu = tf.raw_frame(cpu_answers, [*keys, "id"])
+    memory = tf.raw_frame(memory_answers, [*keys, "id"])
+    lo, hi = T0 + 60, T0 + 420
+    want = tf.usage_frame(tf.cpu_from_counters(cpu, keys, lo, hi, 60, 180).rename({"cpu_cores": "value"}),
+                          tf.memory_peaks(memory, keys, lo, hi, 60, 60).rename({"memory_bytes": "value"}))
+    got = tf.usage_from_raw(cpu, memory, keys, lo, hi, 60, 180, 60)
+    order = [*keys, "ts"]
+    assert got.height == want.height > 12
+    assert got.sort(order).equals(want.sort(order))
+    assert set(got["pod"]) == {"p1", "p2", "p3"}
