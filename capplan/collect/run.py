@@ -658,9 +658,10 @@ def _read_coarse(pool: ThreadPoolExecutor, client: PromClient, wanted: list[Metr
 
 
 def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, spec_lo: datetime, spec_hi: datetime,
-                  spec_step: int, state: RunState) -> pl.DataFrame:
+                  spec_step: int, state: RunState) -> pl.DataFrame | tf.Declared:
     """Declared state over [spec_lo, spec_hi] as spec-step observations: the run's coarse windows
-    expanded where nothing changed, read again at the spec step where something did."""
+    expanded where nothing changed (on demand: tf.Declared), read again at the spec step where
+    something did."""
     aliases = dict(metric.aliases)
     keys = [aliases.get(label, label) for label in metric.by]
     coarse_s = state.coarse_seconds
@@ -677,8 +678,9 @@ def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, s
         coarse = coarse.filter(pl.col("namespace").is_in(batch))
     # the chunk's windows and their neighbours (whether a series went on or changed)
     near = coarse.filter((pl.col("T") >= lo_s - coarse_s) & (pl.col("T") - coarse_s < hi_s + coarse_s))
-    obs, refine = tf.expand_coarse(near, keys, coarse_s, spec_step)
+    kept, refine = tf.kept_windows(near, keys, coarse_s, spec_step)
     refine = refine.filter((pl.col("T") >= lo_s) & (pl.col("T") - coarse_s < hi_s))
+    fine = None
     if not refine.is_empty():
         names = sorted(set(refine[metric.key_label].to_list()))
         only = (metric.key_label, names) if len(names) <= MAX_REFINE_NAMES else None
@@ -689,8 +691,7 @@ def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, s
                                         spec_step), list(metric.by), aliases or None)
         fine = fine.with_columns(T=((pl.col("ts").dt.epoch("s") + coarse_s - 1) // coarse_s * coarse_s)).join(
             refine, on=[*keys, "T"], how="semi").drop("T")
-        obs = pl.concat([obs, fine.select(obs.columns)])
-    return obs.filter(pl.col("ts").is_between(spec_lo, spec_hi))
+    return tf.Declared([(kept, fine)], keys, coarse_s, spec_step, spec_lo, spec_hi)
 
 
 # Spec points per slice of declared state turned into intervals at once (_frames): 3 hours at the
@@ -719,6 +720,8 @@ def _gather(futures: Pending) -> dict[str, Any]:
     for key, items in parts.items():
         if isinstance(items[0], tf.Raw):
             answers[key] = tf.Raw.concat(items)
+        elif isinstance(items[0], tf.Declared):
+            answers[key] = tf.Declared.concat(items)
         elif isinstance(items[0], pl.DataFrame):
             answers[key] = items[0] if len(items) == 1 else pl.concat(items)
         else:
@@ -823,18 +826,23 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
             state: RunState, note: Callable[[str], None]) -> dict[str, pl.DataFrame]:
     """The store frames of one chunk."""
 
-    def long(key: str) -> pl.DataFrame:
+    def long(key: str, a: datetime | None = None, b: datetime | None = None) -> pl.DataFrame:
+        """The metric's observations (with ts in [a, b]; None: open)."""
         found = answers.get(key)
+        if isinstance(found, tf.Declared):
+            return found.frame(a, b)
         if isinstance(found, pl.DataFrame):
-            return found
+            if a is None and b is None:
+                return found
+            return found.filter(pl.col("ts").is_between(a or datetime.min, b or datetime.max))
         metric = METRICS_BY_KEY[key]
         return tf.to_frame([], list(metric.labels or ()), dict(metric.aliases) or None)
 
-    def maybe(key: str) -> pl.DataFrame | None:
+    def maybe(key: str, a: datetime | None = None, b: datetime | None = None) -> pl.DataFrame | None:
         # None when the source lacks the metric (the column stays NULL: unknown, not "none")
         if present is not None and key not in present:
             return None
-        return long(key)
+        return long(key, a, b)
 
     def raw(key: str) -> tf.Raw:
         found = answers.get(key)
@@ -845,8 +853,8 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
     scrape = state.cadvisor_scrape_seconds or step
     usage = tf.usage_from_raw(raw("container_cpu_usage_seconds_total"), raw("container_memory_working_set_bytes"),
                               USAGE_KEYS, lo, hi, step, state.max_gap_seconds(step), scrape)
-    pod_info = long("kube_pod_info")
-    usage = tf.fill_usage_nodes(usage, pod_info)
+    if not usage.is_empty() and (usage["node"] == "").any():  # else fill_usage_nodes has nothing to do
+        usage = tf.fill_usage_nodes(usage, long("kube_pod_info"))
     init_info = long("kube_pod_init_container_info")
     if not init_info.is_empty() and (init_info["restart_policy"] == "").all():
         note("kube_pod_init_container_info has no restart_policy label (kube-state-metrics before 2.11): native "
@@ -861,22 +869,28 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
         node_labels = list(labels or [])
     if node_labels is None:  # zones from the cloud provider ids, where they name one
         node_labels = tf.labels_from_provider_ids(long("kube_node_info"))
-    def spec_tables(cut: Callable[[pl.DataFrame | None], Any]) -> dict[str, pl.DataFrame]:
+    def spec_tables(a: datetime | None, b: datetime | None) -> dict[str, pl.DataFrame]:
+        def cut(key: str) -> pl.DataFrame:
+            return long(key, a, b)
+
+        def cut_maybe(key: str) -> pl.DataFrame | None:
+            return maybe(key, a, b)
+
         return {
-            "nodes": tf.nodes_frame(cut(long("kube_node_status_capacity")), cut(long("kube_node_status_allocatable")),
-                                    node_labels, cut(maybe("kube_node_spec_taint")), spec_step),
-            "pods": tf.pods_frame(cut(pod_info), cut(long("kube_pod_owner")), cut(long("kube_pod_status_qos_class")),
-                                  cut(long("kube_pod_status_phase")), spec_step),
+            "nodes": tf.nodes_frame(cut("kube_node_status_capacity"), cut("kube_node_status_allocatable"),
+                                    node_labels, cut_maybe("kube_node_spec_taint"), spec_step),
+            "pods": tf.pods_frame(cut("kube_pod_info"), cut("kube_pod_owner"), cut("kube_pod_status_qos_class"),
+                                  cut("kube_pod_status_phase"), spec_step),
             "containers": tf.containers_frame(
-                cut(long("kube_pod_container_resource_requests")), cut(long("kube_pod_container_resource_limits")),
-                cut(long("kube_pod_init_container_resource_requests")), cut(long("kube_pod_init_container_resource_limits")),
-                cut(long("kube_pod_container_info")), cut(init_info), spec_step),
-            "owners": tf.owners_frame(cut(long("kube_replicaset_owner")), cut(long("kube_job_owner")), spec_step),
-            "workloads": tf.workloads_frame(cut(long("kube_deployment_spec_replicas")),
-                                            cut(maybe("kube_deployment_spec_strategy_rollingupdate_max_surge")), spec_step),
-            "hpas": tf.hpas_frame(cut(long("kube_horizontalpodautoscaler_spec_target_metric")),
-                                  cut(maybe("kube_horizontalpodautoscaler_info")), spec_step),
-            "resource_quotas": tf.quotas_frame(cut(long("kube_resourcequota")), spec_step),
+                cut("kube_pod_container_resource_requests"), cut("kube_pod_container_resource_limits"),
+                cut("kube_pod_init_container_resource_requests"), cut("kube_pod_init_container_resource_limits"),
+                cut("kube_pod_container_info"), cut("kube_pod_init_container_info"), spec_step),
+            "owners": tf.owners_frame(cut("kube_replicaset_owner"), cut("kube_job_owner"), spec_step),
+            "workloads": tf.workloads_frame(cut("kube_deployment_spec_replicas"),
+                                            cut_maybe("kube_deployment_spec_strategy_rollingupdate_max_surge"), spec_step),
+            "hpas": tf.hpas_frame(cut("kube_horizontalpodautoscaler_spec_target_metric"),
+                                  cut_maybe("kube_horizontalpodautoscaler_info"), spec_step),
+            "resource_quotas": tf.quotas_frame(cut("kube_resourcequota"), spec_step),
         }
 
     # Declared state is turned into intervals a few hours of spec points at a time: the joins of
@@ -889,13 +903,9 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
     t = lo_ts
     while t <= hi_ts:
         # the first and last slices are open-ended: no observation is left out
-        a = datetime.min if t == lo_ts else t
-        b = datetime.max if t + slice_span > hi_ts else t + slice_span - timedelta(microseconds=1)
-
-        def cut(frame: pl.DataFrame | None, a: datetime = a, b: datetime = b) -> pl.DataFrame | None:
-            return None if frame is None else frame.filter(pl.col("ts").is_between(a, b))
-
-        for name, frame in spec_tables(cut).items():
+        a = None if t == lo_ts else t
+        b = None if t + slice_span > hi_ts else t + slice_span - timedelta(microseconds=1)
+        for name, frame in spec_tables(a, b).items():
             if not frame.is_empty():
                 tables.setdefault(name, []).append(frame)
         t = t + slice_span

@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
@@ -552,11 +552,20 @@ def expand_coarse(coarse: pl.DataFrame, keys: Sequence[str], coarse_seconds: int
     value at every spec point of the window. Every other window with the series in it (or in the
     window before: a 0/1 state series that dropped to 0) is returned as (keys, T) to read again at
     the spec step. Returns (keys, ts, value) and the windows to refine."""
-    points = coarse_seconds // spec_step_seconds
-    refine_schema = {**{k: pl.Utf8 for k in keys}, "T": pl.Int64}
     obs_schema = pl.Schema({**{k: pl.Utf8() for k in keys}, "ts": TS, "value": pl.Float64()})
+    kept, refine = kept_windows(coarse, keys, coarse_seconds, spec_step_seconds)
     if coarse.is_empty():
-        return pl.DataFrame(schema=obs_schema), pl.DataFrame(schema=refine_schema)
+        return pl.DataFrame(schema=obs_schema), refine
+    return expand_kept(kept, keys, coarse_seconds, spec_step_seconds), refine
+
+
+def kept_windows(coarse: pl.DataFrame, keys: Sequence[str], coarse_seconds: int, spec_step_seconds: int
+                 ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """expand_coarse without the expansion: the windows that held one value (keys, T, val, in
+    expand_coarse's order) and the windows to refine."""
+    if coarse.is_empty():
+        return (pl.DataFrame(schema={**{k: pl.Utf8 for k in keys}, "T": pl.Int64, "val": pl.Float64}),
+                pl.DataFrame(schema={**{k: pl.Utf8 for k in keys}, "T": pl.Int64}))
     c = coarse.sort(*keys, "T").with_columns(
         prev_val=pl.when(pl.col("T").shift(1).over(keys) == pl.col("T") - coarse_seconds)
         .then(pl.col("val").shift(1).over(keys)),
@@ -564,14 +573,50 @@ def expand_coarse(coarse: pl.DataFrame, keys: Sequence[str], coarse_seconds: int
     )
     keep = pl.col("prev_val").is_not_null() & (pl.col("prev_val") == pl.col("val")) & pl.col("next_has")
     refine = c.filter(~keep).select(*keys, "T")
-    # a window right after the last one holding the series: it may have gone on into it
     after = c.filter(~pl.col("next_has")).select(*keys, T=pl.col("T") + coarse_seconds)
-    refine = pl.concat([refine, after]).unique()
-    obs = c.filter(keep).select(*keys, "T", "val", p=pl.int_ranges(1, points + 1)).explode(
+    return c.filter(keep).select(*keys, "T", "val"), pl.concat([refine, after]).unique()
+
+
+def expand_kept(kept: pl.DataFrame, keys: Sequence[str], coarse_seconds: int, spec_step_seconds: int) -> pl.DataFrame:
+    """Kept windows (keys, T, val) -> their value at every spec point of (T - coarse, T]."""
+    points = coarse_seconds // spec_step_seconds
+    return kept.select(*keys, "T", "val", p=pl.int_ranges(1, points + 1)).explode(
         "p", empty_as_null=True).select(
         *keys, ts=((pl.col("T") - coarse_seconds + pl.col("p") * spec_step_seconds) * 1_000_000).cast(TS),
         value=pl.col("val"))
-    return obs, refine
+
+
+class Declared:
+    """Declared-state observations of one metric over a chunk, kept compact until asked for: the
+    coarse windows that held one value throughout (expanded to spec points on demand, a slice at
+    a time) and the spec-step re-reads of the others. frame(a, b) is what the expanded
+    observations filtered to [a, b] were, row for row (expanded windows first, then re-reads, per
+    namespace batch); expanded whole, a 10-hour chunk of the bench's M cluster held ~160 MiB."""
+
+    def __init__(self, parts: list[tuple[pl.DataFrame, pl.DataFrame | None]], keys: Sequence[str],
+                 coarse_seconds: int, spec_step_seconds: int, lo: datetime, hi: datetime) -> None:
+        self.parts, self.keys = parts, list(keys)
+        self.coarse_seconds, self.spec_step_seconds, self.lo, self.hi = coarse_seconds, spec_step_seconds, lo, hi
+
+    @staticmethod
+    def concat(items: Sequence[Declared]) -> Declared:
+        first = items[0]
+        return Declared([p for item in items for p in item.parts], first.keys, first.coarse_seconds,
+                        first.spec_step_seconds, first.lo, first.hi)
+
+    def frame(self, a: datetime | None = None, b: datetime | None = None) -> pl.DataFrame:
+        """Observations with ts in [a, b] (None: open) within the chunk's spec points."""
+        lo = self.lo if a is None else max(self.lo, a)
+        hi = self.hi if b is None else min(self.hi, b)
+        lo_s, hi_s = lo.replace(tzinfo=UTC).timestamp(), hi.replace(tzinfo=UTC).timestamp()
+        out = []
+        for kept, fine in self.parts:
+            near = kept.filter((pl.col("T") >= lo_s) & (pl.col("T") - self.coarse_seconds < hi_s))
+            obs = expand_kept(near, self.keys, self.coarse_seconds, self.spec_step_seconds)
+            if fine is not None:
+                obs = pl.concat([obs, fine.select(obs.columns)])
+            out.append(obs.filter(pl.col("ts").is_between(lo, hi)))
+        return out[0] if len(out) == 1 else pl.concat(out)
 
 
 def labels_from_provider_ids(info: pl.DataFrame) -> list[dict[str, Any]] | None:

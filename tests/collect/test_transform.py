@@ -177,3 +177,29 @@ def test_usage_from_raw_on_integer_ids_equals_the_string_keyed_join() -> None:
     assert got.height == want.height > 12
     assert got.sort(order).equals(want.sort(order))
     assert set(got["pod"]) == {"p1", "p2", "p3"}
+
+
+def test_declared_state_expanded_by_slices_equals_the_whole_expansion() -> None:
+    """tf.Declared keeps a chunk's declared state compact (kept coarse windows + spec-step
+    re-reads) and expands it a slice at a time: any slice is, row for row, the whole expansion
+    (expand_coarse + the re-reads, within the chunk) filtered to the slice."""
+    keys, coarse_s, spec = ["namespace", "pod"], 3600, 300
+    t = [T0 - T0 % coarse_s + coarse_s * i for i in range(6)]
+    coarse = pl.DataFrame({"namespace": ["a"] * 6 + ["a"] * 4, "pod": ["p"] * 6 + ["q"] * 4,
+                           "T": t + t[:4], "val": [1.0, 1, 1, 2, 2, 2, 5, 5, 5, 5]})
+    whole, refine = tf.expand_coarse(coarse, keys, coarse_s, spec)
+    kept, refine2 = tf.kept_windows(coarse, keys, coarse_s, spec)
+    assert refine.sort(keys + ["T"]).equals(refine2.sort(keys + ["T"]))
+    # re-reads: every spec point of each window to refine, value 9
+    fine = refine.select(*keys, "T", p=pl.int_ranges(0, coarse_s // spec)).explode("p").select(
+        *keys, ts=((pl.col("T") - pl.col("p") * spec) * 1_000_000).cast(tf.TS), value=pl.lit(9.0))
+    lo, hi = from_epoch(t[0] + spec), from_epoch(t[5] - spec)
+    want = pl.concat([whole, fine.select(whole.columns)]).filter(pl.col("ts").is_between(lo, hi))
+    declared = tf.Declared([(kept, fine)], keys, coarse_s, spec, lo, hi)
+    assert declared.frame().equals(want)
+    cuts = [None, lo + timedelta(minutes=95), lo + timedelta(minutes=200), None]
+    pieces = [declared.frame(a, b - timedelta(microseconds=1) if b else None) for a, b in pairwise(cuts[:-1] + [None])]
+    assert pl.concat(pieces).sort(keys + ["ts"]).equals(want.sort(keys + ["ts"]))
+    middle = declared.frame(cuts[1], cuts[2])
+    assert middle.equals(want.filter(pl.col("ts").is_between(cuts[1], cuts[2])))
+    assert middle.height > 0 and whole.height > 0 and fine.height > 0
