@@ -24,17 +24,17 @@ def build(path: Path) -> None:
     from capplan import store
 
     con = store.open_db(path)
-    try:
-        con.execute(f"INSERT INTO series SELECT i, 'ns' || (i % 20), 'pod-' || i, 'app', 'node-' || (i % 100) "
+    try:  # every row in the cluster 'default' (schema 005: the cluster column comes last)
+        con.execute(f"INSERT INTO series SELECT i, 'ns' || (i % 20), 'pod-' || i, 'app', 'node-' || (i % 100), 'default' "
                     f"FROM range(1, {SERIES} + 1) t(i)")
         con.execute(f"INSERT INTO pods SELECT 'ns' || (i % 20), 'pod-' || i, TIMESTAMP '2024-01-01', "
                     f"TIMESTAMP '2024-01-31', 'node-' || (i % 100), 'ReplicaSet', 'rs-' || (i // 5), NULL, NULL, "
-                    f"'Running', NULL, NULL FROM range(1, {SERIES} + 1) t(i)")
+                    f"'Running', NULL, NULL, 'default' FROM range(1, {SERIES} + 1) t(i)")
         con.execute(f"INSERT INTO owners SELECT DISTINCT 'ns' || (i % 20), 'ReplicaSet', 'rs-' || (i // 5), "
-                    f"TIMESTAMP '2024-01-01', TIMESTAMP '2024-01-31', 'Deployment', 'dep-' || (i // 5) "
+                    f"TIMESTAMP '2024-01-01', TIMESTAMP '2024-01-31', 'Deployment', 'dep-' || (i // 5), 'default' "
                     f"FROM range(1, {SERIES} + 1) t(i)")
         con.execute(f"INSERT INTO containers SELECT 'ns' || (i % 20), 'pod-' || i, 'app', TIMESTAMP '2024-01-01', "
-                    f"TIMESTAMP '2024-01-31', false, false, NULL, 0.5, NULL, 536870912, 1073741824 "
+                    f"TIMESTAMP '2024-01-31', false, false, NULL, 0.5, NULL, 536870912, 1073741824, 'default' "
                     f"FROM range(1, {SERIES} + 1) t(i)")
         # one day per statement, in time order, as the collector and the importer write
         for day in range(STEPS // 288):

@@ -16,6 +16,8 @@ FLEET_COLUMNS = {
     "cluster": pl.Utf8,
     "cpu_request_ratio": pl.Float64,
     "memory_request_ratio": pl.Float64,
+    "cpu_limit_ratio": pl.Float64,
+    "memory_limit_ratio": pl.Float64,
     "cpu_headroom_cores": pl.Float64,
     "memory_headroom_bytes": pl.Float64,
     "nodes": pl.Int64,
@@ -32,7 +34,8 @@ def _section(sections: list[Section], key: str) -> pl.DataFrame | None:
 
 
 def fleet_row(name: str, sections: list[Section], savings: tuple[float, float] | None) -> dict[str, object]:
-    """One cluster's numbers from its report: requests over allocatable and headroom (section
+    """One cluster's numbers from its report: requests and limits over allocatable (overcommit;
+    a limit ratio is inf when a container has no limit) and headroom (section
     `cluster`), nodes past the eviction threshold (`eviction_nodes`), what right-sizing every
     container frees (`savings`: cores, bytes; negative adds) and the soonest exhaustion
     (`forecast`). Unknown stays None (an empty cell), never 0."""
@@ -43,6 +46,7 @@ def fleet_row(name: str, sections: list[Section], savings: tuple[float, float] |
         for r in totals.iter_rows(named=True):
             if r["resource"] in ("cpu", "memory"):
                 row[f"{r['resource']}_request_ratio"] = r["request_ratio"]
+                row[f"{r['resource']}_limit_ratio"] = r["limit_ratio"]
                 row["cpu_headroom_cores" if r["resource"] == "cpu" else "memory_headroom_bytes"] = r["headroom"]
                 row["nodes"] = r["nodes"]
     eviction = _section(sections, "eviction_nodes")
@@ -88,7 +92,7 @@ def fleet_report(per_cluster: list[tuple[str, list[Section]]],
     fleet = Section("fleet", "Fleet: one row per cluster",
                     pl.DataFrame([fleet_row(name, sections, savings.get(name)) for name, sections in per_cluster],
                                  schema=FLEET_COLUMNS),
-                    "ratios: requests over allocatable; savings: what right-sizing every container frees "
+                    "ratios: requests (limits) over allocatable; savings: what right-sizing every container frees "
                     "(negative: adds); days_to_exhaustion: the soonest crossing within the forecast horizon")
     clusters = []
     for name, sections in per_cluster:

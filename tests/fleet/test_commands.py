@@ -27,6 +27,8 @@ COMMANDS = {
 }
 
 
+# Commands also run with --cluster (the selection is one code path for all: capplan.analysis.fleet).
+PICKED = ("nodes", "recommend", "forecast", "whatif")
 # Columns that measure the run, not the data: left out of the comparison.
 TIMINGS = ("fit_seconds",)
 
@@ -53,10 +55,10 @@ def test_each_cluster_answers_as_the_store_of_that_cluster_alone(name: str, flee
         expected = read_csv(alone_csv).drop(TIMINGS, strict=False)
         assert expected.height > 0
         assert_same_frames(rows_of_cluster(fleet_csv, cluster).drop(TIMINGS, strict=False), expected)
-        # --cluster picks it; the column stays, since the store holds more than one
-        picked = _csv([*args, "--db", str(fleet_stores.fleet), "--cluster", cluster])
-        assert_same_frames(rows_of_cluster(picked, cluster).drop(TIMINGS, strict=False), expected)
-        assert read_csv(picked)["cluster"].unique().to_list() == [cluster]
+        if name in PICKED:  # --cluster picks it; the column stays, since the store holds more than one
+            picked = _csv([*args, "--db", str(fleet_stores.fleet), "--cluster", cluster])
+            assert_same_frames(rows_of_cluster(picked, cluster).drop(TIMINGS, strict=False), expected)
+            assert read_csv(picked)["cluster"].unique().to_list() == [cluster]
 
 
 def test_the_fleet_report_holds_each_clusters_report(fleet_stores: FleetStores) -> None:
@@ -84,6 +86,7 @@ def test_the_fleet_report_holds_each_clusters_report(fleet_stores: FleetStores) 
         totals = {r["resource"]: r for r in alone["cluster"]}
         assert row["cpu_request_ratio"] == pytest.approx(totals["cpu"]["request_ratio"], rel=1e-12)
         assert row["memory_headroom_bytes"] == pytest.approx(totals["memory"]["headroom"], rel=1e-12)
+        assert row["cpu_limit_ratio"] == totals["cpu"]["limit_ratio"]  # "inf" where a container has no limit
         assert row["nodes_under_memory_pressure"] == sum(r["under_pressure"] for r in alone["eviction_nodes"])
         soonest = min((r["days_to_exhaustion"] for r in alone["forecast"] if r["days_to_exhaustion"] is not None),
                       default=None)
@@ -128,3 +131,14 @@ def test_prune_removes_only_the_named_clusters_rows(fleet_copy) -> None:
     assert counts("east") == east
     samples, newest, pods, last_seen = counts("west")
     assert samples < west[0] and str(newest) <= "2026-11-10 00:00:00" and str(last_seen) <= "2026-11-10 00:00:00"
+
+
+@pytest.mark.parametrize("name", ["", "a\nb", "x" * 254])
+def test_a_name_that_cannot_name_a_cluster_is_wrong_usage(name: str, tmp_path) -> None:
+    from tests.conftest import SAMPLE_DIR
+
+    db = tmp_path / "x.duckdb"
+    done = CliRunner().invoke(app, ["import", str(SAMPLE_DIR), "--db", str(db), "--cluster", name])
+    assert done.exit_code == 2, done.output
+    assert done.stderr.startswith("capplan: --cluster: not a cluster name") and done.stderr.count("\n") == 1
+    assert not db.exists()

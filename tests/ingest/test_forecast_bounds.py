@@ -28,7 +28,8 @@ def test_usage_is_never_projected_against_a_requests_quota(runner, sample_db) ->
     assert rows[("memory", "usage")]["allocatable"] != quotas["requests.memory"]
     # a limits.memory quota does bound usage
     con = duckdb.connect(str(sample_db))
-    con.execute("INSERT INTO resource_quotas SELECT namespace, quota, 'limits.memory', valid_from, valid_to, 96 * 2^30 "
+    con.execute("INSERT INTO resource_quotas (namespace, quota, resource, valid_from, valid_to, hard) "
+                "SELECT namespace, quota, 'limits.memory', valid_from, valid_to, 96 * 2^30 "
                 "FROM resource_quotas WHERE namespace = 'ml' AND resource = 'requests.memory'")
     con.close()
     rows = {(r["resource"], r["basis"]): r for r in _forecast(runner, sample_db).iter_rows(named=True)}
