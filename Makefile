@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 DEMO_DB ?= demo.duckdb
 
-.PHONY: demo test tools lint bench sample clean
+.PHONY: demo test test-spark tools lint bench sample clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,17 @@ demo: $(STAMP)
 # CAPPLAN_SKIP_INTEGRATION=1 (outside CI), which lists what was skipped.
 test: $(STAMP) tools
 	$(BIN)/python -m pytest -q
+
+# The `spark` extra (pyspark, sqlglot) on top of the test one.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,spark]'
+	touch $(SPARK_STAMP)
+
+# `--engine spark` against DuckDB (pytest marker `spark`, left out of `make test`): Spark in local
+# mode, which needs Java 17+ (.ci/need-java installs it as root, else names the package).
+test-spark: $(SPARK_STAMP)
+	bash .ci/need-java
+	$(BIN)/python -m pytest -q -m spark
 
 # prometheus, promtool, victoria-metrics, chromium, openssl, kubectl, tmux
 tools:

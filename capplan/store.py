@@ -8,6 +8,7 @@ callers wrap a chunk in `transaction()` so a chunk lands whole or not at all.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import os
 import time
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import polars as pl
@@ -278,8 +279,46 @@ def collection_lock(path: str | os.PathLike[str] | None, *, wait: bool = False) 
         os.close(fd)
 
 
+class QueryEngine(Protocol):
+    """Another engine that runs some named queries instead of DuckDB (`--engine spark`,
+    capplan.engines): the same SQL, over a copy of the store (the lake), giving the same frame."""
+
+    def runs(self, name: str) -> bool:
+        """Whether this engine runs `queries/NAME.sql`."""
+        ...
+
+    def query(self, con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> pl.DataFrame:
+        """The result of `queries/NAME.sql`, with the columns and types DuckDB gives on `con`."""
+        ...
+
+
+# The engine in use (None: DuckDB runs everything). A context variable, so analyses keep calling
+# query() as they always do and the CLI picks the engine around them (using_engine).
+_ENGINE: contextvars.ContextVar[QueryEngine | None] = contextvars.ContextVar("capplan_engine", default=None)
+
+
+@contextlib.contextmanager
+def using_engine(engine: QueryEngine | None) -> Iterator[None]:
+    """Within the block, the named queries `engine` runs go to it instead of DuckDB."""
+    token = _ENGINE.set(engine)
+    try:
+        yield
+    finally:
+        _ENGINE.reset(token)
+
+
+def engine_for(name: str) -> QueryEngine | None:
+    """The engine that runs `queries/NAME.sql` now, None for DuckDB."""
+    engine = _ENGINE.get()
+    return engine if engine is not None and engine.runs(name) else None
+
+
 def query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
-    """Run `queries/NAME.sql` with named parameters ($name) and return a polars frame."""
+    """Run `queries/NAME.sql` with named parameters ($name) and return a polars frame (on the
+    engine in use when it runs that query, see using_engine)."""
+    engine = engine_for(name)
+    if engine is not None:
+        return engine.query(con, name, params or {})
     return con.execute(load_sql(name), params or {}).pl()
 
 

@@ -60,6 +60,8 @@ def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.Dat
     """Run a per-series percentile query over slices of the series, one after another: an exact
     percentile keeps every value of a group in memory, so slices bound the peak memory
     (about PERCENTILE_SAMPLES_PER_PART values at a time) for one extra cheap scan each."""
+    if store.engine_for(name) is not None:  # another engine (Spark) bounds its own memory: one run
+        return store.query(con, name, {**params, "parts": 1, "part": 0})
     row = con.execute("SELECT count(*) FROM usage_samples WHERE ts BETWEEN $start AND $end",
                       {"start": params["start"], "end": params["end"]}).fetchone()
     parts = max(1, math.ceil((row[0] if row else 0) / PERCENTILE_SAMPLES_PER_PART))

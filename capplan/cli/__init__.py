@@ -48,6 +48,7 @@ from capplan.cli import (  # noqa: E402,F401
     eviction_cmd,
     forecast_cmd,
     import_cmd,
+    lake_cmd,
     nodes_cmd,
     patch_cmd,
     prune_cmd,
@@ -65,6 +66,7 @@ PANELS = {
                 "rollout", "whatif"),
     "Act on it": ("patch", "resize-plan", "check"),
     "Serve": ("serve",),
+    "Scale out": ("export-lake",),
 }
 _PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
 for _info in app.registered_commands:

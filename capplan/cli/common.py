@@ -47,6 +47,13 @@ ClusterOption = Annotated[
     typer.Option("--cluster", help="Only these clusters (repeatable; default every stored one). With more than one "
                  "stored, output starts with a cluster column.", show_default=False),
 ]
+# capplan.engines.ENGINES, restated so `capplan --help` imports no engine.
+EngineOption = Annotated[str, typer.Option(
+    "--engine", metavar="[duckdb|spark]", help="Where the per-sample aggregates run: duckdb, or spark over --lake "
+                                                "(docs/scale.md).")]
+LakeOption = Annotated[str | None, typer.Option(
+    "--lake", help="With --engine spark: the lake `capplan export-lake` wrote (a folder, or s3a://, gs://, hdfs:// "
+                   "under spark-submit).", show_default=False)]
 
 DEBUG = {"on": bool(os.environ.get("CAPPLAN_DEBUG"))}
 # File-system failures that carry no file name but are still the user's environment.
@@ -249,3 +256,23 @@ def one_cluster_scope(con: Any, names: list[str] | str | None, command: str) -> 
         return
     with store.scope(con, name):
         yield name
+
+
+@contextlib.contextmanager
+def engine_scope(engine: str, lake: str | None) -> Iterator[None]:
+    """Run the block's per-sample queries on `--engine` (Spark over `--lake`; DuckDB: as always)."""
+    from capplan.engines import check_engine
+
+    check_engine(engine, lake)
+    if engine == "duckdb" or lake is None:
+        yield
+        return
+    from capplan import store
+    from capplan.engines.spark import SparkEngine
+
+    spark_engine = SparkEngine(lake)
+    try:
+        with store.using_engine(spark_engine):
+            yield
+    finally:
+        spark_engine.close()

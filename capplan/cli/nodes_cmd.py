@@ -12,13 +12,16 @@ from capplan.cli.common import (
     ClusterOption,
     DbOption,
     EndOption,
+    EngineOption,
     FormatOption,
+    LakeOption,
     NamespaceOption,
     NodeOption,
     OutputOption,
     WindowOption,
     check_format,
     end_option,
+    engine_scope,
     fleet_run,
     handle_errors,
     window_option,
@@ -67,15 +70,20 @@ def nodes(
     node: NodeOption = None,
     low: LowOption = 20.0,
     high: HighOption = 50.0,
+    engine: EngineOption = "duckdb",
+    lake: LakeOption = None,
 ) -> None:
     """Per-node overcommit and headroom: requests, limits and usage against allocatable, risk."""
     from capplan import render, store
     from capplan.analysis.nodes_overview import nodes_overview
+    from capplan.engines import check_engine
 
     check_format(fmt)
+    check_engine(engine, lake)
     con = store.open_db(db, read_only=True, end=end_option(end))
     try:
-        table = fleet_run(con, cluster, lambda c: nodes_overview(c, window_option(window), node, low, high)).frame()
+        with engine_scope(engine, lake):
+            table = fleet_run(con, cluster, lambda c: nodes_overview(c, window_option(window), node, low, high)).frame()
     finally:
         con.close()
     render.emit(_for_table(table, TABLE_NODE_COLUMNS, fmt), fmt, output, title="Nodes")

@@ -15,12 +15,15 @@ from capplan.cli.common import (
     ClusterOption,
     DbOption,
     EndOption,
+    EngineOption,
     FormatOption,
+    LakeOption,
     NamespaceOption,
     OutputOption,
     WindowOption,
     check_format,
     end_option,
+    engine_scope,
     fleet_run,
     handle_errors,
     one_cluster,
@@ -85,14 +88,18 @@ def recommend(
     cpu_cost: Annotated[float | None, typer.Option("--cpu-cost", help="Cost of one core per hour.")] = None,
     memory_cost: Annotated[float | None, typer.Option("--memory-cost", help="Cost of one GiB per hour.")] = None,
     explain: Annotated[bool, typer.Option("--explain", help="The whole reason of each number instead of short tags (table).")] = False,
+    engine: EngineOption = "duckdb",
+    lake: LakeOption = None,
 ) -> None:
     """Right-sizing per container, rolled up per workload (strategies auto, simple, vpa, max-target)."""
     from capplan import render, store
     from capplan.analysis.backtest import choose_level, parse_target_oom
     from capplan.analysis.recommend import recommend as run_recommend
     from capplan.analysis.strategies import get_strategy
+    from capplan.engines import check_engine
 
     check_format(fmt)
+    check_engine(engine, lake)
     get_strategy(strategy)
     target = parse_target_oom(target_oom) if target_oom is not None else None
     params = _params(cpu_percentile, memory_buffer, target_utilization, min_history, horizon, allow_hpa, risk)
@@ -110,7 +117,8 @@ def recommend(
         return run_recommend(c, strategy, window_option(window), namespace, chosen, cpu_cost, memory_cost)
 
     try:
-        runs = fleet_run(con, cluster, one)
+        with engine_scope(engine, lake):
+            runs = fleet_run(con, cluster, one)
     finally:
         con.close()
     from capplan.report.recommendations import table_view
