@@ -58,8 +58,6 @@ TIME_PARTITIONS: dict[str, tuple[str, str, str]] = {
 }
 # The store's views the lake carries (as DuckDB SQL; an engine transpiles them).
 VIEWS = ("usage_samples",)
-# The cluster of a store from before clusters (schema < 5).
-DEFAULT_CLUSTER = "default"
 # Characters kept as they are in a partition value; anything else is %XX-escaped, as Hive does.
 _SAFE = re.compile(r"[A-Za-z0-9._-]")
 
@@ -99,7 +97,8 @@ class ExportSummary:
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = $t "
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = 'main' "
+        "AND table_name = $t "
         "ORDER BY ordinal_position", {"t": table}).fetchall()
     return [r[0] for r in rows]
 
@@ -107,9 +106,9 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 def layouts(con: duckdb.DuckDBPyConnection) -> list[TableLayout]:
     """Every exported table of the store and how it is partitioned."""
     tables = [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' AND table_type = 'BASE TABLE' "
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = 'main' "
+        "AND table_type = 'BASE TABLE' "
         "ORDER BY table_name").fetchall()]
-    series_has_cluster = "cluster" in _columns(con, "series")
     out = []
     for table in tables:
         if table in EXCLUDED_TABLES:
@@ -117,11 +116,10 @@ def layouts(con: duckdb.DuckDBPyConnection) -> list[TableLayout]:
         columns = _columns(con, table)
         if "cluster" in columns:
             cluster_sql = "t.cluster"
-        elif "series_id" in columns and series_has_cluster:
+        elif "series_id" in columns:
             cluster_sql = "(SELECT s.cluster FROM series AS s WHERE s.series_id = t.series_id)"
-        else:
-            # Before clusters were stored (schema < 5) everything is the one cluster `default`.
-            cluster_sql = f"'{DEFAULT_CLUSTER}'"
+        else:  # a table that names no cluster (none does today): the store's default one
+            cluster_sql = _sql_string(store.DEFAULT_CLUSTER)
         out.append(TableLayout(table, [c for c in columns if c != "cluster"], cluster_sql, TIME_PARTITIONS.get(table)))
     return out
 

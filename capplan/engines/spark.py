@@ -175,11 +175,13 @@ class SparkEngine:
         if self._checked:
             return
         tables = self.manifest.get("tables", {})
+        catalog = '"' + str(store.fetch_row(con, "SELECT current_database()")[0]).replace('"', '""') + '"'
         for table in lake.TIME_PARTITIONS:
             if table not in tables:
                 continue
             in_lake = sum(int(p["rows"]) for p in tables[table]["partitions"].values())
-            in_db = int(store.fetch_row(con, f'SELECT count(*) FROM main."{table}"')[0])
+            # The real table, whatever cluster scope is active on the connection.
+            in_db = int(store.fetch_row(con, f'SELECT count(*) FROM {catalog}.main."{table}"')[0])
             if in_lake != in_db:
                 raise BadInputError(
                     f"{self.lake_dir} is out of date: {table} has {in_lake:,} rows there and {in_db:,} in the database; "
@@ -213,13 +215,11 @@ class SparkEngine:
             self.spark.sql(transpile.view_body(create)).createOrReplaceTempView(name)
         self._scope = clusters
 
-    def _clusters(self, con: duckdb.DuckDBPyConnection) -> tuple[str, ...] | None:
-        """The clusters the analysis on `con` reads: those of its `series` (None before clusters)."""
-        columns = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
-                                             "WHERE table_name = 'series'").fetchall()}
-        if "cluster" not in columns:
-            return None
-        return tuple(sorted(r[0] for r in con.execute("SELECT DISTINCT cluster FROM series").fetchall()))
+    @staticmethod
+    def _clusters(con: duckdb.DuckDBPyConnection) -> tuple[str, ...] | None:
+        """The cluster the analysis on `con` reads (store.scope), None: every cluster."""
+        cluster = store.active_cluster(con)
+        return None if cluster is None else (cluster,)
 
     # --- QueryEngine -------------------------------------------------------------------------
 
