@@ -658,9 +658,24 @@ def child_year(size_name: str) -> dict[str, Any]:
             "hourly_rows": hourly_rows, "days": (start - oldest).days + DAYS}
 
 
+def child_lake_export(size_name: str) -> dict[str, Any]:
+    """`capplan export-lake` of the size's database (bench/lake_bench.py)."""
+    from bench import lake_bench
+
+    return lake_bench.child_lake_export(_db_path(SIZES[size_name]), lake_bench.lake_dir(WORK, size_name))
+
+
+def child_engine(size_name: str, engine: str, analysis: str) -> dict[str, Any]:
+    """One analysis on one engine, DuckDB or Spark over the lake (bench/lake_bench.py)."""
+    from bench import lake_bench
+
+    return lake_bench.child_engine(_db_path(SIZES[size_name]), lake_bench.lake_dir(WORK, size_name), engine, analysis,
+                                   _window())
+
+
 CHILDREN = {"generate": child_generate, "ingest": child_ingest, "step": child_step, "collect": child_collect,
             "import": child_import, "help": child_help, "rollup": child_rollup, "serve": child_serve,
-            "year": child_year}
+            "year": child_year, "lake_export": child_lake_export, "engine": child_engine}
 
 
 # --- parent: run children, measure, tabulate -------------------------------------------------
@@ -787,6 +802,22 @@ def bench_size(size: Size, steps_wanted: set[str] | None, timeout: float) -> dic
         _log(f"{size.name}: serve {result['serve']}")
     elif previous.get("serve"):
         result["serve"] = previous["serve"]
+    # issue 21: the lake and both engines, only when asked for (BENCH_STEPS=lake): Spark takes a while to start
+    if steps_wanted and "lake" in steps_wanted:
+        from bench import lake_bench
+
+        _log(f"{size.name}: lake export")
+        lake_result: dict[str, Any] = {"commit": result["commit"], "engines": {}}
+        lake_result["export"] = run_child(["lake_export", size.name], timeout)
+        _log(f"{size.name}: lake export {lake_result['export']}")
+        for analysis in lake_bench.ANALYSES:
+            for engine in lake_bench.ENGINES:
+                _log(f"{size.name}: {analysis} on {engine}")
+                lake_result["engines"][f"{engine}:{analysis}"] = run_child(["engine", size.name, engine, analysis], timeout)
+                _log(f"{size.name}: {analysis} on {engine} {lake_result['engines'][f'{engine}:{analysis}']}")
+        result["lake"] = lake_result
+    elif previous.get("lake"):
+        result["lake"] = previous["lake"]
     if size.name == "M" and (not steps_wanted or "collect" in steps_wanted):
         _log(f"{size.name}: collect")
         result["collect"] = {**run_child(["collect", size.name], timeout * 2), "commit": result["commit"]}
@@ -1043,6 +1074,9 @@ def table_rows(strategies: tuple[str, ...]):
         ("collect incremental +1h", coll("incremental_seconds"), _fmt_seconds, "", None),
         ("full / incremental", der("full_vs_incremental"), lambda v: f"{v:.0f}x", ">= 100x", lambda v: v >= 100),
     ]
+    from bench import lake_bench
+
+    rows += lake_bench.table_rows(_fmt_seconds, _fmt_bytes)
     return rows
 
 

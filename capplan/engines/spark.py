@@ -17,7 +17,7 @@ the analyses see are alike from both engines.
 The Spark session: under `spark-submit` the one it configured (master, memory, S3 credentials);
 otherwise a local one (`local[*]`, or `$CAPPLAN_SPARK_MASTER`). Two settings are always made,
 because the results depend on them: timestamps without time zone (`spark.sql.timestampType =
-TIMESTAMP_NTZ`, as the store's TIMESTAMP) and the session time zone UTC.
+TIMESTAMP_NTZ`, as the store's TIMESTAMP) and the session time zone UTC (SESSION_CONF).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ MASTER_ENV = "CAPPLAN_SPARK_MASTER"
 SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    # Partition values stay strings: a cluster named `2024` is a name, not a number.
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
 }
 # Settings for a session capplan starts itself (not under spark-submit, where the user's own apply).
 LOCAL_CONF = {
@@ -137,9 +139,9 @@ class SparkEngine:
         self._owns_session = session is None and not _session_running()
         self.spark = session if session is not None else spark_session()
         self.manifest = manifest or self._read_manifest(self.spark)
-        self._scope: tuple[str, ...] | None | bool = False  # False: views not registered yet
+        self._scope: tuple[str, ...] | None | bool = False  # the clusters the views show (False: none yet)
+        self._registered: set[str] = set()
         self._checked = False
-        self._copied: set[str] = set()
 
     # --- the lake ------------------------------------------------------------------------
 
@@ -200,20 +202,27 @@ class SparkEngine:
             frame = frame.withColumn(key, F.lit(None).cast("string"))
         return frame
 
-    def _register(self, clusters: tuple[str, ...] | None) -> None:
-        """The lake's tables (filtered to `clusters`, None: all) and the store's views."""
+    def _register(self, names: set[str], clusters: tuple[str, ...] | None) -> None:
+        """The lake tables and store views among `names` (and those the views read) as Spark
+        temporary views, filtered to `clusters` (None: all). Only what a query reads: opening a
+        table reads its files' footers, seconds each on a busy machine."""
         from pyspark.sql import functions as F
 
-        if self._scope == clusters:
-            return
-        for name, info in self.manifest.get("tables", {}).items():
-            frame = self._table(name, info)
-            if clusters is not None:
-                frame = frame.where(F.col("cluster").isin(list(clusters)))
-            frame.createOrReplaceTempView(name)
-        for name, create in self.manifest.get("views", {}).items():
-            self.spark.sql(transpile.view_body(create)).createOrReplaceTempView(name)
-        self._scope = clusters
+        if self._scope != clusters:
+            self._scope, self._registered = clusters, set()
+        tables, views = self.manifest.get("tables", {}), self.manifest.get("views", {})
+        for name in sorted(names - self._registered):
+            if name in views:
+                self._register(set(transpile.relations(views[name])), clusters)
+                self.spark.sql(transpile.view_body(views[name])).createOrReplaceTempView(name)
+            elif name in tables:
+                frame = self._table(name, tables[name])
+                if clusters is not None:
+                    frame = frame.where(F.col("cluster").isin(list(clusters)))
+                frame.createOrReplaceTempView(name)
+            else:
+                continue
+            self._registered.add(name)
 
     @staticmethod
     def _clusters(con: duckdb.DuckDBPyConnection) -> tuple[str, ...] | None:
@@ -228,8 +237,8 @@ class SparkEngine:
 
     def query(self, con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> pl.DataFrame:
         self._check_against(con)
-        self._register(self._clusters(con))
         sql = store.load_sql(name)
+        self._register(set(transpile.relations(sql)), self._clusters(con))
         lake_names = set(self.manifest.get("tables", {})) | set(self.manifest.get("views", {}))
         for relation in sorted(transpile.relations(sql) - lake_names):
             # Registered on the DuckDB connection by the analysis for this query (small).

@@ -41,8 +41,11 @@ def parameters(sql: str) -> frozenset[str]:
 
 @lru_cache(maxsize=128)
 def relations(sql: str) -> frozenset[str]:
-    """The tables and views one DuckDB statement reads (its own CTEs left out)."""
+    """The tables and views one DuckDB statement reads (its own CTEs left out; of a CREATE VIEW,
+    what its SELECT reads)."""
     tree = sqlglot.parse_one(sql, read="duckdb")
+    if isinstance(tree, exp.Create) and tree.expression is not None:
+        tree = tree.expression
     ctes = {str(c.alias) for c in tree.find_all(exp.CTE)}
     return frozenset(t.name for t in tree.find_all(exp.Table) if t.name not in ctes)
 

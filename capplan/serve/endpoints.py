@@ -225,6 +225,8 @@ NOT_SERVED: dict[str, str] = {
     "backtest": "refits every strategy over the history (minutes at scale): run it as a job, not per request",
     "patch": "rewrites manifest files named on the command line; the service reads no file a client names",
     "check": "judges manifest files named on the command line (a CI gate); the service reads no file a client names",
+    "export-lake": "writes a Parquet copy of the store to a folder on this machine (a batch job after collection, "
+                   "for --engine spark); the service writes no file",
     "resize-plan": "writes the kubectl commands that act on the cluster (the command assembles them from "
                    "capplan.act); an operator's step, not a dashboard's",
 }

@@ -30,3 +30,29 @@ def sample_lake(sample_db_readonly: Path, tmp_path_factory: pytest.TempPathFacto
     finally:
         con.close()
     return directory
+
+
+@pytest.fixture(scope="session")
+def fleet_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two clusters in one store: the bundled sample as `east`, another seed's cluster as `west`."""
+    from capplan.importer import import_sample
+    from capplan.sample import generate_cluster, write_sample
+
+    root = tmp_path_factory.mktemp("fleet")
+    west = root / "west-sample"
+    write_sample(generate_cluster(seed=11), west)
+    db = root / "fleet.duckdb"
+    import_sample(Path(__file__).resolve().parents[2] / "data" / "samples" / "cluster", db, cluster="east")
+    import_sample(west, db, cluster="west")
+    return db
+
+
+@pytest.fixture(scope="session")
+def fleet_lake(fleet_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("fleet-lake") / "lake"
+    con = store.open_db(fleet_db, read_only=True)
+    try:
+        lake.export_lake(con, directory)
+    finally:
+        con.close()
+    return directory

@@ -147,3 +147,29 @@ def test_a_lake_older_than_the_database_is_refused(sample_db: Path, sample_lake:
     with store.using_engine(engine), pytest.raises(BadInputError, match="out of date: usage_raw has 243,422 rows there"):
         recommend(con, "simple", timedelta(days=14), None, StrategyParams())
     con.close()
+
+
+def test_two_clusters_each_the_same_on_both_engines(spark, fleet_db: Path, fleet_lake: Path):
+    """A store of two clusters (different data): the lake keeps them apart (cluster=east/west),
+    and per cluster (store.scope, as fleet.run gives every command) Spark reads only that
+    cluster's partitions and gives DuckDB's answer."""
+    from capplan.analysis import fleet
+
+    assert sorted(p.name for p in (fleet_lake / "usage_raw").iterdir()) == ["cluster=east", "cluster=west"]
+    con = store.open_db(fleet_db, read_only=True)
+    engine = SparkEngine(str(fleet_lake), spark)
+    try:
+        for analysis in (lambda c: recommend(c, "vpa", timedelta(days=14), None, StrategyParams()),
+                         lambda c: nodes_overview(c, timedelta(days=14))):
+            duck = fleet.run(con, None, analysis)
+            with store.using_engine(engine):
+                on_spark = fleet.run(con, None, analysis)
+            assert [name for name, _ in duck.results] == ["east", "west"]
+            for (name, frame_d), (name_s, frame_s) in zip(duck.results, on_spark.results, strict=True):
+                assert name == name_s
+                keys = ["node"] if "node" in frame_d.columns and "owner_name" not in frame_d.columns else \
+                    ["namespace", "owner_kind", "owner_name", "container"]
+                assert_same_rows(frame_d, frame_s, keys)
+            assert not duck.frame().equals(duck.frame().filter(pl.col("cluster") == "east"))  # two clusters' rows
+    finally:
+        con.close()

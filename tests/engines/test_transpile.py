@@ -23,3 +23,4 @@ def test_parameters_and_relations_of_the_queries():
 def test_the_store_view_body():
     view = "CREATE VIEW v AS SELECT series_id, CAST(ts AS TIMESTAMP) AS ts FROM usage_raw"
     assert transpile.view_body(view) == "SELECT series_id, CAST(ts AS TIMESTAMP_NTZ) AS ts FROM usage_raw"
+    assert transpile.relations(view) == {"usage_raw"}  # not the view itself

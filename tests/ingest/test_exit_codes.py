@@ -41,6 +41,7 @@ CASES: dict[str, tuple[list[str], list[str] | None, list[str] | None]] = {
     "whatif": (["--db", "{db}", "--apply", "bogus"], ["--db", "{garbage}"], ["--db", "{none}"]),
     "resize-plan": (["--db", "{db}", "--recent", "soon"], ["--db", "{garbage}"], ["--db", "{none}"]),
     "check": (["{good_yaml}", "--db", "{db}", "--window", "abc"], ["{bad_yaml}", "--static"], None),
+    "export-lake": (["--db", "{db}"], ["{bad_json}", "--db", "{db}"], ["{none}-lake", "--db", "{none}"]),
 }
 
 

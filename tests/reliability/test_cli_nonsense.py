@@ -78,6 +78,7 @@ BASE_ARGS: dict[str, list[str]] = {
     "backtest": ["--train", "7d", "--test", "3d"],
     "import": [str(SAMPLE_DIR)],
     "prune": ["--before", "2000-01-01T00:00:00Z", "--dry-run"],
+    "export-lake": ["{tmp}/lake"],
     # commands over manifests: see "patch" and "check" below
     # Port 9 (discard) refuses at once; no retries, so a missed nonsense shows as a quick exit 3.
     "collect": ["--prometheus-url", "http://127.0.0.1:9", "--retries", "0", "--timeout", "5s"],
