@@ -20,7 +20,7 @@ try:
     app(sys.argv[1:], standalone_mode=True)
 except SystemExit:
     pass
-heavy = sorted({m for m in sys.modules if m.split('.')[0] in ('duckdb', 'polars', 'numpy', 'scipy', 'pyarrow', 'pyspark', 'py4j', 'sqlglot')
+heavy = sorted({m for m in sys.modules if m.split('.')[0] in ('duckdb', 'polars', 'numpy', 'scipy', 'pyarrow') or m.split('.')[0] in ('pyspark', 'py4j', 'sqlglot')
                 or m.startswith(('capplan.store', 'capplan.analysis'))})
 print(json.dumps(heavy), file=sys.stderr)
 """

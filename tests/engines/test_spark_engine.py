@@ -170,6 +170,6 @@ def test_two_clusters_each_the_same_on_both_engines(spark, fleet_db: Path, fleet
                 keys = ["node"] if "node" in frame_d.columns and "owner_name" not in frame_d.columns else \
                     ["namespace", "owner_kind", "owner_name", "container"]
                 assert_same_rows(frame_d, frame_s, keys)
-            assert not duck.frame().equals(duck.frame().filter(pl.col("cluster") == "east"))  # two clusters' rows
+            assert all(frame.height > 0 for _, frame in duck.results)  # both clusters answered
     finally:
         con.close()
