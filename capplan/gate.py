@@ -75,18 +75,29 @@ def now_utc() -> datetime:
 
 @dataclass(frozen=True)
 class Check:
+    """One rule, written for both engines: `bad` over a polars frame, `sql` over DuckDB rows with
+    the same column names (capplan.file_ingest checks files where they lie); `$ts_limit` in `sql`
+    is the latest time allowed (now + FUTURE_TOLERANCE)."""
+
     column: str
     bad: pl.Expr
     reason: str  # formatted with {value}
+    sql: str = ""
+
+
+def _q(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
 def _number_checks(column: str, upper: float, unit: str) -> list[Check]:
     c = pl.col(column).cast(pl.Float64)
+    q = f"CAST({_q(column)} AS DOUBLE)"
     return [
-        Check(column, c.is_nan(), "{value} is not a number"),
-        Check(column, c.is_infinite(), "{value} is not finite"),
-        Check(column, c < 0, "{value} is negative"),
-        Check(column, c > upper, f"{{value}} is above {upper:g} {unit}, beyond any machine: a unit mix-up?"),
+        Check(column, c.is_nan(), "{value} is not a number", f"isnan({q})"),
+        Check(column, c.is_infinite(), "{value} is not finite", f"isinf({q})"),
+        Check(column, c < 0, "{value} is negative", f"{q} < 0"),
+        Check(column, c > upper, f"{{value}} is above {upper:g} {unit}, beyond any machine: a unit mix-up?",
+              f"{q} > {float(upper)!r}"),
     ]
 
 
@@ -102,17 +113,23 @@ def _bounded(column: str) -> list[Check]:
 
 
 def _text_present(column: str) -> Check:
-    return Check(column, pl.col(column).is_null() | (pl.col(column).cast(pl.Utf8) == ""), "is empty")
+    return Check(column, pl.col(column).is_null() | (pl.col(column).cast(pl.Utf8) == ""), "is empty",
+                 f"({_q(column)} IS NULL OR CAST({_q(column)} AS VARCHAR) = '')")
 
 
 def _time_checks(column: str, now: datetime) -> list[Check]:
     limit = now + FUTURE_TOLERANCE
     return [
-        Check(column, pl.col(column).is_null(), "is missing"),
+        Check(column, pl.col(column).is_null(), "is missing", f"{_q(column)} IS NULL"),
         Check(column, pl.col(column) > limit,
               f"{{value}} is later than now + {int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes "
-              f"({limit:%Y-%m-%dT%H:%M:%SZ}): a clock or unit mistake?"),
+              f"({limit:%Y-%m-%dT%H:%M:%SZ}): a clock or unit mistake?", f"{_q(column)} > $ts_limit"),
     ]
+
+
+def ts_limit(now: datetime) -> datetime:
+    """The latest sample time the gate accepts (the `$ts_limit` of the checks' SQL)."""
+    return now + FUTURE_TOLERANCE
 
 
 def _line_expr(frame: pl.DataFrame, origin: Origin) -> pl.Expr:
@@ -217,17 +234,26 @@ def check_against_capacity(usage: pl.DataFrame, capacity: pl.DataFrame, origin: 
     mem_bad = pl.col("memory_bytes") > pl.col("memory_capacity_bytes") * MEMORY_OVER_CAPACITY
     bad = rows.filter(cpu_bad.fill_null(False) | mem_bad.fill_null(False)).sort("_gate_line")
     first = bad.row(0, named=True)
-    cpu, cap = first["cpu_cores"], first["cpu_capacity_cores"]
+    column, reason = capacity_reason(first)
+    raise_bad(origin, first["_gate_line"], column, reason, bad.height, first)
+
+
+# The same bound in SQL, over rows (cpu_cores, memory_bytes) joined with their node's capacity
+# (cpu_capacity_cores, memory_capacity_bytes).
+CAPACITY_SQL = (f"(cpu_cores > cpu_capacity_cores * {CPU_OVER_CAPACITY!r} "
+                f"OR memory_bytes > memory_capacity_bytes * {MEMORY_OVER_CAPACITY!r})")
+
+
+def capacity_reason(row: Mapping[str, Any]) -> tuple[str, str]:
+    """(column, reason) for a row above its node's capacity (node, cpu_cores, memory_bytes and the
+    node's cpu_capacity_cores, memory_capacity_bytes)."""
+    cpu, cap = row["cpu_cores"], row["cpu_capacity_cores"]
     if cpu is not None and cap is not None and cpu > cap * CPU_OVER_CAPACITY:
         hint = ": millicores written as cores?" if cpu / 1000 <= cap * CPU_OVER_CAPACITY else ""
-        reason = f"cpu_cores {_show(float(cpu))} on a {_show(float(cap))}-core node {first['node']}{hint}"
-        column = "cpu_cores"
-    else:
-        mem, mcap = first["memory_bytes"], first["memory_capacity_bytes"]
-        hint = ": KiB written as bytes?" if mem / 1024 <= mcap * MEMORY_OVER_CAPACITY else ""
-        reason = f"memory_bytes {_show(float(mem))} above the {_show(float(mcap))}-byte node {first['node']}{hint}"
-        column = "memory_bytes"
-    raise_bad(origin, first["_gate_line"], column, reason, bad.height, first)
+        return "cpu_cores", f"cpu_cores {_show(float(cpu))} on a {_show(float(cap))}-core node {row['node']}{hint}"
+    mem, mcap = row["memory_bytes"], row["memory_capacity_bytes"]
+    hint = ": KiB written as bytes?" if mem / 1024 <= mcap * MEMORY_OVER_CAPACITY else ""
+    return "memory_bytes", f"memory_bytes {_show(float(mem))} above the {_show(float(mcap))}-byte node {row['node']}{hint}"
 
 
 # --- spec tables and sample-folder files -----------------------------------------------------------

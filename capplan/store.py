@@ -620,39 +620,51 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
     samples = samples.sort(pl.col("ts").dt.epoch("s") * 2**31 + pl.col("series_id"))
     con.register("_staged_usage", samples.to_arrow())
     try:
-        lo, hi = fetch_row(con, "SELECT min(ts), max(ts) FROM _staged_usage")
-        # Stored samples in the chunk's time range (zone maps make this cheap): when there are none,
-        # no (series, ts) can collide and the anti-join, 4x the cost of the insert, is skipped.
-        stored_lo, stored_hi = fetch_row(
-            con, "SELECT min(ts), max(ts) FROM usage_raw WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)",
-            {"lo": lo, "hi": hi})
-        if stored_lo is None:
-            inserted = con.execute(
-                "INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib) "
-                "SELECT series_id, CAST(ts AS TIMESTAMP_S), cpu_mcores, memory_kib FROM _staged_usage"
-            ).fetchone()
-        else:
-            bounds = {"lo": stored_lo, "hi": stored_hi}
-            conflicts = con.execute(load_sql("usage_conflicts_count"), bounds).fetchone()
-            result.conflicts = int(conflicts[0]) if conflicts else 0
-            if replace and result.conflicts:
-                replaced = con.execute(load_sql("usage_conflicts_replace"), bounds).fetchone()
-                result.replaced = int(replaced[0]) if replaced else 0
-            # An explicit ANTI JOIN: a correlated NOT EXISTS plans as a delim join, twice as slow.
-            inserted = con.execute(
-                f"""
-                INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib)
-                SELECT s.series_id, CAST(s.ts AS TIMESTAMP_S), s.cpu_mcores, s.memory_kib
-                FROM _staged_usage AS s
-                ANTI JOIN (SELECT series_id, CAST(ts AS TIMESTAMP) AS ts FROM usage_raw
-                           WHERE ts BETWEEN $lo AND $hi) AS u
-                    USING (series_id, ts)
-                ORDER BY {STORED_ORDER}
-                """,
-                bounds,
-            ).fetchone()
+        return insert_staged_usage(con, replace=replace)
     finally:
         con.unregister("_staged_usage")
+
+
+def insert_staged_usage(con: duckdb.DuckDBPyConnection, *, replace: bool = False) -> UsageWrite:
+    """Insert `_staged_usage` (series_id, ts TIMESTAMP of whole seconds, cpu_mcores, memory_kib: one
+    row per series and time, in STORED_ORDER) into usage_raw: a (series, ts) already stored with the
+    same values is skipped; one stored with other values is a conflict, counted, and replaced only
+    when `replace`. `capplan import` stages a file there (capplan.file_ingest); ingest_usage a frame."""
+    result = UsageWrite()
+    lo, hi = fetch_row(con, "SELECT min(ts), max(ts) FROM _staged_usage")
+    if lo is None:
+        return result
+    # Stored samples in the chunk's time range (zone maps make this cheap): when there are none,
+    # no (series, ts) can collide and the anti-join, 4x the cost of the insert, is skipped.
+    stored_lo, stored_hi = fetch_row(
+        con, "SELECT min(ts), max(ts) FROM usage_raw WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)",
+        {"lo": lo, "hi": hi})
+    if stored_lo is None:
+        # already in the stored order: inserted as they come (DuckDB keeps the insertion order)
+        inserted = con.execute(
+            "INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib) "
+            "SELECT series_id, CAST(ts AS TIMESTAMP_S), cpu_mcores, memory_kib FROM _staged_usage"
+        ).fetchone()
+    else:
+        bounds = {"lo": stored_lo, "hi": stored_hi}
+        conflicts = con.execute(load_sql("usage_conflicts_count"), bounds).fetchone()
+        result.conflicts = int(conflicts[0]) if conflicts else 0
+        if replace and result.conflicts:
+            replaced = con.execute(load_sql("usage_conflicts_replace"), bounds).fetchone()
+            result.replaced = int(replaced[0]) if replaced else 0
+        # An explicit ANTI JOIN: a correlated NOT EXISTS plans as a delim join, twice as slow.
+        inserted = con.execute(
+            f"""
+            INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib)
+            SELECT s.series_id, CAST(s.ts AS TIMESTAMP_S), s.cpu_mcores, s.memory_kib
+            FROM _staged_usage AS s
+            ANTI JOIN (SELECT series_id, CAST(ts AS TIMESTAMP) AS ts FROM usage_raw
+                       WHERE ts BETWEEN $lo AND $hi) AS u
+                USING (series_id, ts)
+            ORDER BY {STORED_ORDER}
+            """,
+            bounds,
+        ).fetchone()
     result.inserted = int(inserted[0]) if inserted else 0
     return result
 

@@ -1,0 +1,354 @@
+"""A long-format usage file (.parquet, .csv) checked and staged by DuckDB where it lies.
+
+`capplan import FILE` used to read the whole file into polars frames (7.7 GiB of RSS for 10 days
+of the bench's L Parquet, bench/RESULTS.md); here DuckDB reads the file itself, on the import's
+own connection, and Python only sees aggregates:
+
+1. one aggregate query over the file (queries/import_groups.sql) runs every check of the ingest
+   gate (capplan.gate: the same rules, written in SQL) and summarises the rows per namespace, pod,
+   container, node (and owner, request and limit columns): the spec tables, series_nodes and the
+   physical bounds by node come from that summary;
+2. only when a check fails, a second query finds the first bad row by its line (CSV: the header is
+   line 1; Parquet: the 1-based row) and the gate's message names it;
+3. the samples are staged in the stored units and order (store.STORED_ORDER) in a temporary table
+   (DuckDB spills it to disk past its memory limit); one streaming pass over it finds the same
+   container and time twice: refused when the values differ, stored once when they are equal;
+4. the import's transaction writes the staged rows with one INSERT ... SELECT
+   (store.insert_staged_usage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from capplan import gate, store
+from capplan.errors import BadInputError
+from capplan.quantity import parse_cpu_cores, parse_memory_bytes
+
+LONG_REQUIRED = ("namespace", "pod", "container", "timestamp", "cpu_cores", "memory_bytes")
+TEXT_OPTIONAL = ("node", "owner_kind", "owner_name")
+SPEC_COLUMNS = ("cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes")
+LONG_OPTIONAL = (*TEXT_OPTIONAL, *SPEC_COLUMNS)
+# Numbers in the order their parse errors are reported (the order the columns were parsed in).
+NUMBER_COLUMNS = ("cpu_cores", "memory_bytes", *SPEC_COLUMNS)
+# The file's `timestamp` is `ts` in the store and in the gate's checks.
+FILE_NAMES = (("ts", "timestamp"),)
+
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class LongFile:
+    """A long-format file as DuckDB reads it: `rows` (a subquery: typed, in the gate's column
+    names) and `lines` (the same with each row's `line`), both reading the file named by the
+    parameter $path (`params`)."""
+
+    path: Path
+    origin: gate.Origin
+    kind: str                                   # "parquet" or "csv"
+    present: tuple[str, ...]                     # optional columns the file has
+    text_numbers: tuple[str, ...] = ()           # number columns held as text (parsed here)
+    text_time: bool = False                      # timestamps held as text (ISO 8601)
+    time_zone: bool = False                      # Parquet timestamps with a time zone
+    quantities: dict[str, dict[str, float]] = field(default_factory=dict)
+    rows: str = ""
+    lines: str = ""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"path": str(self.path)}
+
+    @property
+    def spec(self) -> tuple[str, ...]:
+        return tuple(c for c in SPEC_COLUMNS if c in self.present)
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        return ("namespace", "pod", "container", "node",
+                *(c for c in ("owner_kind", "owner_name") if c in self.present), *self.spec)
+
+
+def open_file(con: duckdb.DuckDBPyConnection, path: Path) -> LongFile:
+    """The file's columns and types; BadInputError for a file that is no long-format file. Nothing
+    in the database changes (DuckDB reads the file in each query: the path is a parameter)."""
+    origin = gate.Origin(str(path), "line", FILE_NAMES)
+    try:
+        if path.suffix == ".parquet":
+            kind = "parquet"
+            schema = dict(pl.read_parquet_schema(path))
+        elif path.suffix == ".csv":
+            kind = "csv"
+            described = con.execute(f"DESCRIBE SELECT * FROM {_CSV}", {"path": str(path)}).fetchall()
+            schema = {row[0]: pl.String() for row in described}
+        else:
+            raise BadInputError(f"{path}: expected a .parquet or .csv file, or a sample folder")
+    except BadInputError:
+        raise
+    except Exception as exc:  # polars and DuckDB raise several kinds for a broken file
+        raise BadInputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    missing = [c for c in LONG_REQUIRED if c not in schema]
+    if missing:
+        raise BadInputError(f"{path}:1: {', '.join(missing)}: missing required column(s) (nothing was imported)")
+    ts_type = schema["timestamp"]
+    if not (isinstance(ts_type, pl.Datetime) or ts_type == pl.Utf8):
+        raise BadInputError(f"{path}: timestamp: is {ts_type}, expected a datetime or ISO 8601 text")
+    present = tuple(c for c in LONG_OPTIONAL if c in schema)
+    text_numbers = []
+    for column in (c for c in NUMBER_COLUMNS if c in schema):
+        dtype = schema[column]
+        if dtype == pl.Utf8:
+            text_numbers.append(column)
+        elif not dtype.is_numeric() and dtype != pl.Null:
+            raise BadInputError(f"{path}: {column}: is {dtype}, expected numbers")
+    source = LongFile(path, origin, kind, present, tuple(text_numbers), ts_type == pl.Utf8,
+                      isinstance(ts_type, pl.Datetime) and ts_type.time_zone is not None)
+    # Text without an offset is UTC (the session zone decides how DuckDB reads it).
+    con.execute("SET TimeZone = 'UTC'")
+    # the import prints its own progress; DuckDB's bar would land on stdout
+    con.execute("SET enable_progress_bar = false")
+    _build_sql(source)
+    return source
+
+
+# Every cell as text, the separators and quotes polars' reader took: a field that is no number or
+# time is named by its line, not refused by DuckDB's sniffer.
+_CSV = "read_csv($path, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"')"
+_PARQUET = "read_parquet($path, file_row_number = true)"
+
+
+def _text(column: str) -> str:
+    return f"nullif(trim(CAST({_q(column)} AS VARCHAR)), '')"
+
+
+def _number(source: LongFile, column: str) -> str:
+    if column not in source.text_numbers:
+        return f"CAST({_q(column)} AS DOUBLE)"
+    parsed = f"TRY_CAST({_text(column)} AS DOUBLE)"
+    if source.quantities.get(column):
+        # Kubernetes quantities ("250m", "1Gi"), each distinct one parsed once in Python
+        parsed = (f"coalesce({parsed}, (SELECT q.value FROM _import_quantities AS q "
+                  f"WHERE q.column_name = '{column}' AND q.text = {_text(column)}))")
+    return parsed
+
+
+def _build_sql(source: LongFile) -> None:
+    if source.text_time:
+        ts = f"timezone('UTC', TRY_CAST({_text('timestamp')} AS TIMESTAMPTZ))"
+    elif source.time_zone:
+        ts = "timezone('UTC', \"timestamp\")"
+    else:
+        ts = "CAST(\"timestamp\" AS TIMESTAMP)"
+    select = [f"CAST({_q(c)} AS VARCHAR) AS {c}" for c in ("namespace", "pod", "container")]
+    select += [f"nullif(CAST({_q(c)} AS VARCHAR), '') AS {c}" if c in source.present else f"CAST(NULL AS VARCHAR) AS {c}"
+               for c in TEXT_OPTIONAL]
+    select.append(f"{ts} AS ts")
+    select += [f"{_number(source, c)} AS {c}" for c in NUMBER_COLUMNS if c in LONG_REQUIRED or c in source.present]
+    if source.text_time:
+        select.append(f"{_text('timestamp')} AS _text_ts")
+    select += [f"{_text(c)} AS _text_{c}" for c in source.text_numbers]
+    columns = ", ".join(select)
+    read = _PARQUET if source.kind == "parquet" else _CSV
+    source.rows = f"(SELECT {columns} FROM {read})"
+    # Parquet: the row in the file; CSV: the line (header = 1), counted by a streaming window in
+    # file order (single-threaded: only read to name a bad row)
+    line = "file_row_number + 1" if source.kind == "parquet" else "row_number() OVER () + 1"
+    source.lines = f"(SELECT {columns}, {line} AS line FROM {read})"
+
+
+# --- 1. the gate over the file --------------------------------------------------------------------
+
+
+def _checks(source: LongFile, now: datetime) -> list[gate.Check]:
+    return [c for c in gate.usage_checks(now) if c.column in ("namespace", "pod", "container", "ts", *NUMBER_COLUMNS)
+            and (c.column not in SPEC_COLUMNS or c.column in source.present)]
+
+
+@dataclass
+class Staged:
+    """What the checks found: rows read, and the per-series summary in `_import_groups`."""
+
+    samples_read: int
+    repeats: int = 0
+
+
+def check_and_stage(con: duckdb.DuckDBPyConnection, source: LongFile, *, now: datetime,
+                    cluster: str = store.DEFAULT_CLUSTER) -> Staged:
+    """Every check of the gate over the file, then the samples staged for writing as `cluster`'s
+    (series ids of its containers; physical bounds by its nodes).
+
+    Raises BadInputError naming the first bad row; nothing in the database is changed (only
+    temporary tables of this connection are made)."""
+    limit = {"ts_limit": gate.ts_limit(now), **source.params}
+    checks = _checks(source, now)
+    try:
+        totals = _summarise(con, source, checks, limit)
+        if any(totals[f"unparsed_{c}"] for c in _text_columns(source)):
+            _parse_errors(con, source, totals)
+            if source.quantities:  # every text was a quantity: read again with their values
+                _build_sql(source)
+                totals = _summarise(con, source, checks, limit)
+        if totals["bad"]:
+            _first_bad_row(con, source, checks, limit, int(totals["bad"]))
+        con.execute(store.load_sql("import_series"), {"cluster": cluster})
+        con.execute(store.load_sql("import_stage").format(
+            rows=source.rows, cpu_units=store.CPU_UNITS_PER_CORE, memory_unit=store.MEMORY_UNIT_BYTES,
+            order=store.STORED_ORDER), source.params)
+        clashes, repeats = store.fetch_row(con, store.load_sql("import_repeats"))
+        if clashes:
+            _first_clash(con, source)
+        _check_capacity(con, source, cluster)
+        if repeats:  # the same sample twice in the file is one sample
+            con.execute(store.load_sql("import_stage_unique"))
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
+        raise BadInputError(f"cannot read {source.path}: {str(exc).splitlines()[0]}") from exc
+    return Staged(samples_read=int(totals["samples"] or 0), repeats=int(repeats or 0))
+
+
+def _text_columns(source: LongFile) -> list[str]:
+    return (["ts"] if source.text_time else []) + [c for c in NUMBER_COLUMNS if c in source.text_numbers]
+
+
+def _summarise(con: duckdb.DuckDBPyConnection, source: LongFile, checks: list[gate.Check],
+               limit: dict[str, Any]) -> dict[str, Any]:
+    any_bad = " OR ".join(f"coalesce({c.sql}, false)" for c in checks)
+    unparsed = "".join(f", count(*) FILTER (WHERE _text_{c} IS NOT NULL AND {c} IS NULL) AS unparsed_{c}"
+                       for c in _text_columns(source))
+    con.execute(store.load_sql("import_groups").format(
+        rows=source.rows, keys=", ".join(source.group_columns), bad=any_bad, unparsed=unparsed), limit)
+    sums = "".join(f", sum(unparsed_{c}) AS unparsed_{c}" for c in _text_columns(source))
+    result = con.execute(f"SELECT sum(samples) AS samples, sum(bad) AS bad{sums} FROM _import_groups")
+    names = [d[0] for d in result.description]
+    row = result.fetchone()
+    assert row is not None  # an aggregate returns one row
+    return dict(zip(names, row, strict=True))
+
+
+def _parse_errors(con: duckdb.DuckDBPyConnection, source: LongFile, totals: dict[str, Any]) -> None:
+    """Text that is no time or number: times are refused; numbers are tried as Kubernetes
+    quantities (each distinct text once), and refused when they are none."""
+    for column in _text_columns(source):
+        if not totals[f"unparsed_{column}"]:
+            continue
+        unparsed = f"_text_{column} IS NOT NULL AND {column} IS NULL"
+        if column == "ts":
+            line, text = store.fetch_row(
+                con, f"SELECT line, _text_ts FROM {source.lines} WHERE {unparsed} ORDER BY line LIMIT 1", source.params)
+            gate.raise_bad(source.origin, int(line), "ts", f"{text[:80]!r} is not an ISO 8601 time",
+                           int(totals["unparsed_ts"]))
+        parse = parse_cpu_cores if column.startswith("cpu_") else parse_memory_bytes
+        texts = [t for (t,) in con.execute(
+            f"SELECT DISTINCT _text_{column} FROM {source.rows} WHERE {unparsed}", source.params).fetchall()]
+        values: dict[str, float] = {}
+        failed = []
+        for text in texts:
+            try:
+                values[text] = float(parse(text))
+            except BadInputError:
+                failed.append(text)
+        if failed:
+            where = f"_text_{column} IN (SELECT unnest($failed))"
+            params = {"failed": failed, **source.params}
+            line, text = store.fetch_row(
+                con, f"SELECT line, _text_{column} FROM {source.lines} WHERE {where} ORDER BY line LIMIT 1", params)
+            (count,) = store.fetch_row(con, f"SELECT count(*) FROM {source.rows} WHERE {where}", params)
+            gate.raise_bad(source.origin, int(line), column, f"{text[:80]!r} is not a number or quantity", int(count))
+        source.quantities[column] = values
+    if source.quantities:
+        frame = pl.DataFrame(
+            [(c, t, v) for c, texts in source.quantities.items() for t, v in texts.items()],
+            schema={"column_name": pl.Utf8, "text": pl.Utf8, "value": pl.Float64}, orient="row")
+        con.register("_import_quantities_frame", frame.to_arrow())
+        con.execute("CREATE OR REPLACE TEMP TABLE _import_quantities AS SELECT * FROM _import_quantities_frame")
+        con.unregister("_import_quantities_frame")
+
+
+def _row(result: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    names = [d[0] for d in result.description]
+    row = result.fetchone()
+    assert row is not None
+    return dict(zip(names, row, strict=True))
+
+
+def _first_bad_row(con: duckdb.DuckDBPyConnection, source: LongFile, checks: list[gate.Check],
+                   limit: dict[str, Any], count: int) -> None:
+    flags = ", ".join(f"coalesce({c.sql}, false) AS _bad{i}" for i, c in enumerate(checks))
+    any_bad = " OR ".join(f"_bad{i}" for i in range(len(checks)))
+    first = _row(con.execute(
+        f"SELECT * FROM (SELECT *, {flags} FROM {source.lines}) WHERE {any_bad} ORDER BY line LIMIT 1", limit))
+    check = next(c for i, c in enumerate(checks) if first[f"_bad{i}"])
+    gate.raise_bad(source.origin, int(first["line"]), check.column,
+                   check.reason.format(value=gate._show(first[check.column])), count, first)
+
+
+def _first_clash(con: duckdb.DuckDBPyConnection, source: LongFile) -> None:
+    """The same container and time twice with different values: name the second of the first pair."""
+    con.execute(store.load_sql("import_clashes").format(lines=source.lines), source.params)
+    (count,) = store.fetch_row(con, "SELECT count(*) FROM _import_clash_rows")
+    first = _row(con.execute("SELECT * FROM _import_clash_rows ORDER BY line LIMIT 1"))
+    other = _row(con.execute(
+        "SELECT * FROM _import_clash_rows WHERE series_id = $series AND key_ts = $ts AND line <> $line "
+        "ORDER BY line LIMIT 1", {"series": first["series_id"], "ts": first["key_ts"], "line": first["line"]}))
+    column = "cpu_cores" if other["cpu_cores"] != first["cpu_cores"] else "memory_bytes"
+    gate.raise_bad(source.origin, int(other["line"]), column,
+                   f"{gate._show(other[column])} conflicts with line {first['line']} "
+                   f"({gate._show(first[column])}): the same container and time twice", int(count))
+
+
+def _check_capacity(con: duckdb.DuckDBPyConnection, source: LongFile, cluster: str) -> None:
+    """Usage above its node's capacity, by the cluster's nodes already stored (per node first; rows
+    are only looked at when a node's maximum is over)."""
+    con.execute(store.load_sql("import_capacity"), {"cluster": cluster})
+    (over,) = store.fetch_row(con, store.load_sql("import_capacity_over").format(over=gate.CAPACITY_SQL))
+    if not over:
+        return
+    rows = (f"SELECT r.*, n.cpu_capacity_cores, n.memory_capacity_bytes FROM {source.lines} AS r "
+            f"JOIN _import_capacity AS n USING (node) WHERE {gate.CAPACITY_SQL}")
+    (count,) = store.fetch_row(con, f"SELECT count(*) FROM ({rows})", source.params)
+    first = _row(con.execute(f"{rows} ORDER BY line LIMIT 1", source.params))
+    column, reason = gate.capacity_reason(first)
+    gate.raise_bad(source.origin, int(first["line"]), column, reason, int(count), first)
+
+
+# --- 2. what the summary gives the spec tables ---------------------------------------------------
+
+
+def spec_frames(con: duckdb.DuckDBPyConnection, source: LongFile) -> dict[str, pl.DataFrame]:
+    """Pods (and containers, when the file has request or limit columns) from the summary."""
+    owners = "".join(f", arg_min({c}, valid_from) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+                     for c in ("owner_kind", "owner_name") if c in source.present)
+    pods = con.execute(
+        "SELECT namespace, pod, min(valid_from) AS valid_from, max(valid_to) AS valid_to, "
+        f"arg_min(node, valid_from) FILTER (WHERE node IS NOT NULL) AS node{owners}, 'Running' AS phase "
+        "FROM _import_groups GROUP BY namespace, pod").pl()
+    if not source.spec:
+        # No request or limit column: the containers' spec is unknown, not "nothing set" (which
+        # would make every pod BestEffort with requests 0). An empty cell is "not set".
+        return {"pods": pods}
+    spec = ", ".join(source.spec)
+    containers = con.execute(
+        f"SELECT namespace, pod, container, {spec}, min(valid_from) AS valid_from, max(valid_to) AS valid_to, "
+        "false AS init_container, false AS restartable "
+        f"FROM _import_groups GROUP BY namespace, pod, container, {spec}").pl()
+    for col in ("memory_request_bytes", "memory_limit_bytes"):
+        if col in containers.columns:
+            containers = containers.with_columns(pl.col(col).round(0).cast(pl.Int64))
+    return {"pods": pods, "containers": containers}
+
+
+def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: bool,
+                 cluster: str = store.DEFAULT_CLUSTER) -> store.UsageWrite:
+    """Inside the import's transaction: new series (of `cluster`), the nodes they ran on, and the
+    samples."""
+    con.execute(store.load_sql("import_series_insert"), {"cluster": cluster})
+    con.execute(store.load_sql("import_series_nodes"))
+    con.execute(store.load_sql("series_nodes_upsert"))
+    return store.insert_staged_usage(con, replace=replace)

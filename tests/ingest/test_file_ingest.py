@@ -1,0 +1,101 @@
+"""`capplan import FILE` on files bigger than one DuckDB vector (2,048 rows) and row group, in an
+order that is neither by container nor by time: DuckDB reads such files in parallel, so these pin
+that the lines it names are the file's lines, that the same container and time twice is found
+wherever the two rows are, and that the samples land once each, in the store's order
+(capplan.store.STORED_ORDER). Expected values come from the rows written, in plain Python."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from capplan.errors import BadInputError
+from capplan.importer import import_long_format
+
+T0 = datetime(2026, 11, 10)
+CONTAINERS, STEPS = 250, 160  # 40,000 rows
+
+
+def _rows(seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = [{"namespace": f"ns-{c % 7}", "pod": f"pod-{c}", "container": "app",
+             "timestamp": T0 + timedelta(minutes=5 * s),
+             # whole millicores and KiB: what is stored is exactly what was written
+             "cpu_cores": rng.randint(1, 4000) / 1000, "memory_bytes": rng.randint(1, 2**20) * 1024}
+            for c in range(CONTAINERS) for s in range(STEPS)]
+    rng.shuffle(rows)
+    return rows
+
+
+def _write(rows: list[dict], path: Path) -> Path:
+    frame = pl.DataFrame(rows)
+    if path.suffix == ".csv":
+        frame.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).write_csv(path)
+    else:
+        frame.write_parquet(path, row_group_size=5_000)
+    return path
+
+
+def _line(index: int, suffix: str) -> int:
+    return index + (2 if suffix == ".csv" else 1)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_shuffled_file_with_repeated_rows_lands_once_in_stored_order(suffix, tmp_path) -> None:
+    rows = _rows(1)
+    repeated = rows + random.Random(2).sample(rows, 3_000)  # the same samples again, same values
+    path = _write(repeated, tmp_path / f"usage{suffix}")
+    db = tmp_path / "db.duckdb"
+    summary = import_long_format(path, db)
+    assert (summary.samples_read, summary.samples) == (len(repeated), len(rows))
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored = con.execute(
+            "SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u JOIN series AS s USING (series_id)"
+        ).fetchall()
+        # every row of the file once, at its values in millicores and KiB
+        assert sorted(stored) == sorted(
+            (r["pod"], r["timestamp"], round(r["cpu_cores"] * 1000), r["memory_bytes"] // 1024) for r in rows)
+        # in the stored order: each row after the one before it by (ts, series_id), in storage order
+        out_of_order = con.execute(
+            "SELECT count(*) FROM (SELECT ts, series_id, lag(ts) OVER (ORDER BY rowid) AS pts, "
+            "lag(series_id) OVER (ORDER BY rowid) AS pid FROM usage_raw) WHERE pts IS NOT NULL AND (ts, series_id) <= (pts, pid)"
+        ).fetchone()[0]
+        assert out_of_order == 0
+    finally:
+        con.close()
+    assert import_long_format(path, db).samples == 0  # and again: nothing new
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_clash_deep_in_a_big_file_names_both_lines(suffix, tmp_path) -> None:
+    rows = _rows(3)
+    first, second = 7_321, 36_001
+    rows[second] = {**rows[first], "cpu_cores": rows[first]["cpu_cores"] + 0.5}
+    path = _write(rows, tmp_path / f"usage{suffix}")
+    db = tmp_path / "db.duckdb"
+    with pytest.raises(BadInputError) as refused:
+        import_long_format(path, db)
+    assert str(refused.value) == (
+        f"{path}:{_line(second, suffix)}: cpu_cores: {rows[second]['cpu_cores']:g} conflicts with line "
+        f"{_line(first, suffix)} ({rows[first]['cpu_cores']:g}): the same container and time twice "
+        "(2 bad rows; nothing was imported)")
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_the_first_bad_row_of_a_big_file_is_named_by_its_line(suffix, tmp_path) -> None:
+    rows = _rows(4)
+    bad = {12_345: {"memory_bytes": -1024}, 30_000: {"cpu_cores": -0.5}, 39_999: {"cpu_cores": 20_000.0}}
+    for index, change in bad.items():
+        rows[index] = {**rows[index], **change}
+    path = _write(rows, tmp_path / f"usage{suffix}")
+    with pytest.raises(BadInputError) as refused:
+        import_long_format(path, tmp_path / "db.duckdb")
+    assert str(refused.value) == (f"{path}:{_line(12_345, suffix)}: memory_bytes: -1024 is negative "
+                                  "(3 bad rows; nothing was imported)")
