@@ -99,3 +99,33 @@ def test_the_first_bad_row_of_a_big_file_is_named_by_its_line(suffix, tmp_path) 
         import_long_format(path, tmp_path / "db.duckdb")
     assert str(refused.value) == (f"{path}:{_line(12_345, suffix)}: memory_bytes: -1024 is negative "
                                   "(3 bad rows; nothing was imported)")
+
+
+def test_the_cluster_keys_series_and_bounds(tmp_path) -> None:
+    """A series is (cluster, namespace, pod, container) and the physical bounds are the cluster's
+    nodes (schema 005): the same rows imported as two clusters are two series each; a value above
+    node-1's 8 cores is refused where node-1 is known, and taken where the cluster has no nodes."""
+    from capplan.importer import import_sample
+    from tests.ingest import corpus
+
+    db = tmp_path / "db.duckdb"
+    import_sample(corpus.SAMPLE_DIR, db, cluster="east")
+    # a pod of its own on the sample's node-1 (the sample's own pods have samples at these times)
+    rows = [{**r, "pod": "imported-0"} for r in corpus.good_rows(6)]
+    good = corpus.write_long(corpus.LongCase("good", lambda: rows, None, "", ""), tmp_path, "csv")
+    assert import_long_format(good, db, cluster="east").samples == 6
+    assert import_long_format(good, db, cluster="west").samples == 6
+    assert import_long_format(good, db, cluster="west").samples == 0
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        per_cluster = con.execute(
+            "SELECT s.cluster, count(DISTINCT s.series_id), count(*) FROM series AS s JOIN usage_raw AS u USING (series_id) "
+            "WHERE s.pod = 'imported-0' GROUP BY 1 ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    assert per_cluster == [("east", 1, 6), ("west", 1, 6)]
+    millicores = next(c for c in corpus.LONG_CASES if c.name == "millicores-as-cores")
+    path = corpus.write_long(millicores, tmp_path, "csv")
+    with pytest.raises(BadInputError, match="cpu_cores 250 on a 8-core node node-1: millicores written as cores"):
+        import_long_format(path, db, cluster="east")
+    assert import_long_format(path, db, cluster="north").samples == 6
