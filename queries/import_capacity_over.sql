@@ -2,7 +2,7 @@
 -- Format field: over, capplan.gate.CAPACITY_SQL over (cpu_cores, memory_bytes) maxima per node.
 SELECT count(*)
 FROM (
-    SELECT node, max(cpu_max) AS cpu_cores, max(memory_max) AS memory_bytes
+    SELECT node, max(cpu_cores__max) AS cpu_cores, max(memory_bytes__max) AS memory_bytes
     FROM _import_groups
     WHERE node IS NOT NULL
     GROUP BY node

@@ -129,3 +129,26 @@ def test_the_cluster_keys_series_and_bounds(tmp_path) -> None:
     with pytest.raises(BadInputError, match="cpu_cores 250 on a 8-core node node-1: millicores written as cores"):
         import_long_format(path, db, cluster="east")
     assert import_long_format(path, db, cluster="north").samples == 6
+
+
+def test_csv_times_with_and_without_offsets_and_blank_cells(tmp_path) -> None:
+    """ISO 8601 text in UTC ("Z"), without an offset (read as UTC) and with an offset (converted
+    to UTC), blanks around cells, and an empty request cell ("not set", not "unknown")."""
+    path = tmp_path / "usage.csv"
+    path.write_text(
+        "namespace,pod,container,timestamp,cpu_cores,memory_bytes,cpu_request_cores\n"
+        "ns,p,c,2026-11-10T12:00:00Z,0.25,1048576,\n"
+        "ns,p,c, 2026-11-10T14:05:00+02:00 , 0.5 ,2Mi,250m\n"
+        "ns,p,c,2026-11-10 12:10:00,1,3145728,250m\n"
+        "ns,p,c,2026-11-10T07:15:00-05:00,1.5,4Mi,250m\n")
+    db = tmp_path / "db.duckdb"
+    assert import_long_format(path, db).samples == 4
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored = con.execute("SELECT ts, cpu_mcores, memory_kib FROM usage_raw ORDER BY ts").fetchall()
+        requests = con.execute("SELECT cpu_request_cores FROM containers ORDER BY valid_from").fetchall()
+    finally:
+        con.close()
+    assert stored == [(datetime(2026, 11, 10, 12, 0), 250, 1024), (datetime(2026, 11, 10, 12, 5), 500, 2048),
+                      (datetime(2026, 11, 10, 12, 10), 1000, 3072), (datetime(2026, 11, 10, 12, 15), 1500, 4096)]
+    assert requests == [(None,), (0.25,)]
