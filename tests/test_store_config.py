@@ -35,3 +35,71 @@ def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             ("286.1 MiB", 1)
     finally:
         con.close()
+
+
+def _shown(limit: str) -> str:
+    """How DuckDB shows a memory_limit setting (current_setting)."""
+    plain = duckdb.connect(config={"memory_limit": limit})
+    try:
+        return str(plain.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    finally:
+        plain.close()
+
+
+def test_bounded_memory_lowers_the_limit_for_the_load_then_restores_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(store.MEMORY_LIMIT_ENV, raising=False)
+    monkeypatch.setattr(store, "_usable_memory_bytes", lambda: 64 * 2**30)  # DuckDB's cap: 2048MB
+    con = store.open_db(tmp_path / "db.duckdb")
+    try:
+        def setting() -> str:
+            return str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+        inside = store.bounded_memory(con, setting)
+        assert inside == _shown(f"{store.ANALYSIS_MEMORY_LIMIT_BYTES // 2**20}MB") != _shown("2048MB")
+        assert setting() == _shown("2048MB")
+        # never raised: a 200 MiB pod gives DuckDB 80 MiB, below the analysis limit
+        monkeypatch.setattr(store, "_usable_memory_bytes", lambda: 200 * 2**20)
+        assert store.bounded_memory(con, setting) == _shown("80MB")
+        # an error inside the load restores the limit too
+        monkeypatch.setattr(store, "_usable_memory_bytes", lambda: 64 * 2**30)
+        with pytest.raises(ZeroDivisionError):
+            store.bounded_memory(con, lambda: 1 / 0)
+        assert setting() == _shown("2048MB")
+    finally:
+        con.close()
+
+
+def test_bounded_memory_runs_the_load_again_at_the_full_limit_when_duckdb_runs_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(store.MEMORY_LIMIT_ENV, raising=False)
+    monkeypatch.setattr(store, "_usable_memory_bytes", lambda: 64 * 2**30)
+    con = store.open_db(tmp_path / "db.duckdb")
+    seen: list[str] = []
+    try:
+        def load() -> int:
+            seen.append(str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0]))
+            # DuckDB's own error: a sort of 3 M rows with nowhere to spill (no temp directory)
+            # does not fit in 1 MiB, and fits in 2 GiB
+            con.execute("SET temp_directory = ''")
+            try:
+                row = con.execute("SELECT count(*) FROM (SELECT range % 1000003 AS x FROM range(3000000) "
+                                  "ORDER BY x DESC)").fetchone()
+            finally:
+                con.execute("RESET temp_directory")
+            return int(row[0])
+
+        assert store.bounded_memory(con, load, limit_bytes=2**20) == 3_000_000
+        assert seen == [_shown("1MB"), _shown("2048MB")]
+    finally:
+        con.close()
+
+
+def test_bounded_memory_keeps_an_explicit_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(store.MEMORY_LIMIT_ENV, "300MB")
+    con = store.open_db(tmp_path / "db.duckdb")
+    try:
+        assert store.bounded_memory(con, lambda: con.execute("SELECT current_setting('memory_limit')").fetchone()[0]) \
+            == _shown("300MB")
+    finally:
+        con.close()

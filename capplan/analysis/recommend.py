@@ -364,7 +364,8 @@ def recommend_window(con: duckdb.DuckDBPyConnection, strategy: str, start: datet
     params = params or StrategyParams()
     module = get_strategy(strategy)
     params.auto_knobs()  # an unknown risk level is a usage error before any work
-    history = load_history(con, start, end, module.NEEDS, params, namespaces)
+    # per-series aggregates: DuckDB needs little memory, and keeps no more of the blocks already read
+    history = store.bounded_memory(con, lambda: load_history(con, start, end, module.NEEDS, params, namespaces))
     hpas = store.query(con, "recommend_hpas", {"start": start, "end": end})
     return rows_from_history(history, strategy, params, hpas, cpu_cost, memory_cost)
 

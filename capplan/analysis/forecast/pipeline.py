@@ -55,17 +55,22 @@ def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta,
         if row is None or row[0] is None:
             raise
         start, end = row[0] - window, row[0]
-    # without nodes (a usage-only import) the trends stand but have no limit (`no_limit`)
-    nodes = load_current_nodes(con, end)
-    pools = node_pools(store.query(con, "forecast_node_labels", {"start": start, "end": end}), pool_label)
-    return ForecastInputs(
-        request_peaks=load_request_peaks(con, start, end, pools),
-        usage_daily=load_usage_daily(con, start, end, pools),
-        pools=pools,
-        nodes=nodes,
-        quotas=store.query(con, "current_resource_quotas", {"at": end, "tolerance": CURRENT_TOLERANCE}),
-        start=start, end=end,
-    )
+
+    def load() -> ForecastInputs:
+        # without nodes (a usage-only import) the trends stand but have no limit (`no_limit`)
+        nodes = load_current_nodes(con, end)
+        pools = node_pools(store.query(con, "forecast_node_labels", {"start": start, "end": end}), pool_label)
+        return ForecastInputs(
+            request_peaks=load_request_peaks(con, start, end, pools),
+            usage_daily=load_usage_daily(con, start, end, pools),
+            pools=pools,
+            nodes=nodes,
+            quotas=store.query(con, "current_resource_quotas", {"at": end, "tolerance": CURRENT_TOLERANCE}),
+            start=start, end=end,
+        )
+
+    # a slice at a time: DuckDB needs little memory, and keeps no more of the blocks already read
+    return store.bounded_memory(con, load)
 
 
 def daily_series(inputs: ForecastInputs) -> tuple[pl.DataFrame, pl.DataFrame]:
