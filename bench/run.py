@@ -572,15 +572,22 @@ def child_serve(size_name: str) -> dict[str, Any]:
     timings: dict[str, float] = {}
     statuses: dict[str, int] = {}
 
-    def get(path: str) -> bytes:
+    # one request may take long at L on a busy machine (the report: minutes); past this it counts
+    # as failed (status 504 here) and the next one is asked, so the peak RSS is still read
+    request_timeout = float(os.environ.get("BENCH_SERVE_REQUEST_TIMEOUT", "1800"))
+
+    def get(path: str, timeout: float = request_timeout) -> bytes:
         t0 = time.perf_counter()
         try:
-            with urllib.request.urlopen(base + path, timeout=900) as answer:
+            with urllib.request.urlopen(base + path, timeout=timeout) as answer:
                 body = answer.read()
                 statuses[path] = answer.status
         except urllib.error.HTTPError as err:
             body = err.read()
             statuses[path] = err.code
+        except TimeoutError:
+            body = b"{}"
+            statuses[path] = 504
         timings[path] = time.perf_counter() - t0
         return body
 
@@ -594,7 +601,7 @@ def child_serve(size_name: str) -> dict[str, Any]:
         deadline = time.monotonic() + 120
         while True:
             try:
-                get("/healthz")
+                get("/healthz", 10)
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
