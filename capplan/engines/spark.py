@@ -152,7 +152,8 @@ class SparkEngine:
                 assert self._local_dir is not None
                 text = (self._local_dir / lake.MANIFEST).read_text()
             else:
-                text = spark.read.text(where, wholetext=True).first()[0]  # type: ignore[index]
+                row = spark.read.text(where, wholetext=True).first()
+                text = row[0] if row is not None else ""  # empty: not a manifest (the ValueError below)
             manifest = json.loads(text)
         except FileNotFoundError:
             raise BadInputError(f"{self.lake_dir} holds no capplan lake (no {lake.MANIFEST}): "
