@@ -223,6 +223,8 @@ def table(result: dict[str, Any]) -> str:
     row("first run queries", "first", "queries", str, "", None)
     row("first run collect peak RSS", "first", "collect_peak_rss_bytes", mib, "<= 400 MiB", lambda o, n: n <= 400 * MiB)
     row("next hour wall (collect + recommend)", "next_hour", "wall_seconds", secs, "<= 1.5 s", lambda o, n: n <= 1.5)
+    row("  of which collect", "next_hour", "collect_wall_seconds", secs, "", None)
+    row("  of which recommend", "next_hour", "recommend_wall_seconds", secs, "", None)
     row("next hour Prometheus CPU", "next_hour", "prometheus_cpu_seconds", secs, "<= 0.2 s", lambda o, n: n <= 0.2)
     row("next hour queries", "next_hour", "queries", str, "", None)
     for run, label in (("first", "first run"), ("next_hour", "next hour")):
@@ -232,7 +234,7 @@ def table(result: dict[str, Any]) -> str:
         o, n = get(old, run, "wall_seconds"), get(new, run, "wall_seconds")
         if o and n is not None:
             rows.append([f"  {label}: new / old wall", "", f"{n / o:.0%}", "", ""])
-    header = ["collector (M: 1,040 pods, 7 d at 5 m)", f"old {old.get('commit', '-')}", f"new {new.get('commit')}",
+    header = [f"collector ({result.get('size', 'M')}: {result.get('pods', 0):,} pods, {result.get('collect_days', 7)} d at 5 m)", f"old {old.get('commit', '-')}", f"new {new.get('commit')}",
               "target", "verdict"]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     def line(r):
