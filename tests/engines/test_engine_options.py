@@ -50,6 +50,7 @@ def test_without_pyspark_the_message_names_the_extra(sample_db_readonly: Path, t
     assert done.stderr == "capplan: --engine spark needs pyspark: pip install 'capplan[spark]'\n"
 
 
+@pytest.mark.spark  # the check comes after pyspark's: needs the spark extra
 def test_without_java_the_message_names_the_package(sample_db_readonly: Path, tmp_path: Path):
     directory = _exported(sample_db_readonly, tmp_path / "lake")
     env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"} | {"PATH": str(tmp_path)}
@@ -58,6 +59,7 @@ def test_without_java_the_message_names_the_package(sample_db_readonly: Path, tm
     assert done.stderr.count("\n") == 1 and "apt-get install openjdk-17-jre-headless" in done.stderr
 
 
+@pytest.mark.spark  # the check comes after pyspark's: needs the spark extra
 def test_a_folder_without_a_lake_and_an_unfinished_lake_are_refused(runner, sample_db_readonly: Path, tmp_path: Path):
     empty = tmp_path / "empty"
     empty.mkdir()
