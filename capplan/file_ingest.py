@@ -4,10 +4,10 @@
 of the bench's L Parquet, bench/RESULTS.md); here DuckDB reads the file itself, on the import's
 own connection, and Python only sees aggregates:
 
-1. one aggregate query over the file (queries/import_groups.sql) runs every check of the ingest
-   gate (capplan.gate: the same rules, written in SQL) and summarises the rows per namespace, pod,
-   container, node (and owner, request and limit columns): the spec tables, series_nodes and the
-   physical bounds by node come from that summary;
+1. one aggregate query over the file (queries/import_groups.sql) summarises the rows per
+   namespace, pod, container, node (and owner, request and limit columns), with each group's
+   extremes: every check of the ingest gate (capplan.gate: the same rules, written in SQL) is judged
+   on them, and the spec tables, series_nodes and the physical bounds by node come from it;
 2. only when a check fails, a second query finds the first bad row by its line (CSV: the header is
    line 1; Parquet: the 1-based row) and the gate's message names it;
 3. the samples are staged in the stored units and order (store.STORED_ORDER) in a temporary table
@@ -39,10 +39,9 @@ LONG_OPTIONAL = (*TEXT_OPTIONAL, *SPEC_COLUMNS)
 # Numbers in the order their parse errors are reported (the order the columns were parsed in).
 NUMBER_COLUMNS = ("cpu_cores", "memory_bytes", *SPEC_COLUMNS)
 # DuckDB's memory for an import (capplan.store.MEMORY_LIMIT_ENV overrides it).
-IMPORT_MEMORY_LIMIT_MB = 512
+IMPORT_MEMORY_LIMIT_MB = 384
 # The file's `timestamp` is `ts` in the store and in the gate's checks.
 FILE_NAMES = (("ts", "timestamp"),)
-
 
 
 def _q(name: str) -> str:
@@ -120,8 +119,8 @@ def open_file(con: duckdb.DuckDBPyConnection, path: Path) -> LongFile:
     con.execute("SET enable_progress_bar = false")
     if not os.environ.get(store.MEMORY_LIMIT_ENV):
         # The staged samples (28 bytes each) and their sort spill to disk past this, so the import's
-        # memory does not grow with the file (bench/RESULTS.md: at the L size, 10 days of Parquet,
-        # 2.2 GiB of RSS with the store's 2 GiB and 0.74 GiB with 512 MiB, for 25% more CPU)
+        # memory does not grow with the file (bench/RESULTS.md, L size, 10 days of Parquet: peak RSS
+        # 2.2 GiB with the store's 2 GiB, 743 MiB with 512 MB, 618 MiB with 384 MB, M's 448 MiB x 1.4)
         store_limit_mb = int(str(store.duckdb_config()["memory_limit"]).removesuffix("MB"))
         con.execute(f"SET memory_limit = '{min(store_limit_mb, IMPORT_MEMORY_LIMIT_MB)}MB'")
     _build_sql(source)
