@@ -928,8 +928,9 @@ def derived(size_result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_range(size_result: dict[str, Any]) -> str | None:
-    loads = [e.get("load_average_before") for e in [size_result.get("ingest") or {}, *size_result.get("steps", {}).values()]
-             if e.get("load_average_before") is not None]
+    entries = [size_result.get("ingest") or {}, *size_result.get("steps", {}).values(),
+               *(size_result.get("imports") or {}).values()]
+    loads = [e.get("load_average_before") for e in entries if e.get("load_average_before") is not None]
     return f"{min(loads):.1f}-{max(loads):.1f}" if loads else None
 
 

@@ -39,7 +39,7 @@ LONG_OPTIONAL = (*TEXT_OPTIONAL, *SPEC_COLUMNS)
 # Numbers in the order their parse errors are reported (the order the columns were parsed in).
 NUMBER_COLUMNS = ("cpu_cores", "memory_bytes", *SPEC_COLUMNS)
 # DuckDB's memory for an import (capplan.store.MEMORY_LIMIT_ENV overrides it).
-IMPORT_MEMORY_LIMIT_MB = 384
+IMPORT_MEMORY_LIMIT_MB = 256
 # The file's `timestamp` is `ts` in the store and in the gate's checks.
 FILE_NAMES = (("ts", "timestamp"),)
 
@@ -120,7 +120,8 @@ def open_file(con: duckdb.DuckDBPyConnection, path: Path) -> LongFile:
     if not os.environ.get(store.MEMORY_LIMIT_ENV):
         # The staged samples (28 bytes each) and their sort spill to disk past this, so the import's
         # memory does not grow with the file (bench/RESULTS.md, L size, 10 days of Parquet: peak RSS
-        # 2.2 GiB with the store's 2 GiB, 743 MiB with 512 MB, 618 MiB with 384 MB, M's 448 MiB x 1.4)
+        # 2.2 GiB with the store's 2 GiB, 743 MiB with 512 MB, 625 with 384, 543 with 256 (M: 448);
+        # CPU within the noise of the shared machine from 512 MB down)
         store_limit_mb = int(str(store.duckdb_config()["memory_limit"]).removesuffix("MB"))
         con.execute(f"SET memory_limit = '{min(store_limit_mb, IMPORT_MEMORY_LIMIT_MB)}MB'")
     _build_sql(source)
