@@ -266,7 +266,8 @@ def export_lake(con: duckdb.DuckDBPyConnection, directory: str | os.PathLike[str
         now = inventory(con, layout)
         for path, info in sorted(now.items()):
             previous = before_parts.get(path)
-            if previous and previous.get("rows") == info["rows"] and previous.get("checksum") == info["checksum"]:
+            if (previous and previous.get("rows") == info["rows"] and previous.get("checksum") == info["checksum"]
+                    and (lake / layout.name / path / PART_FILE).exists()):
                 summary.unchanged += 1
                 continue
             _copy_atomically(con, *partition_query(layout, info["cluster"], info["key"]),
@@ -276,10 +277,7 @@ def export_lake(con: duckdb.DuckDBPyConnection, directory: str | os.PathLike[str
             summary.written_partitions.append(f"{layout.name}/{path}")
             if progress:
                 progress(f"{layout.name}/{path}: {info['rows']:,} rows")
-        for path in sorted(set(before.get("partitions", {})) - set(now)):
-            shutil.rmtree(lake / layout.name / path, ignore_errors=True)
-            summary.removed += 1
-        _prune_empty_dirs(lake / layout.name)
+        summary.removed += _remove_stale(lake / layout.name, set(now))
         tables[layout.name] = {"partition_by": layout.keys, "columns": layout.columns, "partitions": now}
     for name in set(old.get("tables", {})) - {t.name for t in table_layouts}:
         shutil.rmtree(lake / name, ignore_errors=True)
@@ -298,6 +296,19 @@ def export_lake(con: duckdb.DuckDBPyConnection, directory: str | os.PathLike[str
 def repr_col(column: str) -> str:
     """A column name quoted for DuckDB."""
     return '"' + column.replace('"', '""') + '"'
+
+
+def _remove_stale(root: Path, keep: set[str]) -> int:
+    """Delete the partitions under a table's folder that the store no longer holds (whatever
+    manifest listed them: a killed export may have written one no manifest names); their number."""
+    removed = 0
+    if root.is_dir():
+        for part in root.rglob(PART_FILE):
+            if part.parent.relative_to(root).as_posix() not in keep:
+                part.unlink()
+                removed += 1
+    _prune_empty_dirs(root)
+    return removed
 
 
 def _prune_empty_dirs(root: Path) -> None:

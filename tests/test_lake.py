@@ -205,3 +205,18 @@ def test_cli_export_lake(sample_db: Path, tmp_path: Path, runner):
     assert ": 0 partitions written (0 rows)" in result.stdout
     result = runner.invoke(app, ["export-lake", str(directory), "--db", str(tmp_path / "none.duckdb")])
     assert result.exit_code == 6
+
+
+def test_a_partition_no_manifest_names_goes_and_a_missing_one_comes_back(sample_db: Path, tmp_path: Path):
+    """A partition on disk that the store does not hold (left by a killed export of a day since
+    pruned) goes at the next export, so readers of the folder never count it; a partition file
+    that went missing is written again."""
+    directory = tmp_path / "lake"
+    export(sample_db, directory)
+    orphan = directory / "usage_raw" / "cluster=default" / "day=2026-10-31" / lake.PART_FILE
+    orphan.parent.mkdir()
+    (directory / "usage_raw" / "cluster=default" / "day=2026-11-01" / lake.PART_FILE).rename(orphan)
+    summary = export(sample_db, directory)
+    assert summary.removed == 1 and not orphan.parent.exists()
+    assert summary.written_partitions == ["usage_raw/cluster=default/day=2026-11-01"]
+    assert_lake_is_the_store(sample_db, directory)
