@@ -86,15 +86,25 @@ def _jvm_pid(session: Any) -> int | None:
     return proc.pid if proc is not None else None
 
 
-def _run(con: Any, analysis: str, window: timedelta) -> int:
+# Columns summed into `answer`: both engines must give the same sums (the tests compare row for row).
+ANSWER_COLUMNS = {
+    "nodes": ("cpu_usage_p95_cores", "cpu_usage_max_cores", "memory_usage_p95_bytes", "memory_usage_max_bytes"),
+    "recommend": ("cpu_request_recommended", "memory_request_recommended", "memory_limit_recommended"),
+}
+
+
+def _run(con: Any, analysis: str, window: timedelta) -> tuple[int, dict[str, float]]:
     if analysis == "nodes":
         from capplan.analysis.nodes_overview import nodes_overview
 
-        return nodes_overview(con, window).height
-    from capplan.analysis.recommend import recommend
-    from capplan.analysis.strategies import StrategyParams
+        table = nodes_overview(con, window)
+    else:
+        from capplan.analysis.recommend import recommend
+        from capplan.analysis.strategies import StrategyParams
 
-    return recommend(con, analysis.removeprefix("recommend_").replace("_", "-"), window, None, StrategyParams()).height
+        table = recommend(con, analysis.removeprefix("recommend_").replace("_", "-"), window, None, StrategyParams())
+    columns = ANSWER_COLUMNS["nodes" if analysis == "nodes" else "recommend"]
+    return table.height, {c: float(table[c].fill_null(0).sum()) for c in columns}
 
 
 def child_engine(db: Path, directory: Path, engine: str, analysis: str, window: timedelta) -> dict[str, Any]:
@@ -106,7 +116,7 @@ def child_engine(db: Path, directory: Path, engine: str, analysis: str, window: 
     try:
         if engine == "duckdb":
             t0, cpu0 = time.perf_counter(), _cpu_seconds()
-            out["rows"] = _run(con, analysis, window)
+            out["rows"], out["answer"] = _run(con, analysis, window)
             out["seconds"], out["cpu_seconds"] = time.perf_counter() - t0, _cpu_seconds() - cpu0
             return out
         from capplan.engines.spark import SparkEngine, spark_session
@@ -120,7 +130,7 @@ def child_engine(db: Path, directory: Path, engine: str, analysis: str, window: 
             jvm = _jvm_pid(session)
             t0, cpu0, jvm0 = time.perf_counter(), _cpu_seconds(), _cpu_seconds(jvm) if jvm else 0.0
             with store.using_engine(SparkEngine(str(directory), session)):
-                out["rows"] = _run(con, analysis, window)
+                out["rows"], out["answer"] = _run(con, analysis, window)
             out["seconds"] = time.perf_counter() - t0
             out["cpu_seconds"] = _cpu_seconds() - cpu0 + ((_cpu_seconds(jvm) - jvm0) if jvm else 0.0)
             out["jvm_peak_rss_bytes"] = _jvm_peak_rss(session)
@@ -162,5 +172,16 @@ def table_rows(fmt_seconds: Any, fmt_bytes: Any) -> list[tuple]:
                      "", None))
         rows.append((f"  lake: {label}, peak RSS spark (python + JVM)", engine_value("spark", analysis, "peak_rss_bytes"),
                      fmt_bytes, "", None))
+    def same_answer(r: dict[str, Any]) -> Any:
+        engines = (r.get("lake") or {}).get("engines") or {}
+        pairs = [((engines.get(f"duckdb:{a}") or {}).get("answer"), (engines.get(f"spark:{a}") or {}).get("answer"))
+                 for a in ANALYSES]
+        pairs = [(d, sp) for d, sp in pairs if d and sp]
+        if not pairs:
+            return None
+        worst = max(abs(sp[k] - d[k]) / max(abs(d[k]), 1e-300) for d, sp in pairs for k in d)
+        return f"yes ({len(pairs)} analyses, sums within {worst:.0e})" if worst <= 1e-9 else f"NO: {worst:.1e}"
+
+    rows.append(("lake: same answer on both engines?", same_answer, str, "", None))
     rows.append(("  lake: spark session start", engine_value("spark", "nodes", "session_seconds"), fmt_seconds, "", None))
     return rows
