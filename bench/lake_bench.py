@@ -166,7 +166,8 @@ def table_rows(fmt_seconds: Any, fmt_bytes: Any) -> list[tuple]:
         label = analysis.replace("_", " ")
         for engine, text in (("duckdb", "duckdb"), ("spark", "spark (session started)")):
             rows.append((f"lake: {label}, {text}", engine_value(engine, analysis, "seconds"), fmt_seconds, "", None))
-            rows.append((f"  lake: {label}, {engine} CPU (+ JVM)", engine_value(engine, analysis, "cpu_seconds"),
+            rows.append((f"  lake: {label}, {engine} CPU" + (" (python + JVM)" if engine == "spark" else ""),
+                         engine_value(engine, analysis, "cpu_seconds"),
                          fmt_seconds, "", None))
         rows.append((f"  lake: {label}, peak RSS duckdb", engine_value("duckdb", analysis, "peak_rss_bytes"), fmt_bytes,
                      "", None))
