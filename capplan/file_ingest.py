@@ -391,7 +391,10 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
                  cluster: str = store.DEFAULT_CLUSTER) -> store.UsageWrite:
     """Inside the import's transaction: new series (of `cluster`), the nodes they ran on, and the
     samples."""
+    known_series = int(store.fetch_row(con, "SELECT coalesce(max(series_id), 0) FROM series")[0])  # ids above are new
     con.execute(store.load_sql("import_series_insert"), {"cluster": cluster})
     con.execute(store.load_sql("import_series_nodes"))
-    con.execute(store.load_sql("series_nodes_upsert"))
+    moved = [int(r[0]) for r in con.execute(store.load_sql("series_nodes_upsert")).fetchall()]
+    # a stored series that moved to another node takes its node sums with it (schema 006)
+    store.mark_series_pending(con, [i for i in moved if i <= known_series])
     return store.insert_staged_usage(con, replace=replace)

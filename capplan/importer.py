@@ -237,6 +237,7 @@ def _write_all(db: str | Path | None, spec: dict[str, pl.DataFrame], restarts: p
                 summary.conflicts += written.conflicts
                 summary.replaced += written.replaced
             stop.check()
+        store.refresh_node_usage(con)  # the node sums of the imported times (schema 006)
         con.execute("CHECKPOINT")
     _conflict_warning(summary, replace)
     return summary
@@ -275,6 +276,7 @@ def import_long_format(path: str | Path, db: str | Path | None = None, *, wait: 
             written = file_ingest.write_staged(con, staged, replace=replace, cluster=cluster)
             summary.samples, summary.conflicts, summary.replaced = written.inserted, written.conflicts, written.replaced
             stop.check()
+        store.refresh_node_usage(con)  # the node sums of the imported times (schema 006)
         con.execute("CHECKPOINT")
     _conflict_warning(summary, replace)
     return summary

@@ -58,6 +58,7 @@ def prune(con: duckdb.DuckDBPyConnection, *, before: datetime | None = None, aft
             if bound is None:
                 continue
             p = {"t": bound, **params_ns}
+            store.mark_node_usage_beyond(con, bound, op)
             note("usage_samples", _count(con.execute(f"DELETE FROM usage_raw WHERE ts {op} $t{series_in_ns}", p)))
             # summaries (capplan.rollup) by the start of their hour / day
             note("usage_hourly", _count(con.execute(f"DELETE FROM usage_hourly WHERE hour {op} $t{series_in_ns}", p)))
@@ -77,6 +78,8 @@ def prune(con: duckdb.DuckDBPyConnection, *, before: datetime | None = None, aft
                 con.execute(f"UPDATE high_water_marks SET ts = $t WHERE ts > $t{in_cl}",
                             {"t": bound, **({"cl": cl} if cl else {})})
         if results.get("usage_samples") and results["usage_samples"].removed:
+            # a series whose latest node changes takes its node sums with it (schema 006)
+            store.mark_series_pending(con, [int(r[0]) for r in con.execute(store.load_sql("series_moving_nodes")).fetchall()])
             note("series", _count(con.execute(store.load_sql("prune_orphan_series"))))
         if dry_run:
             con.execute("ROLLBACK")

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from capplan.store import CPU_UNITS_PER_CORE, fetch_row, load_sql
+from capplan.store import CPU_UNITS_PER_CORE, fetch_row, load_sql, mark_node_usage_beyond
 
 DEFAULT_RAW_RETENTION = timedelta(days=35)  # issue 14: a month of raw samples, plus a few days of slack
 DAILY_AFTER = timedelta(days=400)           # issue 14: hourly summaries for a year and a bit, then daily
@@ -101,6 +101,7 @@ def compact(
     try:
         summary.raw_samples_rolled = int(fetch_row(con, "SELECT coalesce(sum(samples), 0) FROM _hourly_new")[0])
         if summary.raw_samples_rolled:
+            mark_node_usage_beyond(con, summary.raw_cutoff, "<")  # raw samples become hourly rows
             summary.hourly_rows_written = _merge_into(con, "usage_hourly", "hour", "hour", "_hourly_new")
             con.execute("DELETE FROM usage_raw WHERE ts < CAST(CAST($cutoff AS TIMESTAMP) AS TIMESTAMP_S)",
                         {"cutoff": summary.raw_cutoff})
@@ -117,6 +118,7 @@ def compact(
         finally:
             con.execute("DROP TABLE IF EXISTS _rollup_in")
         try:
+            mark_node_usage_beyond(con, summary.daily_cutoff, "<")  # hourly rows become daily rows
             summary.daily_rows_written = _merge_into(con, "usage_daily", "day", "day", "_daily_new")
             con.execute(f"DELETE {old_hours}", {"cutoff": summary.daily_cutoff})
         finally:

@@ -1,12 +1,6 @@
--- Per node: percentiles of the node's summed container usage over [$start, $end].
--- Params: $start TIMESTAMP, $end TIMESTAMP.
-WITH per_ts AS (
-    SELECT s.node, u.ts, sum(u.cpu_cores) AS cpu_cores, sum(u.memory_bytes) AS memory_bytes
-    FROM usage_samples AS u
-    JOIN series AS s USING (series_id)
-    WHERE u.ts BETWEEN $start AND $end AND s.node <> ''
-    GROUP BY s.node, u.ts
-)
+-- Per node: percentiles of the node's summed container usage over [$start, $end] (linear
+-- interpolation between the per-timestamp sums: quantile_cont, numpy's and polars' default).
+-- Params: $start, $end, $dirty_lo, $dirty_hi TIMESTAMP (capplan.store.node_usage_params).
 SELECT node,
        count(*) AS usage_points,
        quantile_cont(cpu_cores, 0.50) AS cpu_usage_p50_cores,
@@ -17,6 +11,6 @@ SELECT node,
        quantile_cont(memory_bytes, 0.95) AS memory_usage_p95_bytes,
        quantile_cont(memory_bytes, 0.99) AS memory_usage_p99_bytes,
        max(memory_bytes) AS memory_usage_max_bytes
-FROM per_ts
+FROM node_usage_window($start, $end, $dirty_lo, $dirty_hi)
 GROUP BY node
 ORDER BY node

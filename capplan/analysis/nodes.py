@@ -10,6 +10,12 @@ import duckdb
 import polars as pl
 
 from capplan import store
+from capplan.analysis.node_series import (
+    DAILY_SCHEMA,
+    USAGE_SCHEMA,
+    load_daily_memory,
+    load_node_usage,
+)
 from capplan.analysis.pods import (
     load_current_containers,
     load_current_nodes,
@@ -28,48 +34,14 @@ def ratio(num: str, den: str) -> pl.Expr:
 @dataclass
 class NodeInputs:
     """What the per-node analysis reads from the store. `start` is None when the store holds
-    specs but no usage samples (usage is then empty)."""
+    specs but no usage samples (usage and daily are then empty)."""
 
     nodes: pl.DataFrame
     pods: pl.DataFrame
     usage: pl.DataFrame
     start: datetime | None
     end: datetime
-    series: pl.DataFrame  # node, ts, cpu_cores, memory_bytes: the node's summed usage per timestamp
-
-
-USAGE_SCHEMA = {
-    "node": pl.Utf8, "usage_points": pl.Int64,
-    "cpu_usage_p50_cores": pl.Float64, "cpu_usage_p95_cores": pl.Float64,
-    "cpu_usage_p99_cores": pl.Float64, "cpu_usage_max_cores": pl.Float64,
-    "memory_usage_p50_bytes": pl.Float64, "memory_usage_p95_bytes": pl.Float64,
-    "memory_usage_p99_bytes": pl.Float64, "memory_usage_max_bytes": pl.Float64,
-}
-
-
-SERIES_SCHEMA = pl.Schema({"node": pl.Utf8(), "ts": pl.Datetime("us"), "cpu_cores": pl.Float64(), "memory_bytes": pl.Float64()})
-
-
-def node_usage_percentiles(series: pl.DataFrame) -> pl.DataFrame:
-    """Per node: p50/p95/p99/max of the node's summed container usage (one value per
-    timestamp), with linear interpolation between samples (numpy's default, DuckDB's
-    quantile_cont)."""
-    if series.is_empty():
-        return pl.DataFrame(schema=USAGE_SCHEMA)
-    aggs = [pl.len().cast(pl.Int64).alias("usage_points")]
-    for column, resource, unit in (("cpu_cores", "cpu", "cores"), ("memory_bytes", "memory", "bytes")):
-        value = pl.col(column).cast(pl.Float64)
-        aggs += [value.quantile(q, interpolation="linear").alias(f"{resource}_usage_p{round(q * 100)}_{unit}")
-                 for q in (0.50, 0.95, 0.99)]
-        aggs.append(value.max().alias(f"{resource}_usage_max_{unit}"))
-    return series.group_by("node").agg(aggs).select(list(USAGE_SCHEMA)).sort("node")
-
-
-def load_node_series(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pl.DataFrame:
-    """Each node's summed container usage per timestamp over [start, end]
-    (queries/node_usage_series.sql)."""
-    return store.query(con, "node_usage_series", {"start": start, "end": end}).with_columns(
-        pl.col("ts").cast(pl.Datetime("us")), pl.col("cpu_cores", "memory_bytes").cast(pl.Float64))
+    daily: pl.DataFrame  # node, day, points, memory_max_bytes, breach_points (capplan.analysis.pressure.DAILY_SCHEMA)
 
 
 def snapshot_window(con: duckdb.DuckDBPyConnection, window: timedelta) -> tuple[datetime | None, datetime]:
@@ -94,8 +66,11 @@ def load_node_inputs(con: duckdb.DuckDBPyConnection, window: timedelta) -> NodeI
     if nodes.is_empty():
         raise NoDataError(f"no nodes were observed at {end:%Y-%m-%d %H:%M} UTC, the end of the window")
     pods = pod_resources(load_current_containers(con, end))
-    series = pl.DataFrame(schema=SERIES_SCHEMA) if start is None else load_node_series(con, start, end)
-    return NodeInputs(nodes=nodes, pods=pods, usage=node_usage_percentiles(series), start=start, end=end, series=series)
+    if start is None:
+        usage, daily = pl.DataFrame(schema=USAGE_SCHEMA), pl.DataFrame(schema=DAILY_SCHEMA)
+    else:
+        usage, daily = load_node_usage(con, start, end), load_daily_memory(con, start, end, nodes)
+    return NodeInputs(nodes=nodes, pods=pods, usage=usage, start=start, end=end, daily=daily)
 
 
 def node_overcommit(nodes: pl.DataFrame, pods: pl.DataFrame, usage: pl.DataFrame | None = None) -> pl.DataFrame:

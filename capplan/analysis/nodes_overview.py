@@ -12,7 +12,7 @@ from capplan.analysis.nodes import (
     load_node_inputs,
     node_overcommit,
 )
-from capplan.analysis.pressure import daily_memory, memory_pressure
+from capplan.analysis.pressure import memory_pressure
 from capplan.analysis.snapshot import node_state
 from capplan.errors import NoDataError
 
@@ -25,7 +25,7 @@ def nodes_overview(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta
     inputs = load_node_inputs(con, window)
     table = node_overcommit(inputs.nodes, inputs.pods, inputs.usage)
     classes = imbalance(node_state(inputs.nodes, inputs.pods), low, high).select("node", "utilization_class")
-    risk = memory_pressure(daily_memory(inputs.series, inputs.nodes), inputs.nodes)
+    risk = memory_pressure(inputs.daily, inputs.nodes)
     table = table.join(classes, on="node", how="left").join(
         risk.select("node", pl.col("breach_share").alias("memory_pressure_share"),
                     pl.col("breach_day_probability").alias("memory_pressure_day_probability")),

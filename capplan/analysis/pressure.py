@@ -9,10 +9,13 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from capplan.analysis.nodes import load_node_series, snapshot_window
+from capplan.analysis.node_series import daily_memory, load_daily_memory
+from capplan.analysis.nodes import snapshot_window
 from capplan.analysis.pods import load_current_nodes
 from capplan.analysis.stats.peaks import gumbel_exceedance
 from capplan.reservation import HARD_EVICTION_BYTES
+
+__all__ = ["PRESSURE_SCHEMA", "daily_memory", "memory_pressure", "memory_pressure_report"]
 
 FULL_DAY_SHARE = 0.5  # a day with fewer samples than half the node's fullest day is a partial day
 
@@ -24,19 +27,6 @@ PRESSURE_SCHEMA = {
     "gumbel_loc_bytes": pl.Float64, "gumbel_scale_bytes": pl.Float64, "breach_day_probability": pl.Float64,
     "daily_max_slope_bytes_per_day": pl.Float64,
 }
-
-
-def daily_memory(series: pl.DataFrame, nodes: pl.DataFrame,
-                 eviction_bytes: float = HARD_EVICTION_BYTES) -> pl.DataFrame:
-    """Per node and UTC day: samples, the maximum of the node's summed working set, and the
-    samples in breach (working set > allocatable - eviction_bytes, allocatable from `nodes`).
-    `series` as load_node_series (node, ts, memory_bytes)."""
-    threshold = nodes.select("node", (pl.col("memory_allocatable_bytes").cast(pl.Float64) - eviction_bytes).alias("t"))
-    return series.join(threshold, on="node", how="inner").group_by("node", pl.col("ts").dt.truncate("1d").alias("day")).agg(
-        pl.len().cast(pl.Int64).alias("points"),
-        pl.col("memory_bytes").max().cast(pl.Float64).alias("memory_max_bytes"),
-        (pl.col("memory_bytes") > pl.col("t")).sum().cast(pl.Int64).alias("breach_points"),
-    ).sort("node", "day")
 
 
 def _slope_per_day(days: pl.Series, values: np.ndarray) -> float | None:
@@ -90,5 +80,5 @@ def memory_pressure_report(con: duckdb.DuckDBPyConnection, window: timedelta = t
     if start is None:
         return pl.DataFrame(schema=PRESSURE_SCHEMA)
     current = load_current_nodes(con, end)
-    out = memory_pressure(daily_memory(load_node_series(con, start, end), current), current)
+    out = memory_pressure(load_daily_memory(con, start, end, current), current)
     return out.filter(pl.col("node").is_in(nodes)) if nodes else out

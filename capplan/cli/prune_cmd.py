@@ -63,6 +63,7 @@ def prune_(
                     raise
                 con.execute("ROLLBACK" if dry_run else "COMMIT")
             if not dry_run:
+                store.refresh_node_usage(con)  # the node sums of what was removed or rolled up
                 con.execute("CHECKPOINT")
         finally:
             con.close()

@@ -7,13 +7,14 @@ import polars as pl
 from capplan.analysis.imbalance import imbalance
 from capplan.analysis.n_minus_1 import n_minus_1, node_loss
 from capplan.analysis.namespaces import namespaces_report
-from capplan.analysis.nodes import load_node_series, snapshot_window
+from capplan.analysis.node_series import load_daily_memory
+from capplan.analysis.nodes import snapshot_window
 from capplan.analysis.pods import (
     load_current_containers,
     load_current_nodes,
     pod_resources,
 )
-from capplan.analysis.pressure import daily_memory, memory_pressure
+from capplan.analysis.pressure import memory_pressure
 from capplan.analysis.snapshot import node_state
 from capplan.report.model import Section
 from capplan.report.results import ReportResults
@@ -63,7 +64,7 @@ def capacity_sections(results: ReportResults) -> list[Section]:
     sections.append(Section("imbalance", f"Imbalance (descheduler LowNodeUtilization {low:g}/{high:g})",
                             imb.filter(pl.col("utilization_class") != "ok"), imbalance_note(imb, low, high)))
     if start is not None:
-        risk = memory_pressure(daily_memory(load_node_series(con, start, end), nodes), nodes)
+        risk = memory_pressure(load_daily_memory(con, start, end, nodes), nodes)
         if options.nodes:
             risk = risk.filter(pl.col("node").is_in(options.nodes))
         sections.append(Section(

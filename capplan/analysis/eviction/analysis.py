@@ -11,13 +11,13 @@ import polars as pl
 from capplan import store
 from capplan.analysis.eviction.advice import advise
 from capplan.analysis.eviction.exposure import (
+    eviction_thresholds,
+    finish_exposure,
     node_exposure,
     pod_exposure,
     pressure_needs,
 )
 from capplan.analysis.eviction.model import (
-    DEFAULT_EVICTION_HARD,
-    DEFAULT_EVICTION_SOFT,
     EVICTION_COLUMNS,
     NODE_COLUMNS,
     QOS_COLUMNS,
@@ -37,51 +37,107 @@ from capplan.errors import NoDataError, UsageError
 
 @dataclass
 class EvictionInputs:
-    """What the analysis reads from the store."""
+    """What the analysis reads: either the node series (`moments`) and the pods' working sets at
+    every moment that matters (`pod_moments`), from which eviction_analysis computes the exposure
+    (tests build these by hand), or, from the store (load_eviction_inputs), the exposure already
+    aggregated in DuckDB (`exposure`, `latest`, `pod_exposure`, `pressure_moments`) with
+    `pod_moments` at each node's worst and latest moment only."""
 
     start: datetime
     end: datetime
     nodes: pl.DataFrame        # node, memory_capacity_bytes, ...
     containers: pl.DataFrame   # window_containers.sql
     moments: pl.DataFrame      # node, ts, working_set_bytes
-    pod_stats: pl.DataFrame    # node, namespace, pod, working_set_{p95,peak,latest}_bytes, last_seen
+    pod_stats: pl.DataFrame    # node, namespace, pod, last_seen (and working_set_p95_bytes for --usage p95)
     restarts: pl.DataFrame     # namespace, pod, restarts, oom_kills, oom_killed_containers
     pod_moments: pl.DataFrame = field(default_factory=pl.DataFrame)  # node, ts, namespace, pod, working_set_bytes
+    exposure: pl.DataFrame | None = None          # exposure.finish_exposure, for `thresholds`
+    latest: pl.DataFrame | None = None            # node, ts: each node's latest moment
+    pod_exposure: pl.DataFrame | None = None      # node, namespace, pod, evicted_moments
+    pressure_moments: pl.DataFrame | None = None  # node, pressure_moments
+    specs: pl.DataFrame | None = None             # ranking.pod_specs of the containers
+    thresholds: tuple[str, str] | None = None     # (hard, soft) the aggregates were computed for
+
+    @property
+    def has_memory(self) -> bool:
+        """Whether any node has a memory sample in the window (else there is nothing to rank)."""
+        return not self.moments.is_empty() or (self.latest is not None and not self.latest.is_empty())
 
 
-def load_eviction_inputs(con: duckdb.DuckDBPyConnection, window: timedelta, hard: str = DEFAULT_EVICTION_HARD,
-                         nodes: list[str] | None = None) -> EvictionInputs:
-    """Read what the eviction analysis needs over the window ending at the newest sample."""
-    start, end = store.analysis_window(con, window)
+POD_MOMENTS_SCHEMA = pl.Schema({"node": pl.Utf8(), "ts": pl.Datetime("us"), "namespace": pl.Utf8(), "pod": pl.Utf8(),
+                                "working_set_bytes": pl.Int64()})
+MOMENTS_SCHEMA = pl.Schema({"node": pl.Utf8(), "ts": pl.Datetime("us"), "working_set_bytes": pl.Int64()})
+
+
+def _slices(days: list[datetime], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """[start, end] cut to each of the UTC `days` (inclusive bounds, so slices never overlap)."""
+    out = []
+    for day in days:
+        lo, hi = max(start, day), min(end, day + timedelta(days=1) - timedelta(microseconds=1))
+        if lo <= hi:
+            out.append((lo, hi))
+    return out
+
+
+def load_eviction_inputs(con: duckdb.DuckDBPyConnection, options: EvictionOptions) -> EvictionInputs:
+    """Read what the eviction analysis needs over the window ending at the newest sample, the
+    per-sample work done in DuckDB: per node its exposure (queries/eviction_node_exposure.sql, on
+    the stored node sums), per pod how often it would be evicted (queries/eviction_pod_exposure.sql,
+    a UTC day at a time, only days with a moment under the hard threshold: memory stays that of a
+    day), and the pods' working sets at each node's worst and latest moment."""
+    start, end = store.analysis_window(con, options.window)
     params = {"start": start, "end": end}
     node_frame = store.query(con, "window_nodes", params)
-    moments = store.query(con, "node_memory_moments", params)
-    if nodes:
-        node_frame = node_frame.filter(pl.col("node").is_in(nodes))
-        moments = moments.filter(pl.col("node").is_in(nodes))
-    inputs = EvictionInputs(
-        start=start, end=end, nodes=node_frame, containers=store.query(con, "window_containers", params),
-        moments=moments, pod_stats=store.query(con, "pod_memory_stats", params),
-        restarts=store.query(con, "restarts_in_window", params),
-    )
-    # The pods' working sets at the moments that matter: each node's worst and latest moment,
-    # and every moment under the hard threshold (for the per-pod exposure).
-    exposure = node_exposure(moments, node_frame, hard, DEFAULT_EVICTION_SOFT)
-    m = moments.join(exposure.select("node", "memory_capacity_bytes", "hard_threshold_bytes"), on="node")
-    wanted = pl.concat([
-        m.filter((pl.col("memory_capacity_bytes") - pl.col("working_set_bytes")) < pl.col("hard_threshold_bytes"))
-        .select("node", "ts"),
-        exposure.select("node", pl.col("worst_moment").alias("ts")),
-        moments.group_by("node").agg(pl.col("ts").max()),
-    ]).unique()
+    containers = store.query(con, "window_containers", params)
+    specs = pod_specs(containers, options.priorities)
+    thresholds = eviction_thresholds(node_frame, options.eviction_hard, options.eviction_soft)
+    con.register("_eviction_thresholds", thresholds.to_arrow())
+    try:
+        agg = store.query(con, "eviction_node_exposure", store.node_usage_params(con, start, end))
+        exposed = agg.filter(pl.col("worst_moment").is_not_null()).join(
+            thresholds.select("node", "memory_capacity_bytes"), on="node")
+        worst = exposed.select(
+            "node", pl.col("worst_moment").cast(pl.Datetime("us")),
+            pl.col("working_set_at_worst_bytes").cast(pl.Int64),
+            (pl.col("memory_capacity_bytes") - pl.col("working_set_at_worst_bytes")).cast(pl.Int64).alias("available_at_worst_bytes"))
+        shares = exposed.select(
+            "node", pl.col("memory_moments").cast(pl.UInt32),
+            (pl.col("under_hard") / pl.col("memory_moments")).alias("share_under_hard"),
+            (pl.col("under_soft") / pl.col("memory_moments")).alias("share_under_soft"))
+        exposure = finish_exposure(thresholds, worst, shares)
+        pressure_moments = exposed.filter(pl.col("under_hard") > 0).select(
+            "node", pl.col("under_hard").cast(pl.UInt32).alias("pressure_moments"))
+        days = sorted({d for ds in exposed["pressure_days"].to_list() if ds for d in ds})
+        parts = []
+        if days:
+            evictable = specs.select("namespace", "pod", "memory_request_bytes", "priority",
+                                     (~pl.col("critical").fill_null(False)).alias("evictable"))
+            con.register("_eviction_specs", evictable.to_arrow())
+            try:
+                for lo, hi in _slices(days, start, end):
+                    parts.append(store.query(con, "eviction_pod_exposure", store.node_usage_params(con, lo, hi)))
+            finally:
+                con.unregister("_eviction_specs")
+    finally:
+        con.unregister("_eviction_thresholds")
+    exposure_schema = pl.Schema({"node": pl.Utf8(), "namespace": pl.Utf8(), "pod": pl.Utf8(), "evicted_moments": pl.UInt32()})
+    pod_exp = (pl.concat(parts).group_by("node", "namespace", "pod").agg(pl.col("evicted_moments").sum().cast(pl.UInt32))
+               if parts else pl.DataFrame(schema=exposure_schema))
+    latest = agg.select("node", pl.col("latest_moment").cast(pl.Datetime("us")).alias("ts"))
+    wanted = pl.concat([exposure.select("node", pl.col("worst_moment").alias("ts")), latest]).unique()
     if wanted.height:
-        lo, hi = wanted["ts"].min(), wanted["ts"].max()
-        inputs.pod_moments = store.query(con, "pod_memory_at_moments", {
-            "nodes": wanted["node"].to_list(), "ts": wanted["ts"].to_list(), "start": lo, "end": hi})
+        pod_moments = store.query(con, "pod_memory_at_moments", {
+            "nodes": wanted["node"].to_list(), "ts": wanted["ts"].to_list(),
+            "start": wanted["ts"].min(), "end": wanted["ts"].max()})
     else:
-        inputs.pod_moments = pl.DataFrame(schema={"node": pl.Utf8, "ts": pl.Datetime("us"), "namespace": pl.Utf8,
-                                                  "pod": pl.Utf8, "working_set_bytes": pl.Int64})
-    return inputs
+        pod_moments = pl.DataFrame(schema=POD_MOMENTS_SCHEMA)
+    # --usage p95 needs every pod's per-timestamp sums; the other bases only where each pod ran last
+    pod_stats = store.query(con, "pod_memory_stats" if options.usage == "p95" else "pod_last_seen", params)
+    return EvictionInputs(
+        start=start, end=end, nodes=node_frame, containers=containers, moments=pl.DataFrame(schema=MOMENTS_SCHEMA),
+        pod_stats=pod_stats, restarts=store.query(con, "restarts_in_window", params), pod_moments=pod_moments,
+        exposure=exposure, latest=latest, pod_exposure=pod_exp, pressure_moments=pressure_moments, specs=specs,
+        thresholds=(options.eviction_hard, options.eviction_soft))
 
 
 def eviction_analysis(inputs: EvictionInputs, options: EvictionOptions) -> EvictionResult:
@@ -89,7 +145,7 @@ def eviction_analysis(inputs: EvictionInputs, options: EvictionOptions) -> Evict
     exposure, per-container oom_score_adj and advice (pure: frames in, frames out)."""
     if options.usage not in USAGE_BASES:
         raise UsageError(f"--usage must be one of {', '.join(USAGE_BASES)}, not {options.usage!r}")
-    specs = pod_specs(inputs.containers, options.priorities)
+    specs = inputs.specs if inputs.specs is not None else pod_specs(inputs.containers, options.priorities)
     capacities = {r["node"]: int(r["memory_capacity_bytes"]) for r in inputs.nodes.iter_rows(named=True)
                   if r["memory_capacity_bytes"]}
     # Capacity for oom_score_adj is that of the node the pod ran on (usage), else its spec node.
@@ -99,11 +155,16 @@ def eviction_analysis(inputs: EvictionInputs, options: EvictionOptions) -> Evict
     containers, pod_scores = pod_oom_scores(inputs.containers, specs, capacities)
     specs = specs.join(pod_scores, on=["namespace", "pod"], how="left")
 
-    exposure = node_exposure(inputs.moments, inputs.nodes, options.eviction_hard, options.eviction_soft)
+    if inputs.exposure is not None and inputs.latest is not None:
+        if inputs.thresholds != (options.eviction_hard, options.eviction_soft):
+            raise ValueError("the inputs were aggregated for other eviction thresholds than the options'")
+        exposure, latest_ts = inputs.exposure, inputs.latest
+    else:
+        exposure = node_exposure(inputs.moments, inputs.nodes, options.eviction_hard, options.eviction_soft)
+        latest_ts = inputs.moments.group_by("node").agg(pl.col("ts").max())
     pm = inputs.pod_moments
     at_worst = pm.join(exposure.select("node", pl.col("worst_moment").alias("ts")), on=["node", "ts"]).select(
         "node", "namespace", "pod", pl.col("working_set_bytes").alias("usage_at_worst_bytes"))
-    latest_ts = inputs.moments.group_by("node").agg(pl.col("ts").max())
     at_latest = pm.join(latest_ts, on=["node", "ts"]).select(
         "node", "namespace", "pod", pl.col("working_set_bytes").alias("usage_latest_bytes"))
 
@@ -130,9 +191,12 @@ def eviction_analysis(inputs: EvictionInputs, options: EvictionOptions) -> Evict
     ranked = relieve(ranked, need, ["node"], freed_column="usage_at_worst_bytes")
 
     # exposure per pod and its restarts
-    needs = pressure_needs(inputs.moments, exposure)
-    pod_exp = pod_exposure(pm, needs, specs)
-    pressure_moments = needs.group_by("node").agg(pl.len().cast(pl.UInt32).alias("pressure_moments"))
+    if inputs.pod_exposure is not None and inputs.pressure_moments is not None:
+        pod_exp, pressure_moments = inputs.pod_exposure, inputs.pressure_moments
+    else:
+        needs = pressure_needs(inputs.moments, exposure)
+        pod_exp = pod_exposure(pm, needs, specs)
+        pressure_moments = needs.group_by("node").agg(pl.len().cast(pl.UInt32).alias("pressure_moments"))
     ranked = ranked.join(pod_exp, on=["node", "namespace", "pod"], how="left").join(
         pressure_moments, on="node", how="left").join(
         inputs.restarts.select("namespace", "pod", "restarts", "oom_kills"), on=["namespace", "pod"], how="left",
@@ -186,7 +250,7 @@ def eviction_report(con: duckdb.DuckDBPyConnection, options: EvictionOptions | N
     options = options or EvictionOptions()
     check_threshold(options.eviction_hard)
     check_threshold(options.eviction_soft)
-    inputs = load_eviction_inputs(con, options.window, options.eviction_hard)
-    if inputs.moments.is_empty():
+    inputs = load_eviction_inputs(con, options)
+    if not inputs.has_memory:
         raise NoDataError("no memory usage with a known node in the window: nothing to rank")
     return eviction_analysis(inputs, options)

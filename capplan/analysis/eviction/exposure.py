@@ -9,22 +9,41 @@ from capplan.analysis.eviction.ranking import rank_memory_pressure, relieve
 from capplan.analysis.eviction.thresholds import threshold_bytes
 
 
-def node_exposure(moments: pl.DataFrame, nodes: pl.DataFrame, hard: str = DEFAULT_EVICTION_HARD,
-                  soft: str = DEFAULT_EVICTION_SOFT) -> pl.DataFrame:
-    """Per node: its worst moment (largest working set), memory.available then, and the share of
-    the window's samples with memory.available under the hard threshold and under the soft margin.
-
-    `moments`: node, ts, working_set_bytes (queries/node_memory_moments.sql).
-    `nodes`: node, memory_capacity_bytes.
-    """
+def eviction_thresholds(nodes: pl.DataFrame, hard: str = DEFAULT_EVICTION_HARD, soft: str = DEFAULT_EVICTION_SOFT) -> pl.DataFrame:
+    """Per node with a known memory capacity: the hard and soft thresholds in bytes
+    (node, memory_capacity_bytes, hard_threshold_bytes, soft_threshold_bytes)."""
     caps = nodes.select("node", pl.col("memory_capacity_bytes").cast(pl.Int64)).filter(
         pl.col("memory_capacity_bytes").is_not_null() & (pl.col("memory_capacity_bytes") > 0))
-    thresholds = caps.with_columns(
+    return caps.with_columns(
         pl.col("memory_capacity_bytes").map_elements(lambda c: threshold_bytes(hard, c), return_dtype=pl.Int64)
         .alias("hard_threshold_bytes"),
         pl.col("memory_capacity_bytes").map_elements(lambda c: threshold_bytes(soft, c), return_dtype=pl.Int64)
         .alias("soft_threshold_bytes"),
     )
+
+
+def finish_exposure(thresholds: pl.DataFrame, worst: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
+    """The exposure table from the thresholds, each node's worst moment (node, worst_moment,
+    working_set_at_worst_bytes, available_at_worst_bytes) and its shares (node, memory_moments,
+    share_under_hard, share_under_soft), however they were computed."""
+    out = thresholds.join(worst, on="node", how="inner").join(shares, on="node", how="left").with_columns(
+        (pl.col("working_set_at_worst_bytes") / pl.col("memory_capacity_bytes")).alias("peak_usage_ratio"),
+        (pl.col("available_at_worst_bytes") < pl.col("hard_threshold_bytes")).alias("under_pressure"),
+        (pl.col("hard_threshold_bytes") - pl.col("available_at_worst_bytes")).alias("need_bytes"),
+    )
+    return out.sort("node")
+
+
+def node_exposure(moments: pl.DataFrame, nodes: pl.DataFrame, hard: str = DEFAULT_EVICTION_HARD,
+                  soft: str = DEFAULT_EVICTION_SOFT) -> pl.DataFrame:
+    """Per node: its worst moment (largest working set), memory.available then, and the share of
+    the window's samples with memory.available under the hard threshold and under the soft margin.
+
+    `moments`: node, ts, working_set_bytes (a node's summed working set per sample time).
+    `nodes`: node, memory_capacity_bytes. The store's path computes the same in DuckDB
+    (queries/eviction_node_exposure.sql, capplan.analysis.eviction.analysis).
+    """
+    thresholds = eviction_thresholds(nodes, hard, soft)
     m = moments.join(thresholds, on="node", how="inner").with_columns(
         (pl.col("memory_capacity_bytes") - pl.col("working_set_bytes")).alias("available_bytes"))
     worst = m.sort(["node", "working_set_bytes", "ts"], descending=[False, True, True]).group_by(
@@ -36,12 +55,7 @@ def node_exposure(moments: pl.DataFrame, nodes: pl.DataFrame, hard: str = DEFAUL
         (pl.col("available_bytes") < pl.col("hard_threshold_bytes")).mean().alias("share_under_hard"),
         (pl.col("available_bytes") < pl.col("soft_threshold_bytes")).mean().alias("share_under_soft"),
     )
-    out = thresholds.join(worst, on="node", how="inner").join(shares, on="node", how="left").with_columns(
-        (pl.col("working_set_at_worst_bytes") / pl.col("memory_capacity_bytes")).alias("peak_usage_ratio"),
-        (pl.col("available_at_worst_bytes") < pl.col("hard_threshold_bytes")).alias("under_pressure"),
-        (pl.col("hard_threshold_bytes") - pl.col("available_at_worst_bytes")).alias("need_bytes"),
-    )
-    return out.sort("node")
+    return finish_exposure(thresholds, worst, shares)
 
 
 def pressure_needs(moments: pl.DataFrame, exposure: pl.DataFrame) -> pl.DataFrame:

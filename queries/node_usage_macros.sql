@@ -1,0 +1,34 @@
+-- Table macros of the node-level usage series (schema 006), created on every connection capplan
+-- opens (capplan.store._connect); names resolve when a query calls them.
+--
+-- node_usage_compute(lo, hi): per node and sample time in [lo, hi] (TIMESTAMP, whole seconds),
+-- the summed usage of the containers whose series is on that node, in the stored units; from the
+-- same rows the usage_samples view reads (raw samples, then rolled-up hours and days stamped at
+-- their start with their CPU p95 and memory max). What node_usage holds.
+CREATE OR REPLACE TEMP MACRO node_usage_compute(lo, hi) AS TABLE
+SELECT s.node, u.ts, CAST(sum(u.cpu_mcores) AS BIGINT) AS cpu_mcores, CAST(sum(u.memory_kib) AS BIGINT) AS memory_kib
+FROM (
+    SELECT series_id, CAST(ts AS TIMESTAMP) AS ts, cpu_mcores, memory_kib
+    FROM usage_raw WHERE ts BETWEEN CAST(lo AS TIMESTAMP_S) AND CAST(hi AS TIMESTAMP_S)
+    UNION ALL
+    SELECT series_id, CAST(hour AS TIMESTAMP), cpu_mcores_p95, memory_kib_max
+    FROM usage_hourly WHERE hour BETWEEN CAST(lo AS TIMESTAMP_S) AND CAST(hi AS TIMESTAMP_S)
+    UNION ALL
+    SELECT series_id, CAST(day AS TIMESTAMP), cpu_mcores_p95, memory_kib_max
+    FROM usage_daily WHERE day BETWEEN CAST(lo AS TIMESTAMP_S) AND CAST(hi AS TIMESTAMP_S)
+) AS u
+JOIN series AS s USING (series_id)
+WHERE s.node <> '' AND u.ts BETWEEN lo AND hi  -- exact bounds (the casts above only prune the scan)
+GROUP BY s.node, u.ts;
+
+-- node_usage_window(lo, hi, dirty_lo, dirty_hi): each node's summed usage per sample time in
+-- [lo, hi] as readers want it (node, ts, cpu_cores DOUBLE, memory_bytes BIGINT; NULL where no
+-- container had the value): node_usage's rows, except in [dirty_lo, dirty_hi] (the hull of the
+-- pending ranges, capplan.store.node_usage_params), which is summed from the samples.
+CREATE OR REPLACE TEMP MACRO node_usage_window(lo, hi, dirty_lo, dirty_hi) AS TABLE
+SELECT node, ts, cpu_mcores / 1000 AS cpu_cores, memory_kib * 1024 AS memory_bytes
+FROM node_usage
+WHERE ts BETWEEN lo AND hi AND NOT (ts BETWEEN dirty_lo AND dirty_hi)
+UNION ALL
+SELECT node, ts, cpu_mcores / 1000 AS cpu_cores, memory_kib * 1024 AS memory_bytes
+FROM node_usage_compute(greatest(lo, dirty_lo), least(hi, dirty_hi));
