@@ -13,11 +13,11 @@ WITH needs AS (
     WHERE u.memory_bytes IS NOT NULL AND t.hard_threshold_bytes - (t.memory_capacity_bytes - u.memory_bytes) > 0
 ),
 pods AS (
-    SELECT s.node, u.ts, s.namespace, s.pod, CAST(sum(u.memory_bytes) AS BIGINT) AS working_set_bytes
-    FROM usage_samples AS u
+    SELECT s.node, u.ts, s.namespace, s.pod, CAST(sum(u.memory_kib) AS BIGINT) * 1024 AS working_set_bytes
+    FROM usage_in($start, $end) AS u
     JOIN series AS s USING (series_id)
     SEMI JOIN needs AS n ON n.node = s.node AND n.ts = u.ts
-    WHERE u.ts BETWEEN $start AND $end AND u.memory_bytes IS NOT NULL
+    WHERE u.memory_kib IS NOT NULL
     GROUP BY s.node, u.ts, s.namespace, s.pod
 ),
 specs AS (

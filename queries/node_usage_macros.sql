@@ -1,24 +1,32 @@
 -- Table macros of the node-level usage series (schema 006), created on every connection capplan
 -- opens (capplan.store._connect); names resolve when a query calls them.
 --
--- node_usage_compute(lo, hi): per node and sample time in [lo, hi] (TIMESTAMP, whole seconds),
--- the summed usage of the containers whose series is on that node, in the stored units; from the
--- same rows the usage_samples view reads (raw samples, then rolled-up hours and days stamped at
--- their start with their CPU p95 and memory max). What node_usage holds.
-CREATE OR REPLACE TEMP MACRO node_usage_compute(lo, hi) AS TABLE
-SELECT s.node, u.ts, CAST(sum(u.cpu_mcores) AS BIGINT) AS cpu_mcores, CAST(sum(u.memory_kib) AS BIGINT) AS memory_kib
+-- usage_in(lo, hi): the samples the usage_samples view shows in [lo, hi] (raw samples, then
+-- rolled-up hours and days stamped at their start with their CPU p95 and memory max), in the stored
+-- units (cpu_mcores, memory_kib). The view's filter on its TIMESTAMP cast reads every row of the
+-- column; this one prunes by the stored TIMESTAMP_S (zone maps) first: a day of a 30-day store
+-- reads a thirtieth of it.
+CREATE OR REPLACE TEMP MACRO usage_in(lo, hi) AS TABLE
+SELECT series_id, ts, cpu_mcores, memory_kib
 FROM (
     SELECT series_id, CAST(ts AS TIMESTAMP) AS ts, cpu_mcores, memory_kib
-    FROM usage_raw WHERE ts BETWEEN CAST(lo AS TIMESTAMP_S) AND CAST(hi AS TIMESTAMP_S)
+    FROM usage_raw WHERE ts BETWEEN CAST(CAST(lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S) AND CAST(CAST(hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
     UNION ALL
     SELECT series_id, CAST(hour AS TIMESTAMP), cpu_mcores_p95, memory_kib_max
-    FROM usage_hourly WHERE hour BETWEEN CAST(lo AS TIMESTAMP_S) AND CAST(hi AS TIMESTAMP_S)
+    FROM usage_hourly WHERE hour BETWEEN CAST(CAST(lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S) AND CAST(CAST(hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
     UNION ALL
     SELECT series_id, CAST(day AS TIMESTAMP), cpu_mcores_p95, memory_kib_max
-    FROM usage_daily WHERE day BETWEEN CAST(lo AS TIMESTAMP_S) AND CAST(hi AS TIMESTAMP_S)
-) AS u
+    FROM usage_daily WHERE day BETWEEN CAST(CAST(lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S) AND CAST(CAST(hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
+)
+WHERE ts BETWEEN lo AND hi;  -- exact bounds (the casts above round to the second)
+
+-- node_usage_compute(lo, hi): per node and sample time in [lo, hi], the summed usage of the
+-- containers whose series is on that node (series.node), in the stored units: what node_usage holds.
+CREATE OR REPLACE TEMP MACRO node_usage_compute(lo, hi) AS TABLE
+SELECT s.node, u.ts, CAST(sum(u.cpu_mcores) AS BIGINT) AS cpu_mcores, CAST(sum(u.memory_kib) AS BIGINT) AS memory_kib
+FROM usage_in(lo, hi) AS u
 JOIN series AS s USING (series_id)
-WHERE s.node <> '' AND u.ts BETWEEN lo AND hi  -- exact bounds (the casts above only prune the scan)
+WHERE s.node <> ''
 GROUP BY s.node, u.ts;
 
 -- node_usage_window(lo, hi, dirty_lo, dirty_hi): each node's summed usage per sample time in

@@ -3,8 +3,8 @@
 -- Params: $start TIMESTAMP, $end TIMESTAMP.
 WITH last AS (
     SELECT series_id, max(ts) AS last_seen
-    FROM usage_samples
-    WHERE ts BETWEEN $start AND $end AND memory_bytes IS NOT NULL
+    FROM usage_in($start, $end)
+    WHERE memory_kib IS NOT NULL
     GROUP BY series_id
 )
 SELECT s.node, s.namespace, s.pod, max(l.last_seen) AS last_seen

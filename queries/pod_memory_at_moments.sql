@@ -4,10 +4,10 @@
 WITH moments AS (
     SELECT unnest($nodes) AS node, unnest($ts) AS ts
 )
-SELECT s.node, u.ts, s.namespace, s.pod, CAST(sum(u.memory_bytes) AS BIGINT) AS working_set_bytes
-FROM usage_samples AS u
+SELECT s.node, u.ts, s.namespace, s.pod, CAST(sum(u.memory_kib) AS BIGINT) * 1024 AS working_set_bytes
+FROM usage_in($start, $end) AS u
 JOIN series AS s USING (series_id)
 JOIN moments AS m ON m.node = s.node AND m.ts = u.ts
-WHERE u.ts BETWEEN $start AND $end AND u.memory_bytes IS NOT NULL
+WHERE u.memory_kib IS NOT NULL
 GROUP BY s.node, u.ts, s.namespace, s.pod
 ORDER BY s.node, u.ts, s.namespace, s.pod

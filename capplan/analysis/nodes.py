@@ -41,7 +41,7 @@ class NodeInputs:
     usage: pl.DataFrame
     start: datetime | None
     end: datetime
-    daily: pl.DataFrame  # node, day, points, memory_max_bytes, breach_points (capplan.analysis.pressure.DAILY_SCHEMA)
+    daily: pl.DataFrame  # node, day, points, memory_max_bytes, breach_points (node_series.DAILY_SCHEMA); `with_daily` only
 
 
 def snapshot_window(con: duckdb.DuckDBPyConnection, window: timedelta) -> tuple[datetime | None, datetime]:
@@ -59,17 +59,17 @@ def snapshot_window(con: duckdb.DuckDBPyConnection, window: timedelta) -> tuple[
         return None, min(row[0], end) if end is not None else row[0]
 
 
-def load_node_inputs(con: duckdb.DuckDBPyConnection, window: timedelta) -> NodeInputs:
-    """Nodes and pods at the window's end, and node usage percentiles over the window."""
+def load_node_inputs(con: duckdb.DuckDBPyConnection, window: timedelta, *, with_daily: bool = False) -> NodeInputs:
+    """Nodes and pods at the window's end, and node usage percentiles over the window (and, with
+    `with_daily`, each node's daily memory maxima and breaches for the memory-pressure risk)."""
     start, end = snapshot_window(con, window)
     nodes = load_current_nodes(con, end)
     if nodes.is_empty():
         raise NoDataError(f"no nodes were observed at {end:%Y-%m-%d %H:%M} UTC, the end of the window")
     pods = pod_resources(load_current_containers(con, end))
-    if start is None:
-        usage, daily = pl.DataFrame(schema=USAGE_SCHEMA), pl.DataFrame(schema=DAILY_SCHEMA)
-    else:
-        usage, daily = load_node_usage(con, start, end), load_daily_memory(con, start, end, nodes)
+    usage = pl.DataFrame(schema=USAGE_SCHEMA) if start is None else load_node_usage(con, start, end)
+    daily = (load_daily_memory(con, start, end, nodes) if start is not None and with_daily
+             else pl.DataFrame(schema=DAILY_SCHEMA))
     return NodeInputs(nodes=nodes, pods=pods, usage=usage, start=start, end=end, daily=daily)
 
 

@@ -22,7 +22,7 @@ def nodes_overview(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta
     """The per-node table of nodes_report, plus the descheduler class (`--low/--high`) and the
     memory-pressure risk columns."""
 
-    inputs = load_node_inputs(con, window)
+    inputs = load_node_inputs(con, window, with_daily=True)
     table = node_overcommit(inputs.nodes, inputs.pods, inputs.usage)
     classes = imbalance(node_state(inputs.nodes, inputs.pods), low, high).select("node", "utilization_class")
     risk = memory_pressure(inputs.daily, inputs.nodes)

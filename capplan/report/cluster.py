@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from capplan import store
-from capplan.analysis.nodes import cluster_summary, nodes_report
+from capplan.analysis.nodes import cluster_summary
 from capplan.report.model import Section
 from capplan.report.results import ReportResults
 
@@ -18,7 +18,7 @@ NODE_COLUMNS = (
 def cluster_sections(results: ReportResults) -> list[Section]:
     """The cluster summary and the per-node table."""
     con, options = results.con, results.options
-    table = nodes_report(con, options.window, options.nodes or None)
+    table = results.nodes
     start, end = store.analysis_window(con, options.window)
     summary = cluster_summary(table)
     note = f"window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; {table.height} nodes"

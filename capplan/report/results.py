@@ -10,6 +10,7 @@ import polars as pl
 
 from capplan.analysis.eviction import EvictionOptions, EvictionResult, eviction_report
 from capplan.analysis.forecast import forecast_report
+from capplan.analysis.nodes import nodes_report
 from capplan.analysis.recommend import recommend
 from capplan.analysis.rollout import rollout_report
 from capplan.analysis.strategies import DEFAULT_STRATEGY
@@ -24,6 +25,11 @@ class ReportResults:
     def __init__(self, con: duckdb.DuckDBPyConnection, options: ReportOptions | None = None) -> None:
         self.con = con
         self.options = options or ReportOptions()
+
+    @cached_property
+    def nodes(self) -> pl.DataFrame:
+        """The per-node table (capplan nodes' columns of nodes_report), for the summary and the cluster sections."""
+        return nodes_report(self.con, self.options.window, self.options.nodes or None)
 
     @cached_property
     def eviction(self) -> EvictionResult | None:

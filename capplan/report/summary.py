@@ -6,7 +6,7 @@ import polars as pl
 
 from capplan import store
 from capplan.analysis.n_minus_1 import n_minus_1
-from capplan.analysis.nodes import cluster_summary, nodes_report, snapshot_window
+from capplan.analysis.nodes import cluster_summary, snapshot_window
 from capplan.analysis.pods import load_current_containers, load_current_nodes, pod_resources
 from capplan.analysis.snapshot import node_state
 from capplan.quantity import format_bytes
@@ -27,7 +27,7 @@ def summary_section(results: ReportResults) -> list[Section]:
     con, options = results.con, results.options
     rows: list[tuple[str, str]] = []
     start, end = store.analysis_window(con, options.window)
-    nodes = nodes_report(con, options.window, options.nodes or None)
+    nodes = results.nodes
     rows.append(("window", f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"))
     by = {r["resource"]: r for r in cluster_summary(nodes).iter_rows(named=True)}
     for resource in ("cpu", "memory"):
