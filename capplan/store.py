@@ -486,8 +486,10 @@ def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta =
         rest = ([(upto + timedelta(seconds=1), hi)] if upto < hi else []) + ranges[1:]
         with transaction(con):
             con.execute("DELETE FROM node_usage WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": upto})
-            row = con.execute("INSERT INTO node_usage SELECT * FROM node_usage_compute($lo, $hi) ORDER BY ts, node",
-                              {"lo": lo, "hi": upto}).fetchone()
+            row = con.execute(
+                "INSERT INTO node_usage (cluster, node, ts, cpu_mcores, memory_kib) "
+                "SELECT cluster, node, ts, cpu_mcores, memory_kib FROM node_usage_compute($lo, $hi) ORDER BY ts, cluster, node",
+                {"lo": lo, "hi": upto}).fetchone()
             written += int(row[0]) if row else 0
             con.execute("DELETE FROM node_usage_pending")
             if rest:
@@ -925,7 +927,7 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 # Tables with a cluster column (filtered by it), and tables that reach it through series_id.
 CLUSTER_TABLES = ("nodes", "pods", "containers", "owners", "workloads", "hpas", "resource_quotas", "restarts",
-                  "series", "collection_runs", "high_water_marks", "collector_sources")
+                  "series", "collection_runs", "high_water_marks", "collector_sources", "node_usage")
 SERIES_TABLES = ("usage_raw", "usage_hourly", "usage_daily", "series_nodes", "usage_samples")
 _CLUSTER_VARIABLE = "capplan_cluster"
 

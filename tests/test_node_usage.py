@@ -183,6 +183,27 @@ def test_a_database_from_before_the_table_is_filled_by_the_migration(sample_db: 
         con.close()
 
 
+def test_clusters_keep_their_own_node_sums(tmp_path: Path) -> None:
+    # two clusters with nodes of the same names: each scope sees its own sums, nothing of the other's
+    con = store.open_db(tmp_path / "db.duckdb")
+    with store.transaction(con):
+        store.write_usage(con, frame(random_rows({("p1", "a"): "n1", ("p2", "a"): "n2"}, range(0, 300), seed=8)), cluster="a")
+        store.write_usage(con, frame(random_rows({("p1", "a"): "n1", ("p3", "a"): "n1"}, range(100, 400), seed=9)), cluster="b")
+    store.refresh_node_usage(con)
+    assert con.execute("SELECT DISTINCT cluster FROM node_usage ORDER BY 1").fetchall() == [("a",), ("b",)]
+    for cluster in ("a", "b"):
+        with store.scope(con, cluster):
+            assert_same(stored_table(con), brute_force(con))
+            assert_same(through_window(con), brute_force(con))
+    # while cluster b's new times are pending, readers in either scope still get their own sums
+    with store.transaction(con):
+        store.write_usage(con, frame(random_rows({("p4", "a"): "n2"}, range(50, 350), seed=10)), cluster="b")
+    for cluster in ("a", "b"):
+        with store.scope(con, cluster):
+            assert_same(through_window(con), brute_force(con))
+    con.close()
+
+
 # --- the aggregates the analyses read ----------------------------------------------------------
 
 def test_node_percentiles_and_daily_maxima_equal_the_whole_series_in_polars(sample_db_readonly: Path) -> None:

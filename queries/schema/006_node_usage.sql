@@ -6,8 +6,9 @@
 -- here, one row per node and time, and read instead.
 --   node_usage          node, ts and the sums, defined as queries/node_usage_macros.sql's
 --                       node_usage_compute: every stored sample (usage_raw, and the rollups the
---                       usage_samples view reads) of the series whose node (series.node) is the
---                       row's, summed in the stored units; NULL when no sample has the value.
+--                       usage_samples view reads) of the series whose cluster and node
+--                       (series.node) are the row's, summed in the stored units; NULL when no
+--                       sample has the value. Scoped like the other cluster tables (store.scope).
 --   node_usage_pending  time ranges whose sums may be stale: a write of usage (insert, --replace,
 --                       a series that moved to another node), prune and compaction record what they
 --                       touched in the same transaction. capplan.store.refresh_node_usage recomputes
@@ -15,12 +16,14 @@
 --                       then readers sum those ranges from the samples (node_usage_window), so an
 --                       analysis never reads a stale row.
 CREATE TABLE node_usage (
+    cluster VARCHAR NOT NULL DEFAULT 'default',  -- schema 005: the node's cluster (its series')
     node VARCHAR NOT NULL,
     ts TIMESTAMP NOT NULL,
     cpu_mcores BIGINT,              -- sum of the containers' millicores at ts
     memory_kib BIGINT               -- sum of the containers' working set (KiB) at ts
 );
 
+-- Ranges of time, of every cluster: a refresh recomputes all clusters' sums in them.
 CREATE TABLE node_usage_pending (
     lo TIMESTAMP NOT NULL,          -- inclusive, whole seconds
     hi TIMESTAMP NOT NULL
