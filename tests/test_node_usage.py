@@ -31,8 +31,8 @@ from capplan.analysis.pods import load_current_nodes
 from capplan.prune import prune
 
 T0 = datetime(2026, 3, 1)
-# The brute force sums the view's REAL cores; the table sums whole millicores: a few ulps apart.
-CPU_TOLERANCE = 1e-5
+# Both sum the view's REAL cores, in another order: a few ulps apart.
+CPU_TOLERANCE = 1e-9
 
 BRUTE_FORCE = """
 SELECT s.node, u.ts, sum(u.cpu_cores) AS cpu_cores, sum(u.memory_bytes) AS memory_bytes
@@ -50,13 +50,13 @@ def brute_force(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 def through_window(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """What readers get (node_usage_window over everything), pending ranges included."""
     params = {**store.node_usage_params(con, datetime(2000, 1, 1), datetime(2100, 1, 1)), "nodes": None}
-    return store.query(con, "node_usage_series", params).with_columns(
+    return store.query(con, "node_sums_series", params).with_columns(
         pl.col("cpu_cores", "memory_bytes").cast(pl.Float64)).sort("node", "ts")
 
 
 def stored_table(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.execute(
-        "SELECT node, ts, cpu_mcores / 1000 AS cpu_cores, memory_kib * 1024 AS memory_bytes FROM node_usage"
+        "SELECT node, ts, cpu_cores, memory_kib * 1024 AS memory_bytes FROM node_usage"
     ).pl().with_columns(pl.col("cpu_cores", "memory_bytes").cast(pl.Float64)).sort("node", "ts")
 
 

@@ -62,25 +62,39 @@ def daily_memory(series: pl.DataFrame, nodes: pl.DataFrame,
     ).sort("node", "day")
 
 
+def _on_spark() -> bool:
+    """`--engine spark` sums the node series from the samples of its lake (queries/node_usage_*.sql);
+    DuckDB reads the stored sums (queries/node_sums_*.sql)."""
+    return store.engine_for("node_usage_series") is not None
+
+
 def load_node_series(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                      nodes: list[str] | None = None) -> pl.DataFrame:
     """Each node's summed container usage per timestamp over [start, end] (of `nodes` only when
     given): one row per node and timestamp, so for a few nodes (charts) or small stores only."""
-    params = {**store.node_usage_params(con, start, end), "nodes": nodes}
-    return store.query(con, "node_usage_series", params).with_columns(
-        pl.col("ts").cast(pl.Datetime("us")), pl.col("cpu_cores", "memory_bytes").cast(pl.Float64))
+    if _on_spark():
+        series = store.query(con, "node_usage_series", {"start": start, "end": end})
+        series = series.filter(pl.col("node").is_in(nodes)) if nodes is not None else series
+    else:
+        series = store.query(con, "node_sums_series", {**store.node_usage_params(con, start, end), "nodes": nodes})
+    return series.with_columns(pl.col("ts").cast(pl.Datetime("us")), pl.col("cpu_cores", "memory_bytes").cast(pl.Float64))
 
 
 def load_node_usage(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pl.DataFrame:
-    """node_usage_percentiles of the stored node series over [start, end], computed in DuckDB."""
-    usage = store.query(con, "node_usage_percentiles", store.node_usage_params(con, start, end))
+    """node_usage_percentiles of the node series over [start, end], computed in DuckDB (or Spark)."""
+    if _on_spark():
+        usage = store.query(con, "node_usage_percentiles", {"start": start, "end": end})
+    else:
+        usage = store.query(con, "node_sums_percentiles", store.node_usage_params(con, start, end))
     return usage.select(pl.col(name).cast(dtype) for name, dtype in USAGE_SCHEMA.items())
 
 
 def load_daily_memory(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, nodes: pl.DataFrame,
                       eviction_bytes: float = HARD_EVICTION_BYTES) -> pl.DataFrame:
-    """daily_memory of the stored node series over [start, end], computed in DuckDB (one row per
-    node and day)."""
+    """daily_memory of the node series over [start, end], computed in DuckDB from the stored sums
+    (one row per node and day); with `--engine spark`, from the series Spark sums."""
+    if _on_spark():
+        return daily_memory(load_node_series(con, start, end), nodes, eviction_bytes)
     con.register("_memory_thresholds", memory_thresholds(nodes, eviction_bytes).to_arrow())
     try:
         daily = store.query(con, "node_daily_memory", store.node_usage_params(con, start, end))

@@ -224,7 +224,7 @@ def test_node_percentiles_match_the_imported_sample(full_db: Path, sample_db_rea
     for path in (full_db, sample_db_readonly):
         con = store.open_db(path, read_only=True)
         try:
-            results.append(store.query(con, "node_usage_percentiles", store.node_usage_params(con, **params)).sort("node"))
+            results.append(store.query(con, "node_usage_percentiles", params).sort("node"))
         finally:
             con.close()
     collected, imported = results
