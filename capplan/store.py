@@ -487,8 +487,8 @@ def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta =
         with transaction(con):
             con.execute("DELETE FROM node_usage WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": upto})
             row = con.execute(
-                "INSERT INTO node_usage (cluster, node, ts, cpu_cores, memory_kib) "
-                "SELECT cluster, node, ts, cpu_cores, memory_kib FROM node_usage_compute($lo, $hi) ORDER BY ts, cluster, node",
+                "INSERT INTO node_usage (cluster, node, ts, cpu_mcores, memory_kib) "
+                "SELECT cluster, node, ts, cpu_mcores, memory_kib FROM node_usage_compute($lo, $hi) ORDER BY ts, cluster, node",
                 {"lo": lo, "hi": upto}).fetchone()
             written += int(row[0]) if row else 0
             con.execute("DELETE FROM node_usage_pending")

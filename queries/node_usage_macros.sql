@@ -21,11 +21,10 @@ FROM (
 WHERE ts BETWEEN lo AND hi;  -- exact bounds (the casts above round to the second)
 
 -- node_usage_compute(lo, hi): per cluster, node and sample time in [lo, hi], the summed usage of
--- the containers whose series is on that node (series.node; CPU as the view's REAL cores, memory
--- in KiB): what node_usage
+-- the containers whose series is on that node (series.node), in the stored units: what node_usage
 -- holds (capplan.store.refresh_node_usage; on the real tables, never in a store.scope).
 CREATE OR REPLACE TEMP MACRO node_usage_compute(lo, hi) AS TABLE
-SELECT s.cluster, s.node, u.ts, sum(CAST(u.cpu_mcores * 0.001 AS REAL)) AS cpu_cores, CAST(sum(u.memory_kib) AS BIGINT) AS memory_kib
+SELECT s.cluster, s.node, u.ts, CAST(sum(u.cpu_mcores) AS BIGINT) AS cpu_mcores, CAST(sum(u.memory_kib) AS BIGINT) AS memory_kib
 FROM usage_in(lo, hi) AS u
 JOIN series AS s USING (series_id)
 WHERE s.node <> ''
@@ -33,7 +32,7 @@ GROUP BY s.cluster, s.node, u.ts;
 
 -- node_usage_sum(lo, hi): the same per node, for readers (in a store.scope: one cluster's).
 CREATE OR REPLACE TEMP MACRO node_usage_sum(lo, hi) AS TABLE
-SELECT s.node, u.ts, sum(CAST(u.cpu_mcores * 0.001 AS REAL)) AS cpu_cores, CAST(sum(u.memory_kib) AS BIGINT) AS memory_kib
+SELECT s.node, u.ts, CAST(sum(u.cpu_mcores) AS BIGINT) AS cpu_mcores, CAST(sum(u.memory_kib) AS BIGINT) AS memory_kib
 FROM usage_in(lo, hi) AS u
 JOIN series AS s USING (series_id)
 WHERE s.node <> ''
@@ -45,9 +44,9 @@ GROUP BY s.node, u.ts;
 -- pending ranges, capplan.store.node_usage_params), which is summed from the samples. Analyses
 -- read one cluster (a store.scope, or a store of one cluster).
 CREATE OR REPLACE TEMP MACRO node_usage_window(lo, hi, dirty_lo, dirty_hi) AS TABLE
-SELECT node, ts, cpu_cores, memory_kib * 1024 AS memory_bytes
+SELECT node, ts, cpu_mcores / 1000 AS cpu_cores, memory_kib * 1024 AS memory_bytes
 FROM node_usage
 WHERE ts BETWEEN lo AND hi AND NOT (ts BETWEEN dirty_lo AND dirty_hi)
 UNION ALL
-SELECT node, ts, cpu_cores, memory_kib * 1024 AS memory_bytes
+SELECT node, ts, cpu_mcores / 1000 AS cpu_cores, memory_kib * 1024 AS memory_bytes
 FROM node_usage_sum(greatest(lo, dirty_lo), least(hi, dirty_hi));

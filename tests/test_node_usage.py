@@ -31,11 +31,12 @@ from capplan.analysis.pods import load_current_nodes
 from capplan.prune import prune
 
 T0 = datetime(2026, 3, 1)
-# Both sum the view's REAL cores, in another order: a few ulps apart.
+# Both sum whole millicores (the brute force from the view's REAL cores, back in millicores).
 CPU_TOLERANCE = 1e-9
 
 BRUTE_FORCE = """
-SELECT s.node, u.ts, sum(u.cpu_cores) AS cpu_cores, sum(u.memory_bytes) AS memory_bytes
+SELECT s.node, u.ts, sum(CAST(round(CAST(u.cpu_cores AS DOUBLE) * 1000) AS BIGINT)) / 1000 AS cpu_cores,
+       sum(u.memory_bytes) AS memory_bytes
 FROM usage_samples AS u JOIN series AS s USING (series_id)
 WHERE s.node <> ''
 GROUP BY s.node, u.ts
@@ -56,7 +57,7 @@ def through_window(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 def stored_table(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.execute(
-        "SELECT node, ts, cpu_cores, memory_kib * 1024 AS memory_bytes FROM node_usage"
+        "SELECT node, ts, cpu_mcores / 1000 AS cpu_cores, memory_kib * 1024 AS memory_bytes FROM node_usage"
     ).pl().with_columns(pl.col("cpu_cores", "memory_bytes").cast(pl.Float64)).sort("node", "ts")
 
 

@@ -7,9 +7,8 @@
 --   node_usage          node, ts and the sums, defined as queries/node_usage_macros.sql's
 --                       node_usage_compute: every stored sample (usage_raw, and the rollups the
 --                       usage_samples view reads) of the series whose cluster and node
---                       (series.node) are the row's; NULL when no
---                       sample has the value. CPU is the sum of the REAL cores readers saw before
---                       (the same values in a float: analyses answer as they did); memory is exact.
+--                       (series.node) are the row's, summed; NULL when no
+--                       sample has the value; exact, in the stored units (millicores, KiB).
 --                       Scoped like the other cluster tables (store.scope).
 --   node_usage_pending  time ranges whose sums may be stale: a write of usage (insert, --replace,
 --                       a series that moved to another node), prune and compaction record what they
@@ -21,7 +20,7 @@ CREATE TABLE node_usage (
     cluster VARCHAR NOT NULL DEFAULT 'default',  -- schema 005: the node's cluster (its series')
     node VARCHAR NOT NULL,
     ts TIMESTAMP NOT NULL,
-    cpu_cores DOUBLE,               -- sum of the containers' cores at ts, as usage_samples gives them (REAL)
+    cpu_mcores BIGINT,              -- sum of the containers' millicores at ts
     memory_kib BIGINT               -- sum of the containers' working set (KiB) at ts
 );
 
