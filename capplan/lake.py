@@ -48,8 +48,10 @@ MANIFEST = "manifest.json"
 SCHEMA_DIR = "_schema"
 PART_FILE = "part-0.parquet"
 FORMAT_VERSION = 1
-# The collector's own bookkeeping: not history, and meaningless outside this database.
-EXCLUDED_TABLES = frozenset({"schema_version", "collection_runs", "high_water_marks", "collector_sources"})
+# The collector's own bookkeeping: not history, and meaningless outside this database; and the node
+# sums (schema 006), derived from the samples in the lake (Spark sums them from there).
+EXCLUDED_TABLES = frozenset({"schema_version", "collection_runs", "high_water_marks", "collector_sources",
+                             "node_usage", "node_usage_pending"})
 # Tables partitioned by time as well as by cluster: table -> (time column, partition key, strftime format).
 TIME_PARTITIONS: dict[str, tuple[str, str, str]] = {
     "usage_raw": ("ts", "day", "%Y-%m-%d"),
