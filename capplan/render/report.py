@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +78,8 @@ def write_report(sections: list[Section], fmt: str = "table", output: str | Path
         else:
             sys.stdout.write(text)
         return
-    wide = output is not None and str(output) == "wide"
-    if wide:
-        output = None
-    buffer = io.StringIO() if output else None
-    console = make_console(buffer)
-    _write_text(console, buffer, sections, full, wide)
-    if buffer is not None and output:
-        Path(output).write_text(buffer.getvalue())
+    with _text_output(output) as (console, buffer, wide):
+        _write_text(console, buffer, sections, full, wide)
 
 
 def write_fleet_report(fleet: Section, clusters: list[tuple[str, list[Section]]], merged: list[Section],
@@ -95,24 +91,30 @@ def write_fleet_report(fleet: Section, clusters: list[tuple[str, list[Section]]]
         return
     from rich.text import Text
 
+    with _text_output(output) as (console, buffer, wide):
+        console.rule(Text(fleet.title, style="bold"), align="left")
+        render_table(fleet.frame, file=buffer, wide=wide)
+        for line in fleet.note.splitlines():
+            console.print(line, overflow="fold", style="dim")
+        for name, sections in clusters:
+            console.print()
+            console.rule(Text(f"Cluster {name}", style="bold reverse"), align="left")
+            _write_text(console, buffer, sections, full, wide, closing=False)
+        if not full:
+            console.print()
+            console.print("Every section: capplan report --full (or -f json).", style="dim")
+
+
+@contextmanager
+def _text_output(output: str | Path | None) -> Iterator[tuple[Any, io.StringIO | None, bool]]:
+    """The console a text report is drawn on: the terminal, or a buffer written to `output` at
+    the end; `output="wide"` is the terminal without cutting columns to its width."""
     wide = output is not None and str(output) == "wide"
-    if wide:
-        output = None
-    buffer = io.StringIO() if output else None
-    console = make_console(buffer)
-    console.rule(Text(fleet.title, style="bold"), align="left")
-    render_table(fleet.frame, file=buffer, wide=wide)
-    for line in fleet.note.splitlines():
-        console.print(line, overflow="fold", style="dim")
-    for name, sections in clusters:
-        console.print()
-        console.rule(Text(f"Cluster {name}", style="bold reverse"), align="left")
-        _write_text(console, buffer, sections, full, wide, closing=False)
-    if not full:
-        console.print()
-        console.print("Every section: capplan report --full (or -f json).", style="dim")
-    if buffer is not None and output:
-        Path(output).write_text(buffer.getvalue())
+    target = None if wide else output
+    buffer = io.StringIO() if target else None
+    yield make_console(buffer), buffer, wide
+    if buffer is not None and target:
+        Path(target).write_text(buffer.getvalue())
 
 
 def _write_text(console: Any, buffer: io.StringIO | None, sections: list[Section], full: bool, wide: bool,
