@@ -864,6 +864,15 @@ def high_water_mark(con: duckdb.DuckDBPyConnection, source: str, metric: str,
     return row[0] if row else None
 
 
+def high_water_marks(con: duckdb.DuckDBPyConnection, source: str, metrics: list[str],
+                     cluster: str = DEFAULT_CLUSTER) -> dict[str, datetime]:
+    """high_water_mark of each of `metrics` that has one, in one statement (a query per metric
+    was ~0.1 s of an hourly collect)."""
+    rows = con.execute("SELECT metric, ts FROM high_water_marks WHERE cluster = ? AND source = ? "
+                       "AND metric IN (SELECT unnest(?))", [cluster, source, metrics]).fetchall()
+    return {metric: ts for metric, ts in rows}
+
+
 def set_high_water_mark(con: duckdb.DuckDBPyConnection, source: str, metric: str, ts: datetime,
                         cluster: str = DEFAULT_CLUSTER) -> None:
     """Advance the high-water mark (never moves it back)."""

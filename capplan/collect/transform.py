@@ -658,3 +658,81 @@ def pods_without_container_resources(pods: pl.DataFrame, containers: pl.DataFram
     known = containers.select("namespace", "pod").unique()
     lacking = needs.join(known, on=["namespace", "pod"], how="semi").join(declared, on=["namespace", "pod"], how="anti")
     return sorted(f"{ns}/{pod}" for ns, pod in lacking.iter_rows())
+
+
+# --- declared state from raw samples (short runs on a coarse kube-state-metrics scrape) ----------
+
+
+def _raw_points(results: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, pl.Series]:
+    """(series index, time in ms, value) of every raw sample, NaN and +-Inf kept (they are what
+    `last_over_time` would pick)."""
+    counts = np.fromiter((len(r["values"]) for r in results), dtype=np.int64, count=len(results))
+    total = int(counts.sum())
+    flat = list(chain.from_iterable(chain.from_iterable(r["values"] for r in results)))
+    if len(flat) != 2 * total:
+        raise BadInputError("malformed sample in a Prometheus answer: a point is not a [time, value] pair")
+    try:
+        t_ms = np.round(np.array(flat[0::2], dtype=np.float64) * 1000).astype(np.int64)
+        values = pl.Series("value", flat[1::2], dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
+    except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise BadInputError(f"malformed sample in a Prometheus answer: {str(exc).splitlines()[0][:120]}") from None
+    return np.repeat(np.arange(len(results), dtype=np.int64), counts), t_ms, values
+
+
+def _last_per_step(results: Sequence[dict[str, Any]], first_s: int, last_s: int, step_s: int) -> pl.DataFrame:
+    """Per raw series (`sid`, its index in `results`) and grid index k (grid time k * step in
+    [first_s, last_s]): the value of its last sample in (k * step - step, k * step], which is what
+    `last_over_time(m[step - 1ms])` evaluated at k * step gives (Prometheus' range selectors hold
+    both ends; timestamps are whole milliseconds, so that window is exactly one step)."""
+    sid, t_ms, values = _raw_points(results)
+    step_ms = step_s * 1000
+    k = (t_ms + step_ms - 1) // step_ms  # the one grid time whose window holds the sample
+    samples = pl.DataFrame({"sid": sid, "k": k, "t": t_ms}).with_columns(values)
+    samples = samples.filter(pl.col("k").is_between(first_s // step_s, last_s // step_s))
+    # answers list a series' samples in time order; polars keeps that order within each group
+    return samples.group_by("sid", "k").agg(pl.col("value").last())
+
+
+def stepped_from_raw(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: dict[str, str] | None,
+                     first_s: int, last_s: int, step_s: int, equals_one: bool = False) -> pl.DataFrame:
+    """What `max by (labels) (last_over_time(m[step - 1ms]))` (with ` == 1` when `equals_one`)
+    over the grid first_s..last_s would have answered, as to_frame gives it (labels, ts, value),
+    computed from the raw samples of `m` in (first_s - step, last_s]. Like Prometheus' `max`, a NaN
+    loses to any number (a group of NaN only is dropped, as to_frame drops NaN); +-Inf results are
+    dropped as to_frame drops them."""
+    keys = [(aliases or {}).get(label, label) for label in labels]
+    schema = pl.Schema({**{key: pl.Utf8() for key in keys}, "ts": TS, "value": pl.Float64()})
+    if not results or not any(r["values"] for r in results):
+        return pl.DataFrame(schema=schema)
+    last = _last_per_step(results, first_s, last_s, step_s).filter(~pl.col("value").is_nan().fill_null(True))
+    series = pl.DataFrame({key: [str(r["metric"].get(label, "")) for r in results] for key, label in zip(keys, labels, strict=True)},
+                          schema={key: pl.Utf8 for key in keys}).with_row_index("sid").with_columns(pl.col("sid").cast(pl.Int64))
+    out = last.join(series, on="sid").group_by(*keys, "k").agg(pl.col("value").max())
+    if equals_one:
+        out = out.filter(pl.col("value") == 1.0)
+    return out.filter(~pl.col("value").is_infinite()).select(
+        *keys, ts=(pl.col("k") * (step_s * 1_000_000)).cast(TS), value=pl.col("value"))
+
+
+def stepped_series_from_raw(results: Sequence[dict[str, Any]], first_s: int, last_s: int,
+                            step_s: int) -> list[dict[str, Any]]:
+    """What `last_over_time(m[step - 1ms])` over the grid first_s..last_s would have answered (each
+    series with its labels, the metric name too as Prometheus 2.x keeps it there, in the answer's order, and [[t, "value"], ...] at
+    the grid times where it has a sample), from the raw samples of `m` in (first_s - step, last_s]."""
+    if not results or not any(r["values"] for r in results):
+        return []
+    last = _last_per_step(results, first_s, last_s, step_s).sort("sid", "k")
+    out = []
+    for (index,), part in last.group_by("sid", maintain_order=True):
+        out.append({"metric": dict(results[int(index)]["metric"]), "values": [[int(k) * step_s, _prom_text(v)]
+                                                 for k, v in zip(part["k"].to_list(), part["value"].to_list(), strict=True)]})
+    return out
+
+
+def _prom_text(value: float | None) -> str:
+    """A sample value as Prometheus writes it in JSON."""
+    if value is None or math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value) if value != int(value) else str(int(value))

@@ -1,0 +1,153 @@
+"""Declared state read as raw samples (short runs on a kube-state-metrics scrape at most once per
+spec step) gives what the spec-step query `max by (...) (last_over_time(m[step - 1ms]))` gives:
+checked against the real Prometheus answering both, against a brute-force reading of Prometheus'
+rules on hand-made edge cases, and as whole stored tables of an hourly run."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from capplan import store
+from capplan.collect import run as collect_run
+from capplan.collect import transform as tf
+from capplan.collect.queries import METRICS, epoch, render, render_raw
+from tests.collect.conftest import WINDOW_START
+from tests.collect.test_collect import run, table
+
+LO = WINDOW_START + timedelta(hours=20)
+HI = LO + timedelta(hours=3)
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns)
+
+
+@pytest.mark.parametrize("step", [300, 600, 900])
+def test_every_declared_metric_read_raw_equals_the_spec_step_query(prom, step: int) -> None:
+    """For every declared metric, Prometheus' own answer to the spec-step query over LO..HI and
+    the same computed from its raw samples in (LO - step, HI] are equal row for row (at 600 s and
+    900 s a step holds two or three samples of the 5-minute data: the last one counts)."""
+    checked = 0
+    for metric in METRICS:
+        if metric.kind == "usage":
+            continue
+        aliases = dict(metric.aliases) or None
+        stepped = prom.query_range(render(metric, None, step * 1000 - 1), LO, HI, step)
+        raw_ms = int((HI - LO).total_seconds() + step) * 1000 - 1
+        raw = prom.query(render_raw(metric, None, raw_ms), HI)
+        if metric.by:
+            want = tf.to_frame(stepped, list(metric.by), aliases)
+            got = tf.stepped_from_raw(raw, list(metric.by), aliases, int(epoch(LO)), int(epoch(HI)), step,
+                                      equals_one=metric.post == " == 1")
+            assert got.schema == want.schema, metric.key
+            assert _sorted(got).equals(_sorted(want)), metric.key
+            checked += want.height
+        else:
+            got_series = tf.stepped_series_from_raw(raw, int(epoch(LO)), int(epoch(HI)), step)
+            want_series = [{"metric": r["metric"], "values": [[int(t), v] for t, v in r["values"]]} for r in stepped]
+            assert got_series == want_series, metric.key
+            checked += sum(len(r["values"]) for r in want_series)
+    assert checked > 1000  # the window holds the cluster's declared state, not nothing
+
+
+def _brute(results: list[dict], by: list[str], first: int, last: int, step: int, equals_one: bool) -> set:
+    """Prometheus' rules written out: at each grid time T, each series' last sample with
+    T - step < t <= T (t in whole ms); `max` over the series of a group where a NaN loses to any
+    number; NaN and +-Inf results dropped (as to_frame drops them), then ` == 1`."""
+    out = set()
+    for T in range(first, last + 1, step):
+        groups: dict[tuple, list[float]] = {}
+        for r in results:
+            inside = [(round(t * 1000), float(v.lstrip("+"))) for t, v in r["values"]
+                      if T * 1000 - step * 1000 < round(t * 1000) <= T * 1000]
+            if inside:
+                groups.setdefault(tuple(r["metric"].get(label, "") for label in by), []).append(inside[-1][1])
+        for key, values in groups.items():
+            numbers = [v for v in values if not math.isnan(v)]
+            if not numbers:
+                continue
+            value = max(numbers)
+            if math.isinf(value) or (equals_one and value != 1.0):
+                continue
+            out.add((*key, datetime.utcfromtimestamp(T), value))
+    return out
+
+
+def test_edge_cases_follow_prometheus_rules() -> None:
+    """Samples on a grid time and one millisecond after the previous one belong to that step, one
+    exactly a step earlier does not; a NaN last sample hides an earlier number of its series but
+    loses to another series of the group; +Inf wins and is dropped; ` == 1` keeps ones only."""
+    T = 1_800_000_000  # a multiple of 300
+    results = [
+        {"metric": {"__name__": "m", "pod": "a", "resource": "cpu"},
+         "values": [[T - 300, "5"], [T - 299.999, "2"], [T, "3"], [T + 150, "1"], [T + 300, "NaN"]]},
+        {"metric": {"__name__": "m", "pod": "a", "resource": "cpu", "uid": "x"},
+         "values": [[T + 300, "4"], [T + 600, "+Inf"], [T + 900, "-Inf"]]},
+        {"metric": {"__name__": "m", "pod": "b", "resource": "cpu"},
+         "values": [[T + 1.5, "1"], [T + 299, "0"], [T + 600, "1"], [T + 900, "NaN"]]},
+        {"metric": {"__name__": "m", "pod": "c"}, "values": [[T + 600.001, "1"]]},
+    ]
+    by = ["pod", "resource"]
+    for equals_one in (False, True):
+        got = tf.stepped_from_raw(results, by, None, T, T + 900, 300, equals_one=equals_one)
+        want = _brute(results, by, T, T + 900, 300, equals_one)
+        assert set(got.iter_rows()) == want
+        assert got.height == len(want)
+    got = tf.stepped_from_raw(results, by, None, T, T + 900, 300)
+    rows = {(pod, ts, value) for pod, _r, ts, value in got.iter_rows()}
+    # T: pod a's last sample in (T-300, T] is 3 (5 is a step earlier); T+300: a's NaN loses to its
+    # twin series' 4; T+600: +Inf is dropped; T+900: -Inf alone is a number
+    assert (("a", datetime.utcfromtimestamp(T), 3.0) in rows and ("a", datetime.utcfromtimestamp(T + 300), 4.0) in rows
+            and not any(p == "a" and ts == datetime.utcfromtimestamp(T + 600) for p, ts, _ in rows)
+            and ("a", datetime.utcfromtimestamp(T + 900), -math.inf) not in rows)
+    series = tf.stepped_series_from_raw(results[2:], T, T + 900, 300)
+    assert series == [{"metric": {"__name__": "m", "pod": "b", "resource": "cpu"}, "values": [[T + 300, "0"], [T + 600, "1"], [T + 900, "NaN"]]},
+                      {"metric": {"__name__": "m", "pod": "c"}, "values": [[T + 900, "1"]]}]
+
+
+SPEC = ["nodes", "pods", "containers", "owners", "workloads", "hpas", "resource_quotas", "restarts"]
+
+
+def test_an_hourly_run_reading_raw_stores_what_the_spec_step_queries_store(prom, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    """The first run measures kube-state-metrics' scrape interval (300 s here) and keeps it; the
+    hours after it then read declared state raw, and every stored table is the one the spec-step
+    queries give."""
+    first_end = WINDOW_START + timedelta(hours=14)
+    base = tmp_path / "base.duckdb"
+    run(prom.url, base, start=WINDOW_START, end=first_end)
+    con = store.open_db(base, read_only=True)
+    try:
+        assert con.execute("SELECT scrape_seconds FROM collector_sources WHERE exporter = 'kube-state-metrics'"
+                           ).fetchall() == [(300.0,)]
+    finally:
+        con.close()
+    raw_db, stepped_db = tmp_path / "raw.duckdb", tmp_path / "stepped.duckdb"
+    shutil.copy(base, raw_db)
+    shutil.copy(base, stepped_db)
+    asked: list[str] = []
+    real_query = collect_run.PromClient.query
+
+    def counting(self, promql, at):
+        asked.append(promql)
+        return real_query(self, promql, at)
+
+    monkeypatch.setattr(collect_run.PromClient, "query", counting)
+    for hour in (1, 2, 3):
+        run(prom.url, raw_db, end=first_end + timedelta(hours=hour))
+    assert any(q.startswith("kube_pod_info{") for q in asked)  # declared state was read raw
+    monkeypatch.setattr(collect_run, "RAW_DECLARED_MIN_STEP_FRACTION", math.inf)
+    asked.clear()
+    for hour in (1, 2, 3):
+        run(prom.url, stepped_db, end=first_end + timedelta(hours=hour))
+    assert not any(q.startswith("kube_pod_info{") for q in asked)
+    for name in SPEC:
+        got, want = table(raw_db, name), table(stepped_db, name)
+        assert want.height > 0 or name in ("restarts",), name
+        assert _sorted(got).equals(_sorted(want)), name
