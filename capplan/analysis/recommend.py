@@ -11,6 +11,7 @@ before/after, change x pods, savings.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta
 
 import duckdb
@@ -56,16 +57,39 @@ def series_map(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
     return frame
 
 
+def _whole_seconds(start: datetime, end: datetime) -> dict[str, datetime]:
+    """[start, end] rounded inward to whole seconds: the same stored samples (their times are whole
+    seconds), as bounds the stored TIMESTAMP_S column is compared with directly (zone maps)."""
+    lo = start.replace(microsecond=0)
+    return {"lo": lo if lo == start else lo + timedelta(seconds=1), "hi": end.replace(microsecond=0)}
+
+
+def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
+    """Run the per-sample aggregate `name`: on DuckDB its `_stored` twin (the same columns and
+    values, read from the stored integer units instead of the usage_samples view); another engine
+    (Spark, over the lake) runs `name` itself."""
+    if store.engine_for(name) is not None:
+        return store.query(con, name, params)
+    stored = f"{name}_stored"
+    code = re.sub(r"--[^\n]*", "", store.load_sql(stored))  # the parameters it uses (DuckDB refuses others)
+    given = {**params, **_whole_seconds(params["start"], params["end"])}
+    return store.query(con, stored, {k: v for k, v in given.items() if re.search(rf"\${k}\b", code)})
+
+
+def _parts(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> int:
+    """How many slices of the series a percentile query over [start, end] runs in."""
+    row = store.query(con, "recommend_samples_count", _whole_seconds(start, end))
+    return max(1, math.ceil(int(row["samples"][0]) / PERCENTILE_SAMPLES_PER_PART))
+
+
 def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
     """Run a per-series percentile query over slices of the series, one after another: an exact
     percentile keeps every value of a group in memory, so slices bound the peak memory
     (about PERCENTILE_SAMPLES_PER_PART values at a time) for one extra cheap scan each."""
     if store.engine_for(name) is not None:  # another engine (Spark) bounds its own memory: one run
         return store.query(con, name, {**params, "parts": 1, "part": 0})
-    row = con.execute("SELECT count(*) FROM usage_samples WHERE ts BETWEEN $start AND $end",
-                      {"start": params["start"], "end": params["end"]}).fetchone()
-    parts = max(1, math.ceil((row[0] if row else 0) / PERCENTILE_SAMPLES_PER_PART))
-    frames = [store.query(con, name, {**params, "parts": parts, "part": part}) for part in range(parts)]
+    parts = _parts(con, params["start"], params["end"])
+    frames = [_query(con, name, {**params, "parts": parts, "part": part}) for part in range(parts)]
     return pl.concat(frames) if len(frames) > 1 else frames[0]
 
 
@@ -77,7 +101,7 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
     if needs.cpu_histogram:
         # one scan: the histogram per series and bucket also gives each series' count and span
         hist = vpa_strategy.CPU_HISTOGRAM
-        cpu_hist = store.query(con, "recommend_cpu_histogram", {
+        cpu_hist = _query(con, "recommend_cpu_histogram", {
             "start": start, "end": end, "first_bucket": hist.first_bucket, "ratio": hist.ratio,
             "num_buckets": hist.num_buckets, "half_life_s": vpa_strategy.HALF_LIFE_SECONDS})
         stats = cpu_hist.group_by("series_id").agg(
@@ -94,7 +118,7 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         stats = _in_parts(con, "recommend_series_percentile", {
             "start": start, "end": end, "cpu_q": params.cpu_percentile / 100.0})
     else:
-        stats = store.query(con, "recommend_series_stats_light", {"start": start, "end": end})
+        stats = _query(con, "recommend_series_stats_light", {"start": start, "end": end})
     series = smap.join(stats, on="series_id", how="inner").with_columns(
         pl.col("series_id").cast(pl.Int64), pl.col("memory_max_bytes").cast(pl.Float64))
     if series.is_empty():
@@ -139,7 +163,7 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         con.register("_rec_first", first.select(
             "series_id", (pl.col("first_ts").dt.epoch("us").cast(pl.Float64) / 1e6).alias("first_s")).to_arrow())
         try:
-            peaks = store.query(con, "recommend_daily_stats" if needs.daily_cpu else "recommend_memory_peaks", {
+            peaks = _query(con, "recommend_daily_stats" if needs.daily_cpu else "recommend_memory_peaks", {
                 "start": start, "end": end, "interval_s": vpa_strategy.MEMORY_INTERVAL_SECONDS})
         finally:
             con.unregister("_rec_first")

@@ -1,0 +1,33 @@
+-- DuckDB's recommend_series_stats (the same columns and values; other engines run that file over
+-- the lake's usage_samples view): per container series, over [$start, $end], sample count and span,
+-- CPU percentiles ($cpu_q, p90, p95, p99; linear interpolation as numpy's default), peak CPU and
+-- peak memory (the auto strategy). Reads the stored integer units (usage_in: raw samples, then the
+-- rollups) instead of the view: the view's REAL cores and BIGINT bytes are made per sample and its
+-- time filter reads every row. Values stay the view's: CPU is CAST(mcores / 1000 AS REAL), which is
+-- the view's CAST(mcores * 0.001 AS REAL) (equal for every mcores value; tests/analysis/
+-- test_recommend_stored.py), percentiles are taken of those REAL values, and the peaks are
+-- converted after the max (the conversions keep the order).
+-- Params: $lo, $hi TIMESTAMP; $cpu_q DOUBLE; $parts, $part INTEGER: only series with
+-- series_id % $parts = $part (the caller runs the parts one after another to bound memory).
+-- $lo, $hi: $start and $end rounded inward to whole seconds (the stored times are whole seconds, so
+-- the rows are the same; comparing TIMESTAMP_S with TIMESTAMP_S lets the zone maps skip row groups).
+WITH samples AS (  -- the usage_samples view's rows in [$start, $end], in the stored units
+    SELECT series_id, ts, cpu_mcores, memory_kib FROM usage_raw
+    WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
+    UNION ALL
+    SELECT series_id, hour, cpu_mcores_p95, memory_kib_max FROM usage_hourly
+    WHERE hour BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
+    UNION ALL
+    SELECT series_id, day, cpu_mcores_p95, memory_kib_max FROM usage_daily
+    WHERE day BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
+)
+SELECT series_id,
+       count(*) AS samples,
+       CAST(min(ts) AS TIMESTAMP) AS first_ts,
+       CAST(max(ts) AS TIMESTAMP) AS last_ts,
+       quantile_cont(CAST(cpu_mcores / 1000 AS REAL), [$cpu_q, 0.90, 0.95, 0.99]) AS cpu_q,
+       CAST(max(cpu_mcores) / 1000 AS REAL) AS cpu_max_cores,
+       CAST(max(memory_kib) AS BIGINT) * 1024 AS memory_max_bytes
+FROM samples
+WHERE series_id % $parts = $part
+GROUP BY series_id
