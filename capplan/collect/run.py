@@ -247,7 +247,9 @@ class RunState:
     stored: dict[str, tuple[float | None, str]] = field(default_factory=dict)  # exporter -> as stored
     warned: set[str] = field(default_factory=set)
     coarse_seconds: int = 0                        # 0: declared state read at the spec step (short runs)
-    coarse: dict[str, pl.DataFrame] = field(default_factory=dict)  # metric -> last value per coarse window
+    # metric -> its coarse windows over the run (last value per window) that held one value, and
+    # the windows to read again at the spec step (tf.kept_windows)
+    coarse: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
     known_series: int | None = None                # containers already stored (incremental runs plan with it)
     scope: str = ""                                # label matchers of one cluster on a central Prometheus
 
@@ -706,7 +708,13 @@ def _read_coarse(pool: ThreadPoolExecutor, client: PromClient, wanted: list[Metr
             raise future.exception()  # type: ignore[misc]
         parts.setdefault(metric.key, []).append(
             tf.coarse_values(future.result(), list(metric.by), dict(metric.aliases) or None))
-    state.coarse = {key: pl.concat(items) for key, items in parts.items()}
+    # which windows held one value and which to read again, once for the whole run (each chunk
+    # then takes its own windows: the same flags, as a window's neighbours are within the run),
+    # rather than per chunk and metric (bench/collect_bench.py's M first run: ~4 s of client CPU)
+    for key, items in parts.items():
+        metric = METRICS_BY_KEY[key]
+        keys = [dict(metric.aliases).get(label, label) for label in metric.by]
+        state.coarse[key] = tf.kept_windows(pl.concat(items), keys, coarse_s, spec_step)
     state.coarse_seconds = coarse_s
 
 
@@ -728,14 +736,14 @@ def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, s
         return tf.to_frame(_range_split(client, render(metric, batch, spec_step * 1000 - 1, scope=state.scope), spec_lo, spec_hi, spec_step),
                            list(metric.by), aliases or None)
     lo_s, hi_s = int(epoch(spec_lo)), int(epoch(spec_hi))
-    coarse = state.coarse.get(metric.key)
-    if coarse is None:
-        coarse = tf.coarse_values([], list(metric.by), aliases or None)
-    if batch is not None and "namespace" in coarse.columns:
-        coarse = coarse.filter(pl.col("namespace").is_in(batch))
-    # the chunk's windows and their neighbours (whether a series went on or changed)
-    near = coarse.filter((pl.col("T") >= lo_s - coarse_s) & (pl.col("T") - coarse_s < hi_s + coarse_s))
-    kept, refine = tf.kept_windows(near, keys, coarse_s, spec_step)
+    windows = state.coarse.get(metric.key)
+    kept, refine = windows if windows is not None else tf.kept_windows(
+        tf.coarse_values([], list(metric.by), aliases or None), keys, coarse_s, spec_step)
+    if batch is not None and "namespace" in kept.columns:
+        kept = kept.filter(pl.col("namespace").is_in(batch))
+        refine = refine.filter(pl.col("namespace").is_in(batch))
+    # the chunk's windows and their neighbours
+    kept = kept.filter((pl.col("T") >= lo_s - coarse_s) & (pl.col("T") - coarse_s < hi_s + coarse_s))
     refine = refine.filter((pl.col("T") >= lo_s) & (pl.col("T") - coarse_s < hi_s))
     fine = None
     if not refine.is_empty():

@@ -722,11 +722,10 @@ def stepped_series_from_raw(results: Sequence[dict[str, Any]], first_s: int, las
     if not results or not any(r["values"] for r in results):
         return []
     last = _last_per_step(results, first_s, last_s, step_s).sort("sid", "k")
-    out = []
-    for (index,), part in last.group_by("sid", maintain_order=True):
-        out.append({"metric": dict(results[int(index)]["metric"]), "values": [[int(k) * step_s, _prom_text(v)]
-                                                 for k, v in zip(part["k"].to_list(), part["value"].to_list(), strict=True)]})
-    return out
+    values: dict[int, list[list[Any]]] = {}
+    for index, k, v in zip(last["sid"].to_list(), last["k"].to_list(), last["value"].to_list(), strict=True):
+        values.setdefault(index, []).append([k * step_s, _prom_text(v)])
+    return [{"metric": dict(results[index]["metric"]), "values": points} for index, points in values.items()]
 
 
 def _prom_text(value: float | None) -> str:
