@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,14 @@ NUMBER_COLUMNS = ("cpu_cores", "memory_bytes", *SPEC_COLUMNS)
 IMPORT_MEMORY_LIMIT_MB = 256
 # The file's `timestamp` is `ts` in the store and in the gate's checks.
 FILE_NAMES = (("ts", "timestamp"),)
+# A Parquet file whose row groups each hold a short span of time is written to the store a time
+# slice at a time, each of about this many rows sorted on its own: DuckDB then sorts in memory
+# instead of spilling one sort of the whole file (bench/RESULTS.md, L, 27.75 M rows in day slices of
+# 2.8 M: 9.0 CPU-s and 7.4 s against 11.1 CPU-s and 27 s for one sort, at load ~6).
+SLICE_ROWS = 3_000_000
+# ... as long as the slices read at most this many times the file's rows (a row group whose span
+# crosses a slice's edge is read by both slices; a file in container order reads all of it for each).
+SLICE_MAX_READ = 1.25
 
 
 def _q(name: str) -> str:
@@ -64,6 +72,11 @@ class LongFile:
     quantities: dict[str, dict[str, float]] = field(default_factory=dict)
     rows: str = ""
     lines: str = ""
+    # Parquet with a time-zone-free timestamp column: its DuckDB type, and `rows` of the times in
+    # [$slice_lo, $slice_hi) only (the filter on the file's own column skips row groups by their
+    # statistics)
+    time_type: str = ""
+    rows_between: str = ""
 
     @property
     def params(self) -> dict[str, Any]:
@@ -113,6 +126,9 @@ def open_file(con: duckdb.DuckDBPyConnection, path: Path) -> LongFile:
             raise BadInputError(f"{path}: {column}: is {dtype}, expected numbers")
     source = LongFile(path, origin, kind, present, tuple(text_numbers), ts_type == pl.Utf8,
                       isinstance(ts_type, pl.Datetime) and ts_type.time_zone is not None)
+    if kind == "parquet" and isinstance(ts_type, pl.Datetime) and ts_type.time_zone is None:
+        source.time_type = str(store.fetch_row(
+            con, "SELECT column_type FROM (DESCRIBE SELECT \"timestamp\" FROM read_parquet($path))", {"path": str(path)})[0])
     # Text without an offset is UTC (the session zone decides how DuckDB reads it).
     con.execute("SET TimeZone = 'UTC'")
     # the import prints its own progress; DuckDB's bar would land on stdout
@@ -175,6 +191,9 @@ def _build_sql(source: LongFile) -> None:
     columns = ", ".join(select)
     read = _PARQUET if source.kind == "parquet" else _CSV
     source.rows = f"(SELECT {columns} FROM {read})"
+    if source.time_type:
+        between = f'"timestamp" >= CAST($slice_lo AS {source.time_type}) AND "timestamp" < CAST($slice_hi AS {source.time_type})'
+        source.rows_between = f"(SELECT {columns} FROM {read} WHERE {between})"
     # Parquet: the row in the file; CSV: the line (header = 1), counted by a streaming window in
     # file order (single-threaded: only read to name a bad row)
     line = "file_row_number + 1" if source.kind == "parquet" else "row_number() OVER () + 1"
@@ -195,6 +214,31 @@ class Staged:
 
     samples_read: int
     repeats: int = 0
+    # True: nothing is stored in the file's time span (`span`, whole seconds), so write_staged inserts
+    # straight from the file; False: the samples are staged in `_staged_usage` (stage)
+    direct: bool = False
+    span: tuple[datetime, datetime] | None = None
+    # the file's rows already come in the stored order (by its first rows: in_order); then the
+    # direct write does not sort them
+    presorted: bool | None = None
+
+
+class WriteAgain(Exception):
+    """A direct write (write_staged) found the file's rows not in the stored order after all, or the
+    same container and time twice: the caller rolls its transaction back, calls again() and
+    writes again."""
+
+    def __init__(self, repeats: bool) -> None:
+        super().__init__("the same container and time twice" if repeats else "not in the stored order")
+        self.repeats = repeats
+
+
+def again(con: duckdb.DuckDBPyConnection, source: LongFile, staged: Staged, why: WriteAgain) -> None:
+    """After a WriteAgain (rolled back): sort the rows on the next write; or, for repeats, stage
+    them (a contradiction is refused by its lines, equal repeats are one sample)."""
+    if why.repeats:
+        stage(con, source, staged)
+    staged.presorted = False
 
 
 def check_and_stage(con: duckdb.DuckDBPyConnection, source: LongFile, *, now: datetime,
@@ -216,18 +260,44 @@ def check_and_stage(con: duckdb.DuckDBPyConnection, source: LongFile, *, now: da
         if totals["bad"]:
             _first_bad_row(con, source, checks, limit)
         con.execute(store.load_sql("import_series"), {"cluster": cluster})
+        staged = Staged(samples_read=int(totals["samples"] or 0))
+        lo, hi = store.fetch_row(con, "SELECT date_trunc('second', min(valid_from)), date_trunc('second', max(valid_to)) "
+                                      "FROM _import_groups")
+        if lo is not None and store.stored_range(con, lo, hi) is None:
+            # Nothing stored in the file's time span: no sample of it can be stored already, so the file
+            # goes straight into usage_raw (write_staged) and the same container and time twice is
+            # looked for there; only then is it staged (stage) to be named or merged.
+            staged.direct, staged.span = True, (lo, hi)
+            try:
+                _check_capacity(con, source, cluster)
+            except BadInputError:
+                stage(con, source, staged)  # the contradiction is named first, as on the staged path
+                raise
+        else:
+            stage(con, source, staged, cluster)
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
+        raise BadInputError(f"cannot read {source.path}: {str(exc).splitlines()[0]}") from exc
+    return staged
+
+
+def stage(con: duckdb.DuckDBPyConnection, source: LongFile, staged: Staged, cluster: str | None = None) -> None:
+    """The file's samples in a temporary table (`_staged_usage`, store units and order); the same
+    container and time twice: refused (BadInputError naming the line) when the values differ, kept
+    once when equal. With `cluster`, then the physical bounds by that cluster's stored nodes."""
+    try:
         con.execute(store.load_sql("import_stage").format(
             rows=source.rows, cpu_units=store.CPU_UNITS_PER_CORE, memory_unit=store.MEMORY_UNIT_BYTES,
             order=store.STORED_ORDER), source.params)
         clashes, repeats = store.fetch_row(con, store.load_sql("import_repeats"))
         if clashes:
             _first_clash(con, source)
-        _check_capacity(con, source, cluster)
+        if cluster is not None:
+            _check_capacity(con, source, cluster)
         if repeats:  # the same sample twice in the file is one sample
             con.execute(store.load_sql("import_stage_unique"))
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
         raise BadInputError(f"cannot read {source.path}: {str(exc).splitlines()[0]}") from exc
-    return Staged(samples_read=int(totals["samples"] or 0), repeats=int(repeats or 0))
+    staged.direct, staged.repeats = False, int(repeats or 0)
 
 
 def _text_columns(source: LongFile) -> list[str]:
@@ -361,6 +431,26 @@ def _check_capacity(con: duckdb.DuckDBPyConnection, source: LongFile, cluster: s
     gate.raise_bad(source.origin, int(first["line"]), column, reason, int(count), first)
 
 
+# The first rows of a file, read to judge whether it comes in the stored order already
+IN_ORDER_PROBE_ROWS = 100_000
+
+
+def in_order(con: duckdb.DuckDBPyConnection, source: LongFile) -> bool:
+    """The file's first IN_ORDER_PROBE_ROWS rows come in the stored order, (time, series id), each
+    after the one before it (a file sorted by time, then namespace, pod and container, into a
+    store without its containers). Only a guess for the rest: the direct write checks it."""
+    (backwards,) = store.fetch_row(con, f"""
+        SELECT count(*) FILTER (WHERE ts < previous_ts OR (ts = previous_ts AND series_id <= previous_id))
+        FROM (
+            SELECT date_trunc('second', r.ts) AS ts, m.series_id,
+                   lag(date_trunc('second', r.ts)) OVER (ORDER BY r.line) AS previous_ts,
+                   lag(m.series_id) OVER (ORDER BY r.line) AS previous_id
+            FROM (SELECT * FROM {source.lines} LIMIT {IN_ORDER_PROBE_ROWS}) AS r
+            JOIN _import_series AS m USING (namespace, pod, container)
+        )""", source.params)
+    return not backwards
+
+
 # --- 2. what the summary gives the spec tables ---------------------------------------------------
 
 
@@ -388,13 +478,81 @@ def spec_frames(con: duckdb.DuckDBPyConnection, source: LongFile) -> dict[str, p
 
 
 def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: bool,
-                 cluster: str = store.DEFAULT_CLUSTER) -> store.UsageWrite:
+                 cluster: str = store.DEFAULT_CLUSTER, source: LongFile | None = None) -> store.UsageWrite:
     """Inside the import's transaction: new series (of `cluster`), the nodes they ran on, and the
-    samples."""
+    samples (read from `source` again when `staged.direct`: WriteAgain when they were not in the
+    order the write assumed, or repeat a sample)."""
     known_series = int(store.fetch_row(con, "SELECT coalesce(max(series_id), 0) FROM series")[0])  # ids above are new
     con.execute(store.load_sql("import_series_insert"), {"cluster": cluster})
     con.execute(store.load_sql("import_series_nodes"))
     moved = [int(r[0]) for r in con.execute(store.load_sql("series_nodes_upsert")).fetchall()]
     # a stored series that moved to another node takes its node sums with it (schema 006)
     store.mark_series_pending(con, [i for i in moved if i <= known_series])
-    return store.insert_staged_usage(con, replace=replace)
+    if not staged.direct:
+        return store.insert_staged_usage(con, replace=replace)
+    assert staged.span is not None and source is not None
+    lo, hi = staged.span
+    if staged.presorted is None:
+        staged.presorted = in_order(con, source)
+    inserted = 0
+    # sorted: in time slices where the file's row groups allow; presorted: as the file comes
+    slices = None if staged.presorted else time_slices(con, source, lo, hi)
+    threads = int(store.fetch_row(con, "SELECT current_setting('threads')")[0])
+    if staged.presorted:
+        # DuckDB's parallel insert of the file joined to the series ids does not keep the file's
+        # order (its plan is INSERT, not BATCH_INSERT: the L file sorted by time came out with one
+        # pair out of order); one thread keeps it: 4.7 CPU-s against 8.8 sorted on two, the same
+        # wall time on a quiet 2-core machine
+        con.execute("SET threads = 1")
+    try:
+        for slice_lo, slice_hi in slices or [(lo, hi)]:
+            row = con.execute(store.load_sql("import_direct").format(
+                rows=source.rows_between if slices else source.rows, cpu_units=store.CPU_UNITS_PER_CORE,
+                memory_unit=store.MEMORY_UNIT_BYTES, order="" if staged.presorted else f"ORDER BY {store.STORED_ORDER}"),
+                {**source.params, **({"slice_lo": slice_lo, "slice_hi": slice_hi} if slices else {})}).fetchone()
+            inserted += int(row[0]) if row else 0
+    finally:
+        con.execute(f"SET threads = {threads}")
+    # The span held no sample before: usage_raw's rows in it are the file's, in the order written.
+    repeats, backwards = store.fetch_row(con, store.load_sql("import_direct_repeats"), {"lo": lo, "hi": hi})
+    if backwards:
+        raise WriteAgain(repeats=False)
+    if repeats:
+        raise WriteAgain(repeats=True)
+    if inserted != staged.samples_read:  # every row the checks counted lands once (else a bug: exit 1)
+        raise RuntimeError(f"{source.path}: {inserted:,} samples written of {staged.samples_read:,} checked")
+    result = store.UsageWrite(inserted=inserted)
+    if result.inserted:
+        store.mark_node_usage_pending(con, lo, hi)
+    return result
+
+
+def time_slices(con: duckdb.DuckDBPyConnection, source: LongFile, lo: datetime,
+                hi: datetime) -> list[tuple[datetime, datetime]] | None:
+    """Time slices [from, to) of whole seconds covering [lo, hi] (the file's span), in time order,
+    of about SLICE_ROWS rows each, when the Parquet file's row-group statistics say that reading
+    the file once per slice reads at most SLICE_MAX_READ times its rows; else None (one sort of the
+    whole file). Slices in order, each sorted, are the stored order: a sample's stored time (whole
+    seconds) is in the slice its own time is."""
+    if not source.time_type:
+        return None
+    groups = con.execute(
+        "SELECT row_group_num_rows, CAST(stats_min_value AS TIMESTAMP), CAST(stats_max_value AS TIMESTAMP) "
+        "FROM parquet_metadata($path) WHERE path_in_schema = 'timestamp'", source.params).fetchall()
+    rows = sum(int(g[0]) for g in groups)
+    count = -(-rows // SLICE_ROWS)
+    if count <= 1 or any(g[1] is None or g[2] is None for g in groups):
+        return None
+    # equal widths, whole hours from an hour up (a day of 5-minute samples is one slice), aligned
+    # to multiples of the width since the epoch (UTC midnights for days)
+    width = -(-(int((hi - lo).total_seconds()) + 1) // count)
+    if width >= 3600:
+        width = -(-width // 3600) * 3600
+    epoch = datetime(1970, 1, 1)
+    start = epoch + timedelta(seconds=int((lo - epoch).total_seconds()) // width * width)
+    slices = []
+    while start <= hi:
+        slices.append((start, start + timedelta(seconds=width)))
+        start += timedelta(seconds=width)
+    read = sum(int(n) for a, b in slices for n, first, last in groups if first < b and last >= a)
+    return slices if read <= SLICE_MAX_READ * rows else None

@@ -269,13 +269,24 @@ def import_long_format(path: str | Path, db: str | Path | None = None, *, wait: 
         stop.check()
         if progress and staged.samples_read >= PROGRESS_MIN_SAMPLES:
             progress(f"{staged.samples_read:,} samples of {source.origin.label} passed the checks; writing")
-        with store.transaction(con):
-            for table, frame in spec.items():
-                summary.spec_rows += store.write_spec(con, table, frame, validated=True, cluster=cluster)
-            stop.check()
-            written = file_ingest.write_staged(con, staged, replace=replace, cluster=cluster)
-            summary.samples, summary.conflicts, summary.replaced = written.inserted, written.conflicts, written.replaced
-            stop.check()
+
+        def write() -> tuple[int, store.UsageWrite]:
+            with store.transaction(con):
+                spec_rows = sum(store.write_spec(con, table, frame, validated=True, cluster=cluster)
+                                for table, frame in spec.items())
+                stop.check()
+                written = file_ingest.write_staged(con, staged, replace=replace, cluster=cluster, source=source)
+                stop.check()
+            return spec_rows, written
+
+        while True:  # at most three times: each WriteAgain takes a slower, surer way (file_ingest.again)
+            try:
+                spec_rows, written = write()
+                break
+            except file_ingest.WriteAgain as why:  # rolled back
+                file_ingest.again(con, source, staged, why)
+        summary.spec_rows = spec_rows
+        summary.samples, summary.conflicts, summary.replaced = written.inserted, written.conflicts, written.replaced
         store.refresh_node_usage(con)  # the node sums of the imported times (schema 006)
         con.execute("CHECKPOINT")
     _conflict_warning(summary, replace)

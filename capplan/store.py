@@ -488,7 +488,7 @@ def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta =
             con.execute("DELETE FROM node_usage WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": upto})
             row = con.execute(
                 "INSERT INTO node_usage (cluster, node, ts, cpu_mcores, memory_kib) "
-                "SELECT cluster, node, ts, cpu_mcores, memory_kib FROM node_usage_compute($lo, $hi) ORDER BY ts, cluster, node",
+                "SELECT cluster, node, ts, cpu_mcores, memory_kib FROM node_usage_compute($lo, $hi) ORDER BY ts, node_id",
                 {"lo": lo, "hi": upto}).fetchone()
             written += int(row[0]) if row else 0
             con.execute("DELETE FROM node_usage_pending")
@@ -761,6 +761,15 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
         con.unregister("_staged_usage")
 
 
+def stored_range(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> tuple[datetime, datetime] | None:
+    """The first and last stored raw sample time in [lo, hi] (any cluster), or None when there is
+    none (zone maps make this cheap)."""
+    stored_lo, stored_hi = fetch_row(
+        con, "SELECT min(ts), max(ts) FROM usage_raw WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)",
+        {"lo": lo, "hi": hi})
+    return None if stored_lo is None else (stored_lo, stored_hi)
+
+
 def insert_staged_usage(con: duckdb.DuckDBPyConnection, *, replace: bool = False) -> UsageWrite:
     """Insert `_staged_usage` (series_id, ts TIMESTAMP of whole seconds, cpu_mcores, memory_kib: one
     row per series and time, in STORED_ORDER) into usage_raw: a (series, ts) already stored with the
@@ -770,19 +779,17 @@ def insert_staged_usage(con: duckdb.DuckDBPyConnection, *, replace: bool = False
     lo, hi = fetch_row(con, "SELECT min(ts), max(ts) FROM _staged_usage")
     if lo is None:
         return result
-    # Stored samples in the chunk's time range (zone maps make this cheap): when there are none,
-    # no (series, ts) can collide and the anti-join, 4x the cost of the insert, is skipped.
-    stored_lo, stored_hi = fetch_row(
-        con, "SELECT min(ts), max(ts) FROM usage_raw WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)",
-        {"lo": lo, "hi": hi})
-    if stored_lo is None:
+    # Stored samples in the chunk's time range: when there are none, no (series, ts) can collide and
+    # the anti-join, 4x the cost of the insert, is skipped.
+    stored = stored_range(con, lo, hi)
+    if stored is None:
         # already in the stored order: inserted as they come (DuckDB keeps the insertion order)
         inserted = con.execute(
             "INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib) "
             "SELECT series_id, CAST(ts AS TIMESTAMP_S), cpu_mcores, memory_kib FROM _staged_usage"
         ).fetchone()
     else:
-        bounds = {"lo": stored_lo, "hi": stored_hi}
+        bounds = {"lo": stored[0], "hi": stored[1]}
         conflicts = con.execute(load_sql("usage_conflicts_count"), bounds).fetchone()
         result.conflicts = int(conflicts[0]) if conflicts else 0
         if replace and result.conflicts:
