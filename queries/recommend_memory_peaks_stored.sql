@@ -1,14 +1,15 @@
--- DuckDB's recommend_memory_peaks (the same columns and values; other engines run that file over
--- the lake): one memory peak per container series and aggregation interval, as the VPA recommender
--- keeps them (kubernetes/autoscaler vertical-pod-autoscaler/pkg/recommender/model/container.go,
--- addMemorySample): intervals of $interval_s seconds aligned to the series' first sample in the
--- window; from the stored integer units as queries/recommend_series_stats_stored.sql explains.
+-- DuckDB's recommend_memory_peaks (the same values; other engines run that file over the lake):
+-- one memory peak per container series and aggregation interval, as the VPA recommender keeps them
+-- (kubernetes/autoscaler vertical-pod-autoscaler/pkg/recommender/model/container.go, addMemorySample):
+-- intervals of $interval_s seconds aligned to the series' first sample in the window; from the stored
+-- integer units as queries/recommend_series_stats_stored.sql explains.
 -- Needs the registered relation _rec_first(series_id, first_s): the series' first sample in the
 -- window as epoch seconds. The caller adds interval_end = first + (interval_index + 1) intervals.
 -- Params: $lo, $hi TIMESTAMP; $interval_s DOUBLE.
--- $lo, $hi: $start and $end rounded inward to whole seconds (the stored times are whole seconds, so
--- the rows are the same; comparing TIMESTAMP_S with TIMESTAMP_S lets the zone maps skip row groups).
-WITH samples AS (  -- the usage_samples view's rows in [$start, $end], in the stored units
+-- $lo, $hi: whole seconds (the stored times are; comparing TIMESTAMP_S with TIMESTAMP_S lets the zone
+-- maps skip row groups). The caller runs one interval length of time at a time and merges the slices
+-- (capplan.analysis.recommend._interval_stats).
+WITH samples AS (  -- the usage_samples view's rows in [$lo, $hi], in the stored units
     SELECT series_id, ts, cpu_mcores, memory_kib FROM usage_raw
     WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
     UNION ALL
@@ -24,4 +25,3 @@ SELECT u.series_id,
 FROM samples AS u
 JOIN _rec_first AS f USING (series_id)
 GROUP BY u.series_id, interval_index
-ORDER BY u.series_id, interval_index

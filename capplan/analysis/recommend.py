@@ -28,6 +28,12 @@ GROUP_KEYS = ["namespace", "owner_kind", "owner_name", "container"]
 WORKLOAD_KEYS = ["namespace", "owner_kind", "owner_name"]
 ALIVE_TOLERANCE = timedelta(minutes=15)
 PERCENTILE_SAMPLES_PER_PART = 25_000_000
+# The VPA histogram looks the bucket of a CPU value up in a list of one entry per millicore up to the
+# window's largest value (queries/recommend_cpu_histogram_stored.sql); DuckDB copies that list for
+# every chunk of 2,048 rows, so it stops at 64 cores (128 KiB; bench L's largest value, 8.6 cores,
+# took 2.8 s against 4.5 s for the formula per sample, and a list to 1,000 cores 30 s); values above
+# take the formula.
+LUT_MAX_MCORES = 65_535
 STALE_DAYS = 1.0  # a workload last seen this long before the window's end is flagged
 
 # CONTRACT.md `recommend` columns, in order; more follow.
@@ -69,17 +75,56 @@ def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFr
     values, read from the stored integer units instead of the usage_samples view); another engine
     (Spark, over the lake) runs `name` itself."""
     if store.engine_for(name) is not None:
-        return store.query(con, name, params)
+        return store.query(con, name, _used(name, params))
     stored = f"{name}_stored"
-    code = re.sub(r"--[^\n]*", "", store.load_sql(stored))  # the parameters it uses (DuckDB refuses others)
-    given = {**params, **_whole_seconds(params["start"], params["end"])}
-    return store.query(con, stored, {k: v for k, v in given.items() if re.search(rf"\${k}\b", code)})
+    return store.query(con, stored, _used(stored, {**params, **_whole_seconds(params["start"], params["end"])}))
+
+
+def _used(name: str, params: dict) -> dict:
+    """The parameters queries/NAME.sql uses (DuckDB refuses the others)."""
+    code = re.sub(r"--[^\n]*", "", store.load_sql(name))
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", code)}
+
+
+def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, end: datetime,
+                    origin: datetime) -> pl.DataFrame:
+    """The per-series, per-interval aggregate `name` (recommend_memory_peaks, recommend_daily_stats)
+    over [start, end], with _rec_first registered. On DuckDB its `_stored` twin runs one interval
+    length of time at a time, slices aligned to `origin` (the earliest first sample): a slice holds
+    at most two intervals of each series, and the hash table of ~2 groups per series stays small,
+    where the whole window's (a group per series and day) made this the costliest part of `vpa`
+    (bench L: 5.5 s of CPU). The slices' peaks, sums and counts are merged to the same columns
+    (the mean CPU is the sum over the count, as DuckDB's avg)."""
+    interval_s = vpa_strategy.MEMORY_INTERVAL_SECONDS
+    if store.engine_for(name) is not None:
+        return store.query(con, name, {"start": start, "end": end, "interval_s": interval_s})
+    bounds = _whole_seconds(start, end)
+    interval = timedelta(seconds=interval_s)
+    step = math.floor((bounds["lo"] - origin) / interval)
+    frames = []
+    while origin + step * interval <= bounds["hi"]:
+        lo = max(bounds["lo"], origin + step * interval)
+        hi = min(bounds["hi"], origin + (step + 1) * interval - timedelta(seconds=1))
+        frames.append(store.query(con, f"{name}_stored", {"lo": lo, "hi": hi, "interval_s": interval_s}))
+        step += 1
+    merged = pl.concat(frames).group_by("series_id", "interval_index").agg(
+        pl.col("peak_bytes").max(),
+        *([(pl.col("cpu_sum_cores").sum() / pl.col("cpu_samples").sum()).alias("cpu_mean_cores")]
+          if "cpu_sum_cores" in frames[0].columns else []))
+    if "cpu_mean_cores" in merged.columns:  # no CPU value in the interval: avg is NULL, not 0/0
+        merged = merged.with_columns(pl.when(pl.col("cpu_mean_cores").is_finite()).then("cpu_mean_cores"))
+    return merged.sort("series_id", "interval_index")
 
 
 def _parts(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> int:
     """How many slices of the series a percentile query over [start, end] runs in."""
-    row = store.query(con, "recommend_samples_count", _whole_seconds(start, end))
-    return max(1, math.ceil(int(row["samples"][0]) / PERCENTILE_SAMPLES_PER_PART))
+    return max(1, math.ceil(_samples_summary(con, start, end)[0] / PERCENTILE_SAMPLES_PER_PART))
+
+
+def _samples_summary(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> tuple[int, int]:
+    """The number of stored samples in [start, end] and their largest CPU value in millicores."""
+    row = store.query(con, "recommend_samples_summary", _whole_seconds(start, end)).row(0)
+    return int(row[0]), int(row[1] or 0)
 
 
 def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
@@ -103,7 +148,8 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         hist = vpa_strategy.CPU_HISTOGRAM
         cpu_hist = _query(con, "recommend_cpu_histogram", {
             "start": start, "end": end, "first_bucket": hist.first_bucket, "ratio": hist.ratio,
-            "num_buckets": hist.num_buckets, "half_life_s": vpa_strategy.HALF_LIFE_SECONDS})
+            "num_buckets": hist.num_buckets, "half_life_s": vpa_strategy.HALF_LIFE_SECONDS,
+            "cap_mcores": min(_samples_summary(con, start, end)[1], LUT_MAX_MCORES)})
         stats = cpu_hist.group_by("series_id").agg(
             pl.col("samples").sum(), pl.col("first_ts").min(), pl.col("last_ts").max(),
             pl.col("cpu_max_cores").max(), pl.lit(None, pl.Float64).alias("memory_max_bytes"))
@@ -162,9 +208,11 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         first = series.select("series_id", "first_ts")
         con.register("_rec_first", first.select(
             "series_id", (pl.col("first_ts").dt.epoch("us").cast(pl.Float64) / 1e6).alias("first_s")).to_arrow())
+        origin = first["first_ts"].min()
+        assert isinstance(origin, datetime)  # series is never empty here (NoDataError above)
         try:
-            peaks = _query(con, "recommend_daily_stats" if needs.daily_cpu else "recommend_memory_peaks", {
-                "start": start, "end": end, "interval_s": vpa_strategy.MEMORY_INTERVAL_SECONDS})
+            peaks = _interval_stats(con, "recommend_daily_stats" if needs.daily_cpu else "recommend_memory_peaks",
+                                    start, end, origin)
         finally:
             con.unregister("_rec_first")
         interval = timedelta(seconds=vpa_strategy.MEMORY_INTERVAL_SECONDS)
