@@ -394,10 +394,7 @@ def sample_range(con: duckdb.DuckDBPyConnection) -> tuple[datetime, datetime]:
     """The oldest and newest stored usage sample (the newest at or before `--end` when one is set);
     NoDataError when there is none."""
     end = analysis_end(con)
-    if end is None:
-        row = con.execute("SELECT min(ts), max(ts) FROM usage_samples").fetchone()
-    else:
-        row = con.execute("SELECT min(ts), max(ts) FROM usage_samples WHERE ts <= $end", {"end": end}).fetchone()
+    row = con.execute(load_sql("sample_range"), {"end": end}).fetchone()
     if row is None or row[1] is None:
         if end is not None:
             raise NoDataError(f"no usage samples at or before --end {end:%Y-%m-%dT%H:%M:%SZ}")

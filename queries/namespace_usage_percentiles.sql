@@ -1,18 +1,16 @@
--- Per namespace: percentiles of the namespace's summed container usage over [$start, $end].
--- Params: $start TIMESTAMP, $end TIMESTAMP.
-WITH per_ts AS (
-    SELECT s.namespace, u.ts, sum(u.cpu_cores) AS cpu_cores, sum(u.memory_bytes) AS memory_bytes
-    FROM usage_samples AS u
-    JOIN series AS s USING (series_id)
-    WHERE u.ts BETWEEN $start AND $end
-    GROUP BY s.namespace, u.ts
-)
-SELECT namespace,
+-- Per namespace: percentiles of the namespace's summed container usage over the window, from
+-- its sums per sample time (registered as _namespace_moments: namespace_id, cpu_cores,
+-- memory_bytes; queries/namespace_usage_moments.sql, a slice at a time) and the ids' names
+-- (_namespace_ids: namespace_id, namespace).
+-- The max is a HUGEINT, the type a sum of the view's BIGINT bytes has (as before slicing); the p95 of
+-- BIGINT sums is the same DOUBLE (the sums are far below 2^53).
+SELECT n.namespace,
        count(*) AS usage_points,
-       quantile_cont(cpu_cores, 0.95) AS cpu_usage_p95_cores,
-       max(cpu_cores) AS cpu_usage_max_cores,
-       quantile_cont(memory_bytes, 0.95) AS memory_usage_p95_bytes,
-       max(memory_bytes) AS memory_usage_max_bytes
-FROM per_ts
-GROUP BY namespace
-ORDER BY namespace
+       quantile_cont(m.cpu_cores, 0.95) AS cpu_usage_p95_cores,
+       max(m.cpu_cores) AS cpu_usage_max_cores,
+       quantile_cont(m.memory_bytes, 0.95) AS memory_usage_p95_bytes,
+       CAST(max(m.memory_bytes) AS HUGEINT) AS memory_usage_max_bytes
+FROM _namespace_moments AS m
+JOIN _namespace_ids AS n USING (namespace_id)
+GROUP BY n.namespace
+ORDER BY n.namespace

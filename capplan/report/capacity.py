@@ -7,15 +7,9 @@ import polars as pl
 from capplan.analysis.imbalance import imbalance
 from capplan.analysis.n_minus_1 import n_minus_1, node_loss
 from capplan.analysis.namespaces import namespaces_report
-from capplan.analysis.node_series import load_daily_memory
-from capplan.analysis.nodes import snapshot_window
-from capplan.analysis.pods import (
-    load_current_containers,
-    load_current_nodes,
-    pod_resources,
-)
 from capplan.analysis.pressure import memory_pressure
 from capplan.analysis.snapshot import node_state
+from capplan.errors import NoDataError
 from capplan.report.model import Section
 from capplan.report.results import ReportResults
 
@@ -34,11 +28,11 @@ def capacity_sections(results: ReportResults) -> list[Section]:
     """N-1, node loss, imbalance, memory-pressure risk and namespaces (the cluster and node
     tables themselves come from capplan.report)."""
     con, options = results.con, results.options
-    start, end = snapshot_window(con, options.window)
-    nodes = load_current_nodes(con, end)
-    if nodes.is_empty():
-        return []
-    pods = pod_resources(load_current_containers(con, end))
+    try:
+        inputs = results.node_inputs
+    except NoDataError:
+        return []  # no node at the window's end (or no data at all): nothing to lose or balance
+    nodes, pods, start = inputs.nodes, inputs.pods, inputs.start
     state = node_state(nodes, pods)
     sections = []
     n1 = n_minus_1(state, pods)
@@ -64,7 +58,7 @@ def capacity_sections(results: ReportResults) -> list[Section]:
     sections.append(Section("imbalance", f"Imbalance (descheduler LowNodeUtilization {low:g}/{high:g})",
                             imb.filter(pl.col("utilization_class") != "ok"), imbalance_note(imb, low, high)))
     if start is not None:
-        risk = memory_pressure(load_daily_memory(con, start, end, nodes), nodes)
+        risk = memory_pressure(inputs.daily, nodes)
         if options.nodes:
             risk = risk.filter(pl.col("node").is_in(options.nodes))
         sections.append(Section(

@@ -10,7 +10,7 @@ import polars as pl
 
 from capplan.analysis.eviction import EvictionOptions, EvictionResult, eviction_report
 from capplan.analysis.forecast import forecast_report
-from capplan.analysis.nodes import nodes_report
+from capplan.analysis.nodes import NodeInputs, load_node_inputs, node_overcommit
 from capplan.analysis.recommend import recommend
 from capplan.analysis.rollout import rollout_report
 from capplan.analysis.strategies import DEFAULT_STRATEGY
@@ -27,9 +27,18 @@ class ReportResults:
         self.options = options or ReportOptions()
 
     @cached_property
+    def node_inputs(self) -> NodeInputs:
+        """The nodes and pods at the window's end, the node usage percentiles and each node's daily
+        memory maxima: read once for the summary, the cluster, node and capacity sections."""
+        return load_node_inputs(self.con, self.options.window, with_daily=True)
+
+    @cached_property
     def nodes(self) -> pl.DataFrame:
-        """The per-node table (capplan nodes' columns of nodes_report), for the summary and the cluster sections."""
-        return nodes_report(self.con, self.options.window, self.options.nodes or None)
+        """The per-node table (capplan nodes' columns, as nodes_report gives them), for the summary
+        and the cluster sections."""
+        inputs = self.node_inputs
+        table = node_overcommit(inputs.nodes, inputs.pods, inputs.usage)
+        return table.filter(pl.col("node").is_in(self.options.nodes)) if self.options.nodes else table
 
     @cached_property
     def eviction(self) -> EvictionResult | None:

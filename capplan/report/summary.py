@@ -6,8 +6,7 @@ import polars as pl
 
 from capplan import store
 from capplan.analysis.n_minus_1 import n_minus_1
-from capplan.analysis.nodes import cluster_summary, snapshot_window
-from capplan.analysis.pods import load_current_containers, load_current_nodes, pod_resources
+from capplan.analysis.nodes import cluster_summary
 from capplan.analysis.snapshot import node_state
 from capplan.quantity import format_bytes
 from capplan.report.model import Section
@@ -35,10 +34,8 @@ def summary_section(results: ReportResults) -> list[Section]:
         if r:
             rows.append((f"{resource} requested / used (p95)",
                          f"{_pct(r['request_ratio'])} / {_pct(r['usage_ratio'])} of allocatable, limits {_pct(r['limit_ratio'])}"))
-    _, at = snapshot_window(con, options.window)
-    current = load_current_nodes(con, at)
+    current, pods = results.node_inputs.nodes, results.node_inputs.pods
     if not current.is_empty():
-        pods = pod_resources(load_current_containers(con, at))
         n1 = n_minus_1(node_state(current, pods), pods)
         short = [r["resource"] for r in n1.iter_rows(named=True) if not r["holds"]]
         rows.append(("losing the largest node (N-1)",
