@@ -1,13 +1,26 @@
 -- Each pod's working set (sum over its containers) at given (node, ts) moments.
 -- Params: $nodes VARCHAR[], $ts TIMESTAMP[] (same length: moment i is ($nodes[i], $ts[i])),
 --         $start TIMESTAMP, $end TIMESTAMP (bounds of the moments, to prune the scan).
+-- The samples are first cut to the moments' times (a few hundred of the window's thousands) and
+-- the series to the moments' nodes, before the per-pod sums: joining every sample of the window
+-- to its series first cost 2 s of CPU at the bench's L.
 WITH moments AS (
     SELECT unnest($nodes) AS node, unnest($ts) AS ts
+),
+at_times AS (
+    SELECT u.series_id, u.ts, u.memory_kib
+    FROM usage_in($start, $end) AS u
+    SEMI JOIN (SELECT DISTINCT ts FROM moments) AS m ON m.ts = u.ts
+    WHERE u.memory_kib IS NOT NULL
+),
+on_nodes AS (
+    SELECT series_id, node, namespace, pod
+    FROM series
+    WHERE node IN (SELECT node FROM moments)
 )
 SELECT s.node, u.ts, s.namespace, s.pod, CAST(sum(u.memory_kib) AS BIGINT) * 1024 AS working_set_bytes
-FROM usage_in($start, $end) AS u
-JOIN series AS s USING (series_id)
+FROM at_times AS u
+JOIN on_nodes AS s USING (series_id)
 JOIN moments AS m ON m.node = s.node AND m.ts = u.ts
-WHERE u.memory_kib IS NOT NULL
 GROUP BY s.node, u.ts, s.namespace, s.pod
 ORDER BY s.node, u.ts, s.namespace, s.pod

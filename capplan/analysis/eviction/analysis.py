@@ -91,7 +91,7 @@ def load_eviction_inputs(con: duckdb.DuckDBPyConnection, options: EvictionOption
     containers = store.query(con, "window_containers", params)
     specs = pod_specs(containers, options.priorities)
     thresholds = eviction_thresholds(node_frame, options.eviction_hard, options.eviction_soft)
-    con.register("_eviction_thresholds", thresholds.to_arrow())
+    con.register("_eviction_thresholds", thresholds.with_row_index("node_id").to_arrow())
     try:
         agg = store.query(con, "eviction_node_exposure", store.node_usage_params(con, start, end))
         exposed = agg.filter(pl.col("worst_moment").is_not_null()).join(
