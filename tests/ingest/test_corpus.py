@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -42,6 +45,49 @@ def test_long_format_case_is_refused_whole(case, fmt, runner, sample_db, tmp_pat
     line = corpus.expected_line(case, fmt)
     _refused(result, path, line, case.column, case.reason, case.bad_rows if case.row is not None else None)
     assert fingerprint(sample_db) == before
+
+
+SHIFT = timedelta(days=10)  # past the sample's last sample (2026-11-14)
+
+
+def _shifted(case: corpus.LongCase) -> corpus.LongCase:
+    """The case's rows 10 days later (times relative to now, or no time, as they are)."""
+    def rows() -> list[dict]:
+        out = []
+        for r in case.rows():
+            stamp = r.get("timestamp")
+            if isinstance(stamp, str) and stamp.startswith(corpus.T0.strftime("%Y-%m-%d")):
+                stamp = (datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ") + SHIFT).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out.append({**r, "timestamp": stamp} if "timestamp" in r else r)
+        return out
+    return replace(case, rows=rows)
+
+
+@pytest.mark.parametrize(("case", "fmt"), LONG_RUNS, ids=[f"{c.name}-{f}" for c, f in LONG_RUNS])
+def test_long_format_case_past_the_stored_samples_is_refused_whole(case, fmt, runner, sample_db, tmp_path) -> None:
+    """The same cases at times the database holds no sample at: the file is written straight into
+    the store (capplan.file_ingest: no staged copy) and rolled back; the same messages, the same
+    bytes."""
+    con = duckdb.connect(str(sample_db), read_only=True)
+    try:
+        (newest,) = con.execute("SELECT max(ts) FROM usage_samples").fetchone()
+    finally:
+        con.close()
+    assert newest < corpus.T0 + SHIFT
+    path = corpus.write_long(_shifted(case), tmp_path, fmt)
+    before = fingerprint(sample_db)
+    result = runner.invoke(app, ["import", str(path), "--db", str(sample_db)])
+    line = corpus.expected_line(case, fmt)
+    _refused(result, path, line, case.column, case.reason, case.bad_rows if case.row is not None else None)
+    assert fingerprint(sample_db) == before
+
+
+def test_good_rows_past_the_stored_samples_are_imported(runner, sample_db, tmp_path) -> None:
+    good = _shifted(corpus.LongCase("good", corpus.good_rows, None, "", ""))
+    path = corpus.write_long(good, tmp_path, "csv")
+    result = runner.invoke(app, ["import", str(path), "--db", str(sample_db)])
+    assert result.exit_code == 0, result.stderr
+    assert "6 new samples of 6 read" in result.stdout
 
 
 @pytest.mark.parametrize("case", corpus.LONG_CASES[:3] + corpus.LONG_CASES[11:12], ids=lambda c: c.name)
