@@ -10,11 +10,16 @@ own connection, and Python only sees aggregates:
    on them, and the spec tables, series_nodes and the physical bounds by node come from it;
 2. only when a check fails, a second query finds the first bad row by its line (CSV: the header is
    line 1; Parquet: the 1-based row) and the gate's message names it;
-3. the samples are staged in the stored units and order (store.STORED_ORDER) in a temporary table
-   (DuckDB spills it to disk past its memory limit); one streaming pass over it finds the same
-   container and time twice: refused when the values differ, stored once when they are equal;
-4. the import's transaction writes the staged rows with one INSERT ... SELECT
-   (store.insert_staged_usage).
+3. when the store holds no sample in the file's time span, the import's transaction writes the
+   file straight into usage_raw in the stored units and order (store.STORED_ORDER): sorted a time
+   slice at a time where the Parquet row groups allow (time_slices), unsorted when the file comes
+   in that order (in_order); the same container and time twice is then looked for in usage_raw,
+   and if there is one (or the file was not in order after all) the transaction is rolled back
+   and the file written again the surer way (WriteAgain, again);
+4. otherwise the samples are staged in the stored units and order in a temporary table (DuckDB
+   spills it to disk past its memory limit); one streaming pass over it finds the same container
+   and time twice: refused when the values differ, stored once when they are equal; the import's
+   transaction writes the staged rows with one INSERT ... SELECT (store.insert_staged_usage).
 """
 
 from __future__ import annotations
@@ -244,7 +249,8 @@ def again(con: duckdb.DuckDBPyConnection, source: LongFile, staged: Staged, why:
 def check_and_stage(con: duckdb.DuckDBPyConnection, source: LongFile, *, now: datetime,
                     cluster: str = store.DEFAULT_CLUSTER) -> Staged:
     """Every check of the gate over the file, then the samples staged for writing as `cluster`'s
-    (series ids of its containers; physical bounds by its nodes).
+    (series ids of its containers; physical bounds by its nodes), or, when the store holds no sample
+    in the file's span, marked to be written straight from the file (`direct`).
 
     Raises BadInputError naming the first bad row; nothing in the database is changed (only
     temporary tables of this connection are made)."""
@@ -439,15 +445,8 @@ def in_order(con: duckdb.DuckDBPyConnection, source: LongFile) -> bool:
     """The file's first IN_ORDER_PROBE_ROWS rows come in the stored order, (time, series id), each
     after the one before it (a file sorted by time, then namespace, pod and container, into a
     store without its containers). Only a guess for the rest: the direct write checks it."""
-    (backwards,) = store.fetch_row(con, f"""
-        SELECT count(*) FILTER (WHERE ts < previous_ts OR (ts = previous_ts AND series_id <= previous_id))
-        FROM (
-            SELECT date_trunc('second', r.ts) AS ts, m.series_id,
-                   lag(date_trunc('second', r.ts)) OVER (ORDER BY r.line) AS previous_ts,
-                   lag(m.series_id) OVER (ORDER BY r.line) AS previous_id
-            FROM (SELECT * FROM {source.lines} LIMIT {IN_ORDER_PROBE_ROWS}) AS r
-            JOIN _import_series AS m USING (namespace, pod, container)
-        )""", source.params)
+    (backwards,) = store.fetch_row(con, store.load_sql("import_in_order").format(
+        rows=f"(SELECT * FROM {source.lines} LIMIT {IN_ORDER_PROBE_ROWS})"), source.params)
     return not backwards
 
 
