@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -24,8 +24,8 @@ import polars as pl
 from capplan import gate
 from capplan.errors import BadInputError, LockedError, NoDataError
 
-SCHEMA_VERSION = 6  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources, 005 clusters,
-# 006 the node-level usage series
+SCHEMA_VERSION = 7  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources, 005 clusters,
+# 006 the node-level usage series, 007 the daily usage figures per scope (cluster, namespace)
 DEFAULT_DB = "capplan.duckdb"
 # The cluster of everything written without one, and of databases from before clusters (schema 5).
 DEFAULT_CLUSTER = "default"
@@ -277,9 +277,10 @@ def _create_atomically(db_path: Path, wait_seconds: float) -> None:
 
 
 def define_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """The connection's table macros (queries/node_usage_macros.sql); DuckDB checks their tables
+    """The connection's table macros (queries/node_usage_macros.sql, scope_usage_macros.sql); DuckDB checks their tables
     when they are created, so after the migrations."""
     con.execute(load_sql("node_usage_macros"))
+    con.execute(load_sql("scope_usage_macros"))
 
 
 def fetch_row(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> tuple[Any, ...]:
@@ -427,10 +428,13 @@ def _whole_seconds(lo: datetime, hi: datetime) -> tuple[datetime, datetime]:
 
 
 def mark_node_usage_pending(con: duckdb.DuckDBPyConnection, lo: datetime | None, hi: datetime | None) -> None:
-    """Record that the node sums in [lo, hi] may be stale (inside the writer's transaction)."""
+    """Record that the node sums (schema 006) and the daily scope figures (schema 007) in [lo, hi]
+    may be stale (inside the writer's transaction)."""
     if lo is None or hi is None:
         return
-    con.execute("INSERT INTO node_usage_pending (lo, hi) VALUES ($lo, $hi)", dict(zip(("lo", "hi"), _whole_seconds(lo, hi), strict=True)))
+    bounds = dict(zip(("lo", "hi"), _whole_seconds(lo, hi), strict=True))
+    con.execute("INSERT INTO node_usage_pending (lo, hi) VALUES ($lo, $hi)", bounds)
+    con.execute("INSERT INTO scope_usage_pending (lo, hi) VALUES ($lo, $hi)", bounds)
 
 
 def mark_series_pending(con: duckdb.DuckDBPyConnection, series_ids: list[int]) -> None:
@@ -445,11 +449,15 @@ def mark_node_usage_beyond(con: duckdb.DuckDBPyConnection, bound: datetime, op: 
     """The stored node sums before (`op` "<") or after (">") `bound` may be stale: samples there were
     removed or rolled up (into rows stamped at the start of their hour or day: the range starts at
     the day of the first sum)."""
+    # the scope figures count series on no node too, which have no node sums: both tables bound it
     if op == "<":
-        row = fetch_row(con, "SELECT date_trunc('day', min(ts)) FROM node_usage WHERE ts <= $t", {"t": bound})
+        row = fetch_row(con, "SELECT least((SELECT date_trunc('day', min(ts)) FROM node_usage WHERE ts <= $t), "
+                             "(SELECT CAST(min(day) AS TIMESTAMP) FROM scope_usage_daily WHERE first_ts <= $t))",
+                        {"t": bound})
         mark_node_usage_pending(con, row[0], bound)
     else:
-        row = fetch_row(con, "SELECT max(ts) FROM node_usage WHERE ts >= $t", {"t": bound})
+        row = fetch_row(con, "SELECT greatest((SELECT max(ts) FROM node_usage WHERE ts >= $t), "
+                             "(SELECT max(last_ts) FROM scope_usage_daily WHERE last_ts >= $t))", {"t": bound})
         mark_node_usage_pending(con, bound, row[0])
 
 
@@ -473,8 +481,16 @@ def _merged(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, dat
 
 
 def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta = NODE_USAGE_SLICE) -> int:
-    """Recompute the node sums of every pending range, a slice per transaction (a killed refresh
-    leaves the rest pending); the number of node rows written. Call outside a transaction."""
+    """Recompute what is pending of the stored sums, a slice per transaction (a killed refresh
+    leaves the rest pending): the node sums (schema 006), then the daily scope figures of the days
+    touched (schema 007, refresh_scope_usage). The number of node rows written. Call outside a
+    transaction."""
+    written = _refresh_node_sums(con, slice_length)
+    refresh_scope_usage(con)
+    return written
+
+
+def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta) -> int:
     ranges = _merged([(r[0], r[1]) for r in con.execute("SELECT lo, hi FROM node_usage_pending").fetchall()])
     written = 0
     while ranges:
@@ -494,6 +510,60 @@ def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta =
                             {"lo": [r[0] for r in rest], "hi": [r[1] for r in rest]})
         ranges = rest
     return written
+
+
+def refresh_scope_usage(con: duckdb.DuckDBPyConnection) -> int:
+    """Recompute the daily scope figures (scope_usage_daily) of every UTC day a pending range
+    touches, a day per transaction (the whole day: a figure is of the day's samples); the number of
+    days recomputed. Call outside a transaction."""
+    ranges = _merged([(r[0], r[1]) for r in con.execute("SELECT lo, hi FROM scope_usage_pending").fetchall()])
+    if ranges:
+        # only days with samples or stored rows can change: a range reaching far past both (a
+        # writer's generous bound) is not walked a day at a time (from the tables' statistics)
+        span_lo, span_hi = fetch_row(con, load_sql("scope_usage_span"))
+        if span_lo is None:
+            ranges = []
+        else:
+            ranges = [(max(a, span_lo), min(b, span_hi)) for a, b in ranges if b >= span_lo and a <= span_hi]
+        if not ranges:
+            with transaction(con):
+                con.execute("DELETE FROM scope_usage_pending")
+    days = 0
+    while ranges:
+        lo, hi = ranges[0]
+        day_start = datetime.combine(lo.date(), datetime.min.time())
+        day_end = day_start + timedelta(days=1) - timedelta(seconds=1)  # stored times are whole seconds
+        # every range's part after this day (two ranges of one day are one recomputation)
+        rest = [(max(a, day_end + timedelta(seconds=1)), b) for a, b in ranges if b > day_end]
+        with transaction(con):
+            con.execute("DELETE FROM scope_usage_daily WHERE day = $day", {"day": lo.date()})
+            con.execute(
+                "INSERT INTO scope_usage_daily (cluster, day, scope_kind, scope_name, sample_times, first_ts, last_ts, "
+                "cpu_cores_p95, memory_bytes_p95) SELECT cluster, day, scope_kind, scope_name, sample_times, first_ts, "
+                "last_ts, cpu_cores_p95, memory_bytes_p95 FROM scope_usage_compute($lo, $hi) "
+                "ORDER BY cluster, scope_kind, scope_name",
+                {"lo": day_start, "hi": day_end})
+            con.execute("DELETE FROM scope_usage_pending")
+            if rest:
+                con.execute("INSERT INTO scope_usage_pending SELECT unnest($lo), unnest($hi)",
+                            {"lo": [r[0] for r in rest], "hi": [r[1] for r in rest]})
+        ranges = rest
+        days += 1
+    return days
+
+
+def scope_usage_pending_days(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> set[date]:
+    """The UTC days of [start, end] whose stored scope figures may be stale (readers compute them
+    from the samples)."""
+    rows = con.execute("SELECT lo, hi FROM scope_usage_pending WHERE hi >= $start AND lo <= $end",
+                       {"start": start, "end": end}).fetchall()
+    days: set[date] = set()
+    for lo, hi in rows:
+        day, last = max(lo, start).date(), min(hi, end).date()
+        while day <= last:
+            days.add(day)
+            day += timedelta(days=1)
+    return days
 
 # --- writers -------------------------------------------------------------------------------
 
@@ -940,7 +1010,8 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 # Tables with a cluster column (filtered by it), and tables that reach it through series_id.
 CLUSTER_TABLES = ("nodes", "pods", "containers", "owners", "workloads", "hpas", "resource_quotas", "restarts",
-                  "series", "collection_runs", "high_water_marks", "collector_sources", "node_usage")
+                  "series", "collection_runs", "high_water_marks", "collector_sources", "node_usage",
+                  "scope_usage_daily")
 SERIES_TABLES = ("usage_raw", "usage_hourly", "usage_daily", "series_nodes", "usage_samples")
 _CLUSTER_VARIABLE = "capplan_cluster"
 

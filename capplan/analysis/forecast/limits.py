@@ -26,7 +26,9 @@ def scope_limits(nodes: pl.DataFrame, pools: pl.DataFrame, quotas: pl.DataFrame,
     """
     rows: list[dict[str, Any]] = []
     now = nodes.join(pools, on="node", how="left").with_columns(pl.col("pool").fill_null(NO_POOL))
-    current = daily.sort("day").group_by("scope_kind", "scope_name", "resource", "basis").agg(pl.col("value").last())
+    # in scope order: the sum of the other namespaces' values is then the same float on every run
+    current = daily.sort("day").group_by("scope_kind", "scope_name", "resource", "basis").agg(
+        pl.col("value").last()).sort("scope_kind", "scope_name", "resource", "basis")
     ns_current = current.filter(pl.col("scope_kind") == "namespace")
     for resource in RESOURCES:
         column = ALLOCATABLE_COLUMN[resource]

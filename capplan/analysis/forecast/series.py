@@ -182,7 +182,7 @@ def usage_day_quantiles(sums: pl.DataFrame) -> pl.DataFrame:
     """Per scope and day: the number of sample times and the 95th percentile (linear
     interpolation) of the summed cpu and memory usage per sample time (USAGE_DAILY_SCHEMA).
 
-    `sums`: scope_usage_sums. queries/forecast_usage_daily.sql computes the same in the store."""
+    `sums`: scope_usage_sums. load_usage_daily computes the same in the store."""
     if sums.is_empty():
         return pl.DataFrame(schema=USAGE_DAILY_SCHEMA)
     return sums.with_columns(day=pl.col("ts").dt.date()).group_by("scope_kind", "scope_name", "day").agg(
@@ -203,7 +203,7 @@ def usage_full_days(quantiles: pl.DataFrame) -> list[date]:
 
 
 def daily_usage_from_quantiles(quantiles: pl.DataFrame, days: list[date] | None = None) -> pl.DataFrame:
-    """DAILY_SCHEMA usage rows from usage_day_quantiles (or queries/forecast_usage_daily.sql):
+    """DAILY_SCHEMA usage rows from usage_day_quantiles (or load_usage_daily):
     only `days` (default: usage_full_days), every scope on every one of them."""
     if quantiles.is_empty():
         return pl.DataFrame(schema=DAILY_SCHEMA)
@@ -266,19 +266,47 @@ def _clip_days(first: date, last: date, start: datetime, end: datetime) -> tuple
 
 def load_usage_daily(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                      pools: pl.DataFrame, max_samples: int = USAGE_SLICE_SAMPLES) -> pl.DataFrame:
-    """usage_day_quantiles computed in the store (queries/forecast_usage_daily.sql), a slice of
-    whole days at a time (day_slices): one row per scope and day leaves DuckDB, never the
-    per-sample-time sums, and DuckDB holds one slice's sums at a time."""
+    """usage_day_quantiles of [start, end] computed in the store: one row per scope and day leaves
+    DuckDB, never the per-sample-time sums (USAGE_DAILY_SCHEMA).
+
+    - the cluster and each namespace: the stored figures (scope_usage_daily, schema 007) of every
+      day the window holds whole (the day's first and last sample time inside it) and that no write
+      left pending; the other days (the window's partial first or last day, pending days) from the
+      samples, a slice of whole days at a time (day_slices), by the definition the stored rows have
+      (queries/scope_usage_macros.sql);
+    - node pools: from the node sums (node_usage, schema 006, its pending ranges summed from the
+      samples), grouped by `pools` (node -> pool) per sample time.
+    All sums are exact in the stored units (millicores, KiB)."""
+    stale = store.scope_usage_pending_days(con, start, end)
+    stored = store.query(con, "forecast_scope_usage_stored", {"start": start, "end": end})
+    cluster_days = stored.filter(pl.col("scope_kind") == "cluster")
+    whole = cluster_days.filter((pl.col("first_ts") >= start) & (pl.col("last_ts") <= end)
+                                & ~pl.col("day").is_in(list(stale)))["day"].to_list()
+    # days without a stored row and not pending had no samples when last computed: nothing to read
+    recompute = sorted((set(cluster_days["day"].to_list()) | stale) - set(whole))
+    parts = [stored.filter(pl.col("day").is_in(whole))]
+    for first, last in _day_runs(recompute):
+        lo, hi = _clip_days(first, last, start, end)
+        parts += [store.query(con, "forecast_scope_usage_figures", {"start": a, "end": b})
+                  for a, b in day_slices(con, lo, hi, max_samples)]
     con.register("_forecast_pools", pools.select(pl.col("node").cast(pl.Utf8), pl.col("pool").cast(pl.Utf8)).to_arrow())
     try:
-        parts = [store.query(con, "forecast_usage_daily", {"start": lo, "end": hi})
-                 for lo, hi in day_slices(con, start, end, max_samples)]
+        parts.append(store.query(con, "forecast_pool_usage_daily", store.node_usage_params(con, start, end)))
     finally:
         con.unregister("_forecast_pools")
-    if not parts:
-        return pl.DataFrame(schema=USAGE_DAILY_SCHEMA)
     return pl.concat([p.select([pl.col(c).cast(t) for c, t in USAGE_DAILY_SCHEMA.items()]) for p in parts]).sort(
         "scope_kind", "scope_name", "day")
+
+
+def _day_runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days (first, last)."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and day == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
 
 
 def load_usage_sums(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
