@@ -586,7 +586,9 @@ def child_serve(size_name: str) -> dict[str, Any]:
     server = subprocess.Popen([sys.executable, "-m", "capplan", "serve", "--db", str(_db_path(size)),
                                "--host", "127.0.0.1", "--port", str(port), "--window", os.environ.get("BENCH_WINDOW", f"{DAYS}d"),
                                "--termination-log", os.devnull],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              # as in its pod: the Deployment tells capplan its memory limit (DuckDB gets 40%)
+                              env={**os.environ, "CAPPLAN_MEMORY_LIMIT": str(int(SERVE_LIMIT_BYTES))})
     base = f"http://127.0.0.1:{port}"
     timings: dict[str, float] = {}
     statuses: dict[str, int] = {}

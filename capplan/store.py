@@ -22,7 +22,8 @@ import duckdb
 import polars as pl
 
 from capplan import gate
-from capplan.errors import BadInputError, LockedError, NoDataError
+from capplan.errors import BadInputError, LockedError, NoDataError, UsageError
+from capplan.quantity import parse_memory_bytes
 
 SCHEMA_VERSION = 7  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources, 005 clusters,
 # 006 the node-level usage series, 007 the daily usage figures per scope (cluster, namespace)
@@ -62,11 +63,21 @@ DUCKDB_MEMORY_SHARE = 0.4
 # L figures) made `forecast --window 365d` at L fail with DuckDB's out-of-memory error.
 DUCKDB_MEMORY_CAP_BYTES = 2 * 2**30
 MEMORY_LIMIT_ENV = "CAPPLAN_DUCKDB_MEMORY_LIMIT"  # e.g. 2GB; DuckDB's syntax
+# The memory the process may use, in place of its cgroup limit (e.g. 2Gi; deploy/deployment.yaml sets
+# it from the container's limit; the bench's serve step from that manifest, as a pod would see it).
+PROCESS_MEMORY_ENV = "CAPPLAN_MEMORY_LIMIT"
 THREADS_ENV = "CAPPLAN_DUCKDB_THREADS"
 
 
 def _usable_memory_bytes() -> int:
-    """The cgroup (v2, then v1) memory limit of this process, else the machine's RAM."""
+    """$CAPPLAN_MEMORY_LIMIT when set, else the cgroup (v2, then v1) memory limit of this process,
+    else the machine's RAM."""
+    given = os.environ.get(PROCESS_MEMORY_ENV)
+    if given:
+        try:
+            return parse_memory_bytes(given)
+        except (ValueError, BadInputError) as exc:
+            raise UsageError(f"${PROCESS_MEMORY_ENV}: not a memory size (e.g. 2Gi or bytes): {given[:40]!r}") from exc
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from capplan import store
 from capplan.cli import app
 from capplan.serve.app import build_app
 from capplan.serve.config import ServeOptions
@@ -160,6 +161,9 @@ def test_deployment_probes_shutdown_and_resources() -> None:
     resources = container["resources"]
     assert resources["requests"]["cpu"] and resources["requests"]["memory"]
     assert resources["limits"]["memory"] == resources["requests"]["memory"]
+    # capplan is told that limit (it sizes DuckDB from it): the downward API of this very container
+    given = next(e for e in container["env"] if e["name"] == store.PROCESS_MEMORY_ENV)["valueFrom"]["resourceFieldRef"]
+    assert given == {"containerName": container["name"], "resource": "limits.memory"}
     # the DB lives on the PVC the CronJob writes
     mount = next(m for m in container["volumeMounts"] if m["name"] == "data")
     assert f"--db={mount['mountPath']}/capplan.duckdb" in container["args"]

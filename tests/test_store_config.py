@@ -103,3 +103,17 @@ def test_bounded_memory_keeps_an_explicit_limit(tmp_path: Path, monkeypatch: pyt
             == _shown("300MB")
     finally:
         con.close()
+
+
+def test_the_process_memory_can_be_given_in_place_of_the_cgroup(monkeypatch: pytest.MonkeyPatch) -> None:
+    # deploy/deployment.yaml passes the container's limit (bytes); a quantity works too
+    from capplan.errors import UsageError
+
+    monkeypatch.delenv(store.MEMORY_LIMIT_ENV, raising=False)
+    monkeypatch.setenv(store.PROCESS_MEMORY_ENV, "1000Mi")
+    assert store.duckdb_config()["memory_limit"] == "400MB"
+    monkeypatch.setenv(store.PROCESS_MEMORY_ENV, str(2 * 2**30))
+    assert store.duckdb_config()["memory_limit"] == "819MB"  # 40% of 2 GiB, in whole MiB
+    monkeypatch.setenv(store.PROCESS_MEMORY_ENV, "lots")
+    with pytest.raises(UsageError, match="CAPPLAN_MEMORY_LIMIT"):
+        store.duckdb_config()

@@ -479,3 +479,22 @@ def test_sample_current_values_match_independent_computations(sample_db_readonly
     assert get("cluster", "memory", "usage") == pytest.approx(last_day_p95[1], rel=1e-9)
     cluster_cpu = table.filter((pl.col("scope") == "cluster") & (pl.col("resource") == "cpu"))
     assert cluster_cpu["allocatable"].to_list() == [pytest.approx(node_table["cpu_allocatable_cores"].sum())] * 2
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.8, 0.95, 0.3])
+def test_theil_sen_interval_gives_scipys_numbers(confidence: float) -> None:
+    # the numbers of scipy.stats.theilslopes, bit for bit: noisy series, series with repeated values
+    # (ties in y change the interval's variance), flat ones, two points, unevenly spaced days
+    from scipy import stats
+
+    from capplan.analysis.stats.trend import theil_sen_interval
+
+    rng = np.random.default_rng(14)
+    cases = [(np.arange(30.0), rng.normal(5, 1, 30) + 0.01 * np.arange(30)) for _ in range(40)]
+    cases += [(np.arange(20.0), np.round(rng.normal(3, 1, 20))) for _ in range(20)]  # many ties
+    cases += [(np.arange(10.0), np.full(10, 2.5)), (np.array([0.0, 3.0]), np.array([1.0, 2.0])),
+              (np.sort(rng.choice(60, 25, replace=False)).astype(float), rng.exponential(2, 25))]
+    for x, y in cases:
+        want = stats.theilslopes(y, x, alpha=confidence)
+        got = theil_sen_interval(y, x, confidence)
+        assert got == (want.slope, want.intercept, want.low_slope, want.high_slope)

@@ -63,12 +63,14 @@ def forecast_series(daily: pl.DataFrame, limits: pl.DataFrame, horizon_days: flo
     limit_map = {tuple(r[k] for k in keys): (r["allocatable"], r["limit_source"])
                  for r in limits.iter_rows(named=True)}
     rows = []
-    for key, group in daily.sort("day").group_by(keys, maintain_order=True):
-        scope_kind, scope_name, resource, basis = key
-        group = group.filter(pl.col("value").is_not_null() & pl.col("value").is_finite())
-        days = group["day"].to_list()
-        values = group["value"].to_numpy().astype(float)
-        limit, source = limit_map.get(tuple(key), (None, None))
+    # one row of lists per series (a group_by iteration cost 2 s at the bench's L, 2,928 series)
+    valid = pl.col("value").is_not_null() & pl.col("value").is_finite()
+    series = daily.sort("day").group_by(keys, maintain_order=True).agg(
+        pl.col("day").filter(valid), pl.col("value").filter(valid))
+    for scope_kind, scope_name, resource, basis, days, value_list in series.iter_rows():
+        key = (scope_kind, scope_name, resource, basis)
+        values = np.array(value_list, dtype=float)
+        limit, source = limit_map.get(key, (None, None))
         last_day: date | None = days[-1] if days else None
         row: dict[str, Any] = {
             "scope": scope_label(scope_kind, scope_name), "resource": resource, "basis": basis,
