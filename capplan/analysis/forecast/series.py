@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 
 from capplan import store
+from capplan.analysis.day_slices import SLICE_SAMPLES, day_slices
 from capplan.analysis.forecast.model import (
     DAILY_SCHEMA,
     DEFAULT_POOL_LABEL,
@@ -229,34 +230,6 @@ def daily_usage(sums: pl.DataFrame, days: list[date] | None = None) -> pl.DataFr
     return daily_usage_from_quantiles(usage_day_quantiles(sums), days)
 
 
-# Samples per slice of load_usage_daily: each slice's per-sample-time sums (sample times x
-# namespaces x pools) live in DuckDB at once, so a slice bounds its memory whatever the window.
-# 4 M samples is about a day and a half of the bench's L cluster (15,066 series at 5 minutes),
-# two weeks of M, and a fortnight of L's hourly rollups (bench/RESULTS.md, FO's forecast rows).
-USAGE_SLICE_SAMPLES = 4_000_000
-
-
-def day_slices(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
-               max_samples: int = USAGE_SLICE_SAMPLES) -> list[tuple[datetime, datetime]]:
-    """[start, end] cut into runs of whole UTC days holding at most `max_samples` samples each
-    (a single day above it is a slice of its own); days without samples are left out."""
-    counts = store.query(con, "usage_samples_per_day", {"start": start, "end": end})
-    slices: list[tuple[datetime, datetime]] = []
-    first: date | None = None
-    last: date | None = None
-    held = 0
-    for day, samples in zip(counts["day"].to_list(), counts["samples"].to_list(), strict=True):
-        if first is not None and held + samples > max_samples:
-            slices.append(_clip_days(first, last or first, start, end))
-            first, held = None, 0
-        if first is None:
-            first = day
-        last, held = day, held + samples
-    if first is not None:
-        slices.append(_clip_days(first, last or first, start, end))
-    return slices
-
-
 def _clip_days(first: date, last: date, start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """The instants of days first..last inside [start, end] (inclusive bounds, as BETWEEN)."""
     lo = datetime.combine(first, time.min)
@@ -265,7 +238,7 @@ def _clip_days(first: date, last: date, start: datetime, end: datetime) -> tuple
 
 
 def load_usage_daily(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
-                     pools: pl.DataFrame, max_samples: int = USAGE_SLICE_SAMPLES) -> pl.DataFrame:
+                     pools: pl.DataFrame, max_samples: int = SLICE_SAMPLES) -> pl.DataFrame:
     """usage_day_quantiles of [start, end] computed in the store: one row per scope and day leaves
     DuckDB, never the per-sample-time sums (USAGE_DAILY_SCHEMA).
 
