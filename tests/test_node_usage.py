@@ -20,6 +20,7 @@ import polars as pl
 import pytest
 
 from capplan import rollup, store
+from capplan.analysis import node_series
 from capplan.analysis.eviction import EvictionInputs, EvictionOptions, eviction_analysis, eviction_report
 from capplan.analysis.node_series import (
     daily_memory,
@@ -208,7 +209,11 @@ def test_clusters_keep_their_own_node_sums(tmp_path: Path) -> None:
 
 # --- the aggregates the analyses read ----------------------------------------------------------
 
-def test_node_percentiles_and_daily_maxima_equal_the_whole_series_in_polars(sample_db_readonly: Path) -> None:
+@pytest.mark.parametrize("batch_rows", [node_series.PERCENTILE_BATCH_ROWS, 5_000])
+def test_node_percentiles_and_daily_maxima_equal_the_whole_series_in_polars(sample_db_readonly: Path, batch_rows: int,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # 5,000 sums a batch: one of the sample's nodes (4,032 sums each over 14 days) a query
+    monkeypatch.setattr(node_series, "PERCENTILE_BATCH_ROWS", batch_rows)
     con = store.open_db(sample_db_readonly, read_only=True)
     try:
         start, end = store.analysis_window(con, timedelta(days=14))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -9,6 +10,7 @@ import duckdb
 import polars as pl
 
 from capplan import store
+from capplan.analysis.batches import batches
 from capplan.analysis.day_slices import day_slices
 from capplan.analysis.nodes import (
     ratio,
@@ -129,8 +131,10 @@ def load_namespace_usage(con: duckdb.DuckDBPyConnection, start: datetime, end: d
     con.register("_namespace_ids", ids.to_arrow())
     try:
         results = []
-        for lo, hi in _batches(moments["namespace_id"], PERCENTILE_BATCH_ROWS):
-            con.register("_namespace_moments", moments.slice(lo, hi - lo).to_arrow())
+        counts = moments["namespace_id"].value_counts(sort=False).sort("namespace_id")["count"].to_list()
+        offsets = [0, *itertools.accumulate(counts)]
+        for lo, hi in batches(counts, PERCENTILE_BATCH_ROWS) or [(0, 0)]:
+            con.register("_namespace_moments", moments.slice(offsets[lo], offsets[hi] - offsets[lo]).to_arrow())
             try:
                 results.append(store.query(con, "namespace_usage_percentiles", {}))
             finally:
@@ -138,22 +142,6 @@ def load_namespace_usage(con: duckdb.DuckDBPyConnection, start: datetime, end: d
     finally:
         con.unregister("_namespace_ids")
     return pl.concat(results).sort("namespace")
-
-
-def _batches(keys: pl.Series, max_rows: int) -> list[tuple[int, int]]:
-    """Row ranges [lo, hi) of the sorted `keys`, each of whole keys and at most `max_rows` rows
-    (a key with more rows is a range of its own); one empty range for no rows."""
-    if keys.is_empty():
-        return [(0, 0)]
-    counts = keys.value_counts(sort=False).sort(keys.name)["count"].to_list()
-    ranges, lo, held = [], 0, 0
-    for n in counts:
-        if held and held + n > max_rows:
-            ranges.append((lo, lo + held))
-            lo, held = lo + held, 0
-        held += n
-    ranges.append((lo, lo + held))
-    return ranges
 
 
 def namespaces_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta(days=14),

@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from capplan import store
+from capplan.analysis.batches import batches
 from capplan.reservation import HARD_EVICTION_BYTES
 
 USAGE_SCHEMA = {
@@ -80,12 +81,27 @@ def load_node_series(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
     return series.with_columns(pl.col("ts").cast(pl.Datetime("us")), pl.col("cpu_cores", "memory_bytes").cast(pl.Float64))
 
 
+# Node sums per percentile query (queries/node_sums_percentiles.sql): DuckDB's quantile states keep
+# every value, per thread. Bench L (11.2 M sums): one query +430 MiB of peak RSS; batches of at
+# most 3 M (four) +200 MiB for 0.8 s more CPU (each batch reads the sums again); M is one batch.
+PERCENTILE_BATCH_ROWS = 3_000_000
+
+
 def load_node_usage(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pl.DataFrame:
     """node_usage_percentiles of the node series over [start, end], computed in DuckDB (or Spark)."""
     if _on_spark():
         usage = store.query(con, "node_usage_percentiles", {"start": start, "end": end})
     else:
-        usage = store.query(con, "node_sums_percentiles", store.node_usage_params(con, start, end))
+        params = store.node_usage_params(con, start, end)
+        counts = store.query(con, "node_sums_counts", params)
+        parts = []
+        for lo, hi in batches(counts["points"].to_list(), PERCENTILE_BATCH_ROWS) or [(0, 0)]:
+            con.register("_node_batch", counts.slice(lo, hi - lo).select("node").to_arrow())
+            try:
+                parts.append(store.query(con, "node_sums_percentiles", params))
+            finally:
+                con.unregister("_node_batch")
+        usage = pl.concat(parts)
     return usage.select(pl.col(name).cast(dtype) for name, dtype in USAGE_SCHEMA.items())
 
 

@@ -30,10 +30,12 @@ def all_samples(con: duckdb.DuckDBPyConnection, start, end) -> pl.DataFrame:
 
 @pytest.fixture()
 def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Slices of at most 500 samples: each UTC day of the sample is a slice of its own."""
+    """Slices of at most 500 samples: each UTC day of the sample is a slice of its own; and the
+    namespaces' percentiles taken of batches of at most 2,000 sums (one namespace a batch)."""
     tiny = functools.partial(day_slices, max_samples=500)
     monkeypatch.setattr(whatif, "day_slices", tiny)
     monkeypatch.setattr(namespaces, "day_slices", tiny)
+    monkeypatch.setattr(namespaces, "PERCENTILE_BATCH_ROWS", 2_000)
 
 
 def test_slices_cover_the_window_once_in_whole_days(sample_db_readonly: Path) -> None:

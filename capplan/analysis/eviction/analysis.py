@@ -84,7 +84,13 @@ def load_eviction_inputs(con: duckdb.DuckDBPyConnection, options: EvictionOption
     per-sample work done in DuckDB: per node its exposure (queries/eviction_node_exposure.sql, on
     the stored node sums), per pod how often it would be evicted (queries/eviction_pod_exposure.sql,
     a UTC day at a time, only days with a moment under the hard threshold: memory stays that of a
-    day), and the pods' working sets at each node's worst and latest moment."""
+    day), and the pods' working sets at each node's worst and latest moment. Under
+    store.bounded_memory: each sample is read once or twice, and DuckDB's buffer pool kept what the
+    scans read (bench L: the peak grew with the samples)."""
+    return store.bounded_memory(con, lambda: _load_eviction_inputs(con, options))
+
+
+def _load_eviction_inputs(con: duckdb.DuckDBPyConnection, options: EvictionOptions) -> EvictionInputs:
     start, end = store.analysis_window(con, options.window)
     params = {"start": start, "end": end}
     node_frame = store.query(con, "window_nodes", params)
