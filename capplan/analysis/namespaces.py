@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -125,21 +124,20 @@ def load_namespace_usage(con: duckdb.DuckDBPyConnection, start: datetime, end: d
     def sums() -> pl.DataFrame:
         parts = [store.query(con, "namespace_usage_moments", {"start": lo, "end": hi})
                  for lo, hi in day_slices(con, start, end)]
-        return pl.concat(parts).sort("namespace_id") if parts else pl.DataFrame(schema=MOMENTS_SCHEMA)
+        return pl.concat(parts) if parts else pl.DataFrame(schema=MOMENTS_SCHEMA)
 
     moments = store.bounded_memory(con, sums)
+    # batches of whole namespaces by id range (a sorted copy of the sums would double them)
+    per_id = moments["namespace_id"].value_counts().sort("namespace_id")
+    id_list, counts = per_id["namespace_id"].to_list(), per_id["count"].to_list()
     con.register("_namespace_ids", ids.to_arrow())
+    con.register("_namespace_moments", moments.to_arrow())
     try:
-        results = []
-        counts = moments["namespace_id"].value_counts(sort=False).sort("namespace_id")["count"].to_list()
-        offsets = [0, *itertools.accumulate(counts)]
-        for lo, hi in batches(counts, PERCENTILE_BATCH_ROWS) or [(0, 0)]:
-            con.register("_namespace_moments", moments.slice(offsets[lo], offsets[hi] - offsets[lo]).to_arrow())
-            try:
-                results.append(store.query(con, "namespace_usage_percentiles", {}))
-            finally:
-                con.unregister("_namespace_moments")
+        results = [store.query(con, "namespace_usage_percentiles",
+                               {"lo": id_list[lo], "hi": id_list[hi - 1]} if hi > lo else {"lo": 1, "hi": 0})
+                   for lo, hi in batches(counts, PERCENTILE_BATCH_ROWS) or [(0, 0)]]
     finally:
+        con.unregister("_namespace_moments")
         con.unregister("_namespace_ids")
     return pl.concat(results).sort("namespace")
 
