@@ -639,7 +639,10 @@ def child_serve(size_name: str) -> dict[str, Any]:
                 time.sleep(0.2)
         idle = hwm()
         endpoints = json.loads(get("/api/v1"))
-        paths = [e["path"] for e in endpoints.values()] + ["/api/v1/report", "/metrics", "/report.html"]
+        # fit has required parameters: ask it what the `fit` step asks (--cpu 500m --memory 1Gi)
+        needs = {"/api/v1/fit": "?cpu=500m&memory=1Gi"}
+        paths = ([e["path"] + needs.get(e["path"], "") for e in endpoints.values()]
+                 + ["/api/v1/report", "/metrics", "/report.html"])
         peak = max(idle, hwm())
         for path in paths:
             # each endpoint's own peak: Linux resets VmHWM to the current RSS on "5" (proc(5),
