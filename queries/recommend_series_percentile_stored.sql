@@ -1,9 +1,10 @@
--- DuckDB's recommend_series_percentile (the same columns and values; other engines run that file
--- over the lake): per container series, over [$start, $end], sample count and span, the CPU
--- percentile $cpu_q (linear interpolation, as numpy's default), peak CPU and peak memory (the
--- simple strategy), from the stored integer units as queries/recommend_series_stats_stored.sql
--- explains.
--- Params: $lo, $hi TIMESTAMP; $cpu_q DOUBLE; $parts, $part INTEGER: only series with
+-- DuckDB's recommend_series_percentile (the same columns and values once
+-- capplan.analysis.recommend has turned cpu_levels into cpu_pq_cores; other engines run that file
+-- over the lake): per container series, over [$start, $end], sample count and span, the integer
+-- quantiles of the CPU millicores at $levels (real_quantiles.levels of $cpu_q: the view's REAL
+-- percentile follows exactly), peak CPU and peak memory (the simple strategy), from the stored
+-- integer units as queries/recommend_series_stats_stored.sql explains.
+-- Params: $lo, $hi TIMESTAMP; $levels DOUBLE[]; $parts, $part INTEGER: only series with
 -- series_id % $parts = $part (the caller runs the parts one after another to bound memory).
 -- $lo, $hi: $start and $end rounded inward to whole seconds (the stored times are whole seconds, so
 -- the rows are the same; comparing TIMESTAMP_S with TIMESTAMP_S lets the zone maps skip row groups).
@@ -21,7 +22,8 @@ SELECT series_id,
        count(*) AS samples,
        CAST(min(ts) AS TIMESTAMP) AS first_ts,
        CAST(max(ts) AS TIMESTAMP) AS last_ts,
-       quantile_cont(CAST(cpu_mcores / 1000 AS REAL), $cpu_q) AS cpu_pq_cores,
+       count(cpu_mcores) AS cpu_values,
+       quantile_cont(cpu_mcores, $levels) AS cpu_levels,
        CAST(max(cpu_mcores) / 1000 AS REAL) AS cpu_max_cores,
        CAST(max(memory_kib) AS BIGINT) * 1024 AS memory_max_bytes
 FROM samples

@@ -1,13 +1,16 @@
--- DuckDB's recommend_series_stats (the same columns and values; other engines run that file over
--- the lake's usage_samples view): per container series, over [$start, $end], sample count and span,
--- CPU percentiles ($cpu_q, p90, p95, p99; linear interpolation as numpy's default), peak CPU and
--- peak memory (the auto strategy). Reads the stored integer units (usage_in: raw samples, then the
--- rollups) instead of the view: the view's REAL cores and BIGINT bytes are made per sample and its
--- time filter reads every row. Values stay the view's: CPU is CAST(mcores / 1000 AS REAL), which is
--- the view's CAST(mcores * 0.001 AS REAL) (equal for every mcores value; tests/analysis/
--- test_recommend_stored.py), percentiles are taken of those REAL values, and the peaks are
--- converted after the max (the conversions keep the order).
--- Params: $lo, $hi TIMESTAMP; $cpu_q DOUBLE; $parts, $part INTEGER: only series with
+-- DuckDB's recommend_series_stats (the same columns and values once capplan.analysis.recommend has
+-- turned cpu_levels into cpu_q; other engines run that file over the lake's usage_samples view): per
+-- container series, over [$start, $end], sample count and span, the integer quantiles of the CPU
+-- millicores at $levels (real_quantiles.levels of $cpu_q, p90, p95, p99), from which
+-- capplan.analysis.real_quantiles computes the view's quantile_cont of REAL cores exactly (the
+-- float comparisons of a REAL sort cost ~25% more CPU at L), peak CPU and peak memory (the auto
+-- strategy). Reads the stored integer units (raw samples, then the rollups) instead of the view:
+-- the view's REAL cores and BIGINT bytes are made per sample and its time filter reads every row.
+-- Values stay the view's: CPU is CAST(mcores / 1000 AS REAL), which is the view's
+-- CAST(mcores * 0.001 AS REAL) (equal for every mcores value; tests/analysis/
+-- test_recommend_stored.py), and the peaks are converted after the max (the conversions keep the
+-- order). cpu_values: the non-NULL CPU values the quantiles are of.
+-- Params: $lo, $hi TIMESTAMP; $levels DOUBLE[]; $parts, $part INTEGER: only series with
 -- series_id % $parts = $part (the caller runs the parts one after another to bound memory).
 -- $lo, $hi: $start and $end rounded inward to whole seconds (the stored times are whole seconds, so
 -- the rows are the same; comparing TIMESTAMP_S with TIMESTAMP_S lets the zone maps skip row groups).
@@ -25,7 +28,8 @@ SELECT series_id,
        count(*) AS samples,
        CAST(min(ts) AS TIMESTAMP) AS first_ts,
        CAST(max(ts) AS TIMESTAMP) AS last_ts,
-       quantile_cont(CAST(cpu_mcores / 1000 AS REAL), [$cpu_q, 0.90, 0.95, 0.99]) AS cpu_q,
+       count(cpu_mcores) AS cpu_values,
+       quantile_cont(cpu_mcores, $levels) AS cpu_levels,
        CAST(max(cpu_mcores) / 1000 AS REAL) AS cpu_max_cores,
        CAST(max(memory_kib) AS BIGINT) * 1024 AS memory_max_bytes
 FROM samples

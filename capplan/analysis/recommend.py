@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from capplan import store
+from capplan.analysis import real_quantiles
 from capplan.analysis.qos import qos_class
 from capplan.analysis.strategies import DEFAULT_STRATEGY, get_strategy
 from capplan.analysis.strategies import vpa as vpa_strategy
@@ -76,8 +79,45 @@ def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFr
     (Spark, over the lake) runs `name` itself."""
     if store.engine_for(name) is not None:
         return store.query(con, name, _used(name, params))
+    if name in REAL_PERCENTILES:
+        return _real_percentiles(con, name, params)
     stored = f"{name}_stored"
     return store.query(con, stored, _used(stored, {**params, **_whole_seconds(params["start"], params["end"])}))
+
+
+# The per-series percentile aggregates whose `_stored` twin returns integer quantiles of millicores
+# (cpu_values, cpu_levels) for capplan.analysis.real_quantiles to turn into the view's REAL ones:
+# the REAL column each gives and its quantile levels.
+REAL_PERCENTILES: dict[str, tuple[str, Callable[[dict], list[float]]]] = {
+    "recommend_series_stats": ("cpu_q", lambda p: [p["cpu_q"], 0.90, 0.95, 0.99]),
+    "recommend_series_percentile": ("cpu_pq_cores", lambda p: [p["cpu_q"]]),
+}
+
+
+def _real_percentiles(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
+    """`name`'s frame from its `_stored` twin's integer quantiles (REAL_PERCENTILES), the REAL
+    percentiles exactly what quantile_cont of the view's REAL cores gives; a series they cannot be
+    told exactly for (real_quantiles: more than ~500,000 samples, huge values) takes them from the
+    view-based `name` itself."""
+    column, qs_of = REAL_PERCENTILES[name]
+    qs = qs_of(params)
+    stored = f"{name}_stored"
+    frame = store.query(con, stored, _used(stored, {
+        **params, **_whole_seconds(params["start"], params["end"]), "levels": real_quantiles.levels(qs)}))
+    width = 3 * len(qs)
+    answers = np.column_stack([frame["cpu_levels"].list.get(i, null_on_oob=True).cast(pl.Float64)
+                               .fill_null(np.nan).to_numpy() for i in range(width)]) if frame.height else np.zeros((0, width))
+    real, ok = real_quantiles.from_integer(frame["cpu_values"].to_numpy(), answers, qs)
+    values = (pl.Series(column, real.tolist(), dtype=pl.List(pl.Float32)) if len(qs) > 1
+              else pl.Series(column, real[:, 0], dtype=pl.Float32))
+    has_values = frame["cpu_values"] > 0
+    out = frame.with_columns(pl.when(has_values).then(values).alias(column)).select(
+        "series_id", "samples", "first_ts", "last_ts", column, "cpu_max_cores", "memory_max_bytes")
+    if not ok.all():
+        inexact = frame.filter(pl.Series(~ok))["series_id"]
+        direct = store.query(con, name, _used(name, params)).filter(pl.col("series_id").is_in(inexact.implode()))
+        out = out.update(direct.select("series_id", column), on="series_id")
+    return out
 
 
 def _used(name: str, params: dict) -> dict:
