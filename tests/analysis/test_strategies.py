@@ -278,6 +278,21 @@ def test_theil_sen_matches_scipy():
     assert 0.5 < agreement <= 1.0
 
 
+def test_theil_sen_rows_is_theil_sen_row_by_row():
+    """The batched fit auto uses gives theil_sen's numbers bit for bit: rows of gapped and shifted
+    indexes, ties, a NaN (a day without CPU), a repeated x (pairs theil_sen leaves out), in chunks."""
+    rng = np.random.default_rng(11)
+    x = np.sort(rng.choice(60, size=(300, 9), replace=True), axis=1).astype(float)
+    x[:250] = [np.sort(rng.choice(60, size=9, replace=False)) for _ in range(250)]
+    y = np.round(rng.normal(0, 3, (300, 9)), 1)
+    y[7, 3] = np.nan
+    y[8] = 5.0
+    slopes, agreement = trend.theil_sen_rows(x, y, chunk_rows=64)
+    for row in range(300):
+        expected = trend.theil_sen(x[row], y[row])
+        assert (slopes[row], agreement[row]) == pytest.approx(expected, rel=0, abs=0, nan_ok=True), row
+
+
 def test_auto_memory_follows_a_leak():
     days = np.arange(14.0)
     peaks = 1000 * MI + days * 100 * MI  # +100Mi a day

@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from capplan.analysis.stats.peaks import gumbel_quantile
-from capplan.analysis.stats.trend import theil_sen
+from capplan.analysis.stats.trend import theil_sen, theil_sen_rows
 from capplan.analysis.strategies import vpa
 from capplan.analysis.strategies.base import (
     History,
@@ -69,15 +69,16 @@ TREND_AGREEMENT = 0.7
 
 
 def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float,
-                knobs: Knobs | None = None) -> tuple[float, float, str]:
+                knobs: Knobs | None = None, fit: tuple[float, float] | None = None) -> tuple[float, float, str]:
     """Memory request and expected need for one series from its daily peaks (interval indexes
-    `index`), and why: (request, need, reason). `need` is what the limit must at least hold."""
+    `index`), and why: (request, need, reason). `need` is what the limit must at least hold.
+    `fit`: theil_sen(index, peaks) when already computed (theil_sen_rows)."""
     knobs = knobs or knobs_for("low")
     peak = float(peaks.max())
     if peaks.size < MIN_PEAKS_FOR_FIT:
         need = peak * (1 + knobs.peak_margin)
         return need, need, f"{peaks.size} daily peak(s) only: peak +{knobs.peak_margin:.0%}"
-    slope, agreement = theil_sen(index, peaks) if knobs.trend else (0.0, 0.0)
+    slope, agreement = (fit or theil_sen(index, peaks)) if knobs.trend else (0.0, 0.0)
     # a trend counts when the pairs agree and it moves the size by more than MIN_TREND_EFFECT
     trending = (slope > 0 and agreement >= TREND_AGREEMENT
                 and slope * horizon_days > MIN_TREND_EFFECT * peak)
@@ -104,13 +105,13 @@ def memory_size(peaks: np.ndarray, index: np.ndarray, horizon_days: float,
 
 
 def cpu_size(level: float, daily_mean: np.ndarray, index: np.ndarray, horizon_days: float,
-             name: str = "p99", trend: bool = True) -> tuple[float, str]:
+             name: str = "p99", trend: bool = True, fit: tuple[float, float] | None = None) -> tuple[float, str]:
     """CPU request for one series, and why: the window's percentile `level` (called `name`),
     scaled by a clearly rising trend of the daily mean CPU (Theil-Sen) projected half a horizon
-    ahead."""
+    ahead. `fit`: theil_sen(index, daily_mean) when already computed (theil_sen_rows)."""
     why = name
     if trend and daily_mean.size >= MIN_PEAKS_FOR_FIT:
-        slope, agreement = theil_sen(index, daily_mean)
+        slope, agreement = fit or theil_sen(index, daily_mean)
         if slope > 0 and agreement >= TREND_AGREEMENT:
             now = float(np.median(daily_mean - slope * index)) + slope * index.max()
             ahead = now + slope * horizon_days / 2
@@ -135,38 +136,69 @@ def _quantile_column(q: float) -> tuple[str, str]:
     return columns[q], f"p{q * 100:g}"
 
 
+def _fits(offsets: np.ndarray, lengths: np.ndarray, index: np.ndarray, values: np.ndarray,
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """theil_sen(index, values) of every series whose rows are values[offsets[k]:offsets[k] + lengths[k]]
+    and that has at least MIN_PEAKS_FOR_FIT of them (NaN for the others), series of one length at a
+    time (theil_sen_rows)."""
+    slopes = np.full(offsets.size, np.nan)
+    agreement = np.full(offsets.size, np.nan)
+    for length in np.unique(lengths[lengths >= MIN_PEAKS_FOR_FIT]):
+        which = np.flatnonzero(lengths == length)
+        rows = offsets[which][:, None] + np.arange(length)[None, :]
+        slopes[which], agreement[which] = theil_sen_rows(index[rows], values[rows])
+    return slopes, agreement
+
+
 def _per_series(history: History, knobs: Knobs, horizon_days: float) -> list[dict]:
     """Per series: the CPU trend factor and the memory request/need, which do not depend on the
-    risk level (only the CPU percentile and the step-down do); memoised on the History."""
+    risk level (only the CPU percentile and the step-down do); memoised on the History. The
+    trends of all series are fitted at once (_fits); the sizes then per series, from slices of
+    the daily statistics' columns."""
     key = ("auto", knobs.trend, knobs.peak_margin, knobs.gumbel_request, horizon_days)
     if key in history.memo:
         return history.memo[key]
     daily = needed(history.memory_peaks, "memory_peaks").sort("series_id", "interval_index")
-    counts = daily.group_by("series_id").len()
-    short_ids = set(counts.filter(pl.col("len") < MIN_PEAKS_FOR_FIT)["series_id"].to_list())
-    by_series = {k[0]: g for k, g in daily.partition_by("series_id", as_dict=True).items()}
+    ids = daily["series_id"].to_numpy()
+    starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1]))) if ids.size else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(np.concatenate((starts, [ids.size])))
+    index_all = daily["interval_index"].to_numpy().astype(float)
+    peaks_all = daily["peak_bytes"].to_numpy().astype(float)
+    cpu_all = daily["cpu_mean_cores"].to_numpy().astype(float)
+    where = {int(ids[start]): k for k, start in enumerate(starts)}
+    cpu_fit = mem_fit = (np.full(starts.size, np.nan), np.full(starts.size, np.nan))
+    if knobs.trend:
+        cpu_fit = _fits(starts, lengths, index_all, cpu_all)
+        mem_fit = _fits(starts, lengths, index_all, peaks_all)
+    short_ids = {int(ids[start]) for start, n in zip(starts, lengths, strict=True) if n < MIN_PEAKS_FOR_FIT}
     pooled = _pooled(daily.filter(pl.col("series_id").is_in(list(short_ids))), history.start)
     by_group_pooled = {k[0]: g for k, g in pooled.partition_by("group_id", as_dict=True).items()}
+    pooled_sizes: dict[int, tuple[float, float, str, float]] = {}
     out = []
     for s in history.series.iter_rows(named=True):
-        d = by_series.get(s["series_id"])
-        if d is None:
+        k = where.get(s["series_id"])
+        if k is None:
             continue
+        lo, hi = int(starts[k]), int(starts[k] + lengths[k])
         factor, trend_why = 1.0, ""
         if s["series_id"] not in short_ids:
-            index = d["interval_index"].to_numpy().astype(float)
-            factor, trend_why = cpu_size(1.0, d["cpu_mean_cores"].to_numpy().astype(float), index, horizon_days,
-                                         "", knobs.trend)
-        if s["series_id"] in short_ids:
-            g = by_group_pooled[s["group_id"]]
-            peaks, index = g["peak_bytes"].to_numpy().astype(float), g["day"].to_numpy().astype(float)
-            pooled_note = " (short-lived pods pooled per day)"
-        else:
-            peaks, index = d["peak_bytes"].to_numpy().astype(float), d["interval_index"].to_numpy().astype(float)
-            pooled_note = ""
-        request, need, mem_why = memory_size(peaks, index, horizon_days, knobs)
+            index = index_all[lo:hi]
+            factor, trend_why = cpu_size(1.0, cpu_all[lo:hi], index, horizon_days, "", knobs.trend,
+                                         (float(cpu_fit[0][k]), float(cpu_fit[1][k])))
+            peaks = peaks_all[lo:hi]
+            request, need, mem_why = memory_size(peaks, index, horizon_days, knobs,
+                                                 (float(mem_fit[0][k]), float(mem_fit[1][k])))
+            out.append({"series": s, "cpu_factor": factor, "cpu_trend_why": trend_why, "mem_request": request,
+                        "mem_need": need, "mem_why": mem_why, "mem_peak": float(peaks.max())})
+            continue
+        group = s["group_id"]
+        if group not in pooled_sizes:  # the same pooled days for every short-lived pod of the group
+            g = by_group_pooled[group]
+            group_peaks, group_days = g["peak_bytes"].to_numpy().astype(float), g["day"].to_numpy().astype(float)
+            pooled_sizes[group] = (*memory_size(group_peaks, group_days, horizon_days, knobs), float(group_peaks.max()))
+        request, need, mem_why, peak = pooled_sizes[group]
         out.append({"series": s, "cpu_factor": factor, "cpu_trend_why": trend_why, "mem_request": request,
-                    "mem_need": need, "mem_why": mem_why + pooled_note, "mem_peak": float(peaks.max())})
+                    "mem_need": need, "mem_why": mem_why + " (short-lived pods pooled per day)", "mem_peak": peak})
     history.memo[key] = out
     return out
 
