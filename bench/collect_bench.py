@@ -15,7 +15,10 @@ is the collector's own, from os.wait4):
 - first run: `collect --step 5m` of 7 days (start..end-1h), then `recommend` on that DB;
 - next hour: `collect` without --start (from the high-water marks to end), then `recommend`.
 Prometheus CPU is the rise of its own `process_cpu_seconds_total` over each run (read from its
-/metrics before and after; the server is idle in between: the harness waits until it is).
+/metrics before and after; the server is idle in between: the harness waits until it is), less
+the server's background work: its idle CPU rate, measured over IDLE_SECONDS just before the run,
+times the run's length (the raw rise and the idle rate are kept in bench/collect_results.json).
+Both checkouts are byte-compiled first (as an installed package is).
 
 Old = commit 7415b32 (the issue's baseline), measured from a checkout of it with its own venv:
 `git worktree add /tmp/old 7415b32 && cd /tmp/old && python3 -m venv .venv && .venv/bin/pip install -e .`
@@ -57,6 +60,10 @@ STEP = "5m"
 COPIES = {"S": 2, "M": 16, "L": 160}  # copies of the base cluster (~65 pods each)
 OLD_COMMIT = "7415b32"
 MiB = 2**20
+# Seconds of idle server measured before each run: process_cpu_seconds_total moves in 10 ms steps
+# and the idle server burns up to 20 ms/s (_wait_idle's bound), as much as a next-hour run's own
+# queries over its few seconds.
+IDLE_SECONDS = 8.0
 
 
 def _build(size: str, days: int) -> tuple[Path, dict[str, Any], Any]:
@@ -84,6 +91,14 @@ def prometheus_cpu_seconds(url: str) -> float:
             if line.startswith("process_cpu_seconds_total "):
                 return float(line.split()[1])
     raise RuntimeError(f"{url}/metrics has no process_cpu_seconds_total")
+
+
+def _idle_rate(url: str, seconds: float = IDLE_SECONDS) -> float:
+    """The server's CPU seconds per second while nobody queries it (head maintenance, Go's GC and
+    runtime): measured over `seconds` just before a run, to subtract from the run's rise."""
+    cpu0, t0 = prometheus_cpu_seconds(url), time.monotonic()
+    time.sleep(seconds)
+    return (prometheus_cpu_seconds(url) - cpu0) / (time.monotonic() - t0)
 
 
 def _wait_idle(url: str, timeout: float = 300.0) -> None:
@@ -120,24 +135,36 @@ def _capplan(root: Path, python: str, args: list[str], out: Path) -> tuple[float
     return wall, int(rss_file.read_text()), out.read_text()
 
 
+def _precompile(root: Path, python: str) -> None:
+    """Byte-compile the checkout's capplan, as `pip install` does for an installed package: with
+    PYTHONDONTWRITEBYTECODE set (as in this machine's shells and the Dockerfile) an editable
+    checkout would otherwise compile every module it imports from source in every process
+    (~0.07 s of CPU per `capplan` process, `python -X importtime`)."""
+    subprocess.run([python, "-m", "compileall", "-q", str(root / "capplan")], check=False, capture_output=True)
+
+
 def _measure(root: Path, python: str, url: str, start: datetime, first_end: datetime, next_end: datetime,
              folder: Path) -> dict[str, Any]:
     """First run and next hour from one checkout; figures per run."""
     db = folder / "collect.duckdb"
     out: dict[str, Any] = {}
+    _precompile(root, python)
     for run, extra in (("first", ["--start", start.isoformat(), "--end", first_end.isoformat()]),
                        ("next_hour", ["--end", next_end.isoformat()])):
         _wait_idle(url)
-        cpu0 = prometheus_cpu_seconds(url)
+        idle_rate = _idle_rate(url)
+        cpu0, t0 = prometheus_cpu_seconds(url), time.monotonic()
         wall_c, rss_c, text = _capplan(root, python, ["collect", "--prometheus-url", url, "--db", str(db), "--step", STEP,
                                                       "--format", "json", *extra], folder / f"{run}-collect.out")
         summary = json.loads(text.strip().splitlines()[-1])
         wall_r, rss_r, _ = _capplan(root, python, ["recommend", "--db", str(db), "--format", "csv", "-o",
                                                    str(folder / f"{run}-recommend.csv")], folder / f"{run}-recommend.out")
         time.sleep(0.5)  # the server finishes accounting the last answers
-        cpu1 = prometheus_cpu_seconds(url)
+        cpu1, t1 = prometheus_cpu_seconds(url), time.monotonic()
+        background = idle_rate * (t1 - t0)
         out[run] = {"wall_seconds": wall_c + wall_r, "collect_wall_seconds": wall_c, "recommend_wall_seconds": wall_r,
-                    "prometheus_cpu_seconds": cpu1 - cpu0, "queries": summary.get("queries"),
+                    "prometheus_cpu_seconds": cpu1 - cpu0 - background, "prometheus_cpu_raw_seconds": cpu1 - cpu0,
+                    "prometheus_idle_cpu_per_second": idle_rate, "queries": summary.get("queries"),
                     "samples": summary.get("samples"), "collect_peak_rss_bytes": rss_c,
                     "recommend_peak_rss_bytes": rss_r}
     return out
@@ -239,7 +266,12 @@ def table(result: dict[str, Any]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     def line(r):
         return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-    note = (f"measured {result.get('measured_at')}, load average {result.get('load_average_before', 0):.2f} before, "
+    idle = [get(side, run, "prometheus_idle_cpu_per_second") for side in (old, new) for run in ("first", "next_hour")]
+    idle = [v for v in idle if v is not None]
+    note = ((f"Prometheus CPU: its process_cpu_seconds_total over each run less its idle rate measured over "
+             f"{IDLE_SECONDS:g} s before it ({min(idle) * 1000:.1f}-{max(idle) * 1000:.1f} ms/s) times the run's length\n"
+             if idle else "")
+            + f"measured {result.get('measured_at')}, load average {result.get('load_average_before', 0):.2f} before, "
             f"{result.get('load_average_after', 0):.2f} after (2 cpus)"
             + (f"; old figures reused from {old['reused_from']}" if old.get("reused_from") else ""))
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows), note])

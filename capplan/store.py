@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import fcntl
+import importlib.util
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -302,6 +304,52 @@ def fetch_row(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] |
     return row
 
 
+# DuckDB's Python binding tries `import pandas` for every statement with parameters; without pandas
+# installed each attempt searches sys.path again (220 attempts in an hourly `capplan collect`,
+# ~30 ms of CPU). Recording it as absent makes each attempt fail at once, as it would anyway.
+if "pandas" not in sys.modules and importlib.util.find_spec("pandas") is None:
+    sys.modules["pandas"] = None  # type: ignore[assignment]
+
+# Frames go to DuckDB and back through the Arrow C stream interface (PyCapsules) rather than
+# pyarrow: `con.register(name, frame.to_arrow())` and `.pl()` import pyarrow (and its dataset
+# module, numpy), ~0.25 s of CPU in every process that touches the store (`python -X importtime`;
+# issue 15's next hour is two such processes against a 1.5 s target). Same Arrow data both ways:
+# the frames are identical (tests/test_store.py).
+def frame_of(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | list[Any] | None = None) -> pl.DataFrame:
+    """The result of one SELECT as a polars frame (what `con.execute(sql, params).pl()` returns)."""
+    relation = con.sql(sql, params=params or None)
+    if relation is None:  # not a query: nothing to return
+        raise ValueError(f"not a query: {sql[:60]}")
+    return pl.DataFrame(relation)
+
+
+@contextlib.contextmanager
+def staged_table(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """`frame` as the temporary relation `name` for the statements inside (an Arrow stream is read
+    once; the statements may read it several times). Columns of unknown type (all NULL, polars'
+    Null) stay untyped NULLs, as pyarrow's null columns were: they compare and insert as NULL
+    whatever the other side's type."""
+    nulls = [c for c, t in frame.schema.items() if t == pl.Null]
+    if len(nulls) == frame.width:
+        frame, nulls = frame.with_columns(pl.col(nulls).cast(pl.Utf8)), []
+    data = f"{name}__data" if nulls else name
+    stream = f"{name}__stream"
+    con.register(stream, frame.drop(nulls).__arrow_c_stream__())
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {data} AS SELECT * FROM {stream}")
+    finally:
+        con.unregister(stream)
+    if nulls:
+        columns = ", ".join(f'"{c}"' if c not in nulls else f'NULL AS "{c}"' for c in frame.columns)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {columns} FROM {data}")
+    try:
+        yield
+    finally:
+        if nulls:
+            con.execute(f"DROP VIEW IF EXISTS temp.{name}")
+        con.execute(f"DROP TABLE IF EXISTS temp.{data}")
+
+
 @contextlib.contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """One all-or-nothing transaction."""
@@ -379,7 +427,7 @@ def query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | No
     engine = engine_for(name)
     if engine is not None:
         return engine.query(con, name, params or {})
-    return con.execute(load_sql(name), params or {}).pl()
+    return frame_of(con, load_sql(name), params)
 
 
 # `--end T`: analyses on a connection end at the newest sample at or before T instead of the newest
@@ -660,8 +708,7 @@ def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, 
     ).select(columns)
     match = " AND ".join(f"t.{c} IS NOT DISTINCT FROM s.{c}" for c in keys + values)
     near = "s.valid_from <= t.valid_to + $gap AND s.valid_to >= t.valid_from - $gap"
-    con.register("_staged_spec", staged.to_arrow())
-    try:
+    with staged_table(con, "_staged_spec", staged):
         con.execute(
             f"UPDATE {table} AS t SET valid_from = least(t.valid_from, s.valid_from), "
             f"valid_to = greatest(t.valid_to, s.valid_to) FROM _staged_spec AS s WHERE {match} AND {near}",
@@ -672,8 +719,6 @@ def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, 
             f"FROM _staged_spec AS s WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match} AND {near})",
             {"gap": gap},
         ).fetchone()
-    finally:
-        con.unregister("_staged_spec")
     return int(inserted[0]) if inserted else 0
 
 
@@ -709,11 +754,12 @@ class UsageWrite:
 
 def stored_capacity(con: duckdb.DuckDBPyConnection, cluster: str = DEFAULT_CLUSTER) -> pl.DataFrame:
     """node -> the largest capacity it ever had in `cluster` (for the gate's physical bounds)."""
-    return con.execute(
+    return frame_of(
+        con,
         "SELECT node, max(cpu_capacity_cores)::DOUBLE AS cpu_capacity_cores, "
         "max(memory_capacity_bytes)::DOUBLE AS memory_capacity_bytes FROM nodes WHERE cluster = $cluster GROUP BY node",
         {"cluster": cluster},
-    ).pl()
+    )
 
 
 def check_usage_capacity(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, origin: gate.Origin,
@@ -789,9 +835,8 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
         pl.col("ts").min().alias("valid_from"), pl.col("ts").max().alias("valid_to")).sort("run")
     run_keys = staged.filter(starts).select(*RUN_KEYS).with_columns(run_spans.select("valid_from", "valid_to"))
     distinct_keys = run_keys.select(*SERIES_KEYS).unique()
-    con.register("_staged_keys", distinct_keys.to_arrow())
     known_series = int(fetch_row(con, "SELECT coalesce(max(series_id), 0) FROM series")[0])  # ids above are new
-    try:
+    with staged_table(con, "_staged_keys", distinct_keys):
         con.execute(
             """
             INSERT INTO series (series_id, cluster, namespace, pod, container, node)
@@ -804,13 +849,12 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
             """,
             {"cluster": cluster},
         )
-        ids = con.execute(
+        ids = frame_of(
+            con,
             "SELECT s.namespace, s.pod, s.container, x.series_id FROM _staged_keys AS s "
             "JOIN (SELECT * FROM series WHERE cluster = $cluster) AS x USING (namespace, pod, container)",
             {"cluster": cluster},
-        ).pl()
-    finally:
-        con.unregister("_staged_keys")
+        )
     run_keys = run_keys.join(ids, on=list(SERIES_KEYS), how="left", maintain_order="left")
     _write_series_nodes(con, run_keys, known_series)
     samples = pl.DataFrame({
@@ -832,11 +876,8 @@ def ingest_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origin:
     # CPU of DuckDB's ORDER BY on the insert, which was most of the write time (2.7 M rows: 0.26 s
     # against 0.6 s of CPU).
     samples = samples.sort(pl.col("ts").dt.epoch("s") * 2**31 + pl.col("series_id"))
-    con.register("_staged_usage", samples.to_arrow())
-    try:
+    with staged_table(con, "_staged_usage", samples):
         return insert_staged_usage(con, replace=replace)
-    finally:
-        con.unregister("_staged_usage")
 
 
 def stored_range(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> tuple[datetime, datetime] | None:
@@ -899,11 +940,8 @@ def _write_series_nodes(con: duckdb.DuckDBPyConnection, run_keys: pl.DataFrame, 
         pl.col("valid_from").min(), pl.col("valid_to").max())
     if seen.is_empty():
         return
-    con.register("_staged_nodes", seen.to_arrow())
-    try:
+    with staged_table(con, "_staged_nodes", seen):
         moved = [int(r[0]) for r in con.execute(load_sql("series_nodes_upsert")).fetchall()]
-    finally:
-        con.unregister("_staged_nodes")
     mark_series_pending(con, [i for i in moved if i <= known_series])
 
 
@@ -923,8 +961,7 @@ def write_restarts(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origi
     staged = staged.with_columns(pl.col("ts").cast(pl.Datetime("us"))).unique(
         subset=["namespace", "pod", "container", "ts"], keep="last"
     )
-    con.register("_staged_restarts", staged.to_arrow())
-    try:
+    with staged_table(con, "_staged_restarts", staged):
         inserted = con.execute(
             f"""
             INSERT INTO restarts ({', '.join(RESTART_COLUMNS)})
@@ -935,8 +972,6 @@ def write_restarts(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, *, origi
                   AND r.container = s.container AND r.ts = s.ts)
             """
         ).fetchone()
-    finally:
-        con.unregister("_staged_restarts")
     return int(inserted[0]) if inserted else 0
 
 

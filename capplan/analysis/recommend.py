@@ -246,15 +246,13 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
             (pl.col("decayed") * pl.col("cpu_weight")).sum().alias("weight")).sort("group_id", "bucket")
     if needs.memory_peaks:
         first = series.select("series_id", "first_ts")
-        con.register("_rec_first", first.select(
-            "series_id", (pl.col("first_ts").dt.epoch("us").cast(pl.Float64) / 1e6).alias("first_s")).to_arrow())
         origin = first["first_ts"].min()
         assert isinstance(origin, datetime)  # series is never empty here (NoDataError above)
-        try:
+        # staged without pyarrow (store.staged_table): `recommend` need not import it
+        with store.staged_table(con, "_rec_first", first.select(
+                "series_id", (pl.col("first_ts").dt.epoch("us").cast(pl.Float64) / 1e6).alias("first_s"))):
             peaks = _interval_stats(con, "recommend_daily_stats" if needs.daily_cpu else "recommend_memory_peaks",
                                     start, end, origin)
-        finally:
-            con.unregister("_rec_first")
         interval = timedelta(seconds=vpa_strategy.MEMORY_INTERVAL_SECONDS)
         history.memory_peaks = peaks.filter(pl.col("peak_bytes").is_not_null()).with_columns(
             pl.col("series_id").cast(pl.Int64)).join(series.select("series_id", "group_id", "first_ts"),

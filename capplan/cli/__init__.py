@@ -9,8 +9,11 @@ from typing import Annotated
 
 import typer
 
+from capplan.cli import fastcoerce
 from capplan.cli.common import DEBUG
 from capplan.cli.oneline import OneLineErrorGroup
+
+fastcoerce.install()  # option values without pydantic where typer would only pass them through
 
 app = typer.Typer(
     name="capplan",

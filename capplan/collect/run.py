@@ -749,9 +749,10 @@ def _fetch_coarse(client: PromClient, metric: Metric, batch: list[str] | None, s
     if not refine.is_empty():
         names = sorted(set(refine[metric.key_label].to_list()))
         only = (metric.key_label, names) if len(names) <= MAX_REFINE_NAMES else None
-        fine_lo = max(spec_lo, from_epoch(int(refine["T"].to_numpy().min()) - coarse_s + spec_step))
+        first_t, last_t = refine.select(pl.col("T").min().alias("a"), pl.col("T").max().alias("b")).row(0)
+        fine_lo = max(spec_lo, from_epoch(int(first_t) - coarse_s + spec_step))
         # at least two points: VictoriaMetrics answers a range query with start == end with nothing
-        fine_hi = max(min(spec_hi, from_epoch(int(refine["T"].to_numpy().max()))), fine_lo + timedelta(seconds=spec_step))
+        fine_hi = max(min(spec_hi, from_epoch(int(last_t))), fine_lo + timedelta(seconds=spec_step))
         fine = tf.to_frame(_range_split(client, render(metric, batch, spec_step * 1000 - 1, only, scope=state.scope), fine_lo, fine_hi,
                                         spec_step), list(metric.by), aliases or None)
         fine = fine.with_columns(T=((pl.col("ts").dt.epoch("s") + coarse_s - 1) // coarse_s * coarse_s)).join(

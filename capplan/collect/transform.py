@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from capplan.errors import BadInputError
@@ -55,6 +54,24 @@ def sanitize_label_name(name: str) -> str:
 _UNSANITIZE = {sanitize_label_name(n): n for n in WELL_KNOWN_NODE_LABELS}
 
 
+# Answers are decoded with polars alone: numpy's import cost ~0.1 s of CPU in every hourly
+# `capplan collect` (issue 15's next hour, `python -X importtime`).
+def _repeat_index(counts: Sequence[int]) -> pl.Series:
+    """0 repeated counts[0] times, 1 counts[1] times, ... (numpy.repeat(arange(n), counts))."""
+    total = sum(counts)
+    ends = pl.Series(counts, dtype=pl.Int64).cum_sum()
+    return ends.search_sorted(pl.int_range(0, total, eager=True), side="right").cast(pl.Int64)
+
+
+def _times(flat_times: list[Any], scale: float) -> pl.Series:
+    """Sample times (JSON numbers, seconds) times `scale`, rounded half to even like numpy.round,
+    as integers; a time that is not a number is a malformed answer."""
+    times = pl.Series(flat_times, dtype=pl.Float64, strict=False)
+    if times.null_count():
+        raise BadInputError("malformed sample in a Prometheus answer: a sample time is not a number")
+    return (times * scale).round(0).cast(pl.Int64)
+
+
 def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: dict[str, str] | None = None) -> pl.DataFrame:
     """Range-query results as a long frame: the given labels (missing = ""), ts, value.
     `aliases` renames label columns (a label called "value" would clash with the sample value)."""
@@ -65,8 +82,8 @@ def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: 
     schema = pl.Schema({**{label: pl.Utf8() for label in labels}, "ts": TS, "value": pl.Float64()})
     if not results:
         return pl.DataFrame(schema=schema)
-    counts = np.fromiter((len(r["values"]) for r in results), dtype=np.int64, count=len(results))
-    total = int(counts.sum())
+    counts = [len(r["values"]) for r in results]
+    total = sum(counts)
     if total == 0:
         return pl.DataFrame(schema=schema)
     # [[t, "v"], ...] flattened at C speed to t, "v", t, "v", ...
@@ -74,14 +91,14 @@ def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: 
     if len(flat) != 2 * total:
         raise BadInputError("malformed sample in a Prometheus answer: a point is not a [time, value] pair")
     try:
-        ts = np.array(flat[0::2], dtype=np.float64)
+        ts = _times(flat[0::2], 1e6)
         values = pl.Series("value", flat[1::2], dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
         raise BadInputError(f"malformed sample in a Prometheus answer: {str(exc).splitlines()[0][:120]}") from None
-    sid = np.repeat(np.arange(len(results)), counts)
+    sid = _repeat_index(counts)
     series = pl.DataFrame({label: [str(r["metric"].get(label, "")) for r in results] for label in labels},
                           schema={label: pl.Utf8 for label in labels})
-    ts_col = pl.Series("ts", np.round(ts * 1e6).astype(np.int64)).cast(TS)
+    ts_col = ts.alias("ts").cast(TS)
     frame = series[sid] if labels else pl.DataFrame(height=total)
     # NaN and +-Inf are not measurements (a broken scrape, a rate over a bad counter): drop them
     # rather than fail the cast to integer bytes on every later run.
@@ -207,12 +224,9 @@ def _node_labels(results: list[dict[str, Any]] | None) -> pl.DataFrame | None:
         ts_all.extend(p[0] for p in r["values"])
     if not ts_all:
         return pl.DataFrame(schema={"node": pl.Utf8, "ts": TS, "labels": pl.Utf8})
-    idx = np.repeat(np.arange(len(rows_node)), rows_n)
-    frame = pl.DataFrame({"node": np.array(rows_node, dtype=object)[idx].tolist(),
-                          "labels": np.array(rows_json, dtype=object)[idx].tolist()},
-                         schema={"node": pl.Utf8, "labels": pl.Utf8})
-    return frame.with_columns(pl.Series("ts", np.round(np.array(ts_all, dtype=np.float64) * 1e6).astype(np.int64)).cast(TS)
-                              ).unique(subset=["node", "ts"], keep="last")
+    idx = _repeat_index(rows_n)
+    frame = pl.DataFrame({"node": rows_node, "labels": rows_json}, schema={"node": pl.Utf8, "labels": pl.Utf8})[idx]
+    return frame.with_columns(_times(ts_all, 1e6).alias("ts").cast(TS)).unique(subset=["node", "ts"], keep="last")
 
 
 def _taints(frame: pl.DataFrame) -> pl.DataFrame:
@@ -399,22 +413,25 @@ def raw_frame(results: Sequence[dict[str, Any]], labels: Sequence[str]) -> Raw:
     are dropped."""
     series_schema = {"sid": pl.Int64, **{label: pl.Utf8 for label in labels}}
     samples_schema = {"sid": pl.Int64, "t": pl.Float64, "value": pl.Float64}
-    counts = np.fromiter((len(r["values"]) for r in results), dtype=np.int64, count=len(results))
-    total = int(counts.sum())
+    counts = [len(r["values"]) for r in results]
+    total = sum(counts)
     if total == 0:
         return Raw(pl.DataFrame(schema=series_schema), pl.DataFrame(schema=samples_schema))
     flat = list(chain.from_iterable(chain.from_iterable(r["values"] for r in results)))
     if len(flat) != 2 * total:
         raise BadInputError("malformed sample in a Prometheus answer: a point is not a [time, value] pair")
     try:
-        ts = np.array(flat[0::2], dtype=np.float64)
+        ts = pl.Series(flat[0::2], dtype=pl.Float64, strict=False)
+        if ts.null_count():
+            raise BadInputError("malformed sample in a Prometheus answer: a sample time is not a number")
         values = pl.Series("value", flat[1::2], dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
         raise BadInputError(f"malformed sample in a Prometheus answer: {str(exc).splitlines()[0][:120]}") from None
-    ids = np.array([hash(tuple(sorted(r["metric"].items()))) for r in results], dtype=np.int64)
+    ids = pl.Series("sid", [hash(tuple(sorted(r["metric"].items()))) for r in results], dtype=pl.Int64)
     series = pl.DataFrame({"sid": ids, **{label: [str(r["metric"].get(label, "")) for r in results] for label in labels}},
                           schema=series_schema)
-    samples = pl.DataFrame({"sid": np.repeat(ids, counts), "t": ts}).with_columns(values)
+    samples = pl.DataFrame({"sid": ids.gather(_repeat_index(counts)), "t": ts})
+    samples = samples.with_columns(values)
     return Raw(series, samples.filter(~(pl.col("value").is_nan() | pl.col("value").is_infinite()).fill_null(False)))
 
 
@@ -423,7 +440,7 @@ def median_interval_seconds(raw: Raw) -> float | None:
     if raw.samples.height < 2:
         return None
     gaps = raw.samples.sort("sid", "t").select(gap=pl.col("t").diff().over("sid")).filter(pl.col("gap") > 0)["gap"]
-    return float(np.median(gaps.to_numpy())) if gaps.len() else None  # gaps > 0: no nulls
+    return float(gaps.median()) if gaps.len() else None  # type: ignore[arg-type]  # gaps > 0: no nulls
 
 
 def _grid_ts(k: pl.Expr, step_seconds: int) -> pl.Expr:
@@ -663,20 +680,20 @@ def pods_without_container_resources(pods: pl.DataFrame, containers: pl.DataFram
 # --- declared state from raw samples (short runs on a coarse kube-state-metrics scrape) ----------
 
 
-def _raw_points(results: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, pl.Series]:
+def _raw_points(results: Sequence[dict[str, Any]]) -> tuple[pl.Series, pl.Series, pl.Series]:
     """(series index, time in ms, value) of every raw sample, NaN and +-Inf kept (they are what
     `last_over_time` would pick)."""
-    counts = np.fromiter((len(r["values"]) for r in results), dtype=np.int64, count=len(results))
-    total = int(counts.sum())
+    counts = [len(r["values"]) for r in results]
+    total = sum(counts)
     flat = list(chain.from_iterable(chain.from_iterable(r["values"] for r in results)))
     if len(flat) != 2 * total:
         raise BadInputError("malformed sample in a Prometheus answer: a point is not a [time, value] pair")
     try:
-        t_ms = np.round(np.array(flat[0::2], dtype=np.float64) * 1000).astype(np.int64)
+        t_ms = _times(flat[0::2], 1000)
         values = pl.Series("value", flat[1::2], dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
         raise BadInputError(f"malformed sample in a Prometheus answer: {str(exc).splitlines()[0][:120]}") from None
-    return np.repeat(np.arange(len(results), dtype=np.int64), counts), t_ms, values
+    return _repeat_index(counts), t_ms, values
 
 
 def _last_per_step(results: Sequence[dict[str, Any]], first_s: int, last_s: int, step_s: int) -> pl.DataFrame:
