@@ -43,8 +43,12 @@ SPEC_COLUMNS = ("cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", 
 LONG_OPTIONAL = (*TEXT_OPTIONAL, *SPEC_COLUMNS)
 # Numbers in the order their parse errors are reported (the order the columns were parsed in).
 NUMBER_COLUMNS = ("cpu_cores", "memory_bytes", *SPEC_COLUMNS)
-# DuckDB's memory for an import (capplan.store.MEMORY_LIMIT_ENV overrides it).
-IMPORT_MEMORY_LIMIT_MB = 256
+# DuckDB's memory for an import (capplan.store.MEMORY_LIMIT_ENV overrides it). Parquet: its time
+# slices of SLICE_ROWS sort in memory within 256 MB (at 128 MB they spill: L, 27.75 M rows, 30.4
+# against 25.2 CPU-s at load ~9, bench/RESULTS.md). CSV: one sort of the whole file, which spills
+# past either limit at L (5.42 M rows) for the same CPU (11.6 s both): 128 MB keeps the peak RSS of
+# a big file near a small one's (L 387 against 510 MiB at 256 MB; M 297).
+IMPORT_MEMORY_LIMIT_MB = {"parquet": 256, "csv": 128}
 # The file's `timestamp` is `ts` in the store and in the gate's checks.
 FILE_NAMES = (("ts", "timestamp"),)
 # A Parquet file whose row groups each hold a short span of time is written to the store a time
@@ -144,14 +148,18 @@ def open_file(con: duckdb.DuckDBPyConnection, path: Path) -> LongFile:
         # 2.2 GiB with the store's 2 GiB, 743 MiB with 512 MB, 625 with 384, 543 with 256 (M: 448);
         # CPU within the noise of the shared machine from 512 MB down)
         store_limit_mb = int(str(store.duckdb_config()["memory_limit"]).removesuffix("MB"))
-        con.execute(f"SET memory_limit = '{min(store_limit_mb, IMPORT_MEMORY_LIMIT_MB)}MB'")
+        con.execute(f"SET memory_limit = '{min(store_limit_mb, IMPORT_MEMORY_LIMIT_MB[kind])}MB'")
     _build_sql(source)
     return source
 
 
 # Every cell as text, the separators and quotes polars' reader took: a field that is no number or
-# time is named by its line, not refused by DuckDB's sniffer.
-_CSV = "read_csv($path, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"')"
+# time is named by its line, not refused by DuckDB's sniffer. Buffers of 4 MiB instead of DuckDB's
+# 32: each reading thread holds some, and at 128 MB the import ran out of memory with the default
+# (L CSV; M's peak RSS 346 -> 297 MiB, the same CPU).
+CSV_BUFFER_BYTES = 4 * 2**20
+_CSV = ("read_csv($path, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
+        f"buffer_size = {CSV_BUFFER_BYTES})")
 _PARQUET = "read_parquet($path, file_row_number = true)"
 
 
