@@ -37,6 +37,14 @@ PERCENTILE_SAMPLES_PER_PART = 25_000_000
 # took 2.8 s against 4.5 s for the formula per sample, and a list to 1,000 cores 30 s); values above
 # take the formula.
 LUT_MAX_MCORES = 65_535
+# DuckDB's memory limit while recommend aggregates (store.bounded_memory): its hash tables are small
+# (per series, per series and VPA bucket, per series and day of a day's slice) and the percentiles'
+# states live outside DuckDB's limit, so what the limit bounds is mostly the pool of blocks already
+# read. 48 MiB instead of the store's 128: peak RSS at the bench's L simple 604-615 -> 505-513 MiB,
+# vpa 479 -> 411, auto 623 -> 598, at M 17-26 MiB less, no load ran out of it (each strategy at M and
+# L, the year file's 90 days; bench/RESULTS.md, issue 14, RS). Running out would only run the load
+# again at the full limit (store.bounded_memory).
+MEMORY_LIMIT_BYTES = 48 * 2**20
 STALE_DAYS = 1.0  # a workload last seen this long before the window's end is flagged
 
 # CONTRACT.md `recommend` columns, in order; more follow.
@@ -475,7 +483,8 @@ def recommend_window(con: duckdb.DuckDBPyConnection, strategy: str, start: datet
     module = get_strategy(strategy)
     params.auto_knobs()  # an unknown risk level is a usage error before any work
     # per-series aggregates: DuckDB needs little memory, and keeps no more of the blocks already read
-    history = store.bounded_memory(con, lambda: load_history(con, start, end, module.NEEDS, params, namespaces))
+    history = store.bounded_memory(con, lambda: load_history(con, start, end, module.NEEDS, params, namespaces),
+                                   MEMORY_LIMIT_BYTES)
     hpas = store.query(con, "recommend_hpas", {"start": start, "end": end})
     return rows_from_history(history, strategy, params, hpas, cpu_cost, memory_cost)
 
