@@ -214,8 +214,12 @@ def open_db(
     create: bool = True,
     wait_seconds: float = 10.0,
     end: datetime | None = None,
+    refresh_sums: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """Open (and create or migrate) the capplan database.
+
+    `refresh_sums=False`: a writer that refreshes the stored sums itself (the collector, after each
+    chunk) leaves what is pending for it.
 
     Read-only opens never change the file; they fail with NoDataError when it does not exist.
     `end` (`--end`): analyses on the connection end at the newest sample at or before it.
@@ -258,7 +262,8 @@ def open_db(
         migrate(con)
         define_macros(con)
         # Sums left pending by a run killed before it finished, or a migration: made current here.
-        refresh_node_usage(con)
+        if refresh_sums:
+            refresh_node_usage(con)
         if end is not None:
             set_end(con, end)
     except BaseException:
@@ -539,13 +544,15 @@ def _merged(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, dat
     return out
 
 
-def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta = NODE_USAGE_SLICE) -> int:
+def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta = NODE_USAGE_SLICE, *,
+                       scope: bool = True) -> int:
     """Recompute what is pending of the stored sums, a slice per transaction (a killed refresh
-    leaves the rest pending): the node sums (schema 006), then the daily scope figures of the days
-    touched (schema 007, refresh_scope_usage). The number of node rows written. Call outside a
-    transaction."""
+    leaves the rest pending): the node sums (schema 006), then (unless `scope` is False: they stay
+    pending) the daily scope figures of the days touched (schema 007, refresh_scope_usage). The
+    number of node rows written. Call outside a transaction."""
     written = _refresh_node_sums(con, slice_length)
-    refresh_scope_usage(con)
+    if scope:
+        refresh_scope_usage(con)
     return written
 
 

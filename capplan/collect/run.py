@@ -1005,7 +1005,7 @@ def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, 
     """One transaction: the chunk's spec, restarts, usage, every metric's high-water mark (and,
     with the first chunk, what the run measured about its source), all of `cluster`. With
     `finish` (run id, series seen, client) on the run's last chunk, then the run's end as "ok"."""
-    con = store.open_db(db)
+    con = store.open_db(db, refresh_sums=False)  # refreshed below, after the chunk
     try:
         with store.transaction(con):
             spec_rows = 0
@@ -1024,8 +1024,12 @@ def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, 
         summary.spec_rows += spec_rows
         summary.restarts += restart_rows
         summary.samples += samples
-        # the chunk's node sums now (the next open would do it: the run's end no longer opens the DB)
-        store.refresh_node_usage(con)
+        # the chunk's node sums now (the next open would do it: the run's end no longer opens the DB);
+        # the daily scope figures once, with the last chunk: each is of a whole day's samples, which
+        # 2-3 chunks share (bench/collect_bench.py's M first run recomputed each day 2-3 times). A
+        # run stopped earlier leaves them pending (readers compute pending days from the samples;
+        # the next writer's open refreshes them).
+        store.refresh_node_usage(con, scope=finish is not None)
         if finish is not None:
             run_id, series, client = finish
             with store.transaction(con):

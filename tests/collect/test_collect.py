@@ -279,3 +279,19 @@ def test_an_hourly_run_plans_from_the_store_without_the_series_api(prom, db: Pat
     assert proxy.requests.get("/api/v1/series", 0) == asked + 1
     in_next = (pl.col("ts") > first_end + timedelta(hours=1)) & (pl.col("ts") <= first_end + timedelta(hours=2))
     assert small.samples == sample_usage_window.filter(in_next).height
+
+
+def test_a_run_of_several_chunks_leaves_the_daily_scope_figures_current(full_db: Path) -> None:
+    """The collector refreshes the daily scope figures once, with its last chunk (a day's figure is
+    of the whole day's samples, which several chunks share): after the 36-hour run, nothing is
+    pending and the table equals the brute force over every stored sample."""
+    from tests.test_scope_usage import assert_same, brute_force, stored_table
+
+    con = store.open_db(full_db, read_only=True)
+    try:
+        assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
+        want = brute_force(con).filter(pl.col("scope_kind") != "pool")
+        assert want.height > 2 and want["day"].n_unique() == 2  # two days, cluster and namespaces
+        assert_same(stored_table(con), want)
+    finally:
+        con.close()
