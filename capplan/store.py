@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import fcntl
-import importlib.util
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -308,12 +306,6 @@ def fetch_row(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] |
         raise RuntimeError(f"the aggregate returned no row: {sql}")
     return row
 
-
-# DuckDB's Python binding tries `import pandas` for every statement with parameters; without pandas
-# installed each attempt searches sys.path again (220 attempts in an hourly `capplan collect`,
-# ~30 ms of CPU). Recording it as absent makes each attempt fail at once, as it would anyway.
-if "pandas" not in sys.modules and importlib.util.find_spec("pandas") is None:
-    sys.modules["pandas"] = None  # type: ignore[assignment]
 
 # Frames go to DuckDB and back through the Arrow C stream interface (PyCapsules) rather than
 # pyarrow: `con.register(name, frame.to_arrow())` and `.pl()` import pyarrow (and its dataset
