@@ -150,15 +150,22 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(np.median(slopes)), float((slopes > 0).mean())
 
 
-def theil_sen_rows(x: np.ndarray, y: np.ndarray, chunk_rows: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+# Pairwise slopes theil_sen_rows holds at a time: 1 M (8 MB an array; it makes about six such
+# arrays): 31 daily points (465 pairs) ~2,150 series, the year file's 90 (4,005 pairs) ~250. A fixed
+# 2,048 series of 90 points held ~65 MB an array and raised auto's peak at L by ~110 MiB.
+MAX_PAIRS = 1_000_000
+
+
+def theil_sen_rows(x: np.ndarray, y: np.ndarray, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """theil_sen of each row of `x` and `y` (2-D, one series per row): the same numbers as one call
     per row (the same slopes, numpy's median along the row), without a Python call per series (the
     auto strategy fits two trends per series: at the bench's L, 30,000 calls cost ~1.5 s of CPU).
     A row with a repeated x (theil_sen leaves those pairs out) takes theil_sen itself. Rows go
-    `chunk_rows` at a time, so the pairwise slopes held stay small (2,048 rows of 31 days: 7.6 MB)."""
+    `chunk_rows` at a time (default: MAX_PAIRS pairwise slopes' worth), so the slopes held stay small."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     i, j = np.triu_indices(x.shape[1], k=1)
+    chunk_rows = chunk_rows or max(1, MAX_PAIRS // max(1, i.size))
     medians = np.empty(x.shape[0])
     agreement = np.empty(x.shape[0])
     for lo in range(0, x.shape[0], chunk_rows):
