@@ -46,8 +46,9 @@ NUMBER_COLUMNS = ("cpu_cores", "memory_bytes", *SPEC_COLUMNS)
 # DuckDB's memory for an import (capplan.store.MEMORY_LIMIT_ENV overrides it). Parquet: its time
 # slices of SLICE_ROWS sort in memory within 256 MB (at 128 MB they spill: L, 27.75 M rows, 30.4
 # against 25.2 CPU-s at load ~9, bench/RESULTS.md). CSV: one sort of the whole file, which spills
-# past either limit at L (5.42 M rows) for the same CPU (11.6 s both): 128 MB keeps the peak RSS of
-# a big file near a small one's (L 387 against 510 MiB at 256 MB; M 297).
+# past either limit at L (5.42 M rows; at 128 MB ~70 MB more of it) for CPU within a loaded
+# machine's noise (11.6 s both at load ~9): 128 MB keeps the peak RSS of a big file near a small
+# one's (L 400-450 against 500-570 MiB at 256 MB; M 305-315).
 IMPORT_MEMORY_LIMIT_MB = {"parquet": 256, "csv": 128}
 # The file's `timestamp` is `ts` in the store and in the gate's checks.
 FILE_NAMES = (("ts", "timestamp"),)
