@@ -26,8 +26,11 @@ demo: $(STAMP)
 
 # Every test runs: a skipped test fails the run (tests/conftest.py) unless
 # CAPPLAN_SKIP_INTEGRATION=1 (outside CI), which lists what was skipped.
+# pytest-xdist: one worker per core (TEST_WORKERS=0 runs in one process); --dist loadscope keeps
+# each module on one worker, so a module's server or imported database is set up once.
+TEST_WORKERS ?= auto
 test: $(STAMP) tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 # The `spark` extra (pyspark, sqlglot) on top of the test one.
 $(SPARK_STAMP): $(STAMP)

@@ -16,6 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "samples" / "cluster"
 
 
+def run_shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of this pytest run that every pytest-xdist worker of the run shares (the
+    workers' base temp directories are `popen-gwN` inside it), so a session artifact that only
+    gets read can be built once per run (tests.promharness.cached_tsdb) instead of once per worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def sample_cluster() -> SampleCluster:
     """The generator's source data for the bundled sample (seed 7), for independent checks."""

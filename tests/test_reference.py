@@ -1,31 +1,33 @@
 """docs/reference.md against the CLI itself: every command `capplan --help` lists has a section,
 each section lists exactly the options the command's own `--help` shows, the documented CSV
 columns are the header the command writes on the bundled sample, every exit code capplan raises
-is documented, and the README points only at files inside the repository."""
+is documented, and the README points only at files inside the repository.
+
+The commands run in-process (typer's CliRunner: the same app, argument parsing and output as the
+`capplan` program, without starting ~30 interpreters); the real process is tested by
+tests/cli/test_terminal.py, tests/reliability/ and tests/test_service.py."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 import capplan.errors
+from capplan.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "reference.md"
-CAPPLAN = [sys.executable, "-m", "capplan"]
 # What each command with CSV output needs besides --db to write its header on the sample.
 CSV_ARGS = {"fit": ["--cpu", "500m", "--memory", "1Gi"], "backtest": ["--strategy", "simple", "--train", "7d", "--test", "7d"]}
 
 
 def help_text(*command: str) -> str:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
-    done = subprocess.run([*CAPPLAN, *command, "--help"], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
+    done = CliRunner().invoke(app, [*command, "--help"], prog_name="capplan",
+                              env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+    assert done.exit_code == 0, done.stderr
     return done.stdout
 
 
@@ -70,9 +72,8 @@ def test_the_documented_columns_are_the_csv_header(command: str, sample_db_reado
     match = re.search(r"^Columns \(`-f csv`, in this order\): (.*)$", sections()[command], re.M)
     assert match, f"the section of {command} documents no columns"
     documented = re.findall(r"`([a-z0-9_]+)`", match.group(1))
-    done = subprocess.run([*CAPPLAN, command, *CSV_ARGS.get(command, []), "--db", str(sample_db_readonly), "-f", "csv"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = CliRunner().invoke(app, [command, *CSV_ARGS.get(command, []), "--db", str(sample_db_readonly), "-f", "csv"])
+    assert done.exit_code == 0, done.stderr
     assert documented == done.stdout.splitlines()[0].split(",")
 
 

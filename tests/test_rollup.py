@@ -21,9 +21,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from capplan import rollup, store
 from capplan.analysis.strategies.vpa import CPU_HISTOGRAM
+from capplan.cli import app
 
 T0 = datetime(2026, 3, 1)
 FLOAT32_EPS = 1e-6  # cpu_cores is read back as REAL
@@ -248,34 +251,26 @@ def test_bucket_formula_matches_the_vpa_histogram(value: float) -> None:
     assert got[-2] == [CPU_HISTOGRAM.find_bucket(round(value * 1000) / 1000)]
 
 
-def test_a_command_whose_window_reaches_the_rollups_says_so(sample_db: Path) -> None:
-    import subprocess
-    import sys
-
+def test_a_command_whose_window_reaches_the_rollups_says_so(sample_db: Path, runner: CliRunner) -> None:
     con = store.open_db(sample_db)
     with store.transaction(con):
         rollup.compact(con, raw_retention=timedelta(days=3))
     con.execute("CHECKPOINT")
     con.close()
 
-    def nodes(window: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "capplan", "nodes", "--db", str(sample_db), "--window", window,
-                               "--format", "csv"], capture_output=True, text=True, timeout=300)
+    def nodes(window: str) -> Result:
+        return runner.invoke(app, ["nodes", "--db", str(sample_db), "--window", window, "--format", "csv"])
 
     long, short = nodes("14d"), nodes("1d")
-    assert long.returncode == short.returncode == 0, long.stderr + short.stderr
+    assert long.exit_code == short.exit_code == 0, long.stderr + short.stderr
     assert "reads hourly/daily summaries" in long.stderr
     assert short.stderr == ""
     assert long.stdout.splitlines()[0] == short.stdout.splitlines()[0]  # the CSV itself is unchanged in form
 
 
-def test_prune_compact_cli_dry_run_then_for_real(sample_db: Path) -> None:
-    import subprocess
-    import sys
-
-    def prune(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "capplan", "prune", "--db", str(sample_db), "--compact", *args],
-                              capture_output=True, text=True, timeout=300)
+def test_prune_compact_cli_dry_run_then_for_real(sample_db: Path, runner: CliRunner) -> None:
+    def prune(*args: str) -> Result:
+        return runner.invoke(app, ["prune", "--db", str(sample_db), "--compact", *args])
 
     def counts() -> tuple[int, int]:
         con = store.open_db(sample_db, read_only=True)
@@ -287,11 +282,11 @@ def test_prune_compact_cli_dry_run_then_for_real(sample_db: Path) -> None:
 
     raw_before, _ = counts()
     dry = prune("--raw-retention", "7d", "--dry-run")
-    assert dry.returncode == 0, dry.stderr
+    assert dry.exit_code == 0, dry.stderr
     assert dry.stdout.startswith("would roll up: ") and counts() == (raw_before, 0)
     done = prune("--raw-retention", "7d")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     rolled = int(done.stdout.split("rolled up: ")[1].split(" raw samples")[0].replace(",", ""))
     raw_after, hourly = counts()
     assert rolled > 0 and raw_after == raw_before - rolled and hourly > 0
-    assert prune("--raw-retention", "0s").returncode == 2  # a retention that makes no sense is usage
+    assert prune("--raw-retention", "0s").exit_code == 2  # a retention that makes no sense is usage

@@ -19,7 +19,8 @@ import polars as pl
 import pytest
 
 from tests import tools
-from tests.promharness import PrometheusServer, build_cluster_tsdb
+from tests.conftest import run_shared_dir
+from tests.promharness import PrometheusServer, build_cluster_tsdb, cached_tsdb
 
 WINDOW_START = datetime(2026, 11, 2, 0, 0)
 WINDOW_END = datetime(2026, 11, 3, 11, 55)   # 36 hours at the sample's 5-minute step
@@ -28,12 +29,13 @@ SAMPLE_USAGE = Path(__file__).resolve().parents[2] / "data" / "samples" / "clust
 
 @pytest.fixture(scope="session")
 def prom_tsdb(sample_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample cluster over WINDOW_START..WINDOW_END, backfilled once per session."""
+    """The sample cluster over WINDOW_START..WINDOW_END, backfilled once per run. Read-only: copy it."""
     tools.require("prometheus", "promtool")
-    path = tmp_path_factory.mktemp("promtsdb") / "tsdb"
-    # kube-state-metrics configured to export node labels (--metric-labels-allowlist=nodes=[*])
-    build_cluster_tsdb(sample_cluster, path, WINDOW_START, WINDOW_END, node_labels=True)
-    return path
+    # kube-state-metrics configured to export node labels (--metric-labels-allowlist=nodes=[*]);
+    # built once per run, shared by the xdist workers (each server reads its own copy of it)
+    built = cached_tsdb(run_shared_dir(tmp_path_factory) / "tsdb", "collect-36h", lambda out: build_cluster_tsdb(
+        sample_cluster, out / "tsdb", WINDOW_START, WINDOW_END, node_labels=True))
+    return built / "tsdb"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests import tools
-from tests.promharness import PrometheusServer, build_cluster_tsdb
+from tests.conftest import run_shared_dir
+from tests.promharness import PrometheusServer, build_cluster_tsdb, cached_tsdb
 from tests.reliability._runner import ForkServer, integrity, snapshot
 
 W_START = datetime(2026, 11, 2, 0, 0)
@@ -29,11 +30,13 @@ def collect_args(url: str, db: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def rel_tsdb(sample_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample cluster over the test window, backfilled once per run (shared by the xdist
+    workers). Read-only: copy it."""
     tools.require("prometheus", "promtool")
-    path = tmp_path_factory.mktemp("reltsdb") / "tsdb"
     # kube-state-metrics with node labels allowed (--metric-labels-allowlist), as the checks expect
-    build_cluster_tsdb(sample_cluster, path, W_START, W_END, node_labels=True)
-    return path
+    built = cached_tsdb(run_shared_dir(tmp_path_factory) / "tsdb", "reliability-6h", lambda out: build_cluster_tsdb(
+        sample_cluster, out / "tsdb", W_START, W_END, node_labels=True))
+    return built / "tsdb"
 
 
 @pytest.fixture(scope="session")

@@ -207,8 +207,11 @@ def test_option_given_nonsense(command, option, value, allowed, runner, db_templ
         allowed = allowed | {7}  # a valid value: the check ran and found what it reports (exit 7)
     if command in LONG_RUNNING:
         try:
+            # A refusal comes within a second or two; 60 s (not 10) so a machine busy with the other
+            # tests (pytest-xdist, load 15+: an interpreter start alone took 10-14 s) is not taken for
+            # a command that kept running.
             proc = subprocess.run([sys.executable, "-m", "capplan", *args], capture_output=True, text=True,
-                                  timeout=10, env={**os.environ, "CAPPLAN_DEBUG": ""})
+                                  timeout=60, env={**os.environ, "CAPPLAN_DEBUG": ""})
         except subprocess.TimeoutExpired:
             pytest.fail(f"{label}: kept running instead of refusing the nonsense")
         code, stderr = proc.returncode, proc.stderr
