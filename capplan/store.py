@@ -25,8 +25,8 @@ from capplan import gate
 from capplan.errors import BadInputError, LockedError, NoDataError, UsageError
 from capplan.quantity import parse_memory_bytes
 
-SCHEMA_VERSION = 7  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources, 005 clusters,
-# 006 the node-level usage series, 007 the daily usage figures per scope (cluster, namespace)
+SCHEMA_VERSION = 8  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources, 005 clusters,
+# 006 the node-level usage series, 007 the daily usage figures per scope (cluster, namespace), 008 the namespace sums
 DEFAULT_DB = "capplan.duckdb"
 # The cluster of everything written without one, and of databases from before clusters (schema 5).
 DEFAULT_CLUSTER = "default"
@@ -571,9 +571,10 @@ def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta) 
 
 
 def refresh_scope_usage(con: duckdb.DuckDBPyConnection) -> int:
-    """Recompute the daily scope figures (scope_usage_daily) of every UTC day a pending range
-    touches, a day per transaction (the whole day: a figure is of the day's samples); the number of
-    days recomputed. Call outside a transaction."""
+    """Recompute the namespace sums (namespace_usage, schema 008) and the daily scope figures
+    (scope_usage_daily, schema 007) of every UTC day a pending range touches, a day per
+    transaction (the whole day: a figure is of the day's samples); the number of days recomputed.
+    Call outside a transaction."""
     ranges = _merged([(r[0], r[1]) for r in con.execute("SELECT lo, hi FROM scope_usage_pending").fetchall()])
     if ranges:
         # only days with samples or stored rows can change: a range reaching far past both (a
@@ -594,13 +595,18 @@ def refresh_scope_usage(con: duckdb.DuckDBPyConnection) -> int:
         # every range's part after this day (two ranges of one day are one recomputation)
         rest = [(max(a, day_end + timedelta(seconds=1)), b) for a, b in ranges if b > day_end]
         with transaction(con):
+            # the day's namespace sums (schema 008), then its figures from them (one pass over the samples)
+            bounds = {"lo": day_start, "hi": day_end}
+            con.execute("DELETE FROM namespace_usage WHERE ts BETWEEN $lo AND $hi", bounds)
+            con.execute(
+                "INSERT INTO namespace_usage (cluster, namespace, ts, cpu_cores, memory_kib) SELECT cluster, namespace, "
+                "ts, cpu_cores, memory_kib FROM namespace_usage_compute($lo, $hi) ORDER BY namespace_id, ts", bounds)
             con.execute("DELETE FROM scope_usage_daily WHERE day = $day", {"day": lo.date()})
             con.execute(
                 "INSERT INTO scope_usage_daily (cluster, day, scope_kind, scope_name, sample_times, first_ts, last_ts, "
                 "cpu_cores_p95, memory_bytes_p95) SELECT cluster, day, scope_kind, scope_name, sample_times, first_ts, "
-                "last_ts, cpu_cores_p95, memory_bytes_p95 FROM scope_usage_compute($lo, $hi) "
-                "ORDER BY cluster, scope_kind, scope_name",
-                {"lo": day_start, "hi": day_end})
+                "last_ts, cpu_cores_p95, memory_bytes_p95 FROM scope_usage_from_sums($lo, $hi) "
+                "ORDER BY cluster, scope_kind, scope_name", bounds)
             con.execute("DELETE FROM scope_usage_pending")
             if rest:
                 con.execute("INSERT INTO scope_usage_pending SELECT unnest($lo), unnest($hi)",
@@ -1056,7 +1062,7 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 # Tables with a cluster column (filtered by it), and tables that reach it through series_id.
 CLUSTER_TABLES = ("nodes", "pods", "containers", "owners", "workloads", "hpas", "resource_quotas", "restarts",
                   "series", "collection_runs", "high_water_marks", "collector_sources", "node_usage",
-                  "scope_usage_daily")
+                  "scope_usage_daily", "namespace_usage")
 SERIES_TABLES = ("usage_raw", "usage_hourly", "usage_daily", "series_nodes", "usage_samples")
 _CLUSTER_VARIABLE = "capplan_cluster"
 

@@ -1,6 +1,7 @@
 -- Usage samples of one container name in one namespace over [$start, $end], with the workload
 -- each pod rolls up to (pod -> direct owner -> its owner, as in current_containers.sql), for the
--- usage distributions of the HTML report. Params: $start, $end TIMESTAMP; $namespace, $container VARCHAR.
+-- usage distributions of the HTML report. Params: $start, $end TIMESTAMP; $namespace, $container VARCHAR;
+-- $lo, $hi BIGINT: the smallest and largest series_id of the container (zone maps skip the rest).
 WITH pod_owner AS (
     SELECT namespace, pod, arg_max(owner_kind, valid_to) AS owner_kind, arg_max(owner_name, valid_to) AS owner_name
     FROM pods
@@ -21,4 +22,5 @@ FROM usage_samples AS u
 JOIN series AS s USING (series_id)
 LEFT JOIN pod_owner AS p ON p.namespace = s.namespace AND p.pod = s.pod
 LEFT JOIN owner_up AS o ON o.namespace = p.namespace AND o.kind = p.owner_kind AND o.name = p.owner_name
-WHERE u.ts BETWEEN $start AND $end AND s.namespace = $namespace AND s.container = $container
+WHERE u.series_id BETWEEN $lo AND $hi
+  AND u.ts BETWEEN $start AND $end AND s.namespace = $namespace AND s.container = $container

@@ -172,9 +172,9 @@ def test_a_killed_run_leaves_pending_ranges_for_readers_and_the_next_writer(tmp_
 
 
 def test_a_database_from_before_the_table_is_filled_by_the_migration(sample_db: Path) -> None:
-    # schema 5 as it was: no node tables (nor schema 007's)
+    # schema 5 as it was: no node tables (nor schema 007's and 008's)
     con = duckdb.connect(str(sample_db))
-    con.execute("DROP TABLE scope_usage_daily; DROP TABLE scope_usage_pending; "
+    con.execute("DROP TABLE namespace_usage; DROP TABLE scope_usage_daily; DROP TABLE scope_usage_pending; "
                 "DROP TABLE node_usage; DROP TABLE node_usage_pending; UPDATE schema_version SET version = 5")
     con.close()
     con = store.open_db(sample_db, read_only=True)

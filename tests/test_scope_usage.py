@@ -1,4 +1,5 @@
-"""The materialised daily usage figures per scope (schema 007) equal a brute-force recomputation.
+"""The materialised daily usage figures per scope (schema 007) and the namespace sums per sample
+time (schema 008) equal a brute-force recomputation.
 
 `scope_usage_daily` holds, per cluster, UTC day and scope (the cluster, each namespace), the day's
 sample times and the 95th percentile of the scope's summed usage per sample time; every writer marks
@@ -7,7 +8,9 @@ days they touch. Checked against a brute force in polars over the usage_samples 
 summed per scope and time, then per day) after an import, overlapping writes, `--replace`, a series
 moving to another node, prune (by time and by namespace), compaction, a killed writer, the migration
 and per cluster; before each refresh, what the forecast reads (load_usage_daily: the stored days, the
-pending and partial days from the samples, the pools from the node sums) must already equal it.
+pending and partial days from the samples, the pools from the node sums) must already equal it. The
+same for `namespace_usage` (every sum exact: the view's REAL cores added in a DOUBLE, KiB) and for
+what the namespaces read of it (load_namespace_usage: the stored sums, pending days from the samples).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pytest
 
 from capplan import rollup, store
 from capplan.analysis.forecast import forecast_report, load_usage_daily
+from capplan.analysis.namespaces import load_namespace_usage
 from capplan.prune import prune
 
 T0 = datetime(2026, 3, 1, 20)  # 20:00: the writes below start and end inside days
@@ -60,6 +64,49 @@ def brute_force(con: duckdb.DuckDBPyConnection, pools: pl.DataFrame = POOLS,
     ).sort(KEYS)
 
 
+def brute_namespace_sums(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """namespace, ts, cpu, memory: every sample in the view summed per namespace and time (CPU the
+    view's REAL cores as doubles, memory in bytes)."""
+    raw = con.execute("SELECT s.namespace, u.ts, u.cpu_cores, u.memory_bytes FROM usage_samples AS u "
+                      "JOIN series AS s USING (series_id)").pl()
+    return raw.group_by("namespace", "ts").agg(
+        pl.col("cpu_cores").cast(pl.Float64).sum().alias("cpu"), pl.col("memory_bytes").sum().alias("memory"),
+    ).sort("namespace", "ts")
+
+
+def stored_namespace_sums(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    return con.execute("SELECT namespace, ts, cpu_cores AS cpu, memory_kib * 1024 AS memory FROM namespace_usage").pl(
+    ).sort("namespace", "ts")
+
+
+def assert_namespace_sums(got: pl.DataFrame, want: pl.DataFrame) -> None:
+    """The same sums, exactly: integer bytes, and doubles that hold every partial sum exactly."""
+    assert got.select("namespace", "ts").to_dicts() == want.select("namespace", "ts").to_dicts()
+    assert got["memory"].to_list() == want["memory"].to_list()
+    assert got["cpu"].to_list() == want["cpu"].to_list()
+
+
+def assert_namespace_usage(con: duckdb.DuckDBPyConnection, start: datetime | None = None,
+                           end: datetime | None = None) -> None:
+    """What the namespaces read over [start, end] (default: every sample) equals the count, p95 and
+    max of the brute-force sums, pending days or not."""
+    if start is None or end is None:
+        start, end = store.sample_range(con)
+    sums = brute_namespace_sums(con).filter(pl.col("ts").is_between(start, end))
+    want = sums.group_by("namespace").agg(
+        pl.len().alias("points"), pl.col("cpu").quantile(0.95, interpolation="linear").alias("cpu_p95"),
+        pl.col("cpu").max().alias("cpu_max"),
+        pl.col("memory").cast(pl.Float64).quantile(0.95, interpolation="linear").alias("memory_p95"),
+        pl.col("memory").max().alias("memory_max")).sort("namespace")
+    got = load_namespace_usage(con, start, end)
+    assert got["namespace"].to_list() == want["namespace"].to_list()
+    assert got["usage_points"].to_list() == want["points"].to_list()
+    assert got["cpu_usage_max_cores"].to_list() == want["cpu_max"].to_list()
+    assert [int(v) for v in got["memory_usage_max_bytes"].to_list()] == want["memory_max"].to_list()
+    assert got["cpu_usage_p95_cores"].to_list() == pytest.approx(want["cpu_p95"].to_list(), abs=CPU_TOLERANCE)
+    assert got["memory_usage_p95_bytes"].to_list() == pytest.approx(want["memory_p95"].to_list(), rel=1e-14)
+
+
 def stored_table(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.execute(
         "SELECT scope_kind, scope_name, day, sample_times, first_ts, last_ts, cpu_cores_p95 AS cpu, "
@@ -89,10 +136,13 @@ def assert_current(con: duckdb.DuckDBPyConnection) -> None:
     """The forecast reads the brute-force figures now; after a refresh, the table holds them."""
     want = brute_force(con)
     assert_same(read_by_forecast(con), want, bounds=False)
+    assert_namespace_usage(con)
     store.refresh_node_usage(con)
     assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
     assert_same(stored_table(con), want.filter(pl.col("scope_kind") != "pool"))
     assert_same(read_by_forecast(con), want, bounds=False)
+    assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))
+    assert_namespace_usage(con)
 
 
 def frame(rows: list[tuple[str, str, str, datetime, float, float]]) -> pl.DataFrame:
@@ -117,6 +167,8 @@ def test_the_imported_sample_is_materialised(sample_db_readonly: Path) -> None:
         want = brute_force(con).filter(pl.col("scope_kind") != "pool")
         assert want.height > 50 and want["day"].n_unique() >= 14
         assert_same(stored_table(con), want)
+        assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))
+        assert_namespace_usage(con)
     finally:
         con.close()
 
@@ -189,12 +241,16 @@ def test_a_killed_run_leaves_pending_days_for_readers_and_the_next_writer(tmp_pa
         # a window ending mid-day and starting mid-day: partial days from the samples of the window
         lo, hi = T0 + timedelta(hours=7, minutes=2), T0 + timedelta(hours=60, minutes=1)
         assert_same(read_by_forecast(con, lo, hi), brute_force(con, start=lo, end=hi), bounds=False)
+        # the namespaces too: stale stored sums are not read, pending days come from the samples
+        assert_namespace_usage(con)
+        assert_namespace_usage(con, lo, hi)
     finally:
         con.close()
     con = store.open_db(path)  # a writable open refreshes, a day per transaction
     try:
         assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
         assert_same(stored_table(con), brute_force(con).filter(pl.col("scope_kind") != "pool"))
+        assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))
     finally:
         con.close()
 
@@ -228,21 +284,48 @@ def test_a_refresh_killed_between_days_keeps_the_rest_pending(tmp_path: Path) ->
     assert stored_table(con)["day"].n_unique() == 2
     assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] > 0
     assert_same(read_by_forecast(con), brute_force(con), bounds=False)
+    # the namespace sums of the two days stored with their figures, none of the killed day's
+    stored_days = set(stored_table(con)["day"].to_list())
+    assert set(stored_namespace_sums(con)["ts"].dt.date().to_list()) == stored_days
+    assert_namespace_sums(stored_namespace_sums(con),
+                          brute_namespace_sums(con).filter(pl.col("ts").dt.date().is_in(list(stored_days))))
+    assert_namespace_usage(con)
     assert store.refresh_scope_usage(con) == 2  # 20:00 + 800 x 5 min touch four days: the last two
     assert_same(stored_table(con), brute_force(con).filter(pl.col("scope_kind") != "pool"))
+    assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))
     con.close()
 
 
 def test_a_database_from_schema_6_is_filled_by_the_migration(sample_db: Path) -> None:
     # schema 6 as today's main writes it: everything but schema 007's tables
     con = duckdb.connect(str(sample_db))
-    con.execute("DROP TABLE scope_usage_daily; DROP TABLE scope_usage_pending; UPDATE schema_version SET version = 6")
+    con.execute("DROP TABLE scope_usage_daily; DROP TABLE scope_usage_pending; DROP TABLE namespace_usage; "
+                "UPDATE schema_version SET version = 6")
     con.close()
     con = store.open_db(sample_db, read_only=True)
     try:
-        assert store.schema_version(con) == store.SCHEMA_VERSION == 7
+        assert store.schema_version(con) == store.SCHEMA_VERSION == 8
         assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
         assert_same(stored_table(con), brute_force(con).filter(pl.col("scope_kind") != "pool"))
+        assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))
+    finally:
+        con.close()
+
+
+def test_a_database_from_schema_7_is_filled_by_migration_8(sample_db: Path) -> None:
+    # schema 7 as today's main writes it: everything but schema 008's table
+    con = duckdb.connect(str(sample_db))
+    before = stored_table(con)
+    con.execute("DROP TABLE namespace_usage; UPDATE schema_version SET version = 7")
+    con.close()
+    con = store.open_db(sample_db, read_only=True)
+    try:
+        assert store.schema_version(con) == store.SCHEMA_VERSION == 8
+        assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
+        # the daily figures, now computed from the namespace sums, are the ones schema 7 stored
+        assert stored_table(con).equals(before)
+        assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))
+        assert_namespace_usage(con)
     finally:
         con.close()
 
@@ -260,12 +343,18 @@ def test_clusters_keep_their_own_figures(tmp_path: Path) -> None:
             want = brute_force(con)
             assert_same(stored_table(con), want.filter(pl.col("scope_kind") != "pool"))
             assert_same(read_by_forecast(con), want, bounds=False)
+            assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))
+            assert_namespace_usage(con)
+    # read whole (no scope), a namespace's sums add both clusters' (as summing every sample does)
+    assert_namespace_usage(con)
     # while cluster b's new times are pending, readers in either scope still get their own figures
     with store.transaction(con):
         store.write_usage(con, frame(random_rows({("p4", "a"): "n2"}, range(50, 350), seed=12)), cluster="b")
     for cluster in ("a", "b"):
         with store.scope(con, cluster):
             assert_same(read_by_forecast(con), brute_force(con), bounds=False)
+            assert_namespace_usage(con)
+    assert_namespace_usage(con)
     con.close()
 
 

@@ -8,7 +8,7 @@ peak or a percentile over the window) compute the sums a slice at a time: DuckDB
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import duckdb
 
@@ -44,3 +44,14 @@ def day_slices(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
 def _clip(first: date, last: date, start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """The instants of days first..last inside [start, end] (midnight belongs to the next day)."""
     return max(datetime.combine(first, time.min), start), min(datetime.combine(last, time.max), end)
+
+
+def day_runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days (first, last)."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and day == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs

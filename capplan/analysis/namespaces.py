@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import duckdb
 import polars as pl
 
 from capplan import store
 from capplan.analysis.batches import batches
-from capplan.analysis.day_slices import day_slices
+from capplan.analysis.day_slices import day_runs, day_slices
 from capplan.analysis.nodes import (
     ratio,
     snapshot_window,
@@ -113,18 +113,37 @@ PERCENTILE_BATCH_ROWS = 1_000_000
 
 def load_namespace_usage(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pl.DataFrame:
     """Per namespace: count, p95 and max of its summed usage per sample time over [start, end].
-    The sums are taken a slice of days at a time (queries/namespace_usage_moments.sql) under
-    store.bounded_memory: summed over the whole window at once, DuckDB's table of (namespace,
-    sample time) groups was 1.2 GiB at the bench's L (810 namespaces x 8,640 times); held as
-    three numbers a row they are 114 MB. The percentiles of a namespace do not depend on the
-    slices or the batches."""
+    The sums are read from the store (namespace_usage, schema 008: bench L 0.3 s of CPU, where
+    summing the samples took 6.5 s), except on days a write left pending, which are summed from the
+    samples a slice of days at a time (queries/namespace_usage_moments.sql), all under
+    store.bounded_memory: held as three numbers a row they are 114 MB at the bench's L (810
+    namespaces x 8,640 times). The percentiles of a namespace do not depend on where its sums came
+    from, nor on the slices or the batches."""
+    stale = sorted(store.scope_usage_pending_days(con, start, end))
+    one_cluster = store.active_cluster(con) is not None or len(store.clusters(con)) <= 1
+    if one_cluster and not stale:
+        # every sum is stored: the percentiles straight from the table, a batch of namespaces at a time
+        def percentiles() -> pl.DataFrame:
+            counts = store.query(con, "namespace_usage_counts", {"start": start, "end": end})
+            names = counts["namespace"].to_list()
+            return pl.concat([store.query(con, "namespace_usage_percentiles_stored", {
+                "start": start, "end": end, **({"lo": names[lo], "hi": names[hi - 1]} if hi > lo else {"lo": "b", "hi": "a"})})
+                for lo, hi in batches(counts["sums"].to_list(), PERCENTILE_BATCH_ROWS) or [(0, 0)]]).sort("namespace")
+
+        return store.bounded_memory(con, percentiles)
     ids = con.execute("SELECT DISTINCT namespace, CAST(dense_rank() OVER (ORDER BY namespace) AS INTEGER) AS namespace_id "
                       "FROM series").pl()
+    # a store of several clusters read whole: a namespace's sums add its clusters'
+    stored = "namespace_usage_stored" if one_cluster else "namespace_usage_stored_clusters"
 
     def sums() -> pl.DataFrame:
-        parts = [store.query(con, "namespace_usage_moments", {"start": lo, "end": hi})
-                 for lo, hi in day_slices(con, start, end)]
-        return pl.concat(parts) if parts else pl.DataFrame(schema=MOMENTS_SCHEMA)
+        parts = [store.query(con, stored, {"start": start, "end": end, "stale": stale})]
+        for first, last in day_runs(stale):
+            lo = max(start, datetime.combine(first, time.min))
+            hi = min(end, datetime.combine(last, time.max))  # midnight belongs to the next day
+            parts += [store.query(con, "namespace_usage_moments", {"start": a, "end": b})
+                      for a, b in day_slices(con, lo, hi)]
+        return pl.concat([p.select([pl.col(c).cast(t) for c, t in MOMENTS_SCHEMA.items()]) for p in parts])
 
     moments = store.bounded_memory(con, sums)
     # batches of whole namespaces by id range (a sorted copy of the sums would double them)

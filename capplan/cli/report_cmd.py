@@ -49,7 +49,7 @@ def report(
     from capplan import store
     from capplan.render.report import write_fleet_report, write_report
     from capplan.report import ReportOptions
-    from capplan.report.compose import build_report, build_report_results
+    from capplan.report.compose import build_report_results
     from capplan.report.fleet import fleet_report
 
     check_format(fmt, REPORT_FORMATS)
@@ -63,7 +63,7 @@ def report(
             from capplan.report.charts import build_page
 
             with one_cluster_scope(con, cluster, "report --format html"):
-                write_html(build_page(con, options, build_report(con, options)), output)
+                write_html(build_page(con, options), output)
             return
 
         def one(c: Any) -> tuple[list[Section], tuple[float, float] | None]:

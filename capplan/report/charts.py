@@ -14,20 +14,13 @@ import numpy as np
 import polars as pl
 
 from capplan import store
-from capplan.analysis.forecast import (
-    DEFAULT_HORIZON,
-    DEFAULT_MIN_DAYS,
-    daily_series,
-    forecast_series,
-    load_forecast_inputs,
-)
-from capplan.analysis.node_series import load_node_memory_peaks, load_node_series
-from capplan.analysis.nodes import nodes_report
-from capplan.analysis.recommend import recommend
+from capplan.analysis.forecast import DEFAULT_HORIZON
+from capplan.analysis.node_series import load_node_series
 from capplan.analysis.usage_samples import workload_container_samples
 from capplan.errors import CapplanError
-from capplan.report.compose import build_report
+from capplan.report.compose import build_report_results
 from capplan.report.model import ReportOptions, Section
+from capplan.report.results import ReportResults
 from capplan.reservation import HARD_EVICTION_BYTES
 
 # A node is "at risk" when its working-set peak reaches this share of the eviction threshold.
@@ -95,12 +88,20 @@ def _guarded(gather: Callable[[], ChartGroup]) -> ChartGroup:
         return ChartGroup(error=f"internal error: {type(exc).__name__}: {first}")
 
 
-def memory_risk(con: duckdb.DuckDBPyConnection, nodes: pl.DataFrame, start: datetime, end: datetime) -> ChartGroup:
+def memory_peaks(daily: pl.DataFrame) -> pl.DataFrame:
+    """node, peak_bytes: each node's largest summed working set, the largest of its daily maxima
+    (the report's node inputs hold them: the window's sums are not read again)."""
+    return daily.group_by("node").agg(pl.col("memory_max_bytes").max().alias("peak_bytes")).sort("node")
+
+
+def memory_risk(con: duckdb.DuckDBPyConnection, nodes: pl.DataFrame, daily: pl.DataFrame, start: datetime,
+                end: datetime) -> ChartGroup:
     """The nodes whose working-set peak reaches AT_RISK_SHARE of the hard eviction threshold
-    (the closest one when none does); `total` counts all that reach it."""
+    (the closest one when none does); `total` counts all that reach it. `daily`: the nodes' daily
+    memory maxima (capplan.analysis.node_series.DAILY_SCHEMA)."""
     info = {r["node"]: r for r in nodes.to_dicts()}
     ranked = []
-    for row in load_node_memory_peaks(con, start, end).to_dicts():
+    for row in memory_peaks(daily).to_dicts():
         node = info.get(row["node"])
         if node is None or not node.get("memory_capacity_bytes"):
             continue
@@ -135,10 +136,10 @@ def top_recommendations(frame: pl.DataFrame, limit: int) -> list[dict[str, Any]]
     return rows[:limit]
 
 
-def recommendation_usage(con: duckdb.DuckDBPyConnection, options: ReportOptions, start: datetime,
+def recommendation_usage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, start: datetime,
                          end: datetime) -> ChartGroup:
-    """Usage samples of the top recommendations (`total`: all recommended containers)."""
-    frame = recommend(con, window=options.window, namespaces=options.namespaces or None)
+    """Usage samples of the top recommendations in `frame` (the report's recommendations;
+    `total`: all recommended containers)."""
     items = []
     for row in top_recommendations(frame, MAX_RECOMMENDATION_CHARTS):
         mine = workload_container_samples(con, start, end, row["namespace"], row["owner_name"], row["container"])
@@ -149,15 +150,13 @@ def recommendation_usage(con: duckdb.DuckDBPyConnection, options: ReportOptions,
     return ChartGroup(items=items, total=frame.height)
 
 
-def forecast_curves(con: duckdb.DuckDBPyConnection, options: ReportOptions,
+def forecast_curves(daily: pl.DataFrame, table: pl.DataFrame, options: ReportOptions,
                     limit: int = MAX_FORECAST_CHARTS) -> ChartGroup:
     """The forecasts worth drawing (exhausted or within the horizon first, then the fastest
     growing), each with its daily history, trend line and interval, from the forecast's own
-    daily series (default horizon, pool label and minimum history)."""
-    inputs = load_forecast_inputs(con, options.window)
-    daily, limits = daily_series(inputs)
+    daily series and table (ReportResults.forecast_with_daily: default horizon, pool label and
+    minimum history)."""
     horizon = DEFAULT_HORIZON / timedelta(days=1)
-    table = forecast_series(daily, limits, horizon, DEFAULT_MIN_DAYS)
     if options.namespaces:
         table = table.filter((pl.col("scope_kind") != "namespace") | pl.col("scope_name").is_in(options.namespaces))
     drawable = table.filter(pl.col("slope_per_day").is_not_null() & pl.col("allocatable").is_not_null()
@@ -197,16 +196,25 @@ def forecast_curves(con: duckdb.DuckDBPyConnection, options: ReportOptions,
     return ChartGroup(items=curves, total=table.height)
 
 
-def build_page(con: duckdb.DuckDBPyConnection, options: ReportOptions | None = None,
-               sections: list[Section] | None = None) -> ReportPage:
-    """The report's sections and the data of its charts."""
-    options = options or ReportOptions()
-    sections = sections if sections is not None else build_report(con, options)
+def build_page(con: duckdb.DuckDBPyConnection, options: ReportOptions | None = None) -> ReportPage:
+    """The report's sections and the data of its charts, drawn from the same analyses' results
+    (each computed once: the node table, the recommendations and the forecast's daily series)."""
+    sections, results = build_report_results(con, options or ReportOptions())
+    return page_from_results(sections, results)
+
+
+def page_from_results(sections: list[Section], results: ReportResults) -> ReportPage:
+    """The HTML page of a report already built (compose.build_report_results)."""
+    con, options = results.con, results.options
     start, end = store.analysis_window(con, options.window)
-    nodes = nodes_report(con, options.window, options.nodes or None)
+    nodes = results.nodes
     return ReportPage(
         options=options, start=start, end=end, nodes=nodes, sections=sections,
-        memory_risk=_guarded(lambda: memory_risk(con, nodes, start, end)),
-        usage=_guarded(lambda: recommendation_usage(con, options, start, end)),
-        forecasts=_guarded(lambda: forecast_curves(con, options)),
+        # the charts' few series and samples: DuckDB keeps no more of the blocks they read (its
+        # buffer pool held 650 MiB after the usage samples at the bench's L)
+        memory_risk=_guarded(lambda: store.bounded_memory(
+            con, lambda: memory_risk(con, nodes, results.node_inputs.daily, start, end))),
+        usage=_guarded(lambda: store.bounded_memory(
+            con, lambda: recommendation_usage(con, results.recommendations, start, end))),
+        forecasts=_guarded(lambda: forecast_curves(*results.forecast_with_daily, options)),
     )

@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 
 import duckdb
 import polars as pl
 
 from capplan.analysis.eviction import EvictionOptions, EvictionResult, eviction_report
-from capplan.analysis.forecast import forecast_report
+from capplan.analysis.forecast import (
+    DEFAULT_HORIZON,
+    forecast_with_daily,
+    in_report_order,
+    load_forecast_inputs,
+    only_namespaces,
+)
 from capplan.analysis.nodes import NodeInputs, load_node_inputs, node_overcommit
 from capplan.analysis.recommend import recommend
 from capplan.analysis.rollout import rollout_report
@@ -55,8 +62,16 @@ class ReportResults:
         return recommend(self.con, DEFAULT_STRATEGY, self.options.window, self.options.namespaces or None)
 
     @cached_property
+    def forecast_with_daily(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The daily series the forecast fits and its table (every scope, forecast_series' order),
+        at the defaults of `capplan forecast`: the forecast section and the HTML page's charts."""
+        inputs = load_forecast_inputs(self.con, self.options.window)
+        return forecast_with_daily(inputs, DEFAULT_HORIZON / timedelta(days=1))
+
+    @cached_property
     def forecast(self) -> pl.DataFrame:
-        return forecast_report(self.con, self.options.window, namespaces=self.options.namespaces or None)
+        """What forecast_report gives with --namespace as the report's."""
+        return only_namespaces(in_report_order(self.forecast_with_daily[1]), self.options.namespaces or None)
 
     @cached_property
     def rollout(self) -> pl.DataFrame:

@@ -62,11 +62,18 @@ def test_slices_cover_the_window_once_in_whole_days(sample_db_readonly: Path) ->
         con.close()
 
 
-def test_namespace_percentiles_in_slices_equal_the_whole_window_in_polars(sample_db_readonly: Path,
-                                                                           small_slices: None) -> None:
-    con = store.open_db(sample_db_readonly, read_only=True)
+@pytest.mark.parametrize("pending", [False, True], ids=["stored sums", "every day pending"])
+def test_namespace_percentiles_in_slices_equal_the_whole_window_in_polars(sample_db: Path, small_slices: None,
+                                                                           pending: bool) -> None:
+    # the stored sums (schema 008) in batches; or, every day pending after a write, the sums of
+    # the samples a day at a time
+    con = store.open_db(sample_db)
     try:
         start, end = store.analysis_window(con, WINDOW)
+        if pending:
+            with store.transaction(con):
+                store.mark_node_usage_pending(con, *store.sample_range(con))
+            assert len(store.scope_usage_pending_days(con, start, end)) >= 14
         got = namespaces.load_namespace_usage(con, start, end)
         samples = all_samples(con, start, end)
     finally:

@@ -53,7 +53,10 @@ from capplan.analysis.forecast.pipeline import (
     daily_series,
     forecast,
     forecast_report,
+    forecast_with_daily,
+    in_report_order,
     load_forecast_inputs,
+    only_namespaces,
 )
 from capplan.analysis.forecast.projection import (
     days_until,
@@ -87,6 +90,7 @@ __all__ = [
     "FORECAST_SCHEMA", "LIMIT_SCHEMA", "NO_POOL", "RESOURCES", "UNITS", "USAGE_DAILY_SCHEMA", "USAGE_SUMS_SCHEMA",
     "ForecastInputs",
     "Trend", "daily_requests", "daily_requests_from_peaks", "daily_series", "daily_usage", "daily_usage_from_quantiles", "day_slices", "days_until", "forecast", "forecast_report",
+    "forecast_with_daily", "in_report_order", "only_namespaces",
     "forecast_series", "full_days", "load_forecast_inputs", "load_request_peaks", "load_usage_daily", "load_usage_sums", "node_pools", "pod_day_requests", "request_peaks",
     "project", "robust_trend", "scope_label", "scope_limits", "scope_usage_sums", "usage_day_quantiles", "usage_full_days",
     "weekday_effects",

@@ -82,13 +82,32 @@ def daily_series(inputs: ForecastInputs) -> tuple[pl.DataFrame, pl.DataFrame]:
     return daily, scope_limits(inputs.nodes, inputs.pools, inputs.quotas, daily)
 
 
+def forecast_with_daily(inputs: ForecastInputs, horizon_days: float = DEFAULT_HORIZON.days,
+                        min_days: int = DEFAULT_MIN_DAYS,
+                        confidence: float = DEFAULT_CONFIDENCE) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The daily series the forecast fits, and the forecast table in forecast_series' order (the
+    report's charts draw both: computed once)."""
+    daily, limits = daily_series(inputs)
+    return daily, forecast_series(daily, limits, horizon_days, min_days, confidence)
+
+
+def in_report_order(table: pl.DataFrame) -> pl.DataFrame:
+    """The forecast table as `capplan forecast` lists it: cluster, pools, namespaces."""
+    kind_order = pl.col("scope_kind").replace_strict({"cluster": 0, "pool": 1, "namespace": 2}, default=3)
+    return table.sort(kind_order, "scope_name", "resource", "basis")
+
+
 def forecast(inputs: ForecastInputs, horizon_days: float = DEFAULT_HORIZON.days, min_days: int = DEFAULT_MIN_DAYS,
              confidence: float = DEFAULT_CONFIDENCE) -> pl.DataFrame:
     """The forecast table from loaded inputs: daily series, limits, trends and projections."""
-    daily, limits = daily_series(inputs)
-    out = forecast_series(daily, limits, horizon_days, min_days, confidence)
-    kind_order = pl.col("scope_kind").replace_strict({"cluster": 0, "pool": 1, "namespace": 2}, default=3)
-    return out.sort(kind_order, "scope_name", "resource", "basis")
+    return in_report_order(forecast_with_daily(inputs, horizon_days, min_days, confidence)[1])
+
+
+def only_namespaces(table: pl.DataFrame, namespaces: list[str] | None) -> pl.DataFrame:
+    """`--namespace`: only those namespaces' rows (all rows without)."""
+    if namespaces:
+        return table.filter((pl.col("scope_kind") == "namespace") & pl.col("scope_name").is_in(namespaces))
+    return table
 
 
 def forecast_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelta(days=14), *,
@@ -105,6 +124,4 @@ def forecast_report(con: duckdb.DuckDBPyConnection, window: timedelta = timedelt
     if not pool_label:
         raise UsageError("--pool-label must name a node label")
     out = forecast(load_forecast_inputs(con, window, pool_label), horizon / timedelta(days=1), min_days, confidence)
-    if namespaces:
-        out = out.filter((pl.col("scope_kind") == "namespace") & pl.col("scope_name").is_in(namespaces))
-    return out
+    return only_namespaces(out, namespaces)

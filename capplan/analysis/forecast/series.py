@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from capplan import store
-from capplan.analysis.day_slices import SLICE_SAMPLES, day_slices
+from capplan.analysis.day_slices import SLICE_SAMPLES, day_runs, day_slices
 from capplan.analysis.forecast.model import (
     DAILY_SCHEMA,
     DEFAULT_POOL_LABEL,
@@ -258,7 +258,7 @@ def load_usage_daily(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
     # days without a stored row and not pending had no samples when last computed: nothing to read
     recompute = sorted((set(cluster_days["day"].to_list()) | stale) - set(whole))
     parts = [stored.filter(pl.col("day").is_in(whole))]
-    for first, last in _day_runs(recompute):
+    for first, last in day_runs(recompute):
         lo, hi = _clip_days(first, last, start, end)
         parts += [store.query(con, "forecast_scope_usage_figures", {"start": a, "end": b})
                   for a, b in day_slices(con, lo, hi, max_samples)]
@@ -269,17 +269,6 @@ def load_usage_daily(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
         con.unregister("_forecast_pools")
     return pl.concat([p.select([pl.col(c).cast(t) for c, t in USAGE_DAILY_SCHEMA.items()]) for p in parts]).sort(
         "scope_kind", "scope_name", "day")
-
-
-def _day_runs(days: list[date]) -> list[tuple[date, date]]:
-    """Sorted days as runs of consecutive days (first, last)."""
-    runs: list[tuple[date, date]] = []
-    for day in days:
-        if runs and day == runs[-1][1] + timedelta(days=1):
-            runs[-1] = (runs[-1][0], day)
-        else:
-            runs.append((day, day))
-    return runs
 
 
 def load_usage_sums(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
