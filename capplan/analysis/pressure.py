@@ -29,10 +29,11 @@ PRESSURE_SCHEMA = {
 }
 
 
-def _slope_per_day(days: pl.Series, values: np.ndarray) -> float | None:
+def _slope_per_day(day_seconds: np.ndarray, values: np.ndarray) -> float | None:
+    """Least-squares slope per day of `values` over the days (epoch seconds of their starts)."""
     if values.size < 2:
         return None
-    x = (days.cast(pl.Datetime("us")).dt.epoch("s").to_numpy() / 86400.0).astype(np.float64)
+    x = (day_seconds / 86400.0).astype(np.float64)
     if float(np.ptp(x)) == 0.0:
         return None
     return float(np.polyfit(x, values, 1)[0])
@@ -51,23 +52,33 @@ def memory_pressure(daily: pl.DataFrame, nodes: pl.DataFrame,
     """
     rows = []
     alloc = dict(zip(nodes["node"].to_list(), nodes["memory_allocatable_bytes"].cast(pl.Float64).to_list(), strict=True))
-    for (name,), g in daily.sort("node", "day").group_by(["node"], maintain_order=True):
+    # each node's days as slices of numpy arrays (a polars group per node cost 0.7 s at the bench's L)
+    ordered = daily.sort("node", "day")
+    names = ordered["node"].to_list()
+    day_seconds = ordered["day"].cast(pl.Datetime("us")).dt.epoch("s").to_numpy()
+    points_all = ordered["points"].to_numpy()
+    breach_all = ordered["breach_points"].to_numpy()
+    maxima_all = ordered["memory_max_bytes"].cast(pl.Float64).to_numpy()
+    bounds = [i for i in range(1, len(names)) if names[i] != names[i - 1]]
+    for lo, hi in zip([0, *bounds], [*bounds, len(names)], strict=True):
+        name = names[lo] if hi > lo else None
         if name not in alloc:
             continue
         threshold = alloc[name] - eviction_bytes
-        full = g.filter(pl.col("points") >= FULL_DAY_SHARE * pl.col("points").max())
-        maxima = full["memory_max_bytes"].cast(pl.Float64).to_numpy()
+        points = points_all[lo:hi]
+        full = points >= FULL_DAY_SHARE * points.max()
+        maxima = maxima_all[lo:hi][full]
         p, loc, scale = gumbel_exceedance(maxima, threshold)
-        points, breaches = int(g["points"].sum()), int(g["breach_points"].sum())
+        total, breaches = int(points.sum()), int(breach_all[lo:hi].sum())
         rows.append({
             "node": name, "memory_allocatable_bytes": alloc[name], "memory_threshold_bytes": threshold,
-            "points": points, "breach_points": breaches, "breach_share": breaches / points if points else None,
-            "days": full.height, "breach_days": int((full["breach_points"] > 0).sum()),
+            "points": total, "breach_points": breaches, "breach_share": breaches / total if total else None,
+            "days": int(full.sum()), "breach_days": int((breach_all[lo:hi][full] > 0).sum()),
             "daily_max_p50_bytes": float(np.median(maxima)) if maxima.size else None,
             "daily_max_max_bytes": float(maxima.max()) if maxima.size else None,
             "gumbel_loc_bytes": loc, "gumbel_scale_bytes": scale, "breach_day_probability": p,
             # the fit treats days alike; a leak or growth shows here (least squares over full days)
-            "daily_max_slope_bytes_per_day": _slope_per_day(full["day"], maxima),
+            "daily_max_slope_bytes_per_day": _slope_per_day(day_seconds[lo:hi][full], maxima),
         })
     out = pl.DataFrame(rows, schema=PRESSURE_SCHEMA)
     return out.sort(["breach_day_probability", "breach_share", "node"], descending=[True, True, False], nulls_last=True)

@@ -29,6 +29,7 @@ from capplan.analysis.forecast import (
     robust_trend,
     scope_limits,
     scope_usage_sums,
+    series,
     usage_day_quantiles,
     usage_full_days,
 )
@@ -332,6 +333,10 @@ def test_request_peaks_read_a_slice_of_days_at_a_time_give_the_whole_window_answ
         whole = request_peaks(pod_day_requests(store.query(con, "forecast_pod_days", {"start": start, "end": end})),
                               pools)
         sliced = {n: load_request_peaks(con, start, end, pools, slice_days=n) for n in (1, 3, 30)}
+        sliced[0] = load_request_peaks(con, start, end, pools)  # the default: slices by the pods' count
+        pods = con.execute("SELECT valid_from, valid_to FROM pods").pl()
+        alive = pods.filter((pl.col("valid_from") <= end) & (pl.col("valid_to") >= start)).height
+        assert series.request_slice_days(con, start, end) == max(1, min(7, series.REQUEST_SLICE_POD_DAYS // alive))
     finally:
         con.close()
     keys = ["scope_kind", "scope_name", "resource", "basis", "day"]

@@ -28,6 +28,12 @@ from capplan.analysis.pods import CURRENT_TOLERANCE, load_current_nodes
 from capplan.analysis.stats.trend import DEFAULT_CONFIDENCE
 from capplan.errors import NoDataError, UsageError
 
+# DuckDB's memory limit while the forecast loads its inputs (store.bounded_memory): what it reads
+# (a day of pods, the stored figures, the node sums per pool) needs little, and under the default
+# 128 MiB its buffer pool kept ~90 MiB of node sums at the bench's L. 32 MiB: L peak RSS 452 -> 390
+# MiB at the same CPU and answers, M unchanged (308-316 MiB; bench/RESULTS.md, issue 14, RP).
+FORECAST_MEMORY_LIMIT_BYTES = 32 * 2**20
+
 
 @dataclass
 class ForecastInputs:
@@ -70,7 +76,7 @@ def load_forecast_inputs(con: duckdb.DuckDBPyConnection, window: timedelta,
         )
 
     # a slice at a time: DuckDB needs little memory, and keeps no more of the blocks already read
-    return store.bounded_memory(con, load)
+    return store.bounded_memory(con, load, FORECAST_MEMORY_LIMIT_BYTES)
 
 
 def daily_series(inputs: ForecastInputs) -> tuple[pl.DataFrame, pl.DataFrame]:

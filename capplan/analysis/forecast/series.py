@@ -123,15 +123,29 @@ def daily_requests(pods: pl.DataFrame, pools: pl.DataFrame, days: list[date] | N
 
 
 # Days of pods per slice of load_request_peaks: the pods of a slice (one row per pod, day and
-# container) are in memory at once; a week of the bench's L cluster is about 73,000 rows.
+# container) and their sweep are in memory at once. At most a week, and at most about
+# REQUEST_SLICE_POD_DAYS pod spec rows (pods x days): a week of the bench's L cluster (13,122 pod
+# rows) is 70,000 rows and held +210 MiB of peak RSS (+85 MiB at M, 1,312 pods); a day at a time
+# at L held +130 MiB for the same CPU (bench/RESULTS.md). M keeps its week.
 REQUEST_SLICE_DAYS = 7
+REQUEST_SLICE_POD_DAYS = 10_000
+
+
+def request_slice_days(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> int:
+    """Days per slice of load_request_peaks: REQUEST_SLICE_POD_DAYS over the pod spec rows of the
+    window (a pod alive every day counts once a day), 1 to REQUEST_SLICE_DAYS."""
+    pods = int(store.fetch_row(con, "SELECT count(*) FROM pods WHERE valid_from <= $end AND valid_to >= $start",
+                               {"start": start, "end": end})[0])
+    return max(1, min(REQUEST_SLICE_DAYS, REQUEST_SLICE_POD_DAYS // max(pods, 1)))
 
 
 def load_request_peaks(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, pools: pl.DataFrame,
-                       slice_days: int = REQUEST_SLICE_DAYS) -> pl.DataFrame:
+                       slice_days: int | None = None) -> pl.DataFrame:
     """request_peaks of the pods alive in [start, end] (queries/forecast_pod_days.sql), a slice of
-    `slice_days` whole UTC days at a time: a day's peak only needs that day's pods, so the pods
-    of the whole window are never in memory at once."""
+    `slice_days` (default: request_slice_days) whole UTC days at a time: a day's peak only needs
+    that day's pods, so the pods of the whole window are never in memory at once."""
+    if slice_days is None:
+        slice_days = request_slice_days(con, start, end)
     parts = []
     first = start.date()
     while datetime.combine(first, time.min) <= end:
