@@ -285,7 +285,14 @@ def test_a_run_of_several_chunks_leaves_the_daily_scope_figures_current(full_db:
     """The collector refreshes the daily scope figures once, with its last chunk (a day's figure is
     of the whole day's samples, which several chunks share): after the 36-hour run, nothing is
     pending and the table equals the brute force over every stored sample."""
-    from tests.test_scope_usage import assert_same, brute_force, stored_table
+    from tests.test_scope_usage import (
+        assert_namespace_sums,
+        assert_same,
+        brute_force,
+        brute_namespace_sums,
+        stored_namespace_sums,
+        stored_table,
+    )
 
     con = store.open_db(full_db, read_only=True)
     try:
@@ -293,5 +300,6 @@ def test_a_run_of_several_chunks_leaves_the_daily_scope_figures_current(full_db:
         want = brute_force(con).filter(pl.col("scope_kind") != "pool")
         assert want.height > 2 and want["day"].n_unique() == 2  # two days, cluster and namespaces
         assert_same(stored_table(con), want)
+        assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))  # schema 008, with them
     finally:
         con.close()
