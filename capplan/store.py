@@ -339,12 +339,20 @@ def staged_table(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame)
     if nulls:
         columns = ", ".join(f'"{c}"' if c not in nulls else f'NULL AS "{c}"' for c in frame.columns)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {columns} FROM {data}")
-    try:
-        yield
-    finally:
+    def drop() -> None:
         if nulls:
             con.execute(f"DROP VIEW IF EXISTS temp.{name}")
         con.execute(f"DROP TABLE IF EXISTS temp.{data}")
+
+    try:
+        yield
+    except BaseException:
+        # A failed statement inside (a full disk, say) aborts the transaction: dropping then fails
+        # too, and must not hide the first error. The rollback that follows drops what it made.
+        with contextlib.suppress(duckdb.Error):
+            drop()
+        raise
+    drop()
 
 
 @contextlib.contextmanager
