@@ -896,11 +896,22 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
             state: RunState, note: Callable[[str], None]) -> dict[str, pl.DataFrame]:
     """The store frames of one chunk."""
 
-    def long(key: str, a: datetime | None = None, b: datetime | None = None) -> pl.DataFrame:
-        """The metric's observations (with ts in [a, b]; None: open)."""
+    # The coarse windows holding spec-step re-reads, per object (_joined_objects): elsewhere an
+    # object's spec tables need only the two ends of each kept window (tf.Declared.frame).
+    reread_parts: dict[tuple[str, ...], list[pl.DataFrame]] = {}
+    for key, found in answers.items():
+        objects = _joined_objects(METRICS_BY_KEY[key]) if isinstance(found, tf.Declared) else None
+        if objects is not None:
+            reread_parts.setdefault(objects, []).append(found.reread_windows(objects))
+    reread = {objects: pl.concat(parts).unique() for objects, parts in reread_parts.items()}
+
+    def long(key: str, a: datetime | None = None, b: datetime | None = None, ends: bool = False) -> pl.DataFrame:
+        """The metric's observations (with ts in [a, b]; None: open). `ends`: for the spec
+        tables, kept windows without a re-read of their object give their two ends only."""
         found = answers.get(key)
         if isinstance(found, tf.Declared):
-            return found.frame(a, b)
+            objects = _joined_objects(METRICS_BY_KEY[key]) if ends else None
+            return found.frame(a, b, reread[objects] if objects is not None else None)
         if isinstance(found, pl.DataFrame):
             if a is None and b is None:
                 return found
@@ -908,11 +919,11 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
         metric = METRICS_BY_KEY[key]
         return tf.to_frame([], list(metric.labels or ()), dict(metric.aliases) or None)
 
-    def maybe(key: str, a: datetime | None = None, b: datetime | None = None) -> pl.DataFrame | None:
+    def maybe(key: str, a: datetime | None = None, b: datetime | None = None, ends: bool = False) -> pl.DataFrame | None:
         # None when the source lacks the metric (the column stays NULL: unknown, not "none")
         if present is not None and key not in present:
             return None
-        return long(key, a, b)
+        return long(key, a, b, ends)
 
     def raw(key: str) -> tf.Raw:
         found = answers.get(key)
@@ -925,7 +936,7 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
                               USAGE_KEYS, lo, hi, step, state.max_gap_seconds(step), scrape)
     if not usage.is_empty() and (usage["node"] == "").any():  # else fill_usage_nodes has nothing to do
         usage = tf.fill_usage_nodes(usage, long("kube_pod_info"))
-    init_info = long("kube_pod_init_container_info")
+    init_info = long("kube_pod_init_container_info", ends=True)  # the same label values, fewer rows
     if not init_info.is_empty() and (init_info["restart_policy"] == "").all():
         note("kube_pod_init_container_info has no restart_policy label (kube-state-metrics before 2.11): native "
              "sidecars (restartPolicy: Always) cannot be told from init containers and are counted as init containers")
@@ -941,10 +952,10 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
         node_labels = tf.labels_from_provider_ids(long("kube_node_info"))
     def spec_tables(a: datetime | None, b: datetime | None) -> dict[str, pl.DataFrame]:
         def cut(key: str) -> pl.DataFrame:
-            return long(key, a, b)
+            return long(key, a, b, ends=True)
 
         def cut_maybe(key: str) -> pl.DataFrame | None:
-            return maybe(key, a, b)
+            return maybe(key, a, b, ends=True)
 
         return {
             "nodes": tf.nodes_frame(cut("kube_node_status_capacity"), cut("kube_node_status_allocatable"),
@@ -963,13 +974,16 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
             "resource_quotas": tf.quotas_frame(cut("kube_resourcequota"), spec_step),
         }
 
-    # Declared state is turned into intervals a few hours of spec points at a time: the joins of
-    # its observations held ~300 MiB at once for a 10-hour chunk of the bench's M cluster. The
-    # slices' intervals are concatenated; store.write_spec merges a key's equal-valued intervals
-    # of one write into one, so the stored rows are those of the whole chunk at once.
+    # Declared state read at the spec step (short runs) is turned into intervals a few hours of
+    # spec points at a time: the joins of its observations held ~300 MiB at once for a 10-hour
+    # chunk of the bench's M cluster. The slices' intervals are concatenated; store.write_spec
+    # merges a key's equal-valued intervals of one write into one, so the stored rows are those of
+    # the whole chunk at once. Read per coarse window, it is a few rows per window and object
+    # (the ends of kept windows): the whole chunk at once, 7 tables rather than 7 per slice.
     tables: dict[str, list[pl.DataFrame]] = {}
     lo_ts, hi_ts = from_epoch(lo), from_epoch(hi)
-    slice_span = timedelta(seconds=spec_step * SPEC_SLICE_POINTS)
+    slice_span = (hi_ts - lo_ts + timedelta(seconds=spec_step) if state.coarse_seconds
+                  else timedelta(seconds=spec_step * SPEC_SLICE_POINTS))
     t = lo_ts
     while t <= hi_ts:
         # the first and last slices are open-ended: no observation is left out
@@ -997,6 +1011,16 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
              "requests or limits: they likely declare pod-level resources (spec.resources, beta in Kubernetes 1.34), "
              "which kube-state-metrics does not export; their requests and limits are unknown to capplan")
     return frames
+
+
+def _joined_objects(metric: Metric) -> tuple[str, ...] | None:
+    """The labels naming the object whose spec-table rows `metric` joins into at each spec point
+    (a pod's containers, owner, phase...: namespace and pod; a Deployment's replicas and surge:
+    namespace and deployment), for the ends of kept windows (tf.Declared.frame). None for node
+    metrics: kube_node_labels arrives at the spec step, and a node's rows join it at every point."""
+    if metric.kind == "node" or "namespace" not in metric.by:
+        return None
+    return ("namespace", metric.key_label)
 
 
 def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, pl.DataFrame], usage: pl.DataFrame,

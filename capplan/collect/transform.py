@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
 
@@ -621,19 +621,66 @@ class Declared:
         return Declared([p for item in items for p in item.parts], first.keys, first.coarse_seconds,
                         first.spec_step_seconds, first.lo, first.hi)
 
-    def frame(self, a: datetime | None = None, b: datetime | None = None) -> pl.DataFrame:
-        """Observations with ts in [a, b] (None: open) within the chunk's spec points."""
+    def reread_windows(self, objects: Sequence[str]) -> pl.DataFrame:
+        """(objects, T): the coarse windows (T - coarse, T] in which some series of an object (the
+        `objects` columns, a prefix of what identifies a series) was read again at the spec step."""
+        schema = pl.Schema({**{o: pl.Utf8() for o in objects}, "T": pl.Int64()})
+        coarse = self.coarse_seconds
+        parts = [fine.select(*objects, T=(pl.col("ts").dt.epoch("s") + coarse - 1) // coarse * coarse)
+                 for _, fine in self.parts if fine is not None and not fine.is_empty()]
+        return pl.concat(parts).unique() if parts else pl.DataFrame(schema=schema)
+
+    def frame(self, a: datetime | None = None, b: datetime | None = None,
+              reread: pl.DataFrame | None = None) -> pl.DataFrame:
+        """Observations with ts in [a, b] (None: open) within the chunk's spec points.
+
+        With `reread` (objects, T: reread_windows of every metric joined with this one), a kept
+        window of an object that holds no re-read gives only its first and last spec point in
+        [a, b]: there every metric of the object has the same rows at every spec point, so the
+        joined observations repeat and the stored intervals, which keep per key and value set the
+        earliest and the latest time (store.write_spec), come out the same from the two ends
+        (bench/collect_bench.py's M first run: 72 points of a 6-hour window, most of _frames'
+        work). Rows at one object and time are the whole expansion's, in its order."""
         lo = self.lo if a is None else max(self.lo, a)
         hi = self.hi if b is None else min(self.hi, b)
         lo_s, hi_s = lo.replace(tzinfo=UTC).timestamp(), hi.replace(tzinfo=UTC).timestamp()
         out = []
         for kept, fine in self.parts:
             near = kept.filter((pl.col("T") >= lo_s) & (pl.col("T") - self.coarse_seconds < hi_s))
-            obs = expand_kept(near, self.keys, self.coarse_seconds, self.spec_step_seconds)
+            if reread is None:
+                obs = expand_kept(near, self.keys, self.coarse_seconds, self.spec_step_seconds)
+            else:
+                on = list(reread.columns)
+                busy = near.join(reread, on=on, how="semi", maintain_order="left")
+                calm = near.join(reread, on=on, how="anti", maintain_order="left")
+                obs = pl.concat([expand_kept(busy, self.keys, self.coarse_seconds, self.spec_step_seconds),
+                                 window_ends(calm, self.keys, self.coarse_seconds, self.spec_step_seconds, lo, hi)])
             if fine is not None:
                 obs = pl.concat([obs, fine.select(obs.columns)])
             out.append(obs.filter(pl.col("ts").is_between(lo, hi)))
         return out[0] if len(out) == 1 else pl.concat(out)
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def window_ends(kept: pl.DataFrame, keys: Sequence[str], coarse_seconds: int, spec_step_seconds: int,
+                lo: datetime, hi: datetime) -> pl.DataFrame:
+    """Kept windows (keys, T, val) -> their value at the first and at the last spec point of
+    (T - coarse, T] within [lo, hi] (one point when they coincide; none outside): expand_kept's
+    rows at those two times, the first points of all windows before the last ones."""
+    step_us, points = spec_step_seconds * 1_000_000, coarse_seconds // spec_step_seconds
+    lo_us, hi_us = (lo - _EPOCH) // timedelta(microseconds=1), (hi - _EPOCH) // timedelta(microseconds=1)
+    start_us = (pl.col("T") - coarse_seconds) * 1_000_000  # the window's start, before its first point
+    bounds = kept.select(
+        *keys, "val", start=start_us,
+        first=pl.max_horizontal(pl.lit(1), -((start_us - lo_us) // step_us)),  # ceil((lo - start) / step)
+        last=pl.min_horizontal(pl.lit(points), (hi_us - start_us) // step_us))
+    ends = [bounds.filter(pl.col("first") <= pl.col("last")).select(
+                *keys, ts=(pl.col("start") + pl.col("first") * step_us).cast(TS), value=pl.col("val")),
+            bounds.filter(pl.col("first") < pl.col("last")).select(
+                *keys, ts=(pl.col("start") + pl.col("last") * step_us).cast(TS), value=pl.col("val"))]
+    return pl.concat(ends)
 
 
 def labels_from_provider_ids(info: pl.DataFrame) -> list[dict[str, Any]] | None:

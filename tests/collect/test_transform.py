@@ -203,3 +203,62 @@ def test_declared_state_expanded_by_slices_equals_the_whole_expansion() -> None:
     middle = declared.frame(cuts[1], cuts[2])
     assert middle.equals(want.filter(pl.col("ts").is_between(cuts[1], cuts[2])))
     assert middle.height > 0 and whole.height > 0 and fine.height > 0
+
+
+def test_kept_window_ends_store_the_intervals_of_the_whole_expansion() -> None:
+    """Declared.frame(reread=...) gives a kept window only its first and last spec point where no
+    metric joined into the object's rows was re-read there. Every row it gives is a row of the
+    whole expansion, and pods_frame on them, merged per key and value set as store.write_spec
+    stores a chunk, equals pods_frame on the whole expansion merged the same way: pod q goes
+    from Pending to Running inside a window, pod r appears inside one, pod p never changes."""
+    coarse_s, spec = 3600, 300
+    t = [T0 - T0 % coarse_s + coarse_s * i for i in range(6)]  # window ends
+    grid = range(t[0] - coarse_s + spec, t[5] + spec, spec)
+    change, born = t[1] + 4 * spec, t[2] + 7 * spec
+    # the truth at every spec point: (pod, label) -> the times its series is there (value 1)
+    info_truth = {("p", "n1"): list(grid), ("q", "n1"): list(grid), ("r", "n2"): [s for s in grid if s >= born]}
+    phase_truth = {("p", "Running"): list(grid), ("q", "Pending"): [s for s in grid if s <= change],
+                   ("q", "Running"): [s for s in grid if s > change], ("r", "Running"): [s for s in grid if s >= born]}
+
+    def declared(truth: dict[tuple[str, str], list[int]], label: str) -> tf.Declared:
+        keys = ["namespace", "pod", label]
+        points = pl.DataFrame([{"namespace": "a", "pod": pod, label: value, "s": s}
+                               for (pod, value), times in truth.items() for s in times])
+        coarse = points.group_by(*keys, T=(pl.col("s") + coarse_s - 1) // coarse_s * coarse_s).agg(
+            val=pl.lit(1.0)).filter(pl.col("T").is_in(t))
+        kept, refine = tf.kept_windows(coarse, keys, coarse_s, spec)
+        fine = points.with_columns(T=(pl.col("s") + coarse_s - 1) // coarse_s * coarse_s).join(
+            refine, on=[*keys, "T"], how="semi").select(*keys, ts=(pl.col("s") * 1_000_000).cast(tf.TS),
+                                                        value=pl.lit(1.0))
+        return tf.Declared([(kept, fine)], keys, coarse_s, spec, from_epoch(t[0] + spec), from_epoch(t[5] - spec))
+
+    info = declared(info_truth, "node").frame
+    phase = declared(phase_truth, "phase").frame
+    objects = ["namespace", "pod"]
+    reread = pl.concat([declared(info_truth, "node").reread_windows(objects),
+                        declared(phase_truth, "phase").reread_windows(objects)]).unique()
+    # inside the run (the first and last windows lack a neighbour and are read again) only q and r
+    assert set(reread.filter(pl.col("T").is_between(t[1], t[4]))["pod"]) == {"q", "r"}
+
+    def pods(info_rows: pl.DataFrame, phase_rows: pl.DataFrame) -> pl.DataFrame:
+        return tf.pods_frame(info_rows.with_columns(priority_class=pl.lit("")), None, None, phase_rows, spec)
+
+    def stored(frame: pl.DataFrame) -> pl.DataFrame:
+        values = ["node", "phase"]
+        return frame.group_by("namespace", "pod", *values).agg(pl.col("valid_from").min(), pl.col("valid_to").max()) \
+            .sort("pod", "valid_from")
+
+    whole = stored(pods(info(), phase()))
+    ends = stored(pods(info(reread=reread), phase(reread=reread)))
+    assert ends.equals(whole)
+    assert whole.filter(pl.col("pod") == "q").rows() == [
+        ("a", "q", "n1", "Pending", from_epoch(t[0] + spec), from_epoch(change)),
+        ("a", "q", "n1", "Running", from_epoch(change + spec), from_epoch(t[5] - spec))]
+    assert whole.filter(pl.col("pod") == "r")["valid_from"].to_list() == [from_epoch(born)]
+    for frame in (info, phase):
+        few = frame(reread=reread)
+        assert few.join(frame(), on=list(few.columns), how="anti").is_empty()
+        assert 0 < few.height < frame().height / 2
+    # without the re-read windows, q's Pending rows inside its change window would lose their node
+    no_reread = reread.clear()
+    assert not stored(pods(info(reread=no_reread), phase(reread=no_reread))).equals(whole)
