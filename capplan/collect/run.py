@@ -184,8 +184,8 @@ def collect(options: CollectOptions, *, progress: ProgressFn | None = None, warn
         probed = not db_path.exists()
         if probed:
             client.probe()  # a wrong URL fails here, before a lock file or a database exists
-        with store.collection_lock(options.db, wait=options.wait):
-            _run(options, client, source, summary, stop, progress, warn, probed)
+        with store.collection_lock(options.db, wait=options.wait), _Writer(options.db) as writer:
+            _run(options, client, source, summary, stop, progress, warn, probed, writer)
     finally:
         restore()
         client.close()
@@ -271,19 +271,54 @@ class RunState:
         return max(2 * step, 3 * (self.cadvisor_scrape_seconds or step))
 
 
+class _Writer:
+    """The run's writer connection to the database, opened once: an hourly run (one chunk) reads
+    its marks, records its start and commits its chunk and its end on one connection, where it
+    opened the file five times (a read-only look, then a writer's probe and open for the run's
+    row and again for the chunk: ~0.1 s of CPU on bench/collect_bench.py's M next hour, and each
+    close after a write checkpoints). A run of several chunks lets the connection go after
+    recording its start, so readers get in between chunks as before."""
+
+    def __init__(self, db: str | Path | None) -> None:
+        self.db = db
+        self.con: Any = None
+        self.refreshed = False
+
+    def open(self, refresh_sums: bool = True) -> Any:
+        """The connection (opening it, or creating the database, if need be); with `refresh_sums`
+        the sums a killed run left pending are made current first, as every writer's open does."""
+        if self.con is None:
+            self.con = store.open_db(self.db, refresh_sums=refresh_sums)
+            self.refreshed = refresh_sums
+        elif refresh_sums and not self.refreshed:
+            store.refresh_node_usage(self.con)
+            self.refreshed = True
+        return self.con
+
+    def release(self) -> None:
+        if self.con is not None:
+            con, self.con = self.con, None
+            con.close()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def _run(options: CollectOptions, client: PromClient, source: str, summary: CollectSummary, stop: StopFlag,
-         progress: ProgressFn | None, warn: WarnFn, probed: bool = False) -> None:
+         progress: ProgressFn | None, warn: WarnFn, probed: bool, writer: _Writer) -> None:
     marks: dict[str, datetime] = {}
     state = RunState(usage_selector=options.usage_selector or "", scope=options.scope)
     if store.resolve_db_path(options.db).exists():  # a failed first run must not leave an empty DB behind
-        con = store.open_db(options.db, read_only=True)  # one connection (a writer's open makes two)
-        try:
-            marks = store.high_water_marks(con, source, [m.key for m in METRICS], options.cluster)
-            state.stored = _stored_sources(con, source, options.cluster)
-            if marks:
-                state.known_series = _known_series(con, options.cluster, options.namespaces)
-        finally:
-            con.close()
+        # as a writer already, for the run's row and chunk later; the pending sums are refreshed
+        # where the run's first write opened the database before (the source answered by then)
+        con = writer.open(refresh_sums=False)
+        marks = store.high_water_marks(con, source, [m.key for m in METRICS], options.cluster)
+        state.stored = _stored_sources(con, source, options.cluster)
+        if marks:
+            state.known_series = _known_series(con, options.cluster, options.namespaces)
     if not marks and not probed:
         client.probe()  # a source new to this DB: check it answers like a Prometheus before writing
     cadvisor = state.stored.get("cadvisor")
@@ -297,7 +332,7 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
     summary.collected_until = max(marks.values()) if marks else None
     if start > end:
         summary.status = "up-to-date"
-        _record_run(options.db, summary, source, None, None, "ok", "up to date", options.cluster)
+        _record_run(writer.open(), summary, source, None, None, "ok", "up to date", options.cluster)
         return
     summary.window_start, summary.window_end = start, end
     step = options.step_seconds
@@ -305,8 +340,10 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
                                                            first_run=not marks)
     if state.ksm_scrape_seconds is None:
         state.ksm_scrape_seconds = _ksm_scrape_seconds(client, present, start, end, state.scope)
-    run_id = _record_run(options.db, summary, source, start, end, "running", None, options.cluster)
+    run_id = _record_run(writer.open(), summary, source, start, end, "running", None, options.cluster)
     summary.run_id = run_id
+    if len(chunks) > 1:
+        writer.release()
     seen_series: set[tuple[str, str, str, str]] = set()
     status, message = "failed", None
     finished = False  # the run's end recorded with the last chunk
@@ -345,7 +382,8 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
                     # the last chunk's connection also records the run's end (one DuckDB open less)
                     last = index + 1 == len(chunks)
                     _commit(options.db, source, chunk, frames, usage, summary, state if index == 0 else None,
-                            options.cluster, finish=(run_id, len(seen_series), client) if last else None)
+                            options.cluster, finish=(run_id, len(seen_series), client) if last else None,
+                            con=writer.con)
                     finished = last
                     summary.chunks_done += 1
                     summary.collected_until = chunk.end
@@ -371,6 +409,7 @@ def _run(options: CollectOptions, client: PromClient, source: str, summary: Coll
     finally:
         summary.queries = client.queries
         if not finished:
+            writer.release()  # a failed write may have left it unusable: the end gets a fresh one
             _finish_run(options.db, run_id, summary, status, message)
 
 
@@ -1025,11 +1064,14 @@ def _joined_objects(metric: Metric) -> tuple[str, ...] | None:
 
 def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, pl.DataFrame], usage: pl.DataFrame,
             summary: CollectSummary, state: RunState | None, cluster: str = store.DEFAULT_CLUSTER,
-            finish: tuple[int, int, PromClient] | None = None) -> None:
+            finish: tuple[int, int, PromClient] | None = None, con: Any = None) -> None:
     """One transaction: the chunk's spec, restarts, usage, every metric's high-water mark (and,
     with the first chunk, what the run measured about its source), all of `cluster`. With
-    `finish` (run id, series seen, client) on the run's last chunk, then the run's end as "ok"."""
-    con = store.open_db(db, refresh_sums=False)  # refreshed below, after the chunk
+    `finish` (run id, series seen, client) on the run's last chunk, then the run's end as "ok".
+    On `con` when given (the run's writer, left open), else on a connection of its own."""
+    own = con is None
+    if own:
+        con = store.open_db(db, refresh_sums=False)  # refreshed below, after the chunk
     try:
         with store.transaction(con):
             spec_rows = 0
@@ -1062,7 +1104,8 @@ def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, 
                     samples=summary.samples, queries=client.queries, status="ok", message=None,
                     window_end=chunk.end)
     finally:
-        con.close()
+        if own:
+            con.close()
 
 
 def _store_sources(con: Any, source: str, state: RunState, cluster: str) -> None:
@@ -1076,18 +1119,14 @@ def _store_sources(con: Any, source: str, state: RunState, cluster: str) -> None
                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", [cluster, source, exporter, seconds, selector, now])
 
 
-def _record_run(db: str | Path | None, summary: CollectSummary, source: str, start: datetime | None,
+def _record_run(con: Any, summary: CollectSummary, source: str, start: datetime | None,
                 end: datetime | None, status: str, message: str | None, cluster: str = store.DEFAULT_CLUSTER) -> int:
-    con = store.open_db(db)
-    try:
-        with store.transaction(con):
-            now = datetime.now(UTC).replace(tzinfo=None)
-            run_id = store.start_collection_run(con, source=source, now=now, window_start=start, window_end=end,
-                                                queries=summary.queries, status=status, message=message,
-                                                cluster=cluster)
-        return run_id
-    finally:
-        con.close()
+    """The run's row in collection_runs (on the run's writer connection); its id."""
+    with store.transaction(con):
+        now = datetime.now(UTC).replace(tzinfo=None)
+        return store.start_collection_run(con, source=source, now=now, window_start=start, window_end=end,
+                                          queries=summary.queries, status=status, message=message,
+                                          cluster=cluster)
 
 
 def _finish_run(db: str | Path | None, run_id: int, summary: CollectSummary, status: str, message: str | None) -> None:

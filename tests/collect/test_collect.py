@@ -281,6 +281,43 @@ def test_an_hourly_run_plans_from_the_store_without_the_series_api(prom, db: Pat
     assert small.samples == sample_usage_window.filter(in_next).height
 
 
+def test_an_hourly_run_opens_the_database_once_and_longer_runs_let_readers_in(prom, db: Path, monkeypatch,
+                                                                              sample_usage_window) -> None:
+    """An incremental run of one chunk reads its marks, records itself and commits its chunk on one
+    writer connection (a writer's open is a read-only look at the version, then the writer: two
+    connects, where five were made before); a run of several chunks lets the file go after
+    recording its start, so a reader opens it between two chunks."""
+    connects: list[bool] = []
+    real_connect = store._connect
+
+    def counting(path: Path, read_only: bool, wait_seconds: float):
+        connects.append(read_only)
+        return real_connect(path, read_only, wait_seconds)
+
+    first_end = WINDOW_START + timedelta(hours=6)
+    run(prom.url, db, start=WINDOW_START, end=first_end)
+    monkeypatch.setattr(store, "_connect", counting)
+    hour = run(prom.url, db, end=first_end + timedelta(hours=1))
+    assert hour.chunks == 1 and hour.samples == sample_usage_window.filter(
+        (pl.col("ts") > first_end) & (pl.col("ts") <= first_end + timedelta(hours=1))).height > 0
+    assert connects == [True, False]
+    runs = table(db, "collection_runs")
+    assert runs["status"].to_list() == ["ok", "ok"] and runs["samples"][1] == hour.samples
+
+    readers: list[int] = []
+
+    def reader(done: int, _total: int, _summary) -> None:
+        con = store.open_db(db, read_only=True, wait_seconds=0)  # LockedError if the run held the file
+        try:
+            readers.append(store.fetch_row(con, "SELECT count(*) FROM usage_raw")[0])
+        finally:
+            con.close()
+
+    longer = collect(CollectOptions(url=prom.url, db=db, step_seconds=STEP, end=first_end + timedelta(hours=7),
+                                    chunk=timedelta(hours=2)), progress=reader)
+    assert longer.chunks == 3 and len(readers) == 3 and readers[0] < readers[1] < readers[2]
+
+
 def test_a_run_of_several_chunks_leaves_the_daily_scope_figures_current(full_db: Path) -> None:
     """The collector refreshes the daily scope figures once, with its last chunk (a day's figure is
     of the whole day's samples, which several chunks share): after the 36-hour run, nothing is
