@@ -290,3 +290,34 @@ def test_prune_compact_cli_dry_run_then_for_real(sample_db: Path, runner: CliRun
     raw_after, hourly = counts()
     assert rolled > 0 and raw_after == raw_before - rolled and hourly > 0
     assert prune("--raw-retention", "0s").exit_code == 2  # a retention that makes no sense is usage
+
+
+def test_recommend_says_the_rollup_note_from_its_own_connection(sample_db: Path, runner: CliRunner,
+                                                                 monkeypatch) -> None:
+    """recommend reads the note on the connection it analysed on: the database is opened once
+    (one read-only connect) and the note said once, as the separate open said it before; a window
+    of raw samples only says nothing."""
+    con = store.open_db(sample_db)
+    with store.transaction(con):
+        rollup.compact(con, raw_retention=timedelta(days=3))
+    con.execute("CHECKPOINT")
+    con.close()
+    connects: list[bool] = []
+    real_connect = store._connect
+
+    def counting(path: Path, read_only: bool, wait_seconds: float):
+        connects.append(read_only)
+        return real_connect(path, read_only, wait_seconds)
+
+    monkeypatch.setattr(store, "_connect", counting)
+
+    def recommend(window: str) -> Result:
+        return runner.invoke(app, ["recommend", "--db", str(sample_db), "--window", window, "--format", "csv"])
+
+    long = recommend("14d")
+    assert long.exit_code == 0, long.stderr
+    assert long.stderr.count("reads hourly/daily summaries") == 1 and connects == [True]
+    connects.clear()
+    short = recommend("1d")
+    assert short.exit_code == 0 and short.stderr == "" and connects == [True]
+    assert long.stdout.splitlines()[0] == short.stdout.splitlines()[0]

@@ -26,6 +26,7 @@ from capplan.cli.common import (
     engine_scope,
     fleet_run,
     handle_errors,
+    keep_rollup_note,
     one_cluster,
     window_option,
 )
@@ -119,6 +120,7 @@ def recommend(
     try:
         with engine_scope(engine, lake):
             runs = fleet_run(con, cluster, one)
+        keep_rollup_note(con, window)  # on this connection: no second open after the command
     finally:
         con.close()
     from capplan.report.recommendations import table_view
