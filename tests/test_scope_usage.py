@@ -222,6 +222,27 @@ def test_writes_replace_moves_prune_and_compaction_keep_it_current(tmp_path: Pat
     con.close()
 
 
+def test_an_hour_written_into_a_day_recomputes_that_hours_namespace_sums_only(tmp_path: Path) -> None:
+    """An hourly collect's write: the namespace sums of its hour are computed again and the rest of
+    the day's stand (the same rows, DuckDB row ids unchanged), while the day's figures are of the
+    whole day; everything then equals the brute force over the samples."""
+    con = store.open_db(tmp_path / "db.duckdb")
+    pods = {("p1", "a"): "n1", ("p2", "a"): "n2", ("p9", "a"): "n1", ("p5", "a"): ""}
+    with store.transaction(con):
+        store.write_usage(con, frame(random_rows(pods, range(-200, -80), seed=21)))  # 03:20-13:15 of one day
+    assert_current(con)
+    before = con.execute("SELECT rowid, namespace, ts, cpu_cores, memory_kib FROM namespace_usage").fetchall()
+    assert (T0 - timedelta(minutes=5 * 200)).date() == (T0 - timedelta(minutes=5 * 69)).date()
+    with store.transaction(con):
+        store.write_usage(con, frame(random_rows(pods, range(-80, -68), seed=22)))  # the next hour
+    store.refresh_node_usage(con)
+    after = set(con.execute("SELECT rowid, namespace, ts, cpu_cores, memory_kib FROM namespace_usage").fetchall())
+    assert set(before) <= after  # not one earlier row rewritten
+    assert len(after) - len(before) == 2 * 12  # two namespaces x the hour's 12 times
+    assert_current(con)
+    con.close()
+
+
 def test_a_killed_run_leaves_pending_days_for_readers_and_the_next_writer(tmp_path: Path) -> None:
     path = tmp_path / "db.duckdb"
     con = store.open_db(path)
