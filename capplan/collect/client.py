@@ -60,6 +60,14 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
+@dataclass(frozen=True)
+class Body:
+    """A successful (HTTP 200) answer, undecoded."""
+
+    data: bytes
+    content_type: str
+
+
 @dataclass
 class ClientOptions:
     """How to reach the Prometheus API."""
@@ -123,16 +131,27 @@ class PromClient:
 
     def query_range(self, promql: str, start: datetime, end: datetime, step_seconds: int) -> list[dict[str, Any]]:
         """`/api/v1/query_range`; raises TooLarge when the server says the answer is too big."""
-        data = self._call("query_range", "/api/v1/query_range", {
+        return self.results(self.query_range_body(promql, start, end, step_seconds), "query_range")
+
+    def query_range_body(self, promql: str, start: datetime, end: datetime, step_seconds: int) -> Body:
+        """query_range's successful answer, undecoded (capplan.collect.matrix decodes large ones
+        without a Python object per point; `results` decodes any)."""
+        return self._call("query_range", "/api/v1/query_range", {
             "query": promql, "start": _ts(start), "end": _ts(end), "step": str(int(step_seconds)),
-            "timeout": f"{int(self.options.timeout_seconds)}s"})
-        return _result(data, "query_range", self.display_url)
+            "timeout": f"{int(self.options.timeout_seconds)}s"}, raw=True)
 
     def query(self, promql: str, at: datetime) -> list[dict[str, Any]]:
         """`/api/v1/query` at an explicit time (a range selector returns raw samples)."""
-        data = self._call("query", "/api/v1/query", {"query": promql, "time": _ts(at),
-                                                      "timeout": f"{int(self.options.timeout_seconds)}s"})
-        return _result(data, "query", self.display_url)
+        return self.results(self.query_body(promql, at), "query")
+
+    def query_body(self, promql: str, at: datetime) -> Body:
+        """query's successful answer, undecoded (see query_range_body)."""
+        return self._call("query", "/api/v1/query", {"query": promql, "time": _ts(at),
+                                                      "timeout": f"{int(self.options.timeout_seconds)}s"}, raw=True)
+
+    def results(self, body: Body, what: str) -> list[dict[str, Any]]:
+        """The result list of a successful query or query_range answer (`what`), decoded and checked."""
+        return _result(self._decode(body.data, body.content_type, what), what, self.display_url)
 
     def label_values(self, label: str, start: datetime, end: datetime, match: list[str] | None = None) -> list[str]:
         """`/api/v1/label/<label>/values` over [start, end] (index only, cheap)."""
@@ -159,7 +178,7 @@ class PromClient:
 
     # -- retries and error mapping -----------------------------------------------------------
 
-    def _call(self, what: str, path: str, params: dict[str, Any], method: str = "POST") -> Any:
+    def _call(self, what: str, path: str, params: dict[str, Any], method: str = "POST", raw: bool = False) -> Any:
         attempts = self.options.retries + 1
         delay = self.options.backoff_seconds
         url = self.base + path
@@ -192,7 +211,8 @@ class PromClient:
                 raise SourceError(f"{self.display_url}: {type(exc).__name__}: {_short(exc)}") from None
             status = resp.status_code
             if status == 200:
-                return self._decode(body, resp.headers.get("Content-Type", ""), what)
+                content_type = resp.headers.get("Content-Type", "")
+                return Body(body, content_type) if raw else self._decode(body, content_type, what)
             cause = self._redact(_error_text(body, resp.headers.get("Content-Type", "")))
             if status in (401, 403):
                 raise SourceError(

@@ -20,8 +20,10 @@ from typing import Any
 import polars as pl
 
 from capplan import store
+from capplan.collect import matrix
 from capplan.collect import transform as tf
-from capplan.collect.client import ClientOptions, PromClient, TooLarge
+from capplan.collect.client import Body, ClientOptions, PromClient, TooLarge
+from capplan.collect.matrix import Matrix
 from capplan.collect.queries import (
     COARSE_SECONDS,
     MAX_POINTS_PER_SERIES,
@@ -711,12 +713,13 @@ def _fetch(client: PromClient, metric: Metric, how: str, batch: list[str] | None
         if state.declared_raw(spec_step):
             return tf.stepped_series_from_raw(_declared_raw(client, metric, batch, spec_lo, spec_hi, spec_step, state),
                                               int(epoch(spec_lo)), int(epoch(spec_hi)), spec_step)
-        return _range_split(client, render(metric, batch, spec_step * 1000 - 1, scope=state.scope), spec_lo, spec_hi, spec_step)
+        return _range_split(client, render(metric, batch, spec_step * 1000 - 1, scope=state.scope), spec_lo, spec_hi,
+                            spec_step).results()  # node labels, read label by label
     return _fetch_coarse(client, metric, batch, spec_lo, spec_hi, spec_step, state)
 
 
 def _declared_raw(client: PromClient, metric: Metric, batch: list[str] | None, spec_lo: datetime, spec_hi: datetime,
-                  spec_step: int, state: RunState) -> list[dict[str, Any]]:
+                  spec_step: int, state: RunState) -> Matrix:
     """The raw samples of a declared-state metric in (spec_lo - spec_step, spec_hi]: everything the
     spec-step query over spec_lo..spec_hi reads."""
     return _raw_split(client, metric, batch, spec_lo - timedelta(seconds=spec_step), spec_hi, state.scope, spec_step)
@@ -843,10 +846,15 @@ def _cancel(futures: Pending | None) -> None:
         future.cancel()
 
 
-def _range_split(client: PromClient, promql: str, lo: datetime, hi: datetime, step: int) -> list[dict[str, Any]]:
+def _answer(client: PromClient, body: Body, what: str) -> Matrix:
+    """An answer as columns: decoded straight into them when it is a plain matrix, else the general way."""
+    return matrix.decode(body.data) or Matrix.from_results(client.results(body, what))
+
+
+def _range_split(client: PromClient, promql: str, lo: datetime, hi: datetime, step: int) -> Matrix:
     """A range query, halved in time while the server says the answer is too large."""
     try:
-        return client.query_range(promql, lo, hi, step)
+        return _answer(client, client.query_range_body(promql, lo, hi, step), "query_range")
     except TooLarge as exc:
         halves = split_range(lo, hi, step)
         if not halves:
@@ -854,15 +862,15 @@ def _range_split(client: PromClient, promql: str, lo: datetime, hi: datetime, st
                 f"{client.display_url} refused even a one-step query as too large ({exc}); "
                 "collect fewer namespaces at once (--namespace) or raise --query.max-samples"
             ) from None
-        return [r for a, b in halves for r in _range_split(client, promql, a, b, step)]
+        return Matrix.concat([_range_split(client, promql, a, b, step) for a, b in halves])
 
 
 def _raw_split(client: PromClient, metric: Metric, batch: list[str] | None, lo: datetime, hi: datetime,
-               usage_selector: str, step: int) -> list[dict[str, Any]]:
+               usage_selector: str, step: int) -> Matrix:
     """Raw samples in (lo, hi], halved in time while the server says the answer is too large."""
     range_ms = int(round((epoch(hi) - epoch(lo)) * 1000)) - 1
     try:
-        return client.query(render_raw(metric, batch, range_ms, usage_selector), hi)
+        return _answer(client, client.query_body(render_raw(metric, batch, range_ms, usage_selector), hi), "query")
     except TooLarge as exc:
         if (hi - lo).total_seconds() <= step:
             raise SourceError(
@@ -870,8 +878,8 @@ def _raw_split(client: PromClient, metric: Metric, batch: list[str] | None, lo: 
                 "collect fewer namespaces at once (--namespace) or raise --query.max-samples"
             ) from None
         mid = lo + (hi - lo) / 2
-        return [*_raw_split(client, metric, batch, lo, mid, usage_selector, step),
-                *_raw_split(client, metric, batch, mid, hi, usage_selector, step)]
+        return Matrix.concat([_raw_split(client, metric, batch, lo, mid, usage_selector, step),
+                              _raw_split(client, metric, batch, mid, hi, usage_selector, step)])
 
 
 def _learn(answers: dict[str, Any], state: RunState, step: int, url: str, note: Callable[[str], None]) -> None:

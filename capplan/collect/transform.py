@@ -13,11 +13,11 @@ import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import chain
 from typing import Any
 
 import polars as pl
 
+from capplan.collect.matrix import Matrix, as_matrix
 from capplan.errors import BadInputError
 
 TS = pl.Datetime("us")
@@ -72,7 +72,8 @@ def _times(flat_times: list[Any], scale: float) -> pl.Series:
     return (times * scale).round(0).cast(pl.Int64)
 
 
-def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: dict[str, str] | None = None) -> pl.DataFrame:
+def to_frame(results: Sequence[dict[str, Any]] | Matrix, labels: Sequence[str],
+             aliases: dict[str, str] | None = None) -> pl.DataFrame:
     """Range-query results as a long frame: the given labels (missing = ""), ts, value.
     `aliases` renames label columns (a label called "value" would clash with the sample value)."""
     if aliases:
@@ -80,23 +81,16 @@ def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: 
     if "value" in labels:
         raise ValueError("a label named 'value' needs an alias")
     schema = pl.Schema({**{label: pl.Utf8() for label in labels}, "ts": TS, "value": pl.Float64()})
-    if not results:
+    if not len(results):
         return pl.DataFrame(schema=schema)
-    counts = [len(r["values"]) for r in results]
-    total = sum(counts)
+    answer = as_matrix(results)
+    total = answer.points
     if total == 0:
         return pl.DataFrame(schema=schema)
-    # [[t, "v"], ...] flattened at C speed to t, "v", t, "v", ...
-    flat = list(chain.from_iterable(chain.from_iterable(r["values"] for r in results)))
-    if len(flat) != 2 * total:
-        raise BadInputError("malformed sample in a Prometheus answer: a point is not a [time, value] pair")
-    try:
-        ts = _times(flat[0::2], 1e6)
-        values = pl.Series("value", flat[1::2], dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
-    except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
-        raise BadInputError(f"malformed sample in a Prometheus answer: {str(exc).splitlines()[0][:120]}") from None
-    sid = _repeat_index(counts)
-    series = pl.DataFrame({label: [str(r["metric"].get(label, "")) for r in results] for label in labels},
+    ts = (answer.times * 1e6).round(0).cast(pl.Int64)
+    values = _numbers(answer.values)
+    sid = _repeat_index(answer.counts)
+    series = pl.DataFrame({label: [str(m.get(label, "")) for m in answer.metrics] for label in labels},
                           schema={label: pl.Utf8 for label in labels})
     ts_col = ts.alias("ts").cast(TS)
     frame = series[sid] if labels else pl.DataFrame(height=total)
@@ -106,9 +100,13 @@ def to_frame(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: 
         ~(pl.col("value").is_nan() | pl.col("value").is_infinite()).fill_null(True))
 
 
-def _aliased(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: dict[str, str]) -> pl.DataFrame:
-    renamed = [{"metric": {aliases.get(k, k): v for k, v in r["metric"].items()}, "values": r["values"]} for r in results]
-    return to_frame(renamed, [aliases.get(label, label) for label in labels])
+def _numbers(texts: pl.Series) -> pl.Series:
+    """Sample value texts ("0.25", "NaN", "+Inf") as floats (null where one is not a number)."""
+    return texts.rename("value").str.replace(r"^\+", "").cast(pl.Float64, strict=False)
+
+
+def _aliased(results: Sequence[dict[str, Any]] | Matrix, labels: Sequence[str], aliases: dict[str, str]) -> pl.DataFrame:
+    return to_frame(as_matrix(results).renamed(aliases), [aliases.get(label, label) for label in labels])
 
 
 def intervals(obs: pl.DataFrame, keys: Sequence[str], values: Sequence[str], step_seconds: int) -> pl.DataFrame:
@@ -407,31 +405,20 @@ class Raw:
         return Raw(series, self.samples.join(series.select("sid"), on="sid", how="semi"))
 
 
-def raw_frame(results: Sequence[dict[str, Any]], labels: Sequence[str]) -> Raw:
+def raw_frame(results: Sequence[dict[str, Any]] | Matrix, labels: Sequence[str]) -> Raw:
     """Raw samples (an instant query of `metric[range]`). `sid` identifies a full label set within
     this process (a hash), so answers for different times or namespaces concatenate. NaN/+-Inf
     are dropped."""
     series_schema = {"sid": pl.Int64, **{label: pl.Utf8 for label in labels}}
     samples_schema = {"sid": pl.Int64, "t": pl.Float64, "value": pl.Float64}
-    counts = [len(r["values"]) for r in results]
-    total = sum(counts)
-    if total == 0:
+    answer = as_matrix(results)
+    if answer.points == 0:
         return Raw(pl.DataFrame(schema=series_schema), pl.DataFrame(schema=samples_schema))
-    flat = list(chain.from_iterable(chain.from_iterable(r["values"] for r in results)))
-    if len(flat) != 2 * total:
-        raise BadInputError("malformed sample in a Prometheus answer: a point is not a [time, value] pair")
-    try:
-        ts = pl.Series(flat[0::2], dtype=pl.Float64, strict=False)
-        if ts.null_count():
-            raise BadInputError("malformed sample in a Prometheus answer: a sample time is not a number")
-        values = pl.Series("value", flat[1::2], dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
-    except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
-        raise BadInputError(f"malformed sample in a Prometheus answer: {str(exc).splitlines()[0][:120]}") from None
-    ids = pl.Series("sid", [hash(tuple(sorted(r["metric"].items()))) for r in results], dtype=pl.Int64)
-    series = pl.DataFrame({"sid": ids, **{label: [str(r["metric"].get(label, "")) for r in results] for label in labels}},
+    ids = pl.Series("sid", [hash(tuple(sorted(m.items()))) for m in answer.metrics], dtype=pl.Int64)
+    series = pl.DataFrame({"sid": ids, **{label: [str(m.get(label, "")) for m in answer.metrics] for label in labels}},
                           schema=series_schema)
-    samples = pl.DataFrame({"sid": ids.gather(_repeat_index(counts)), "t": ts})
-    samples = samples.with_columns(values)
+    samples = pl.DataFrame({"sid": ids.gather(_repeat_index(answer.counts)), "t": answer.times})
+    samples = samples.with_columns(_numbers(answer.values))
     return Raw(series, samples.filter(~(pl.col("value").is_nan() | pl.col("value").is_infinite()).fill_null(False)))
 
 
@@ -550,7 +537,7 @@ def usage_from_raw(cpu: Raw, memory: Raw, keys: Sequence[str], lo: float, hi: fl
 # --- declared state at a coarse step ----------------------------------------------------------
 
 
-def coarse_values(results: Sequence[dict[str, Any]], labels: Sequence[str],
+def coarse_values(results: Sequence[dict[str, Any]] | Matrix, labels: Sequence[str],
                   aliases: dict[str, str] | None = None) -> pl.DataFrame:
     """A coarse answer (the last value per window) as labels, T (window end, epoch seconds), val."""
     frame = to_frame(results, list(labels), aliases)
@@ -727,23 +714,14 @@ def pods_without_container_resources(pods: pl.DataFrame, containers: pl.DataFram
 # --- declared state from raw samples (short runs on a coarse kube-state-metrics scrape) ----------
 
 
-def _raw_points(results: Sequence[dict[str, Any]]) -> tuple[pl.Series, pl.Series, pl.Series]:
+def _raw_points(results: Sequence[dict[str, Any]] | Matrix) -> tuple[pl.Series, pl.Series, pl.Series]:
     """(series index, time in ms, value) of every raw sample, NaN and +-Inf kept (they are what
     `last_over_time` would pick)."""
-    counts = [len(r["values"]) for r in results]
-    total = sum(counts)
-    flat = list(chain.from_iterable(chain.from_iterable(r["values"] for r in results)))
-    if len(flat) != 2 * total:
-        raise BadInputError("malformed sample in a Prometheus answer: a point is not a [time, value] pair")
-    try:
-        t_ms = _times(flat[0::2], 1000)
-        values = pl.Series("value", flat[1::2], dtype=pl.Utf8).str.replace(r"^\+", "").cast(pl.Float64, strict=False)
-    except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
-        raise BadInputError(f"malformed sample in a Prometheus answer: {str(exc).splitlines()[0][:120]}") from None
-    return _repeat_index(counts), t_ms, values
+    answer = as_matrix(results)
+    return _repeat_index(answer.counts), (answer.times * 1000).round(0).cast(pl.Int64), _numbers(answer.values)
 
 
-def _last_per_step(results: Sequence[dict[str, Any]], first_s: int, last_s: int, step_s: int) -> pl.DataFrame:
+def _last_per_step(results: Sequence[dict[str, Any]] | Matrix, first_s: int, last_s: int, step_s: int) -> pl.DataFrame:
     """Per raw series (`sid`, its index in `results`) and grid index k (grid time k * step in
     [first_s, last_s]): the value of its last sample in (k * step - step, k * step], which is what
     `last_over_time(m[step - 1ms])` evaluated at k * step gives (Prometheus' range selectors hold
@@ -757,7 +735,7 @@ def _last_per_step(results: Sequence[dict[str, Any]], first_s: int, last_s: int,
     return samples.group_by("sid", "k").agg(pl.col("value").last())
 
 
-def stepped_from_raw(results: Sequence[dict[str, Any]], labels: Sequence[str], aliases: dict[str, str] | None,
+def stepped_from_raw(results: Sequence[dict[str, Any]] | Matrix, labels: Sequence[str], aliases: dict[str, str] | None,
                      first_s: int, last_s: int, step_s: int, equals_one: bool = False) -> pl.DataFrame:
     """What `max by (labels) (last_over_time(m[step - 1ms]))` (with ` == 1` when `equals_one`)
     over the grid first_s..last_s would have answered, as to_frame gives it (labels, ts, value),
@@ -766,10 +744,11 @@ def stepped_from_raw(results: Sequence[dict[str, Any]], labels: Sequence[str], a
     dropped as to_frame drops them."""
     keys = [(aliases or {}).get(label, label) for label in labels]
     schema = pl.Schema({**{key: pl.Utf8() for key in keys}, "ts": TS, "value": pl.Float64()})
-    if not results or not any(r["values"] for r in results):
+    answer = as_matrix(results)
+    if answer.points == 0:
         return pl.DataFrame(schema=schema)
-    last = _last_per_step(results, first_s, last_s, step_s).filter(~pl.col("value").is_nan().fill_null(True))
-    series = pl.DataFrame({key: [str(r["metric"].get(label, "")) for r in results] for key, label in zip(keys, labels, strict=True)},
+    last = _last_per_step(answer, first_s, last_s, step_s).filter(~pl.col("value").is_nan().fill_null(True))
+    series = pl.DataFrame({key: [str(m.get(label, "")) for m in answer.metrics] for key, label in zip(keys, labels, strict=True)},
                           schema={key: pl.Utf8 for key in keys}).with_row_index("sid").with_columns(pl.col("sid").cast(pl.Int64))
     out = last.join(series, on="sid").group_by(*keys, "k").agg(pl.col("value").max())
     if equals_one:
@@ -778,18 +757,19 @@ def stepped_from_raw(results: Sequence[dict[str, Any]], labels: Sequence[str], a
         *keys, ts=(pl.col("k") * (step_s * 1_000_000)).cast(TS), value=pl.col("value"))
 
 
-def stepped_series_from_raw(results: Sequence[dict[str, Any]], first_s: int, last_s: int,
+def stepped_series_from_raw(results: Sequence[dict[str, Any]] | Matrix, first_s: int, last_s: int,
                             step_s: int) -> list[dict[str, Any]]:
     """What `last_over_time(m[step - 1ms])` over the grid first_s..last_s would have answered (each
     series with its labels, the metric name too as Prometheus 2.x keeps it there, in the answer's order, and [[t, "value"], ...] at
     the grid times where it has a sample), from the raw samples of `m` in (first_s - step, last_s]."""
-    if not results or not any(r["values"] for r in results):
+    answer = as_matrix(results)
+    if answer.points == 0:
         return []
-    last = _last_per_step(results, first_s, last_s, step_s).sort("sid", "k")
+    last = _last_per_step(answer, first_s, last_s, step_s).sort("sid", "k")
     values: dict[int, list[list[Any]]] = {}
     for index, k, v in zip(last["sid"].to_list(), last["k"].to_list(), last["value"].to_list(), strict=True):
         values.setdefault(index, []).append([k * step_s, _prom_text(v)])
-    return [{"metric": dict(results[index]["metric"]), "values": points} for index, points in values.items()]
+    return [{"metric": dict(answer.metrics[index]), "values": points} for index, points in values.items()]
 
 
 def _prom_text(value: float | None) -> str:

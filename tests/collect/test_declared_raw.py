@@ -132,13 +132,13 @@ def test_an_hourly_run_reading_raw_stores_what_the_spec_step_queries_store(prom,
     shutil.copy(base, raw_db)
     shutil.copy(base, stepped_db)
     asked: list[str] = []
-    real_query = collect_run.PromClient.query
+    real_query = collect_run.PromClient.query_body  # every instant query (raw reads) goes through it
 
     def counting(self, promql, at):
         asked.append(promql)
         return real_query(self, promql, at)
 
-    monkeypatch.setattr(collect_run.PromClient, "query", counting)
+    monkeypatch.setattr(collect_run.PromClient, "query_body", counting)
     for hour in (1, 2, 3):
         run(prom.url, raw_db, end=first_end + timedelta(hours=hour))
     assert any(q.startswith("kube_pod_info{") for q in asked)  # declared state was read raw
