@@ -117,3 +117,32 @@ def test_the_process_memory_can_be_given_in_place_of_the_cgroup(monkeypatch: pyt
     monkeypatch.setenv(store.PROCESS_MEMORY_ENV, "lots")
     with pytest.raises(UsageError, match="CAPPLAN_MEMORY_LIMIT"):
         store.duckdb_config()
+
+
+def test_release_memory_empties_the_buffer_pool_and_keeps_the_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(store.MEMORY_LIMIT_ENV, raising=False)
+    monkeypatch.setattr(store, "_usable_memory_bytes", lambda: 64 * 2**30)  # DuckDB's cap: 2048MB
+    path = tmp_path / "db.duckdb"
+    writer = duckdb.connect(str(path))
+    writer.execute("CREATE TABLE t AS SELECT range AS i, random() AS x FROM range(4000000)")
+    writer.close()
+    con = store.open_db(path, read_only=True)
+    try:
+        def pool_bytes() -> int:
+            return int(con.execute("SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'BASE_TABLE'")
+                       .fetchone()[0])
+
+        # reading the table leaves its blocks (4 M rows of two 8-byte columns, some 30+ MiB) in the pool
+        assert con.execute("SELECT sum(i), count(x) FROM t").fetchone() == (sum(range(4000000)), 4000000)
+        assert pool_bytes() > 16 * 2**20
+        store.release_memory(con)
+        assert pool_bytes() <= 2**20
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == _shown("2048MB")
+        # the data is all still there: read again from the file
+        assert con.execute("SELECT sum(i), count(x) FROM t").fetchone() == (sum(range(4000000)), 4000000)
+        monkeypatch.setenv(store.MEMORY_LIMIT_ENV, "300MB")  # an explicit limit is the one restored
+        store.release_memory(con)
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == _shown("300MB")
+    finally:
+        con.close()

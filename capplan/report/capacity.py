@@ -6,7 +6,6 @@ import polars as pl
 
 from capplan.analysis.imbalance import imbalance
 from capplan.analysis.n_minus_1 import n_minus_1, node_loss
-from capplan.analysis.namespaces import namespaces_report
 from capplan.analysis.pressure import memory_pressure
 from capplan.analysis.snapshot import node_state
 from capplan.errors import NoDataError
@@ -27,7 +26,7 @@ def imbalance_note(table: pl.DataFrame, low: float, high: float) -> str:
 def capacity_sections(results: ReportResults) -> list[Section]:
     """N-1, node loss, imbalance, memory-pressure risk and namespaces (the cluster and node
     tables themselves come from capplan.report)."""
-    con, options = results.con, results.options
+    options = results.options
     try:
         inputs = results.node_inputs
     except NoDataError:
@@ -67,7 +66,7 @@ def capacity_sections(results: ReportResults) -> list[Section]:
                         "days", "breach_day_probability", "daily_max_slope_bytes_per_day").head(options.top),
             "breach: the node's summed working set above allocatable - 100Mi; probability of a breach in a "
             "day from a Gumbel fit of the daily maxima"))
-    ns = namespaces_report(con, options.window)
+    ns = results.namespaces
     if options.namespaces:
         ns = ns.filter(pl.col("namespace").is_in(options.namespaces))
     sections.append(Section("namespaces", "Namespaces", ns.select(

@@ -49,6 +49,7 @@ def build_report_results(con: duckdb.DuckDBPyConnection,
     options = options or ReportOptions()
     store.sample_range(con)  # NoDataError on an empty database
     results = ReportResults(con, options)
+    results.compute_all()  # the analyses in the order that keeps the peak memory lowest
     sections: list[Section] = []
     for builder in SECTION_BUILDERS:
         sections.extend(builder(results))
