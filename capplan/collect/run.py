@@ -1044,9 +1044,10 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
         "usage": usage,
         **{name: parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
            for name, parts in tables.items()},
+        # a restart is a rise between two observations: none inside a kept window, so its ends do
         "restarts": tf.restarts_frame(
-            pl.concat([long("kube_pod_container_status_restarts_total"),
-                       long("kube_pod_init_container_status_restarts_total")]),
+            pl.concat([long("kube_pod_container_status_restarts_total", ends=True),
+                       long("kube_pod_init_container_status_restarts_total", ends=True)]),
             pl.concat([long("kube_pod_container_status_last_terminated_reason"),
                        long("kube_pod_init_container_status_last_terminated_reason")]),
             align_up(chunk.start, spec_step) - timedelta(microseconds=1)),
@@ -1079,7 +1080,8 @@ def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, 
     On `con` when given (the run's writer, left open), else on a connection of its own."""
     own = con is None
     if own:
-        con = store.open_db(db, refresh_sums=False)  # refreshed below, after the chunk
+        # refreshed below, after the chunk; the run's start was recorded as a writer already
+        con = store.open_db(db, refresh_sums=False, current=True)
     try:
         with store.transaction(con):
             spec_rows = 0

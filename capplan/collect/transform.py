@@ -230,11 +230,15 @@ def _node_labels(results: list[dict[str, Any]] | None) -> pl.DataFrame | None:
 def _taints(frame: pl.DataFrame) -> pl.DataFrame:
     if frame.is_empty():
         return pl.DataFrame(schema={"node": pl.Utf8, "ts": TS, "taints": pl.Utf8})
-    grouped = frame.sort("node", "ts", "key", "taint_value", "effect").group_by("node", "ts", maintain_order=True).agg(
-        pl.col("key"), pl.col("taint_value"), pl.col("effect"))
+    parts = ["key", "taint_value", "effect"]
+    grouped = frame.sort("node", "ts", *parts).group_by("node", "ts", maintain_order=True).agg(*parts)
+    # one JSON text per distinct set of taints: a node's set repeats at every spec point (the
+    # bench's M first run wrote ~130,000 texts of a few dozen sets)
+    sets = grouped.select(parts).unique(maintain_order=True)
     texts = [json.dumps([{"key": k, "value": v, "effect": e} for k, v, e in zip(ks, vs, es, strict=True)])
-             for ks, vs, es in zip(grouped["key"].to_list(), grouped["taint_value"].to_list(), grouped["effect"].to_list(), strict=True)]
-    return grouped.select("node", "ts").with_columns(taints=pl.Series(texts, dtype=pl.Utf8))
+             for ks, vs, es in zip(sets["key"].to_list(), sets["taint_value"].to_list(), sets["effect"].to_list(), strict=True)]
+    return grouped.join(sets.with_columns(taints=pl.Series(texts, dtype=pl.Utf8)), on=parts, how="left",
+                        maintain_order="left").select("node", "ts", "taints")
 
 
 def pods_frame(info: pl.DataFrame, owner: pl.DataFrame | None, qos: pl.DataFrame | None, phase: pl.DataFrame | None,
@@ -456,8 +460,11 @@ def _cpu_per_sid(raw: Raw, lo: float, hi: float, step_seconds: int, max_gap_seco
     if raw.samples.is_empty():
         return None
     s = float(step_seconds)
+    # the previous sample of the same series: after the sort, the row before when its sid is the
+    # same (what shift(1).over("sid") gives, without the per-group window work)
+    same = pl.col("sid") == pl.col("sid").shift(1)
     pairs = raw.samples.sort("sid", "t").with_columns(
-        a=pl.col("t").shift(1).over("sid"), prev=pl.col("value").shift(1).over("sid"),
+        a=pl.when(same).then(pl.col("t").shift(1)), prev=pl.when(same).then(pl.col("value").shift(1)),
     ).filter(pl.col("a").is_not_null() & (pl.col("t") > pl.col("a")) & (pl.col("t") - pl.col("a") <= max_gap_seconds))
     if pairs.is_empty():
         return None
@@ -526,7 +533,10 @@ def usage_from_raw(cpu: Raw, memory: Raw, keys: Sequence[str], lo: float, hi: fl
     c = per_container(cpu, _cpu_per_sid(cpu, lo, hi, step_seconds, max_gap_seconds), pl.col("cpu").sum())
     m = per_container(memory, _memory_per_sid(memory, lo, hi, step_seconds, window_seconds), pl.col("value").max())
     out = c.rename({"v": "cpu_cores"}).join(m.rename({"v": "memory_bytes"}), on=["cid", "k"], how="full", coalesce=True)
-    out = out.join(ids, on="cid").select(
+    # a container's rows together, in time order: the store then finds each series as one run
+    # rather than sorting the rows by a hash of their four key strings (store.ingest_usage: ~1 s
+    # of CPU over bench/collect_bench.py's M first run)
+    out = out.sort("cid", "k").join(ids, on="cid", maintain_order="left").select(
         *names, ts=_grid_ts(pl.col("k"), step_seconds),
         cpu_cores=pl.col("cpu_cores").cast(pl.Float32),
         # left as a float: the store's gate refuses what no int64 holds (1e19) before casting

@@ -220,23 +220,11 @@ def test_kept_window_ends_store_the_intervals_of_the_whole_expansion() -> None:
     phase_truth = {("p", "Running"): list(grid), ("q", "Pending"): [s for s in grid if s <= change],
                    ("q", "Running"): [s for s in grid if s > change], ("r", "Running"): [s for s in grid if s >= born]}
 
-    def declared(truth: dict[tuple[str, str], list[int]], label: str) -> tf.Declared:
-        keys = ["namespace", "pod", label]
-        points = pl.DataFrame([{"namespace": "a", "pod": pod, label: value, "s": s}
-                               for (pod, value), times in truth.items() for s in times])
-        coarse = points.group_by(*keys, T=(pl.col("s") + coarse_s - 1) // coarse_s * coarse_s).agg(
-            val=pl.lit(1.0)).filter(pl.col("T").is_in(t))
-        kept, refine = tf.kept_windows(coarse, keys, coarse_s, spec)
-        fine = points.with_columns(T=(pl.col("s") + coarse_s - 1) // coarse_s * coarse_s).join(
-            refine, on=[*keys, "T"], how="semi").select(*keys, ts=(pl.col("s") * 1_000_000).cast(tf.TS),
-                                                        value=pl.lit(1.0))
-        return tf.Declared([(kept, fine)], keys, coarse_s, spec, from_epoch(t[0] + spec), from_epoch(t[5] - spec))
-
-    info = declared(info_truth, "node").frame
-    phase = declared(phase_truth, "phase").frame
+    info = declared(info_truth, "node", t).frame
+    phase = declared(phase_truth, "phase", t).frame
     objects = ["namespace", "pod"]
-    reread = pl.concat([declared(info_truth, "node").reread_windows(objects),
-                        declared(phase_truth, "phase").reread_windows(objects)]).unique()
+    reread = pl.concat([declared(info_truth, "node", t).reread_windows(objects),
+                        declared(phase_truth, "phase", t).reread_windows(objects)]).unique()
     # inside the run (the first and last windows lack a neighbour and are read again) only q and r
     assert set(reread.filter(pl.col("T").is_between(t[1], t[4]))["pod"]) == {"q", "r"}
 
@@ -262,3 +250,40 @@ def test_kept_window_ends_store_the_intervals_of_the_whole_expansion() -> None:
     # without the re-read windows, q's Pending rows inside its change window would lose their node
     no_reread = reread.clear()
     assert not stored(pods(info(reread=no_reread), phase(reread=no_reread))).equals(whole)
+
+
+def declared(truth: dict[tuple[str, str], list[tuple[int, float]] | list[int]], label: str, t: list[int],
+             coarse_s: int = 3600, spec: int = 300) -> tf.Declared:
+    """tf.Declared of a metric whose every spec point is known (`truth`: (pod, label value) ->
+    its times, or (time, value) pairs), read as the collector reads it: the last value per
+    coarse window ending at each of `t`, the windows that held one value kept, the others
+    re-read at the spec step."""
+    keys = ["namespace", "pod", label]
+    points = pl.DataFrame([{"namespace": "a", "pod": pod, label: value, "s": p if isinstance(p, int) else p[0],
+                            "v": 1.0 if isinstance(p, int) else p[1]}
+                           for (pod, value), times in truth.items() for p in times])
+    coarse = points.sort("s").group_by(*keys, T=(pl.col("s") + coarse_s - 1) // coarse_s * coarse_s).agg(
+        val=pl.col("v").last()).filter(pl.col("T").is_in(t))
+    kept, refine = tf.kept_windows(coarse, keys, coarse_s, spec)
+    fine = points.with_columns(T=(pl.col("s") + coarse_s - 1) // coarse_s * coarse_s).join(
+        refine, on=[*keys, "T"], how="semi").select(*keys, ts=(pl.col("s") * 1_000_000).cast(tf.TS), value=pl.col("v"))
+    return tf.Declared([(kept, fine)], keys, coarse_s, spec, from_epoch(t[0] + spec), from_epoch(t[5] - spec))
+
+
+def test_kept_window_ends_find_the_restarts_of_the_whole_expansion() -> None:
+    """Restarts are rises between consecutive observations: a kept window holds none, so the
+    ends of kept windows give restarts_frame the same rows (a rise inside a window, one at a
+    window's edge, and a container that never restarts)."""
+    coarse_s, spec = 3600, 300
+    t = [T0 - T0 % coarse_s + coarse_s * i for i in range(6)]
+    grid = list(range(t[0] - coarse_s + spec, t[5] + spec, spec))
+    inside, edge = t[1] + 5 * spec, t[3] + spec  # the first point of window t[4]
+    truth = {("p", "c"): [(s, 0.0 if s < inside else (1.0 if s < edge else 2.0)) for s in grid],
+             ("q", "c"): [(s, 4.0) for s in grid]}
+    totals = declared(truth, "container", t)
+    reread = totals.reread_windows(["namespace", "pod"])
+    after = from_epoch(t[0] + spec) - timedelta(microseconds=1)
+    whole = tf.restarts_frame(totals.frame(), None, after)
+    assert whole.select("pod", "ts", "restarts_total").rows() == [("p", from_epoch(inside), 1), ("p", from_epoch(edge), 2)]
+    assert tf.restarts_frame(totals.frame(reread=reread), None, after).equals(whole)
+    assert totals.frame(reread=reread).height < totals.frame().height / 2
