@@ -126,6 +126,15 @@ ANALYSIS_MEMORY_LIMIT_BYTES = 128 * 2**20
 T = TypeVar("T")
 
 
+# The memory_limit setting bounded_memory gave DuckDB for the load running now (None: none runs).
+_BOUNDED_LIMIT: contextvars.ContextVar[str | None] = contextvars.ContextVar("capplan_bounded_limit", default=None)
+
+
+def _full_limit() -> str:
+    """The memory_limit setting of a connection as capplan opens it (duckdb_config)."""
+    return os.environ.get(MEMORY_LIMIT_ENV) or f"{_duckdb_limit_bytes() // 2**20}MB"
+
+
 def bounded_memory(con: duckdb.DuckDBPyConnection, load: Callable[[], T],
                    limit_bytes: int = ANALYSIS_MEMORY_LIMIT_BYTES) -> T:
     """`load()` with DuckDB's memory limit lowered to `limit_bytes` (never raised), then the
@@ -137,14 +146,26 @@ def bounded_memory(con: duckdb.DuckDBPyConnection, load: Callable[[], T],
     if os.environ.get(MEMORY_LIMIT_ENV):
         return load()
     full_mb = _duckdb_limit_bytes() // 2**20
-    con.execute(f"SET memory_limit = '{min(limit_bytes // 2**20, full_mb)}MB'")
+    low = f"{min(limit_bytes // 2**20, full_mb)}MB"
+    con.execute(f"SET memory_limit = '{low}'")
+    token = _BOUNDED_LIMIT.set(low)
     try:
         return load()
     except duckdb.OutOfMemoryException:
         con.execute(f"SET memory_limit = '{full_mb}MB'")
+        _BOUNDED_LIMIT.set(f"{full_mb}MB")
         return load()
     finally:
+        _BOUNDED_LIMIT.reset(token)
         con.execute(f"SET memory_limit = '{full_mb}MB'")
+
+
+def give_back_freed(con: duckdb.DuckDBPyConnection) -> None:
+    """Make DuckDB return to the OS the memory it freed, which its allocator otherwise keeps for
+    later queries: setting the memory limit does that, so it is set again to the one in force (a
+    bounded_memory load's, else the connection's). After recommend auto's percentiles at the bench's
+    L it kept 96 MiB that the polars work after them could not use."""
+    con.execute(f"SET memory_limit = '{_BOUNDED_LIMIT.get() or _full_limit()}'")
 
 
 # What release_memory lowers DuckDB's limit to for a moment: low enough that the buffer pool keeps
@@ -158,7 +179,7 @@ def release_memory(con: duckdb.DuckDBPyConnection) -> None:
     kept of the memory it freed (setting the limit flushes it: 96 MiB after recommend auto's
     percentiles at L). Between analyses that read other data nothing is lost but a re-read of blocks
     from the OS's file cache. Then the limit the connection had (duckdb_config)."""
-    full = os.environ.get(MEMORY_LIMIT_ENV) or f"{_duckdb_limit_bytes() // 2**20}MB"
+    full = _full_limit()
     try:
         con.execute(f"SET memory_limit = '{RELEASE_LIMIT}'")
     except duckdb.OutOfMemoryException:

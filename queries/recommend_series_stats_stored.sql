@@ -10,8 +10,9 @@
 -- CAST(mcores * 0.001 AS REAL) (equal for every mcores value; tests/analysis/
 -- test_recommend_stored.py), and the peaks are converted after the max (the conversions keep the
 -- order). cpu_values: the non-NULL CPU values the quantiles are of.
--- Params: $lo, $hi TIMESTAMP; $levels DOUBLE[]; $parts, $part INTEGER: only series with
--- series_id % $parts = $part (the caller runs the parts one after another to bound memory).
+-- Params: $lo, $hi TIMESTAMP; $levels DOUBLE[]; $first_id, $last_id INTEGER: only series with ids in
+-- [$first_id, $last_id] (the caller runs such parts one after another to bound memory; a range, not
+-- a remainder, so the zone maps of series_id skip the row groups of the other parts' series).
 -- $lo, $hi: $start and $end rounded inward to whole seconds (the stored times are whole seconds, so
 -- the rows are the same; comparing TIMESTAMP_S with TIMESTAMP_S lets the zone maps skip row groups).
 WITH samples AS (  -- the usage_samples view's rows in [$start, $end], in the stored units
@@ -33,5 +34,5 @@ SELECT series_id,
        CAST(max(cpu_mcores) / 1000 AS REAL) AS cpu_max_cores,
        CAST(max(memory_kib) AS BIGINT) * 1024 AS memory_max_bytes
 FROM samples
-WHERE series_id % $parts = $part
+WHERE series_id BETWEEN $first_id AND $last_id
 GROUP BY series_id

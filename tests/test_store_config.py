@@ -146,3 +146,23 @@ def test_release_memory_empties_the_buffer_pool_and_keeps_the_limit(
         assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == _shown("300MB")
     finally:
         con.close()
+
+
+def test_give_back_freed_keeps_the_limit_in_force(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(store.MEMORY_LIMIT_ENV, raising=False)
+    monkeypatch.setattr(store, "_usable_memory_bytes", lambda: 64 * 2**30)  # DuckDB's cap: 2048MB
+    con = store.open_db(tmp_path / "db.duckdb")
+    try:
+        def setting() -> str:
+            return str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+        def load() -> str:
+            store.give_back_freed(con)
+            return setting()
+
+        assert store.bounded_memory(con, load, 48 * 2**20) == _shown("48MB")  # a bounded load's limit
+        assert setting() == _shown("2048MB")
+        store.give_back_freed(con)  # outside a load: the connection's
+        assert setting() == _shown("2048MB")
+    finally:
+        con.close()

@@ -30,7 +30,13 @@ from capplan.errors import NoDataError
 GROUP_KEYS = ["namespace", "owner_kind", "owner_name", "container"]
 WORKLOAD_KEYS = ["namespace", "owner_kind", "owner_name"]
 ALIVE_TOLERANCE = timedelta(minutes=15)
-PERCENTILE_SAMPLES_PER_PART = 25_000_000
+# Samples per part of a per-series percentile query (_in_parts): DuckDB's quantile states hold every
+# value of the part's series (4 bytes each, as vectors that grow by doubling, per thread), so the
+# peak follows the part, not the window. 10 M: the bench's M (8.55 M samples) in one part, its L
+# (86.5 M) in nine; in-process peak RSS at L simple 452-497 -> 375-389 MiB, auto 456 -> 387-433
+# MiB (M simple 271-272, auto 269-285: L/M ~1.4x) for ~0.7-1.8 s more CPU at L simple (9.6-10.0 ->
+# 10.3-11.8 s side by side, load 10-11); 25 M (four parts, every 4th series each) was the old value.
+PERCENTILE_SAMPLES_PER_PART = 10_000_000
 # The VPA histogram looks the bucket of a CPU value up in a list of one entry per millicore up to the
 # window's largest value (queries/recommend_cpu_histogram_stored.sql); DuckDB copies that list for
 # every chunk of 2,048 rows, so it stops at 64 cores (128 KiB; bench L's largest value, 8.6 cores,
@@ -123,7 +129,10 @@ def _real_percentiles(con: duckdb.DuckDBPyConnection, name: str, params: dict) -
         "series_id", "samples", "first_ts", "last_ts", column, "cpu_max_cores", "memory_max_bytes")
     if not ok.all():
         inexact = frame.filter(pl.Series(~ok))["series_id"]
-        direct = store.query(con, name, _used(name, params)).filter(pl.col("series_id").is_in(inexact.implode()))
+        # the view-based query takes every `parts`-th series, not this part's range: each of those
+        # parts in turn (memory bounded as before), keeping this part's inexact series
+        direct = pl.concat([store.query(con, name, _used(name, {**params, "part": part})).filter(
+            pl.col("series_id").is_in(inexact.implode())) for part in range(params.get("parts", 1))])
         out = out.update(direct.select("series_id", column), on="series_id")
     return out
 
@@ -164,25 +173,32 @@ def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, 
     return merged.sort("series_id", "interval_index")
 
 
-def _parts(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> int:
-    """How many slices of the series a percentile query over [start, end] runs in."""
-    return max(1, math.ceil(_samples_summary(con, start, end)[0] / PERCENTILE_SAMPLES_PER_PART))
-
-
-def _samples_summary(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> tuple[int, int]:
-    """The number of stored samples in [start, end] and their largest CPU value in millicores."""
+def _samples_summary(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> tuple[int, int, int, int]:
+    """The number of stored samples in [start, end], their largest CPU value in millicores, and
+    their first and last series id (1 and 0 without samples)."""
     row = store.query(con, "recommend_samples_summary", _whole_seconds(start, end)).row(0)
-    return int(row[0]), int(row[1] or 0)
+    return int(row[0]), int(row[1] or 0), int(1 if row[2] is None else row[2]), int(0 if row[3] is None else row[3])
 
 
 def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
-    """Run a per-series percentile query over slices of the series, one after another: an exact
-    percentile keeps every value of a group in memory, so slices bound the peak memory
-    (about PERCENTILE_SAMPLES_PER_PART values at a time) for one extra cheap scan each."""
+    """Run a per-series percentile query over parts of the series, one after another: an exact
+    percentile keeps every value of a group in memory, so parts bound the peak memory (about
+    PERCENTILE_SAMPLES_PER_PART values at a time). On DuckDB a part is a range of series ids, which
+    the zone maps let each scan read alone; the view-based queries (the check of inexact REAL
+    percentiles, tests) take every `parts`-th series instead: each way, the parts cover every
+    series once."""
     if store.engine_for(name) is not None:  # another engine (Spark) bounds its own memory: one run
         return store.query(con, name, {**params, "parts": 1, "part": 0})
-    parts = _parts(con, params["start"], params["end"])
-    frames = [_query(con, name, {**params, "parts": parts, "part": part}) for part in range(parts)]
+    samples, _, first_id, last_id = _samples_summary(con, params["start"], params["end"])
+    parts = max(1, math.ceil(samples / PERCENTILE_SAMPLES_PER_PART))
+    ids = last_id - first_id + 1
+    frames = [_query(con, name, {**params, "parts": parts, "part": part,
+                                 "first_id": first_id + ids * part // parts,
+                                 "last_id": first_id + ids * (part + 1) // parts - 1})
+              for part in range(parts)]
+    # DuckDB's allocator keeps the percentiles' freed states for its next query; the polars work
+    # that follows cannot use them (bench L, auto: 96 MiB)
+    store.give_back_freed(con)
     return pl.concat(frames) if len(frames) > 1 else frames[0]
 
 

@@ -104,7 +104,7 @@ def test_recommend_takes_what_it_cannot_tell_from_the_view(tmp_path, monkeypatch
     with store.transaction(con):
         store.write_usage(con, rows)
     start, end = store.sample_range(con)
-    params = {"start": start, "end": end, "cpu_q": 0.95, "parts": 1, "part": 0}
+    params = {"start": start, "end": end, "cpu_q": 0.95, "parts": 1, "part": 0, "first_id": 0, "last_id": 2**31 - 1}
     exact = {name: rec._query(con, name, params).sort("series_id") for name in rec.REAL_PERCENTILES}
     monkeypatch.setattr(real_quantiles, "EPSILON", 0.0)
     calls = []
@@ -115,4 +115,9 @@ def test_recommend_takes_what_it_cannot_tell_from_the_view(tmp_path, monkeypatch
         assert name in calls  # the view-based twin ran
         assert fallback.equals(frame)
         assert fallback.equals(real_query(con, name, rec._used(name, params)).sort("series_id"))
+    # in parts (a range of series ids each), each part's inexact series from the view-based twin's
+    # every-other-series slices: the same
+    monkeypatch.setattr(rec, "PERCENTILE_SAMPLES_PER_PART", n)  # 2 x n samples: two parts
+    for name, frame in exact.items():
+        assert rec._in_parts(con, name, {"start": start, "end": end, "cpu_q": 0.95}).sort("series_id").equals(frame)
     con.close()
