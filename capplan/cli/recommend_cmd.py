@@ -123,10 +123,17 @@ def recommend(
         keep_rollup_note(con, window)  # on this connection: no second open after the command
     finally:
         con.close()
-    from capplan.report.recommendations import table_view
 
-    render.emit(runs.frame(lambda t: table_view(t, explain) if fmt == "table" else t), fmt, output,
-                title=f"Recommendations ({strategy}), biggest impact first")
+    def view(frame: pl.DataFrame) -> pl.DataFrame:
+        if fmt != "table":
+            return frame
+        # imported for the terminal view only: capplan.report's modules were ~15 ms of CPU of every
+        # CSV run (`python -X importtime`, the bench's M next hour)
+        from capplan.report.recommendations import table_view
+
+        return table_view(frame, explain)
+
+    render.emit(runs.frame(view), fmt, output, title=f"Recommendations ({strategy}), biggest impact first")
 
 
 def _mean_and_worst(metric: str, fmt: str) -> Callable[[dict[str, Any]], str]:
