@@ -997,6 +997,10 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
         node_labels = list(labels or [])
     if node_labels is None:  # zones from the cloud provider ids, where they name one
         node_labels = tf.labels_from_provider_ids(long("kube_node_info"))
+    if node_labels and ("node",) in reread:  # a node's labels joined at the ends of its kept windows
+        reread[("node",)] = pl.concat([reread[("node",)], tf.changing_windows(
+            node_labels, "node", state.coarse_seconds, spec_step, align_up(chunk.start, spec_step),
+            align_down(chunk.end, spec_step))]).unique()
     def spec_tables(a: datetime | None, b: datetime | None) -> dict[str, pl.DataFrame]:
         def cut(key: str) -> pl.DataFrame:
             return long(key, a, b, ends=True)
@@ -1064,9 +1068,12 @@ def _frames(answers: dict[str, Any], chunk: Chunk, step: int, spec_step: int, pr
 def _joined_objects(metric: Metric) -> tuple[str, ...] | None:
     """The labels naming the object whose spec-table rows `metric` joins into at each spec point
     (a pod's containers, owner, phase...: namespace and pod; a Deployment's replicas and surge:
-    namespace and deployment), for the ends of kept windows (tf.Declared.frame). None for node
-    metrics: kube_node_labels arrives at the spec step, and a node's rows join it at every point."""
-    if metric.kind == "node" or "namespace" not in metric.by:
+    namespace and deployment; a node's capacity, taints and labels: node), for the ends of kept
+    windows (tf.Declared.frame). Node labels arrive at the spec step: the windows where they
+    change count as re-read (tf.changing_windows)."""
+    if metric.kind == "node":
+        return ("node",)
+    if "namespace" not in metric.by:
         return None
     return ("namespace", metric.key_label)
 

@@ -287,3 +287,43 @@ def test_kept_window_ends_find_the_restarts_of_the_whole_expansion() -> None:
     assert whole.select("pod", "ts", "restarts_total").rows() == [("p", from_epoch(inside), 1), ("p", from_epoch(edge), 2)]
     assert tf.restarts_frame(totals.frame(reread=reread), None, after).equals(whole)
     assert totals.frame(reread=reread).height < totals.frame().height / 2
+
+
+def test_node_labels_changing_inside_a_window_keep_the_node_whole() -> None:
+    """Node capacity read per coarse window is cut to the ends of its kept windows except where
+    the node's labels (read at the spec step) change inside a window (tf.changing_windows):
+    nodes_frame, merged as the store keeps a chunk, is then the one of the whole expansion."""
+    coarse_s, spec = 3600, 300
+    t = [T0 - T0 % coarse_s + coarse_s * i for i in range(6)]
+    grid = list(range(t[0] - coarse_s + spec, t[5] + spec, spec))
+    relabel = t[2] + 4 * spec  # n1 moves to zone b inside the window ending at t[3]
+    keys = ["node", "resource"]
+    points = pl.DataFrame([{"node": node, "resource": res, "s": s, "v": value}
+                           for node in ("n1", "n2") for res, value in (("cpu", 4.0), ("memory", 8e9), ("pods", 110.0))
+                           for s in grid])
+    coarse = points.group_by(*keys, T=(pl.col("s") + coarse_s - 1) // coarse_s * coarse_s).agg(
+        val=pl.col("v").last()).filter(pl.col("T").is_in(t))
+    kept, refine = tf.kept_windows(coarse, keys, coarse_s, spec)
+    fine = points.with_columns(T=(pl.col("s") + coarse_s - 1) // coarse_s * coarse_s).join(
+        refine, on=[*keys, "T"], how="semi").select(*keys, ts=(pl.col("s") * 1_000_000).cast(tf.TS), value=pl.col("v"))
+    lo, hi = from_epoch(t[0] + spec), from_epoch(t[5] - spec)
+    capacity = tf.Declared([(kept, fine)], keys, coarse_s, spec, lo, hi)
+    in_range = [s for s in grid if t[0] + spec <= s <= t[5] - spec]
+    labels = [answer({"node": "n1", "label_topology_kubernetes_io_zone": "a"}, [(s, "1") for s in in_range if s < relabel]),
+              answer({"node": "n1", "label_topology_kubernetes_io_zone": "b"}, [(s, "1") for s in in_range if s >= relabel]),
+              answer({"node": "n2", "label_topology_kubernetes_io_zone": "a"}, [(s, "1") for s in in_range])]
+    changing = tf.changing_windows(labels, "node", coarse_s, spec, lo, hi)
+    assert changing.rows() == [("n1", t[3])]
+
+    def stored(reread: pl.DataFrame | None) -> pl.DataFrame:
+        cap = capacity.frame(reread=reread)
+        frame = tf.nodes_frame(cap, cap, labels, None, spec)
+        values = [c for c in frame.columns if c not in ("node", "valid_from", "valid_to")]
+        return frame.group_by("node", *values).agg(pl.col("valid_from").min(), pl.col("valid_to").max()).sort(
+            "node", "valid_from")
+
+    whole = stored(None)
+    reread = pl.concat([capacity.reread_windows(["node"]), changing]).unique()
+    assert stored(reread).equals(whole)
+    assert whole.filter(pl.col("node") == "n1")["valid_to"].to_list() == [from_epoch(relabel - spec), from_epoch(t[5] - spec)]
+    assert not stored(capacity.reread_windows(["node"])).equals(whole)  # the label change is what keeps n1 whole
