@@ -502,6 +502,9 @@ def recommend_window(con: duckdb.DuckDBPyConnection, strategy: str, start: datet
     history = store.bounded_memory(con, lambda: load_history(con, start, end, module.NEEDS, params, namespaces),
                                    MEMORY_LIMIT_BYTES)
     hpas = store.query(con, "recommend_hpas", {"start": start, "end": end})
+    # the blocks the loads left in DuckDB's pool are not read again: the strategy's work goes on
+    # without them
+    store.release_memory(con)
     return rows_from_history(history, strategy, params, hpas, cpu_cost, memory_cost)
 
 
