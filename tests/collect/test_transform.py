@@ -191,7 +191,7 @@ def test_declared_state_expanded_by_slices_equals_the_whole_expansion() -> None:
     kept, refine2 = tf.kept_windows(coarse, keys, coarse_s, spec)
     assert refine.sort(keys + ["T"]).equals(refine2.sort(keys + ["T"]))
     # re-reads: every spec point of each window to refine, value 9
-    fine = refine.select(*keys, "T", p=pl.int_ranges(0, coarse_s // spec)).explode("p").select(
+    fine = refine.select(*keys, "T", p=pl.int_ranges(0, coarse_s // spec)).explode("p", empty_as_null=True).select(
         *keys, ts=((pl.col("T") - pl.col("p") * spec) * 1_000_000).cast(tf.TS), value=pl.lit(9.0))
     lo, hi = from_epoch(t[0] + spec), from_epoch(t[5] - spec)
     want = pl.concat([whole, fine.select(whole.columns)]).filter(pl.col("ts").is_between(lo, hi))
