@@ -106,8 +106,7 @@ def _duckdb_limit_bytes() -> int:
 
 def duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
     """memory_limit and threads for every connection capplan opens (environment overrides)."""
-    limit = os.environ.get(MEMORY_LIMIT_ENV) or f"{_duckdb_limit_bytes() // 2**20}MB"
-    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": limit}
+    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": _full_limit()}
     threads = os.environ.get(THREADS_ENV)
     if threads:
         config["threads"] = threads

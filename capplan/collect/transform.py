@@ -665,18 +665,17 @@ def changing_windows(results: Sequence[dict[str, Any]], label: str, coarse_secon
     others, named by the series' `label` (its node): where a node's labels may differ from one
     point to the next. Elsewhere each series is there at every point of the window or at none."""
     schema = pl.Schema({label: pl.Utf8(), "T": pl.Int64()})
-    counts = [len(r["values"]) for r in results]
-    if not sum(counts):
+    answer = as_matrix(results)
+    if not answer.points:
         return pl.DataFrame(schema=schema)
     step, coarse = spec_step_seconds, coarse_seconds
     first_s = -(-int((lo - _EPOCH).total_seconds()) // step) * step  # the first and last spec points in [lo, hi]
     last_s = int((hi - _EPOCH).total_seconds()) // step * step
-    points = pl.DataFrame({"i": _repeat_index(counts),
-                           "s": _times([p[0] for r in results for p in r["values"]], 1)})
+    points = pl.DataFrame({"i": _repeat_index(answer.counts), "s": answer.times.round(0).cast(pl.Int64)})
     seen = points.group_by("i", T=(pl.col("s") + coarse - 1) // coarse * coarse).agg(n=pl.len())
     window_points = (pl.min_horizontal(pl.col("T"), pl.lit(last_s))
                      - pl.max_horizontal(pl.col("T") - coarse + step, pl.lit(first_s))) // step + 1
-    names = pl.DataFrame({label: [str(r["metric"].get(label, "")) for r in results]}, schema={label: pl.Utf8})
+    names = pl.DataFrame({label: [str(m.get(label, "")) for m in answer.metrics]}, schema={label: pl.Utf8})
     partial = seen.filter(pl.col("n") < window_points).select("i", "T")
     return names.with_row_index("i").with_columns(pl.col("i").cast(pl.Int64)).join(
         partial, on="i").select(label, "T").unique()
