@@ -212,3 +212,43 @@ def test_recommend_is_the_same_frame_from_the_view(db: Path, strategy: str, monk
         con.close()
     for a, b in zip(stored, from_view, strict=True):
         assert a.height > 0 and a.equals(b)
+
+
+@pytest.fixture(scope="module")
+def db_with_days(tmp_path_factory) -> Path:
+    """Raw samples, hourly rows and daily rows (hours older than two days rolled into days)."""
+    path = tmp_path_factory.mktemp("stored_days") / "db.duckdb"
+    con = store.open_db(path)
+    with store.transaction(con):
+        store.write_usage(con, _rows(seed=11))
+    with store.transaction(con):
+        rollup.compact(con, raw_retention=timedelta(days=1), daily_after=timedelta(days=2, hours=12))
+    con.close()
+    return path
+
+
+def test_samples_summary_against_the_views_rows(db_with_days: Path) -> None:
+    """recommend's summary (count, largest CPU in millicores, first and last series id) of windows over
+    raw samples only, raw and hourly rows, all three tables, rollups only and an empty span, against
+    the usage_samples view's rows counted in Python."""
+    con = store.open_db(db_with_days, read_only=True)
+    try:
+        counts = [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("usage_raw", "usage_hourly", "usage_daily")]
+        assert all(counts), counts
+        oldest, newest = store.sample_range(con)
+        raw_from = con.execute("SELECT CAST(min(ts) AS TIMESTAMP) FROM usage_raw").fetchone()[0]
+        hourly_from = con.execute("SELECT CAST(min(hour) AS TIMESTAMP) FROM usage_hourly").fetchone()[0]
+        windows = [(oldest, newest), (raw_from, newest), (hourly_from, newest),
+                   (oldest, raw_from - timedelta(seconds=1)), (oldest + timedelta(hours=5, microseconds=7), newest - timedelta(hours=2)),
+                   (newest + timedelta(days=1), newest + timedelta(days=2))]
+        for start, end in windows:
+            rows = _view_rows(con, start, end)
+            got = rec._samples_summary(con, start, end)
+            if rows.is_empty():
+                assert got == (0, 0, 1, 0)
+                continue
+            expected = (rows.height, round(float(rows["cpu_cores"].max()) * 1000),
+                        int(rows["series_id"].min()), int(rows["series_id"].max()))
+            assert got == expected
+    finally:
+        con.close()
