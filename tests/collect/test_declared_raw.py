@@ -151,3 +151,43 @@ def test_an_hourly_run_reading_raw_stores_what_the_spec_step_queries_store(prom,
         got, want = table(raw_db, name), table(stepped_db, name)
         assert want.height > 0 or name in ("restarts",), name
         assert _sorted(got).equals(_sorted(want)), name
+
+
+def test_a_long_run_reads_changed_windows_raw_and_stores_what_the_spec_step_queries_store(prom, tmp_path: Path,
+                                                                                          monkeypatch) -> None:
+    """A run of 36 hours reads declared state per coarse window and reads the objects of the
+    windows where something changed again: raw (kube-state-metrics is scraped every 5 minutes, the
+    spec step) or with the spec-step query (kube-state-metrics scraped more often, forced here).
+    Both store the same tables, and each run asked for those objects by name the way it should."""
+    asked: list[tuple[str, str]] = []
+    real_query, real_range = collect_run.PromClient.query_body, collect_run.PromClient.query_range_body
+
+    def counting(self, promql, at):
+        asked.append(("instant", promql))
+        return real_query(self, promql, at)
+
+    def counting_range(self, promql, start, end, step):
+        asked.append(("range", promql))
+        return real_range(self, promql, start, end, step)
+
+    monkeypatch.setattr(collect_run.PromClient, "query_body", counting)
+    monkeypatch.setattr(collect_run.PromClient, "query_range_body", counting_range)
+    end = WINDOW_START + timedelta(hours=35)
+    raw_db, stepped_db = tmp_path / "raw.duckdb", tmp_path / "stepped.duckdb"
+
+    def rereads(kind: str) -> list[str]:
+        # a re-read names its objects (pod="..." or pod=~"..."); the coarse reads name none
+        return [q for k, q in asked if k == kind and "kube_pod_info{pod=" in q]
+
+    run(prom.url, raw_db, start=WINDOW_START, end=end)
+    raw_rereads, stepped_in_raw_run = rereads("instant"), rereads("range")
+    asked.clear()
+    monkeypatch.setattr(collect_run, "RAW_DECLARED_MIN_STEP_FRACTION", math.inf)
+    run(prom.url, stepped_db, start=WINDOW_START, end=end)
+    assert raw_rereads and all("pod=" in q and q.endswith("ms]") for q in raw_rereads)
+    assert stepped_in_raw_run == []
+    assert rereads("instant") == [] and rereads("range")
+    for name in SPEC:
+        got, want = table(raw_db, name), table(stepped_db, name)
+        assert want.height > 0, name
+        assert _sorted(got).equals(_sorted(want)), name
