@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from capplan.analysis.row_groups import rows_by
+
 QOS_ORDER = {"BestEffort": 0, "Burstable": 1, "Guaranteed": 2}
 
 # pkg/kubelet/qos/policy.go constants.
@@ -69,8 +71,8 @@ def qos_classes(containers: pl.DataFrame) -> pl.DataFrame:
     """QoS class per pod (namespace, pod, qos_class) from a containers frame."""
     cols = ["cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes"]
     rows = []
-    for (namespace, pod), group in containers.group_by(["namespace", "pod"], maintain_order=True):
-        rows.append({"namespace": namespace, "pod": pod, "qos_class": qos_class(group.select(cols).to_dicts())})
+    for (namespace, pod), group in rows_by(containers.select("namespace", "pod", *cols), ["namespace", "pod"]).items():
+        rows.append({"namespace": namespace, "pod": pod, "qos_class": qos_class(group)})
     return pl.DataFrame(rows, schema={"namespace": pl.Utf8, "pod": pl.Utf8, "qos_class": pl.Utf8})
 
 
@@ -149,11 +151,10 @@ def container_oom_scores(containers: pl.DataFrame, pods: pl.DataFrame, capacitie
     """
     pod_info = {(r["namespace"], r["pod"]): r for r in pods.iter_rows(named=True)}
     rows = []
-    for (namespace, pod), group in containers.group_by(["namespace", "pod"], maintain_order=True):
+    for (namespace, pod), records in rows_by(containers, ["namespace", "pod"]).items():
         info = pod_info.get((namespace, pod))
         if info is None:
             continue
-        records = group.to_dicts()
         regular = [defaulted_memory_request(r["memory_request_bytes"], r["memory_limit_bytes"])
                    for r in records if not r.get("init_container")]
         min_regular = min(regular) if regular else None

@@ -168,6 +168,13 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
+def _whole_seconds(lo: datetime, hi: datetime) -> dict[str, datetime]:
+    """[lo, hi] rounded inward to whole seconds: the same stored samples (their times are whole
+    seconds), as bounds the stored TIMESTAMP_S columns are compared with directly."""
+    start = lo.replace(microsecond=0)
+    return {"lo": start if start == lo else start + timedelta(seconds=1), "hi": hi.replace(microsecond=0)}
+
+
 def peak_memory(con: duckdb.DuckDBPyConnection, placement: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
     """Per node of `placement` (namespace, pod, node): the largest summed working set of the pods
     placed there at one timestamp of [start, end], and the first time it was reached
@@ -177,7 +184,7 @@ def peak_memory(con: duckdb.DuckDBPyConnection, placement: pl.DataFrame, start: 
     ids = placement.select("node").unique().sort("node").with_row_index("node_id")
     con.register("whatif_placement", placement.join(ids, on="node").to_arrow())
     try:
-        parts = store.bounded_memory(con, lambda: [store.query(con, "whatif_peak_memory", {"start": lo, "end": hi})
+        parts = store.bounded_memory(con, lambda: [store.query(con, "whatif_peak_memory", _whole_seconds(lo, hi))
                                                    for lo, hi in day_slices(con, start, end)])
     finally:
         con.unregister("whatif_placement")

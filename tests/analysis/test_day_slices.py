@@ -116,3 +116,35 @@ def test_whatif_peaks_in_slices_equal_the_whole_window_in_polars(sample_db_reado
     assert got["node"].to_list() == want["node"].to_list() == targets
     assert got["peak_memory_bytes"].to_list() == want["peak"].to_list()
     assert got["peak_at"].to_list() == want["at"].to_list()
+
+
+def test_whatif_peak_ties_and_nodes_without_memory_by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # web/p1 + web/p2 placed on node-x sum to 2, 4, 4 GiB (the last two either side of midnight, so
+    # in two slices) and 4 GiB again the next hour: the peak is 4 GiB, first reached at 23:55; web/p3
+    # on node-y has CPU samples only: a NULL peak at its first sample time, as the placement's
+    # nodes always got
+    from datetime import datetime
+
+    from tests.analysis.cluster_builder import GiB, build_store, ctr, node, pod
+
+    monkeypatch.setattr(whatif, "day_slices", functools.partial(day_slices, max_samples=1))
+    t = [datetime(2026, 1, 1, 23, 50), datetime(2026, 1, 1, 23, 55), datetime(2026, 1, 2, 0, 0),
+         datetime(2026, 1, 2, 1, 0)]
+    p1, p2 = [1, 3, 2, 3], [1, 1, 2, 1]
+    usage = [{"namespace": "web", "pod": pod_name, "container": "app", "node": "node-a", "ts": ts,
+              "cpu_cores": 0.1, "memory_bytes": None if pod_name == "p3" else values[i] * GiB}
+             for pod_name, values in (("p1", p1), ("p2", p2), ("p3", p1)) for i, ts in enumerate(t)]
+    db = build_store(tmp_path / "ties.duckdb", [node("node-a", 4.0, 16 * GiB)],
+                     [pod("web", p, "node-a", "ReplicaSet") for p in ("p1", "p2", "p3")],
+                     [ctr("web", p, "app", 0.1, None, GiB, None) for p in ("p1", "p2", "p3")], usage)
+    placement = pl.DataFrame({"namespace": ["web"] * 3, "pod": ["p1", "p2", "p3"], "node": ["node-x", "node-x", "node-y"]})
+    con = store.open_db(db, read_only=True)
+    try:
+        assert len(day_slices(con, t[0], t[-1], max_samples=1)) == 2
+        got = whatif.peak_memory(con, placement, t[0], t[-1])
+    finally:
+        con.close()
+    assert got.to_dicts() == [
+        {"node": "node-x", "peak_memory_bytes": 4 * GiB, "peak_at": t[1]},
+        {"node": "node-y", "peak_memory_bytes": None, "peak_at": t[0]},
+    ]

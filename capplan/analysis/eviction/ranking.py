@@ -12,6 +12,7 @@ from capplan.analysis.qos import (
     is_node_critical_pod,
     qos_class,
 )
+from capplan.analysis.row_groups import rows_by
 
 
 def pod_specs(containers: pl.DataFrame, priorities: PriorityMap) -> pl.DataFrame:
@@ -37,13 +38,12 @@ def pod_specs(containers: pl.DataFrame, priorities: PriorityMap) -> pl.DataFrame
     no_overhead = defaulted.drop([c for c in ("overhead_cpu_cores", "overhead_memory_bytes") if c in defaulted.columns])
     sums = pod_resources(no_overhead).select("namespace", "pod", "memory_request_bytes", "memory_limit_bytes",
                                              "memory_unlimited_containers")
-    cols = ["cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes"]
     rows = []
-    for (namespace, pod), group in containers.group_by(["namespace", "pod"], maintain_order=True):
-        first = group.row(0, named=True)
+    for (namespace, pod), group in rows_by(containers, ["namespace", "pod"]).items():
+        first = group[0]
         priority_class = first.get("priority_class")
         priority, known = priorities.resolve(priority_class)
-        qos = qos_class(group.select(cols).to_dicts())
+        qos = qos_class(group)
         reported = first.get("qos_class_reported")
         rows.append({
             "namespace": namespace, "pod": pod, "node": first.get("node"), "priority_class": priority_class,
