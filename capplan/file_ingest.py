@@ -79,6 +79,12 @@ class LongFile:
     text_numbers: tuple[str, ...] = ()           # number columns held as text (parsed here)
     text_time: bool = False                      # timestamps held as text (ISO 8601)
     time_zone: bool = False                      # Parquet timestamps with a time zone
+    # CSV: the number columns DuckDB's reader parses itself (as DOUBLE: _csv_typed) until a cell it
+    # cannot parse makes check_and_stage read them as text (text_numbers) instead
+    csv_numbers: tuple[str, ...] = ()
+    # text timestamps with a UTC offset, counted by the summary: none, and the later passes parse
+    # the time with a plain cast (the offset-aware expression takes the same branch for every row)
+    offset_times: int | None = None
     quantities: dict[str, dict[str, float]] = field(default_factory=dict)
     rows: str = ""
     lines: str = ""
@@ -136,6 +142,9 @@ def open_file(con: duckdb.DuckDBPyConnection, path: Path) -> LongFile:
             raise BadInputError(f"{path}: {column}: is {dtype}, expected numbers")
     source = LongFile(path, origin, kind, present, tuple(text_numbers), ts_type == pl.Utf8,
                       isinstance(ts_type, pl.Datetime) and ts_type.time_zone is not None)
+    if kind == "csv":
+        # numbers parsed by the reader first (_summarise falls back to text on a cell it refuses)
+        source.csv_numbers, source.text_numbers = source.text_numbers, ()
     if kind == "parquet" and isinstance(ts_type, pl.Datetime) and ts_type.time_zone is None:
         source.time_type = str(store.fetch_row(
             con, "SELECT column_type FROM (DESCRIBE SELECT \"timestamp\" FROM read_parquet($path))", {"path": str(path)})[0])
@@ -164,6 +173,16 @@ _CSV = ("read_csv($path, header = true, all_varchar = true, delim = ',', quote =
 _PARQUET = "read_parquet($path, file_row_number = true)"
 
 
+def _csv_typed(columns: tuple[str, ...]) -> str:
+    """_CSV with these columns parsed as DOUBLE by the reader: the same value as the text path's
+    TRY_CAST for every cell the reader takes, and a ConversionException for every other one (a
+    quantity, a blank, words), on which the file is read as text (tests/ingest: the cells compared
+    one by one). The summary of the L CSV 2.76 -> 2.61 CPU-s, with the offset-free time parse of the
+    write 4.4 -> 3.9 (bench/RESULTS.md, IM)."""
+    types = ", ".join(f"'{c}': 'DOUBLE'" for c in columns)
+    return _CSV.removesuffix(")") + f", types = {{{types}}})"
+
+
 def _text(column: str) -> str:
     return f"nullif(trim(CAST({_q(column)} AS VARCHAR)), '')"
 
@@ -181,13 +200,19 @@ def _number(source: LongFile, column: str) -> str:
 
 
 def _build_sql(source: LongFile) -> None:
+    offset = ""
     if source.text_time:
         # ISO 8601 text: UTC ("Z") or without an offset (UTC too) is read as a plain TIMESTAMP; only
         # text with an offset after the date takes the time-zone-aware parse (5x the CPU per value)
         text = 'CAST("timestamp" AS VARCHAR)'  # (the casts skip surrounding blanks)
         time_part = f"substr({text}, 11)"
-        ts = (f"CASE WHEN strpos({time_part}, '+') > 0 OR strpos({time_part}, '-') > 0 "
-              f"THEN timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ)) ELSE TRY_CAST({text} AS TIMESTAMP) END")
+        offset = f"(strpos({time_part}, '+') > 0 OR strpos({time_part}, '-') > 0)"
+        ts = (f"CASE WHEN {offset} THEN timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ)) "
+              f"ELSE TRY_CAST({text} AS TIMESTAMP) END")
+        if source.offset_times == 0:
+            # no time of the file has an offset (the summary counted them): the CASE above takes
+            # its ELSE for every row; without it a pass over the L CSV costs ~0.3 CPU-s less
+            ts, offset = f"TRY_CAST({text} AS TIMESTAMP)", ""
     elif source.time_zone:
         ts = "timezone('UTC', \"timestamp\")"
     else:
@@ -200,10 +225,13 @@ def _build_sql(source: LongFile) -> None:
     if source.text_time:
         select.append(f"{_text('timestamp')} AS _text_ts")
         select.append('CAST("timestamp" AS VARCHAR) AS _raw_ts')
+        if offset:
+            select.append(f"{offset} AS _offset_ts")
     select += [f"{_text(c)} AS _text_{c}" for c in source.text_numbers]
     select += [f"CAST({_q(c)} AS VARCHAR) AS _raw_{c}" for c in source.text_numbers]
     columns = ", ".join(select)
-    read = _PARQUET if source.kind == "parquet" else _CSV
+    typed = tuple(c for c in source.csv_numbers if c not in source.text_numbers)
+    read = _PARQUET if source.kind == "parquet" else _csv_typed(typed) if typed else _CSV
     source.rows = f"(SELECT {columns} FROM {read})"
     if source.time_type:
         between = f'"timestamp" >= CAST($slice_lo AS {source.time_type}) AND "timestamp" < CAST($slice_hi AS {source.time_type})'
@@ -266,7 +294,7 @@ def check_and_stage(con: duckdb.DuckDBPyConnection, source: LongFile, *, now: da
     limit = {"ts_limit": gate.ts_limit(now), **source.params}
     checks = _checks(source, now)
     try:
-        totals = _summarise(con, source, checks, limit)
+        totals = _summarise_file(con, source, checks, limit)
         if any(totals[f"unparsed_{c}"] for c in _text_columns(source)):
             _parse_errors(con, source, totals)
             if source.quantities:  # every text was a quantity: read again with their values
@@ -319,6 +347,29 @@ def _text_columns(source: LongFile) -> list[str]:
     return (["ts"] if source.text_time else []) + [c for c in NUMBER_COLUMNS if c in source.text_numbers]
 
 
+def _summarise_file(con: duckdb.DuckDBPyConnection, source: LongFile, checks: list[gate.Check],
+                    limit: dict[str, Any]) -> dict[str, Any]:
+    """_summarise, first with the CSV's numbers parsed by the reader; a cell it refuses (a quantity,
+    a blank, a word: a ConversionException, or an error the text read raises again) and the file is
+    summarised with its numbers as text, which takes quantities and names a bad cell by its line.
+    Then, when no time of the file has a UTC offset, the later passes parse times without the
+    offset test (LongFile.offset_times)."""
+    if source.csv_numbers and not source.text_numbers:
+        try:
+            totals = _summarise(con, source, checks, limit)
+        except (duckdb.ConversionException, duckdb.InvalidInputException):
+            source.text_numbers = source.csv_numbers
+            _build_sql(source)
+            totals = _summarise(con, source, checks, limit)
+    else:
+        totals = _summarise(con, source, checks, limit)
+    if source.text_time and source.offset_times is None:
+        source.offset_times = int(totals["offset_times"] or 0)
+        if not source.offset_times:
+            _build_sql(source)
+    return totals
+
+
 def _summarise(con: duckdb.DuckDBPyConnection, source: LongFile, checks: list[gate.Check],
                limit: dict[str, Any]) -> dict[str, Any]:
     """The summary per group, and the file's totals: rows, groups with a bad row, unparsed texts.
@@ -332,9 +383,14 @@ def _summarise(con: duckdb.DuckDBPyConnection, source: LongFile, checks: list[ga
     # cells that are not empty (DuckDB reads an empty cell as NULL) but no time or number: an upper
     # bound (blank text counts too) that _parse_errors makes exact
     unparsed = "".join(f", count(_raw_{c}) - count({c}) AS unparsed_{c}" for c in _text_columns(source))
+    offsets = source.text_time and source.offset_times is None
+    if offsets:
+        unparsed += ", count_if(_offset_ts) AS offset_times"
     con.execute(store.load_sql("import_groups").format(
         rows=source.rows, keys=", ".join(source.group_columns), extremes=extremes, unparsed=unparsed), source.params)
     sums = "".join(f", sum(unparsed_{c}) AS unparsed_{c}" for c in _text_columns(source))
+    if offsets:
+        sums += ", sum(offset_times) AS offset_times"
     result = con.execute(f"SELECT sum(samples) AS samples, count(*) FILTER (WHERE {_group_bad(checks)}) AS bad{sums} "
                          "FROM _import_groups", {"ts_limit": limit["ts_limit"]})
     names = [d[0] for d in result.description]

@@ -4,7 +4,8 @@
 -- The spec tables, series_nodes and the bounds by node are built from this summary.
 -- Format fields: rows, the file; keys, the grouping columns; extremes, the minimum and maximum
 -- of the time and of every number (the gate's checks are judged on them: capplan.file_ingest);
--- unparsed, per text column, the texts that are no time or number.
+-- unparsed, per text column, the texts that are no time or number (and, while they are not known
+-- yet, how many text times have a UTC offset).
 -- Params: $path: the file.
 CREATE OR REPLACE TEMP TABLE _import_groups AS
 SELECT {keys},

@@ -14,6 +14,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from capplan import file_ingest
 from capplan.errors import BadInputError
 from capplan.importer import import_long_format
 
@@ -306,3 +307,103 @@ def test_a_file_in_order_only_at_its_start_still_lands_in_stored_order(suffix, t
         assert (summary.samples_read, summary.samples) == (len(repeated), len(rows))
         stored, out_of_order = _stored(db)
         assert (sorted(stored), out_of_order) == (_expected(rows), 0)
+
+
+# --- CSV numbers parsed by DuckDB's reader, times without the offset test ------------------------
+# (capplan.file_ingest._summarise_file: the reader's DOUBLE parse first, the text path on any cell it
+# refuses; a file whose times carry no UTC offset is parsed with a plain cast after its summary)
+
+ODD_CELLS = ["1.5", " 1.5", "1.5 ", "+1", "-0", "1e-3", "1E+2", ".5", "5.", "1_000", "00001", "\t1", "+-1",
+             '" 2 "', '""', "", "0.1234567890123456789", "inf", "nan", "-1", "0x10", '"1,5"', "1d", "1..2", "--1",
+             ".", "+", "1 2", "0b101", " ", "250m", "1Gi", "abc"]
+
+
+def _text_numbers_only(monkeypatch) -> None:
+    """Every CSV number read as text and cast by the import, as before the reader parsed them."""
+    real_open = file_ingest.open_file
+
+    def open_as_text(con, path):
+        source = real_open(con, path)
+        source.text_numbers = source.csv_numbers
+        file_ingest._build_sql(source)
+        return source
+
+    monkeypatch.setattr(file_ingest, "open_file", open_as_text)
+
+
+def _outcome(path: Path, db: Path) -> tuple[str, object]:
+    try:
+        import_long_format(path, db)
+    except BadInputError as exc:
+        return "refused", str(exc)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return "stored", con.execute("SELECT series_id, ts, cpu_mcores, memory_kib FROM usage_raw ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("cell", ODD_CELLS)
+def test_a_csv_number_cell_reads_the_same_through_the_reader_as_through_text(cell, tmp_path, monkeypatch) -> None:
+    path = tmp_path / "usage.csv"
+    path.write_text("namespace,pod,container,timestamp,cpu_cores,memory_bytes\n"
+                    "ns,p,c,2026-11-10T12:00:00Z,0.25,1048576\n"
+                    f"ns,p,c,2026-11-10T12:05:00Z,{cell},2097152\n"
+                    f"ns,p,c,2026-11-10T12:10:00Z,0.75,{cell}\n")
+    read = _outcome(path, tmp_path / "read.duckdb")
+    _text_numbers_only(monkeypatch)
+    assert read == _outcome(path, tmp_path / "text.duckdb")
+
+
+def test_a_csv_number_cell_read_by_the_reader_is_stored_at_its_value(tmp_path) -> None:
+    path = tmp_path / "usage.csv"
+    path.write_text("namespace,pod,container,timestamp,cpu_cores,memory_bytes\n"
+                    "ns,p,c,2026-11-10T12:00:00Z, 1.5 ,1e6\n"
+                    "ns,p,c,2026-11-10T12:05:00Z,+.25,\"2048\"\n"
+                    "ns,p,c,2026-11-10T12:10:00Z,,1_024\n")
+    db = tmp_path / "db.duckdb"
+    assert import_long_format(path, db).samples == 3
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored = con.execute("SELECT ts, cpu_mcores, memory_kib FROM usage_raw ORDER BY ts").fetchall()
+    finally:
+        con.close()
+    # 1e6 bytes = 976.5625 KiB -> 977; an empty CPU cell is unknown (NULL), not 0
+    assert stored == [(datetime(2026, 11, 10, 12, 0), 1500, 977), (datetime(2026, 11, 10, 12, 5), 250, 2),
+                      (datetime(2026, 11, 10, 12, 10), None, 1)]
+
+
+@pytest.mark.parametrize("offset_row", [None, 0, 39_999])
+def test_csv_times_with_an_offset_anywhere_or_none(offset_row, tmp_path, monkeypatch) -> None:
+    """40,000 rows of times in UTC ("Z" or no suffix); with one of them written with an offset instead
+    (the same instant): stored at the UTC times, whichever way the time is parsed."""
+    rows = _rows(5)
+    path = tmp_path / "usage.csv"
+    lines = ["namespace,pod,container,timestamp,cpu_cores,memory_bytes"]
+    for i, r in enumerate(rows):
+        t = r["timestamp"]
+        text = (f"{(t + timedelta(hours=3)):%Y-%m-%dT%H:%M:%S}+03:00" if i == offset_row
+                else f"{t:%Y-%m-%dT%H:%M:%SZ}" if i % 2 else f"{t:%Y-%m-%d %H:%M:%S}")
+        lines.append(f"{r['namespace']},{r['pod']},{r['container']},{text},{r['cpu_cores']},{r['memory_bytes']}")
+    path.write_text("\n".join(lines) + "\n")
+    seen: list[int | None] = []
+    real_check = file_ingest.check_and_stage
+
+    def check(con, source, **kwargs):
+        staged = real_check(con, source, **kwargs)
+        seen.append(source.offset_times)
+        return staged
+
+    monkeypatch.setattr(file_ingest, "check_and_stage", check)
+    db = tmp_path / "db.duckdb"
+    assert import_long_format(path, db).samples == len(rows)
+    assert seen == [0 if offset_row is None else 1]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored = con.execute(
+            "SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u JOIN series AS s USING (series_id)"
+        ).fetchall()
+    finally:
+        con.close()
+    assert sorted(stored) == sorted(
+        (r["pod"], r["timestamp"], round(r["cpu_cores"] * 1000), r["memory_bytes"] // 1024) for r in rows)
