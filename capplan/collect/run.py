@@ -42,6 +42,7 @@ from capplan.collect.queries import (
     from_epoch,
     plan_chunks,
     render,
+    render_coarse,
     render_raw,
     split_range,
     utc_naive,
@@ -741,8 +742,8 @@ def _read_coarse(pool: ThreadPoolExecutor, client: PromClient, wanted: list[Metr
         if metric.kind == "usage" or metric.labels is None:
             continue
         for batch in ([None] if metric.kind == "node" else batches):
-            futures[pool.submit(_range_split, client, render(metric, batch, coarse_s * 1000 - 1, scope=state.scope), first, last,
-                                coarse_s)] = metric
+            futures[pool.submit(_range_split, client, render_coarse(metric, batch, coarse_s * 1000 - 1, state.scope),
+                                first, last, coarse_s)] = metric
     done, _ = wait(futures, return_when=FIRST_EXCEPTION)
     parts: dict[str, list[pl.DataFrame]] = {}
     for future, metric in futures.items():
@@ -750,7 +751,8 @@ def _read_coarse(pool: ThreadPoolExecutor, client: PromClient, wanted: list[Metr
             _cancel(futures)  # type: ignore[arg-type]
             raise future.exception()  # type: ignore[misc]
         parts.setdefault(metric.key, []).append(
-            tf.coarse_values(future.result(), list(metric.by), dict(metric.aliases) or None))
+            tf.coarse_values(future.result(), list(metric.by), dict(metric.aliases) or None,
+                             equals_one=metric.post == " == 1"))
     # which windows held one value and which to read again, once for the whole run (each chunk
     # then takes its own windows: the same flags, as a window's neighbours are within the run),
     # rather than per chunk and metric (bench/collect_bench.py's M first run: ~4 s of client CPU)

@@ -548,12 +548,23 @@ def usage_from_raw(cpu: Raw, memory: Raw, keys: Sequence[str], lo: float, hi: fl
 
 
 def coarse_values(results: Sequence[dict[str, Any]] | Matrix, labels: Sequence[str],
-                  aliases: dict[str, str] | None = None) -> pl.DataFrame:
-    """A coarse answer (the last value per window) as labels, T (window end, epoch seconds), val."""
-    frame = to_frame(results, list(labels), aliases)
+                  aliases: dict[str, str] | None = None, equals_one: bool = False) -> pl.DataFrame:
+    """A coarse answer (the last value per window and series, queries.render_coarse) folded as
+    `max by (labels)` (then ` == 1` when `equals_one`) would have folded it on the server, as
+    labels, T (window end, epoch seconds), val. Like Prometheus' `max`, a NaN loses to any number
+    (a group of NaN only is dropped); +-Inf results are dropped, as to_frame drops them."""
     keys = [(aliases or {}).get(label, label) for label in labels]
-    return frame.select(*keys, T=pl.col("ts").dt.epoch("s"), val=pl.col("value")).unique(
-        subset=[*keys, "T"], keep="first")
+    answer = as_matrix(results)
+    if answer.points == 0:
+        return pl.DataFrame(schema={**{key: pl.Utf8 for key in keys}, "T": pl.Int64, "val": pl.Float64})
+    points = pl.DataFrame({"sid": _repeat_index(answer.counts), "T": answer.times.round(0).cast(pl.Int64),
+                           "val": _numbers(answer.values)}).filter(~pl.col("val").is_nan().fill_null(True))
+    series = pl.DataFrame({key: [str(m.get(label, "")) for m in answer.metrics] for key, label in zip(keys, labels, strict=True)},
+                          schema={key: pl.Utf8 for key in keys}).with_row_index("sid").with_columns(pl.col("sid").cast(pl.Int64))
+    out = points.join(series, on="sid").group_by(*keys, "T").agg(pl.col("val").max())
+    if equals_one:
+        out = out.filter(pl.col("val") == 1.0)
+    return out.filter(~pl.col("val").is_infinite()).select(*keys, "T", "val")
 
 
 def expand_coarse(coarse: pl.DataFrame, keys: Sequence[str], coarse_seconds: int, spec_step_seconds: int

@@ -16,7 +16,7 @@ import pytest
 from capplan import store
 from capplan.collect import run as collect_run
 from capplan.collect import transform as tf
-from capplan.collect.queries import METRICS, epoch, render, render_raw
+from capplan.collect.queries import METRICS, epoch, render, render_coarse, render_raw
 from tests.collect.conftest import WINDOW_START
 from tests.collect.test_collect import run, table
 
@@ -191,3 +191,67 @@ def test_a_long_run_reads_changed_windows_raw_and_stores_what_the_spec_step_quer
         got, want = table(raw_db, name), table(stepped_db, name)
         assert want.height > 0, name
         assert _sorted(got).equals(_sorted(want)), name
+
+
+@pytest.mark.parametrize("window", [6 * 3600, 3600])
+def test_coarse_reads_folded_by_capplan_equal_the_servers_max_by(prom, window: int) -> None:
+    """For every declared metric read per coarse window, the per-series answer folded by capplan
+    (coarse_values) equals Prometheus' own `max by (...) (last_over_time(m[window])) [== 1]` over
+    the whole fixture, window by window."""
+    lo, hi = WINDOW_START + timedelta(seconds=window), WINDOW_START + timedelta(hours=36)
+    checked = 0
+    for metric in METRICS:
+        if metric.kind == "usage" or not metric.by:
+            continue
+        aliases = dict(metric.aliases) or None
+        want = tf.to_frame(prom.query_range(render(metric, None, window * 1000 - 1), lo, hi, window),
+                           list(metric.by), aliases)
+        want = want.select(*want.columns[:-2], T=pl.col("ts").dt.epoch("s"), val=pl.col("value"))
+        got = tf.coarse_values(prom.query_range(render_coarse(metric, None, window * 1000 - 1), lo, hi, window),
+                               list(metric.by), aliases, equals_one=metric.post == " == 1")
+        assert got.schema == want.schema, metric.key
+        assert _sorted(got).equals(_sorted(want)), metric.key
+        checked += want.height
+    assert checked > 1000
+
+
+def test_coarse_folding_follows_prometheus_max_rules() -> None:
+    """Per group and window: a NaN loses to any number and a group of NaN only is dropped; +Inf
+    wins and is dropped (not replaced by the next largest); -Inf alone is dropped; ` == 1` is
+    applied to the group's maximum (a group holding 2 and 1 is dropped; 0.5 and 1 is kept)."""
+    T = 1_800_000_000
+    results = [
+        {"metric": {"pod": "a", "phase": "x", "uid": "1"}, "values": [[T, "NaN"], [T + 3600, "1"], [T + 7200, "NaN"]]},
+        {"metric": {"pod": "a", "phase": "x", "uid": "2"}, "values": [[T, "1"], [T + 3600, "+Inf"], [T + 7200, "NaN"]]},
+        {"metric": {"pod": "b", "phase": "x", "uid": "3"}, "values": [[T, "2"], [T + 3600, "0.5"], [T + 7200, "-Inf"]]},
+        {"metric": {"pod": "b", "phase": "x", "uid": "4"}, "values": [[T, "1"], [T + 3600, "1"]]},
+    ]
+    by = ["pod", "phase"]
+
+    def brute(equals_one: bool) -> set:
+        out = set()
+        for t in (T, T + 3600, T + 7200):
+            groups: dict[tuple, list[float]] = {}
+            for r in results:
+                for at, v in r["values"]:
+                    if at == t:
+                        groups.setdefault(tuple(r["metric"][k] for k in by), []).append(float(v.lstrip("+")))
+            for key, values in groups.items():
+                numbers = [v for v in values if not math.isnan(v)]
+                if numbers and not math.isinf(max(numbers)) and (not equals_one or max(numbers) == 1.0):
+                    out.add((*key, t, max(numbers)))
+        return out
+
+    for equals_one in (False, True):
+        got = tf.coarse_values(results, by, None, equals_one=equals_one)
+        assert set(got.iter_rows()) == brute(equals_one) and got.height == len(brute(equals_one))
+    assert set(tf.coarse_values(results, by, None).iter_rows()) == {
+        ("a", "x", T, 1.0), ("b", "x", T, 2.0), ("b", "x", T + 3600, 1.0)}
+    assert set(tf.coarse_values(results, by, None, equals_one=True).iter_rows()) == {
+        ("a", "x", T, 1.0), ("b", "x", T + 3600, 1.0)}
+    # render_coarse asks the server for ` >= 1` per series rather than the group's ` == 1`: folding
+    # what that filter leaves gives the same groups
+    at_least_one = [{"metric": r["metric"], "values": [[t, v] for t, v in r["values"] if float(v.lstrip("+")) >= 1]}
+                    for r in results]
+    got = tf.coarse_values(at_least_one, by, None, equals_one=True)
+    assert set(got.iter_rows()) == brute(True) and got.height == len(brute(True))
