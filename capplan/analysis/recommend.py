@@ -22,6 +22,7 @@ import polars as pl
 from capplan import store
 from capplan.analysis import real_quantiles
 from capplan.analysis.qos import qos_class
+from capplan.analysis.rollup_span import raw_only, rollup_span
 from capplan.analysis.strategies import DEFAULT_STRATEGY, get_strategy
 from capplan.analysis.strategies import vpa as vpa_strategy
 from capplan.analysis.strategies.base import GIB, MIB, History, Needs, StrategyParams
@@ -151,18 +152,21 @@ def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, 
     at most two intervals of each series, and the hash table of ~2 groups per series stays small,
     where the whole window's (a group per series and day) made this the costliest part of `vpa`
     (bench L: 5.5 s of CPU). The slices' peaks, sums and counts are merged to the same columns
-    (the mean CPU is the sum over the count, as DuckDB's avg)."""
+    (the mean CPU is the sum over the count, as DuckDB's avg). A slice without rolled-up samples
+    runs the `_raw` twin (capplan.analysis.rollup_span)."""
     interval_s = vpa_strategy.MEMORY_INTERVAL_SECONDS
     if store.engine_for(name) is not None:
         return store.query(con, name, {"start": start, "end": end, "interval_s": interval_s})
     bounds = _whole_seconds(start, end)
     interval = timedelta(seconds=interval_s)
     step = math.floor((bounds["lo"] - origin) / interval)
+    rollups = rollup_span(con, bounds["lo"], bounds["hi"])
     frames = []
     while origin + step * interval <= bounds["hi"]:
         lo = max(bounds["lo"], origin + step * interval)
         hi = min(bounds["hi"], origin + (step + 1) * interval - timedelta(seconds=1))
-        frames.append(store.query(con, f"{name}_stored", {"lo": lo, "hi": hi, "interval_s": interval_s}))
+        twin = f"{name}_raw" if raw_only(rollups, lo, hi) else f"{name}_stored"
+        frames.append(store.query(con, twin, {"lo": lo, "hi": hi, "interval_s": interval_s}))
         step += 1
     merged = pl.concat(frames).group_by("series_id", "interval_index").agg(
         pl.col("peak_bytes").max(),

@@ -37,6 +37,7 @@ from capplan.analysis.packing import (
     node_loss_holds,
 )
 from capplan.analysis.pods import load_current_containers, load_current_nodes, pod_resources
+from capplan.analysis.rollup_span import raw_only, rollup_span
 from capplan.analysis.sizing import HOURS_PER_MONTH
 from capplan.analysis.taints import blocking_set, parse_taints
 from capplan.errors import NoDataError, UsageError
@@ -180,12 +181,16 @@ def peak_memory(con: duckdb.DuckDBPyConnection, placement: pl.DataFrame, start: 
     placed there at one timestamp of [start, end], and the first time it was reached
     (queries/whatif_peak_memory.sql, a slice of days at a time: the (node, timestamp) sums of the
     whole window were 11 M groups and 1.3 GiB at the bench's L; the peak of the slices' peaks is
-    the same answer)."""
+    the same answer; a slice without rolled-up samples from usage_raw alone, as
+    capplan.analysis.rollup_span explains)."""
     ids = placement.select("node").unique().sort("node").with_row_index("node_id")
     con.register("whatif_placement", placement.join(ids, on="node").to_arrow())
     try:
-        parts = store.bounded_memory(con, lambda: [store.query(con, "whatif_peak_memory", _whole_seconds(lo, hi))
-                                                   for lo, hi in day_slices(con, start, end)])
+        rollups = rollup_span(con, start, end)
+        parts = store.bounded_memory(con, lambda: [
+            store.query(con, "whatif_peak_memory_raw" if raw_only(rollups, lo, hi) else "whatif_peak_memory",
+                        _whole_seconds(lo, hi))
+            for lo, hi in day_slices(con, start, end)])
     finally:
         con.unregister("whatif_placement")
     schema = pl.Schema({"node": pl.Utf8(), "peak_memory_bytes": pl.Int64(), "peak_at": pl.Datetime("us")})

@@ -210,3 +210,38 @@ def test_report_section_shows_the_deployment_that_cannot_roll(sample_db_readonly
     assert "inference" in blocked["deployment"].to_list()
     assert section.frame["can_roll"].to_list()[: blocked.height] == [False] * blocked.height  # blocked first
     assert "cannot roll out now:" in section.note and "ml/inference" in section.note.splitlines()[0]
+
+
+def test_each_deployment_sees_its_own_pods_and_nodes_on_random_clusters() -> None:
+    # per Deployment, from its own pods filtered by hand: how many, the largest requests, and the
+    # nodes eligible() gives for the nodes they run on (tainted nodes of two kinds, pods of other
+    # kinds and namespaces with the same names, pods without a request or a node)
+    import random
+
+    rng = random.Random(14)
+    other = json.dumps([{"key": "gpu", "value": "", "effect": "NoExecute"}])
+    for _ in range(20):
+        nodes = nodes_frame([(f"n{i}", 8.0, 32, 20, rng.choice([None, None, TAINT, other])) for i in range(8)])
+        rows = []
+        for k in range(rng.randint(0, 40)):
+            kind = rng.choice(["Deployment", "Deployment", "StatefulSet"])
+            rows.append((rng.choice(["a", "b"]), f"p{k}", rng.choice([None, *[f"n{i}" for i in range(8)]]),
+                         rng.choice([None, 0.1, 0.5, 2.0]), rng.choice([0, 1, 3]), kind, rng.choice(["w1", "w2", "w3"])))
+        pods = pods_frame(rows)
+        deployments = deployments_frame([(ns, w, rng.randint(0, 6), "RollingUpdate", None)
+                                         for ns in ("a", "b") for w in ("w1", "w2", "w3", "w4")])
+        free = free_nodes(nodes, pods)
+        out = rollout_headroom(deployments, pods, nodes)
+        for row in out.iter_rows(named=True):
+            mine = [r for r in rows if r[0] == row["namespace"] and r[6] == row["deployment"] and r[5] == "Deployment"]
+            assert row["pods_observed"] == len(mine)
+            if not mine:
+                assert row["eligible_nodes"] is None and "pod shape unknown" in row["reason"]
+                continue
+            where = eligible(free, {r[2] for r in mine if r[2]})
+            assert row["eligible_nodes"] == len(where)
+            assert row["pod_cpu_request_cores"] == max(r[3] or 0.0 for r in mine)
+            assert row["pod_memory_request_bytes"] == max(r[4] for r in mine) * GiB
+            left_out = [n.node for n in free if n not in where]
+            if row["rolling_placeable_pods"] < row["rolling_extra_pods"] and left_out:
+                assert f"(tainted, left out: {', '.join(left_out)})" in row["reason"]

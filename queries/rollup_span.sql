@@ -1,0 +1,24 @@
+-- The first and last time of the rolled-up samples in [$lo, $hi] (usage_hourly's hours and
+-- usage_daily's days, as stored: TIMESTAMP_S), NULL when there are none: an analysis that cuts the
+-- window into slices reads a slice outside this span from usage_raw alone (its `_raw` queries),
+-- which DuckDB runs faster than the UNION ALL of the three tables even when the rollups' branches
+-- are empty (capplan.analysis.rollup_span).
+-- Params: $lo, $hi TIMESTAMP.
+SELECT CAST(min(t) AS TIMESTAMP) AS first_ts, CAST(max(t) AS TIMESTAMP) AS last_ts
+FROM (
+    SELECT min(hour) AS t FROM usage_hourly
+    WHERE hour BETWEEN CAST(CAST($lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S)
+                   AND CAST(CAST($hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
+    UNION ALL
+    SELECT max(hour) FROM usage_hourly
+    WHERE hour BETWEEN CAST(CAST($lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S)
+                   AND CAST(CAST($hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
+    UNION ALL
+    SELECT min(day) FROM usage_daily
+    WHERE day BETWEEN CAST(CAST($lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S)
+                  AND CAST(CAST($hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
+    UNION ALL
+    SELECT max(day) FROM usage_daily
+    WHERE day BETWEEN CAST(CAST($lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S)
+                  AND CAST(CAST($hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
+)
