@@ -30,3 +30,10 @@ def raw_only(span: Span, lo: datetime, hi: datetime) -> bool:
     """Whether [lo, hi] holds no rolled-up sample (outside `span`, rollup_span's answer for a
     window holding [lo, hi])."""
     return span is None or hi < span[0] or lo > span[1]
+
+
+def stored_bounds(lo: datetime, hi: datetime) -> dict[str, datetime]:
+    """[lo, hi] rounded inward to whole seconds, as the `_raw` queries' $lo and $hi: the same
+    stored samples (their times are whole seconds), compared with the stored TIMESTAMP_S as it is."""
+    start = lo.replace(microsecond=0)
+    return {"lo": start if start == lo else start + timedelta(seconds=1), "hi": hi.replace(microsecond=0)}

@@ -37,7 +37,7 @@ from capplan.analysis.packing import (
     node_loss_holds,
 )
 from capplan.analysis.pods import load_current_containers, load_current_nodes, pod_resources
-from capplan.analysis.rollup_span import raw_only, rollup_span
+from capplan.analysis.rollup_span import raw_only, rollup_span, stored_bounds
 from capplan.analysis.sizing import HOURS_PER_MONTH
 from capplan.analysis.taints import blocking_set, parse_taints
 from capplan.errors import NoDataError, UsageError
@@ -169,13 +169,6 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
-def _whole_seconds(lo: datetime, hi: datetime) -> dict[str, datetime]:
-    """[lo, hi] rounded inward to whole seconds: the same stored samples (their times are whole
-    seconds), as bounds the stored TIMESTAMP_S columns are compared with directly."""
-    start = lo.replace(microsecond=0)
-    return {"lo": start if start == lo else start + timedelta(seconds=1), "hi": hi.replace(microsecond=0)}
-
-
 def peak_memory(con: duckdb.DuckDBPyConnection, placement: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
     """Per node of `placement` (namespace, pod, node): the largest summed working set of the pods
     placed there at one timestamp of [start, end], and the first time it was reached
@@ -189,7 +182,7 @@ def peak_memory(con: duckdb.DuckDBPyConnection, placement: pl.DataFrame, start: 
         rollups = rollup_span(con, start, end)
         parts = store.bounded_memory(con, lambda: [
             store.query(con, "whatif_peak_memory_raw" if raw_only(rollups, lo, hi) else "whatif_peak_memory",
-                        _whole_seconds(lo, hi))
+                        stored_bounds(lo, hi))
             for lo, hi in day_slices(con, start, end)])
     finally:
         con.unregister("whatif_placement")

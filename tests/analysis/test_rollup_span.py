@@ -15,6 +15,7 @@ from capplan import rollup, store
 from capplan.analysis import recommend as rec
 from capplan.analysis import whatif
 from capplan.analysis.rollup_span import raw_only, rollup_span
+from tests.analysis.cluster_builder import GiB, build_store, ctr, node, pod
 
 T0 = datetime(2026, 3, 1)
 
@@ -22,18 +23,19 @@ T0 = datetime(2026, 3, 1)
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three pods on two nodes, 5-minute samples over 4 days (one starting a day late), samples
-    older than 1.5 days rolled up into hours."""
+    older than 1.5 days rolled up into hours; node n1's memory (6Gi) runs short at times."""
     rng = random.Random(11)
     rows = []
-    for pod, node, late in (("a", "n1", 0), ("b", "n1", 1), ("c", "n2", 0)):
+    for pod_name, node_name, late in (("a", "n1", 0), ("b", "n1", 1), ("c", "n2", 0)):
         for step in range(late * 288 + 7, 4 * 288):
-            rows.append({"namespace": "ns", "pod": pod, "container": "app", "node": node,
+            rows.append({"namespace": "ns", "pod": pod_name, "container": "app", "node": node_name,
                          "ts": T0 + timedelta(minutes=5 * step), "cpu_cores": round(rng.uniform(0, 2), 3),
                          "memory_bytes": float(rng.randint(1, 4000) * 2**20)})
-    path = tmp_path_factory.mktemp("span") / "db.duckdb"
+    path = build_store(tmp_path_factory.mktemp("span") / "db.duckdb",
+                       [node("n1", 4.0, 6 * GiB), node("n2", 4.0, 16 * GiB)],
+                       [pod("ns", name, on, "ReplicaSet") for name, on in (("a", "n1"), ("b", "n1"), ("c", "n2"))],
+                       [ctr("ns", name, "app", 0.5, None, 1 * GiB, None) for name in ("a", "b", "c")], rows)
     con = store.open_db(path)
-    with store.transaction(con):
-        store.write_usage(con, pl.DataFrame(rows))
     with store.transaction(con):
         rollup.compact(con, raw_retention=timedelta(days=1, hours=12))
     con.close()
@@ -110,3 +112,23 @@ def test_whatif_peaks_are_those_of_the_union_everywhere(db: Path, monkeypatch: p
     finally:
         con.close()
     assert got["node"].to_list() == ["x", "y"] and got.equals(union)
+
+
+@pytest.mark.parametrize("days", [1, 4], ids=["raw samples only", "raw and rollups"])
+def test_eviction_is_that_of_the_union_everywhere(db: Path, days: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from capplan.analysis import eviction
+    from capplan.analysis.eviction import analysis
+
+    con = store.open_db(db, read_only=True)
+    try:
+        options = eviction.EvictionOptions(window=timedelta(days=days))
+        names = _recorded(monkeypatch)
+        got = eviction.eviction_report(con, options)
+        raw = {"pod_last_seen_raw", "pod_memory_at_moments_raw"}
+        assert raw <= set(names) if days == 1 else not raw & set(names)
+        monkeypatch.setattr(analysis, "raw_only", lambda span, lo, hi: False)
+        union = eviction.eviction_report(con, options)
+    finally:
+        con.close()
+    assert got.pods.height == 3 and got.pods["evicted_moments"].sum() > 0 and got.pods.equals(union.pods)
+    assert got.containers.equals(union.containers) and got.nodes.equals(union.nodes)

@@ -32,6 +32,7 @@ from capplan.analysis.eviction.ranking import (
     relieve,
 )
 from capplan.analysis.eviction.thresholds import check_threshold
+from capplan.analysis.rollup_span import raw_only, rollup_span, stored_bounds
 from capplan.errors import NoDataError, UsageError
 
 
@@ -97,6 +98,8 @@ def _load_eviction_inputs(con: duckdb.DuckDBPyConnection, options: EvictionOptio
     containers = store.query(con, "window_containers", params)
     specs = pod_specs(containers, options.priorities)
     thresholds = eviction_thresholds(node_frame, options.eviction_hard, options.eviction_soft)
+    # a window (or stretch of moments) without rolled-up samples reads usage_raw alone
+    rollups = rollup_span(con, start, end)
     con.register("_eviction_thresholds", thresholds.with_row_index("node_id").to_arrow())
     try:
         agg = store.query(con, "eviction_node_exposure", store.node_usage_params(con, start, end))
@@ -132,13 +135,21 @@ def _load_eviction_inputs(con: duckdb.DuckDBPyConnection, options: EvictionOptio
     latest = agg.select("node", pl.col("latest_moment").cast(pl.Datetime("us")).alias("ts"))
     wanted = pl.concat([exposure.select("node", pl.col("worst_moment").alias("ts")), latest]).unique()
     if wanted.height:
-        pod_moments = store.query(con, "pod_memory_at_moments", {
-            "nodes": wanted["node"].to_list(), "ts": wanted["ts"].to_list(),
-            "start": wanted["ts"].min(), "end": wanted["ts"].max()})
+        first, last = wanted["ts"].min(), wanted["ts"].max()
+        assert isinstance(first, datetime) and isinstance(last, datetime)
+        moments = {"nodes": wanted["node"].to_list(), "ts": wanted["ts"].to_list()}
+        pod_moments = (store.query(con, "pod_memory_at_moments_raw", {**moments, **stored_bounds(first, last)})
+                       if raw_only(rollups, first, last)
+                       else store.query(con, "pod_memory_at_moments", {**moments, "start": first, "end": last}))
     else:
         pod_moments = pl.DataFrame(schema=POD_MOMENTS_SCHEMA)
     # --usage p95 needs every pod's per-timestamp sums; the other bases only where each pod ran last
-    pod_stats = store.query(con, "pod_memory_stats" if options.usage == "p95" else "pod_last_seen", params)
+    if options.usage == "p95":
+        pod_stats = store.query(con, "pod_memory_stats", params)
+    elif raw_only(rollups, start, end):
+        pod_stats = store.query(con, "pod_last_seen_raw", stored_bounds(start, end))
+    else:
+        pod_stats = store.query(con, "pod_last_seen", params)
     return EvictionInputs(
         start=start, end=end, nodes=node_frame, containers=containers, moments=pl.DataFrame(schema=MOMENTS_SCHEMA),
         pod_stats=pod_stats, restarts=store.query(con, "restarts_in_window", params), pod_moments=pod_moments,
