@@ -588,6 +588,7 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
     result = store.UsageWrite(inserted=inserted)
     if result.inserted:
         store.mark_node_usage_pending(con, lo, hi)
+        store.mark_unclustered(con, lo, hi)  # its complete days are put in the clustered order (schema 009)
     return result
 
 

@@ -238,6 +238,7 @@ def _write_all(db: str | Path | None, spec: dict[str, pl.DataFrame], restarts: p
                 summary.replaced += written.replaced
             stop.check()
         store.refresh_node_usage(con)  # the node sums of the imported times (schema 006)
+        store.cluster_usage(con)  # the complete days imported, in the clustered order (schema 009)
         con.execute("CHECKPOINT")
     _conflict_warning(summary, replace)
     return summary
@@ -288,6 +289,7 @@ def import_long_format(path: str | Path, db: str | Path | None = None, *, wait: 
         summary.spec_rows = spec_rows
         summary.samples, summary.conflicts, summary.replaced = written.inserted, written.conflicts, written.replaced
         store.refresh_node_usage(con)  # the node sums of the imported times (schema 006)
+        store.cluster_usage(con)  # the complete days imported, in the clustered order (schema 009)
         con.execute("CHECKPOINT")
     _conflict_warning(summary, replace)
     return summary

@@ -35,8 +35,9 @@ from capplan.quantity import parse_memory_bytes
 if "pandas" not in sys.modules and importlib.util.find_spec("pandas") is None:
     sys.modules["pandas"] = None  # type: ignore[assignment]
 
-SCHEMA_VERSION = 8  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources, 005 clusters,
-# 006 the node-level usage series, 007 the daily usage figures per scope (cluster, namespace), 008 the namespace sums
+SCHEMA_VERSION = 9  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources, 005 clusters,
+# 006 the node-level usage series, 007 the daily usage figures per scope (cluster, namespace), 008 the namespace sums,
+# 009 raw samples clustered in series-id blocks per day (usage_raw_unclustered)
 DEFAULT_DB = "capplan.duckdb"
 # The cluster of everything written without one, and of databases from before clusters (schema 5).
 DEFAULT_CLUSTER = "default"
@@ -817,11 +818,24 @@ def write_spec(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, 
 # millicore and KiB changes a value by at most 0.0005 cores and 512 bytes.
 CPU_UNITS_PER_CORE = 1000
 MEMORY_UNIT_BYTES = 1024
-# Rows land in time order, the series of one time side by side: time runs are then RLE-encoded
-# and series ids bit-packed deltas of 1. Measured on 3 days of the bench's L data (~10,000
-# containers; bytes/sample of the file): 4.68 in this order, 6.29 in (series_id, ts) order, where
-# each 2,048-value block of ts spans several series and jumps back a day at each.
+# Rows are appended in time order, the series of one time side by side: time runs are then
+# RLE-encoded and series ids bit-packed deltas of 1. Measured on 3 days of the bench's L data
+# (~10,000 containers; bytes/sample of the file): 4.68 in this order, 6.29 in (series_id, ts) order,
+# where each 2,048-value block of ts spans several series and jumps back a day at each. Complete
+# days are then rewritten in CLUSTERED_ORDER (cluster_usage).
 STORED_ORDER = "ts, series_id"
+# A complete UTC day's rows are stored in blocks of this many series ids, each block in time order
+# (the block's series side by side at each time): a row group (122,880 rows) then holds a day of a
+# few hundred series instead of an hour of all of them, and a per-series query over a range of ids
+# (recommend's percentile parts, capplan.analysis.recommend._in_parts) reads only its own row groups
+# where it read every row of the window. Within a block, time runs stay RLE-encoded and ids take
+# log2(block) bits. Bytes/sample of two days of the bench's L (5.76 M samples, a file of usage_raw
+# alone): time order 4.80; blocks of 16: 5.34, 32: 5.16, 64: 5.02, 128: 5.07, 256: 5.43, 512: 6.06,
+# 1024: 6.15, 4096: 5.52 (ids of a small block are few bits, and neighbouring series, replicas of
+# one workload, have close values; a large block's ids take more bits again, its time runs no
+# fewer). The recommend figures per block at L: bench/RESULTS.md (issue 14, CL).
+CLUSTER_SERIES_BLOCK = 64
+CLUSTERED_ORDER = f"date_trunc('day', ts), series_id // {CLUSTER_SERIES_BLOCK}, ts, series_id"
 
 USAGE_COLUMNS = ("namespace", "pod", "container", "node", "ts", "cpu_cores", "memory_bytes")
 # A container series is (namespace, pod, container); the node is an attribute with history
@@ -992,6 +1006,7 @@ def insert_staged_usage(con: duckdb.DuckDBPyConnection, *, replace: bool = False
     # Stored samples in the chunk's time range: when there are none, no (series, ts) can collide and
     # the anti-join, 4x the cost of the insert, is skipped.
     stored = stored_range(con, lo, hi)
+    new_lo, new_hi = lo, hi  # the span of the rows inserted (all of them: nothing stored there)
     if stored is None:
         # already in the stored order: inserted as they come (DuckDB keeps the insertion order)
         inserted = con.execute(
@@ -1005,23 +1020,81 @@ def insert_staged_usage(con: duckdb.DuckDBPyConnection, *, replace: bool = False
         if replace and result.conflicts:
             replaced = con.execute(load_sql("usage_conflicts_replace"), bounds).fetchone()
             result.replaced = int(replaced[0]) if replaced else 0
-        # An explicit ANTI JOIN: a correlated NOT EXISTS plans as a delim join, twice as slow.
-        inserted = con.execute(
-            f"""
-            INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib)
-            SELECT s.series_id, CAST(s.ts AS TIMESTAMP_S), s.cpu_mcores, s.memory_kib
-            FROM _staged_usage AS s
-            ANTI JOIN (SELECT series_id, CAST(ts AS TIMESTAMP) AS ts FROM usage_raw
-                       WHERE ts BETWEEN $lo AND $hi) AS u
-                USING (series_id, ts)
-            ORDER BY {STORED_ORDER}
-            """,
-            bounds,
-        ).fetchone()
+        # The new rows first, so their own span is what is marked unclustered below: a chunk that
+        # repeats samples of a day already clustered (an overlapping window) must not have the
+        # whole day rewritten again.
+        # (the caller's rollback drops the temporary table when a statement fails)
+        con.execute(load_sql("usage_new_rows").format(order=STORED_ORDER), bounds)
+        inserted = con.execute("INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib) "
+                               "SELECT series_id, ts, cpu_mcores, memory_kib FROM _new_usage").fetchone()
+        new_lo, new_hi = fetch_row(con, "SELECT CAST(min(ts) AS TIMESTAMP), CAST(max(ts) AS TIMESTAMP) FROM _new_usage")
+        con.execute("DROP TABLE temp._new_usage")
     result.inserted = int(inserted[0]) if inserted else 0
     if result.inserted or result.replaced:
         mark_node_usage_pending(con, lo, hi)
+    if result.inserted:
+        mark_unclustered(con, new_lo, new_hi)
     return result
+
+
+def mark_unclustered(con: duckdb.DuckDBPyConnection, lo: datetime | None, hi: datetime | None) -> None:
+    """Record that raw samples were appended in [lo, hi] (inside the writer's transaction): the days
+    they fall in are no longer in CLUSTERED_ORDER until cluster_usage rewrites them."""
+    if lo is not None and hi is not None:
+        bounds = dict(zip(("lo", "hi"), _whole_seconds(lo, hi), strict=True))
+        con.execute("INSERT INTO usage_raw_unclustered (lo, hi) VALUES ($lo, $hi)", bounds)
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The first and last whole second of a UTC day."""
+    start = datetime.combine(day, datetime.min.time())
+    return start, start + timedelta(days=1) - timedelta(seconds=1)
+
+
+def cluster_usage(con: duckdb.DuckDBPyConnection, block: int = CLUSTER_SERIES_BLOCK) -> int:
+    """Rewrite every complete UTC day that usage_raw_unclustered names in CLUSTERED_ORDER (blocks
+    of `block` series ids), a day per transaction: the day's rows are read in that order into a
+    temporary table, deleted, and inserted again, and the day leaves the pending ranges, all in one
+    transaction (a killed run leaves each day as it was or rewritten, and the days not done still
+    pending). The same rows before and after; a day already done is not pending, so a second run
+    does nothing. A day is complete when a sample after it is stored (a later write to it marks it
+    again: it is rewritten once more). The days rewritten. Call outside a transaction.
+
+    A collector's hourly run appends an hour: its day stays pending (not complete) until the first
+    run past midnight, which rewrites it once. The freed row groups are reused by the next writes
+    (DuckDB frees them at its next checkpoint)."""
+    ranges = _merged([(r[0], r[1]) for r in con.execute("SELECT lo, hi FROM usage_raw_unclustered").fetchall()])
+    if not ranges:
+        return 0
+    newest = fetch_row(con, "SELECT CAST(max(ts) AS TIMESTAMP) FROM usage_raw")[0]
+    days: list[date] = []
+    for lo, hi in ranges:
+        day = lo.date()
+        while day <= hi.date():
+            if newest is not None and _day_bounds(day)[1] < newest and (not days or days[-1] != day):
+                days.append(day)
+            day += timedelta(days=1)
+    for day in days:
+        day_lo, day_hi = _day_bounds(day)
+        rest = [part for a, b in ranges for part in ((a, min(b, day_lo - timedelta(seconds=1))),
+                                                      (max(a, day_hi + timedelta(seconds=1)), b)) if part[0] <= part[1]]
+        with transaction(con):
+            bounds = {"lo": day_lo, "hi": day_hi}
+            con.execute("CREATE OR REPLACE TEMP TABLE _clustered_day AS " + load_sql("usage_cluster_day"),
+                        {**bounds, "block": block})
+            con.execute("DELETE FROM usage_raw WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)",
+                        bounds)
+            # DuckDB keeps the insertion order: the table's rows of the day are in the temporary
+            # table's order. (A failure rolls the transaction back, which drops the temporary table.)
+            con.execute("INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib) "
+                        "SELECT series_id, ts, cpu_mcores, memory_kib FROM _clustered_day")
+            con.execute("DROP TABLE temp._clustered_day")
+            con.execute("DELETE FROM usage_raw_unclustered")
+            if rest:
+                con.execute("INSERT INTO usage_raw_unclustered SELECT unnest($lo), unnest($hi)",
+                            {"lo": [r[0] for r in rest], "hi": [r[1] for r in rest]})
+        ranges = rest
+    return len(days)
 
 
 def _write_series_nodes(con: duckdb.DuckDBPyConnection, run_keys: pl.DataFrame, known_series: int) -> None:

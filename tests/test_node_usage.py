@@ -175,7 +175,8 @@ def test_a_database_from_before_the_table_is_filled_by_the_migration(sample_db: 
     # schema 5 as it was: no node tables (nor schema 007's and 008's)
     con = duckdb.connect(str(sample_db))
     con.execute("DROP TABLE namespace_usage; DROP TABLE scope_usage_daily; DROP TABLE scope_usage_pending; "
-                "DROP TABLE node_usage; DROP TABLE node_usage_pending; UPDATE schema_version SET version = 5")
+                "DROP TABLE node_usage; DROP TABLE node_usage_pending; DROP TABLE usage_raw_unclustered; "
+                "UPDATE schema_version SET version = 5")
     con.close()
     con = store.open_db(sample_db, read_only=True)
     try:

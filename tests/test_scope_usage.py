@@ -321,11 +321,11 @@ def test_a_database_from_schema_6_is_filled_by_the_migration(sample_db: Path) ->
     # schema 6 as today's main writes it: everything but schema 007's tables
     con = duckdb.connect(str(sample_db))
     con.execute("DROP TABLE scope_usage_daily; DROP TABLE scope_usage_pending; DROP TABLE namespace_usage; "
-                "UPDATE schema_version SET version = 6")
+                "DROP TABLE usage_raw_unclustered; UPDATE schema_version SET version = 6")
     con.close()
     con = store.open_db(sample_db, read_only=True)
     try:
-        assert store.schema_version(con) == store.SCHEMA_VERSION == 8
+        assert store.schema_version(con) == store.SCHEMA_VERSION == 9
         assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
         assert_same(stored_table(con), brute_force(con).filter(pl.col("scope_kind") != "pool"))
         assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))
@@ -337,11 +337,11 @@ def test_a_database_from_schema_7_is_filled_by_migration_8(sample_db: Path) -> N
     # schema 7 as today's main writes it: everything but schema 008's table
     con = duckdb.connect(str(sample_db))
     before = stored_table(con)
-    con.execute("DROP TABLE namespace_usage; UPDATE schema_version SET version = 7")
+    con.execute("DROP TABLE namespace_usage; DROP TABLE usage_raw_unclustered; UPDATE schema_version SET version = 7")
     con.close()
     con = store.open_db(sample_db, read_only=True)
     try:
-        assert store.schema_version(con) == store.SCHEMA_VERSION == 8
+        assert store.schema_version(con) == store.SCHEMA_VERSION == 9
         assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
         # the daily figures, now computed from the namespace sums, are the ones schema 7 stored
         assert stored_table(con).equals(before)

@@ -184,22 +184,33 @@ def _samples_summary(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
     return int(row[0]), int(row[1] or 0), int(1 if row[2] is None else row[2]), int(0 if row[3] is None else row[3])
 
 
+def _id_ranges(first_id: int, last_id: int, parts: int,
+               block: int = store.CLUSTER_SERIES_BLOCK) -> list[tuple[int, int]]:
+    """[first_id, last_id] cut into `parts` ranges of about as many ids, each cut at a multiple of
+    `block` (the stored day's blocks of series, store.CLUSTERED_ORDER: a block's row groups are then
+    read by one part only); fewer ranges when there are fewer blocks than parts. Together they cover
+    every id once."""
+    first_block, last_block = first_id // block, last_id // block
+    blocks = last_block - first_block + 1
+    cuts = sorted({first_block + blocks * part // parts for part in range(parts)})
+    ends = [*cuts[1:], last_block + 1]
+    return [(max(first_id, a * block), min(last_id, b * block - 1)) for a, b in zip(cuts, ends, strict=True)]
+
+
 def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
     """Run a per-series percentile query over parts of the series, one after another: an exact
     percentile keeps every value of a group in memory, so parts bound the peak memory (about
-    PERCENTILE_SAMPLES_PER_PART values at a time). On DuckDB a part is a range of series ids, which
-    the zone maps let each scan read alone; the view-based queries (the check of inexact REAL
+    PERCENTILE_SAMPLES_PER_PART values at a time). On DuckDB a part is a range of series ids cut at
+    the stored blocks of series (_id_ranges), whose row groups the zone maps let each scan read
+    alone; the view-based queries (the check of inexact REAL
     percentiles, tests) take every `parts`-th series instead: each way, the parts cover every
     series once."""
     if store.engine_for(name) is not None:  # another engine (Spark) bounds its own memory: one run
         return store.query(con, name, {**params, "parts": 1, "part": 0})
     samples, _, first_id, last_id = _samples_summary(con, params["start"], params["end"])
-    parts = max(1, math.ceil(samples / PERCENTILE_SAMPLES_PER_PART))
-    ids = last_id - first_id + 1
-    frames = [_query(con, name, {**params, "parts": parts, "part": part,
-                                 "first_id": first_id + ids * part // parts,
-                                 "last_id": first_id + ids * (part + 1) // parts - 1})
-              for part in range(parts)]
+    ranges = _id_ranges(first_id, last_id, max(1, math.ceil(samples / PERCENTILE_SAMPLES_PER_PART)))
+    frames = [_query(con, name, {**params, "parts": len(ranges), "part": part, "first_id": lo, "last_id": hi})
+              for part, (lo, hi) in enumerate(ranges)]
     # DuckDB's allocator keeps the percentiles' freed states for its next query; the polars work
     # that follows cannot use them (bench L, auto: 96 MiB)
     store.give_back_freed(con)

@@ -64,6 +64,7 @@ def prune_(
                 con.execute("ROLLBACK" if dry_run else "COMMIT")
             if not dry_run:
                 store.refresh_node_usage(con)  # the node sums of what was removed or rolled up
+                store.cluster_usage(con)  # complete days still appended in time order (schema 009)
                 con.execute("CHECKPOINT")
         finally:
             con.close()

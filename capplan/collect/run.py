@@ -1132,6 +1132,9 @@ def _commit(db: str | Path | None, source: str, chunk: Chunk, frames: dict[str, 
                     con, run_id, finished_at=datetime.now(UTC).replace(tzinfo=None), series=series,
                     samples=summary.samples, queries=client.queries, status="ok", message=None,
                     window_end=chunk.end)
+            # the complete days the run appended to, in the clustered order (schema 009): an hourly
+            # run rewrites a day only in its first run past midnight
+            store.cluster_usage(con)
     finally:
         if own:
             con.close()
