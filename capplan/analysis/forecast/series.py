@@ -92,19 +92,19 @@ def request_peaks(pods: pl.DataFrame, pools: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema=DAILY_SCHEMA)
     scoped = _scoped(pods, pools)
     keys = ["scope_kind", "scope_name", "day"]
+    # one sweep for both resources: the events and their order are the same, only the deltas differ
+    # (sorting once instead of per resource: bench L forecast 0.9 -> 0.6 CPU-s in request_peaks)
+    deltas = [pl.col(REQUEST_COLUMN[resource]).fill_null(0.0).cast(pl.Float64).alias(resource) for resource in RESOURCES]
+    starts = scoped.select(*keys, pl.col("span_start").alias("t"), pl.lit(0).alias("order"), *deltas)
+    ends = scoped.select(*keys, pl.col("span_end").alias("t"), pl.lit(1).alias("order"), *[-d for d in deltas])
+    levels = pl.concat([starts, ends]).sort(*keys, "t", "order").with_columns(
+        pl.col(resource).cum_sum().over(keys) for resource in RESOURCES
+    ).group_by(keys).agg(pl.col(resource).max() for resource in RESOURCES)
     parts = []
     for resource in RESOURCES:
-        col = REQUEST_COLUMN[resource]
-        starts = scoped.select(*keys, pl.col("span_start").alias("t"), pl.lit(0).alias("order"),
-                               pl.col(col).fill_null(0.0).cast(pl.Float64).alias("delta"))
-        ends = scoped.select(*keys, pl.col("span_end").alias("t"), pl.lit(1).alias("order"),
-                             (-pl.col(col).fill_null(0.0).cast(pl.Float64)).alias("delta"))
-        peak = pl.concat([starts, ends]).sort(*keys, "t", "order").with_columns(
-            level=pl.col("delta").cum_sum().over(keys)
-        ).group_by(keys).agg(pl.col("level").max().alias("value"))
         # the running sum carries float noise (1e-15) that would tilt a flat series: round to the
         # units requests are written in (millicores would do; micro keeps sub-milli requests)
-        peak = peak.with_columns(pl.col("value").round(6 if resource == "cpu" else 0))
+        peak = levels.select(*keys, pl.col(resource).round(6 if resource == "cpu" else 0).alias("value"))
         parts.append(peak.with_columns(resource=pl.lit(resource), basis=pl.lit("requests")))
     return pl.concat(parts).with_columns(pl.col("day").cast(pl.Date)).select(list(DAILY_SCHEMA))
 
