@@ -835,7 +835,9 @@ STORED_ORDER = "ts, series_id"
 # one workload, have close values; a large block's ids take more bits again, its time runs no
 # fewer). The recommend figures per block at L: bench/RESULTS.md (issue 14, CL).
 CLUSTER_SERIES_BLOCK = 64
-CLUSTERED_ORDER = f"date_trunc('day', ts), series_id // {CLUSTER_SERIES_BLOCK}, ts, series_id"
+# (CLUSTERED_DAY_ORDER: the order within one day; capplan.file_ingest sorts a day's rows by it)
+CLUSTERED_DAY_ORDER = f"series_id // {CLUSTER_SERIES_BLOCK}, ts, series_id"
+CLUSTERED_ORDER = f"date_trunc('day', ts), {CLUSTERED_DAY_ORDER}"
 
 USAGE_COLUMNS = ("namespace", "pod", "container", "node", "ts", "cpu_cores", "memory_bytes")
 # A container series is (namespace, pod, container); the node is an attribute with history

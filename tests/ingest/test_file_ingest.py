@@ -46,6 +46,21 @@ def _line(index: int, suffix: str) -> int:
     return index + (2 if suffix == ".csv" else 1)
 
 
+def _out_of_order(con: duckdb.DuckDBPyConnection, *, clustered: bool) -> tuple[int, int]:
+    """Rows of usage_raw not after the row stored before them in their UTC day (rowid order): by
+    (series_id // 64, ts, series_id) when `clustered` (store.CLUSTERED_ORDER: a sorted write puts
+    each day in it), else by (ts, series_id) (store.STORED_ORDER: appended as the file came); and the
+    ranges usage_raw_unclustered names (a write in time order records its span there)."""
+    key = "series_id // 64, ts, series_id" if clustered else "ts, series_id"
+    previous = "pid // 64, pts, pid" if clustered else "pts, pid"
+    out = con.execute(
+        f"SELECT count(*) FROM (SELECT series_id, ts, lag(ts) OVER w AS pts, lag(series_id) OVER w AS pid "
+        f"FROM usage_raw WINDOW w AS (PARTITION BY CAST(ts AS DATE) ORDER BY rowid)) "
+        f"WHERE pts IS NOT NULL AND ({key}) <= ({previous})").fetchone()[0]
+    marked = con.execute("SELECT count(*) FROM usage_raw_unclustered").fetchone()[0]
+    return out, marked
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_shuffled_file_with_repeated_rows_lands_once_in_stored_order(suffix, tmp_path) -> None:
     rows = _rows(1)
@@ -62,12 +77,9 @@ def test_a_shuffled_file_with_repeated_rows_lands_once_in_stored_order(suffix, t
         # every row of the file once, at its values in millicores and KiB
         assert sorted(stored) == sorted(
             (r["pod"], r["timestamp"], round(r["cpu_cores"] * 1000), r["memory_bytes"] // 1024) for r in rows)
-        # in the stored order: each row after the one before it by (ts, series_id), in storage order
-        out_of_order = con.execute(
-            "SELECT count(*) FROM (SELECT ts, series_id, lag(ts) OVER (ORDER BY rowid) AS pts, "
-            "lag(series_id) OVER (ORDER BY rowid) AS pid FROM usage_raw) WHERE pts IS NOT NULL AND (ts, series_id) <= (pts, pid)"
-        ).fetchone()[0]
-        assert out_of_order == 0
+        # the repeats send it through the stage, whose rows are appended in the stored order (their
+        # span left to store.cluster_usage)
+        assert _out_of_order(con, clustered=False) == (0, 1)
     finally:
         con.close()
     assert import_long_format(path, db).samples == 0  # and again: nothing new
@@ -175,13 +187,13 @@ def _by_hour(rows: list[dict], seed: int) -> list[dict]:
     return out
 
 
-def _slices(path: Path) -> list | None:
+def _slices(path: Path, lo: datetime = T0, hi: datetime = T0 + timedelta(minutes=5 * (STEPS - 1))) -> list | None:
     from capplan import file_ingest
 
     con = duckdb.connect()
     try:
         source = file_ingest.open_file(con, path)
-        return file_ingest.time_slices(con, source, T0, T0 + timedelta(minutes=5 * (STEPS - 1)))
+        return file_ingest.time_slices(con, source, lo, hi)
     finally:
         con.close()
 
@@ -204,11 +216,8 @@ def test_a_file_in_time_chunks_is_written_in_slices_in_stored_order(tmp_path, mo
         ).fetchall()
         assert sorted(stored) == sorted(
             (r["pod"], r["timestamp"], round(r["cpu_cores"] * 1000), r["memory_bytes"] // 1024) for r in rows)
-        out_of_order = con.execute(
-            "SELECT count(*) FROM (SELECT ts, series_id, lag(ts) OVER (ORDER BY rowid) AS pts, "
-            "lag(series_id) OVER (ORDER BY rowid) AS pid FROM usage_raw) WHERE pts IS NOT NULL AND (ts, series_id) <= (pts, pid)"
-        ).fetchone()[0]
-        assert out_of_order == 0
+        # slices of hours are sorted in the stored order, their span left to store.cluster_usage
+        assert _out_of_order(con, clustered=False) == (0, 1)
     finally:
         con.close()
     assert import_long_format(path, db).samples == 0
@@ -251,19 +260,15 @@ def test_a_clash_and_a_repeat_in_a_sliced_file(tmp_path, monkeypatch) -> None:
 
 # --- a file already in the stored order (capplan.file_ingest.in_order) -----------------------------
 
-def _stored(db: Path) -> tuple[list[tuple], int]:
+def _stored(db: Path, *, clustered: bool) -> tuple[list[tuple], tuple[int, int]]:
     con = duckdb.connect(str(db), read_only=True)
     try:
         stored = con.execute(
             "SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u JOIN series AS s USING (series_id)"
         ).fetchall()
-        out_of_order = con.execute(
-            "SELECT count(*) FROM (SELECT ts, series_id, lag(ts) OVER (ORDER BY rowid) AS pts, "
-            "lag(series_id) OVER (ORDER BY rowid) AS pid FROM usage_raw) WHERE pts IS NOT NULL AND (ts, series_id) <= (pts, pid)"
-        ).fetchone()[0]
+        return stored, _out_of_order(con, clustered=clustered)
     finally:
         con.close()
-    return stored, out_of_order
 
 
 def _expected(rows: list[dict]) -> list[tuple]:
@@ -280,8 +285,9 @@ def test_a_file_sorted_by_time_and_container_lands_in_stored_order(suffix, tmp_p
     db = tmp_path / "db.duckdb"
     summary = import_long_format(path, db)
     assert (summary.samples_read, summary.samples) == (len(rows), len(rows))
-    stored, out_of_order = _stored(db)
-    assert (sorted(stored), out_of_order) == (_expected(rows), 0)
+    # written as it comes (the stored order), its span left to store.cluster_usage
+    stored, out_of_order = _stored(db, clustered=False)
+    assert (sorted(stored), out_of_order) == (_expected(rows), (0, 1))
     con = duckdb.connect(str(db))
     try:  # the guess was right for the same file into an empty store
         source = file_ingest.open_file(con, path)
@@ -305,8 +311,11 @@ def test_a_file_in_order_only_at_its_start_still_lands_in_stored_order(suffix, t
         db = tmp_path / f"db{len(repeated)}.duckdb"
         summary = import_long_format(path, db)
         assert (summary.samples_read, summary.samples) == (len(repeated), len(rows))
-        stored, out_of_order = _stored(db)
-        assert (sorted(stored), out_of_order) == (_expected(rows), 0)
+        # written again sorted: into the clustered order of its day; a repeat is staged, and the
+        # staged rows are appended in the stored order (store.insert_staged_usage), their span marked
+        clustered = repeated is rows
+        stored, out_of_order = _stored(db, clustered=clustered)
+        assert (sorted(stored), out_of_order) == (_expected(rows), (0, 0 if clustered else 1))
 
 
 # --- CSV numbers parsed by DuckDB's reader, times without the offset test ------------------------
@@ -407,3 +416,90 @@ def test_csv_times_with_an_offset_anywhere_or_none(offset_row, tmp_path, monkeyp
         con.close()
     assert sorted(stored) == sorted(
         (r["pod"], r["timestamp"], round(r["cpu_cores"] * 1000), r["memory_bytes"] // 1024) for r in rows)
+
+
+# --- a sorted write puts each UTC day in the clustered order (schema 009) --------------------------
+
+def _days_rows(seed: int, start: datetime, steps: int) -> list[dict]:
+    """250 containers (four blocks of 64 series ids) every 30 minutes from `start`, shuffled within
+    each UTC day, days in order (a Parquet row group then spans one day)."""
+    rng = random.Random(seed)
+    rows = [{"namespace": f"ns-{c % 7}", "pod": f"pod-{c}", "container": "app",
+             "timestamp": start + timedelta(minutes=30 * s),
+             "cpu_cores": rng.randint(1, 4000) / 1000, "memory_bytes": rng.randint(1, 2**20) * 1024}
+            for c in range(CONTAINERS) for s in range(steps)]
+    rng.shuffle(rows)
+    return sorted(rows, key=lambda r: r["timestamp"].date())
+
+
+def _layout(db: Path) -> tuple[dict, list[tuple]]:
+    """Per UTC day, the (series_id, ts) of usage_raw in storage order; and the unclustered ranges."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        days: dict = {}
+        for series_id, ts in con.execute("SELECT series_id, ts FROM usage_raw ORDER BY rowid").fetchall():
+            days.setdefault(ts.date(), []).append((series_id, ts))
+        return days, con.execute("SELECT lo, hi FROM usage_raw_unclustered ORDER BY lo").fetchall()
+    finally:
+        con.close()
+
+
+def _clustered(rows: list[tuple]) -> list[tuple]:
+    return sorted(rows, key=lambda r: (r[0] // 64, r[1], r[0]))
+
+
+@pytest.mark.parametrize(("suffix", "by_time", "days", "slice_days"), [
+    (".csv", False, 3, None), (".parquet", False, 3, 1), (".csv", True, 3, None), (".parquet", True, 3, 1),
+    (".parquet", False, 5, 2)])
+def test_a_sorted_write_puts_each_day_in_the_clustered_order(suffix, by_time, days, slice_days, tmp_path,
+                                                              monkeypatch) -> None:
+    """Days of samples (a Parquet file in slices of one or two days, a CSV in one sort; or either
+    sorted by time and container, the stored order, which is sorted all the same over more than a
+    day): every day's rows in the clustered order store.cluster_usage would put them in, none left to
+    it."""
+    steps = 48 * days
+    monkeypatch.setattr(file_ingest, "SLICE_ROWS", CONTAINERS * steps // (3 if slice_days == 1 else 2))
+    rows = _days_rows(12, T0, steps)
+    if by_time:
+        rows.sort(key=lambda r: (r["timestamp"], r["namespace"], r["pod"], r["container"]))
+    path = _write(rows, tmp_path / f"usage{suffix}", 4_000)
+    if suffix == ".parquet":
+        slices = _slices(path, T0, T0 + timedelta(minutes=30 * (steps - 1)))
+        assert slices is not None and {b - a for a, b in slices} == {timedelta(days=slice_days)}
+    db = tmp_path / "db.duckdb"
+    assert import_long_format(path, db).samples == len(rows)
+    stored_days, unclustered = _layout(db)
+    assert sorted(stored_days) == [T0.date() + timedelta(days=d) for d in range(days)]
+    assert all(stored == _clustered(stored) for stored in stored_days.values())
+    assert unclustered == []
+    stored, out_of_order = _stored(db, clustered=True)
+    assert (sorted(stored), out_of_order) == (_expected(rows), (0, 0))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_day_shared_with_stored_samples_is_left_to_cluster_usage(suffix, tmp_path, monkeypatch) -> None:
+    """Samples stored at 01:00 of the file's first day and at 22:00 of its last (outside its span, so
+    it is still written straight into the store): those two days hold rows of two writes, so the
+    file's part of them is marked; the first day is complete (later samples are stored) and
+    store.cluster_usage rewrites it at the end of the import, the last stays marked."""
+    monkeypatch.setattr(file_ingest, "SLICE_ROWS", 12_000)
+    start = T0 + timedelta(hours=6)
+    rows = _days_rows(13, start, 100)  # 06:00 on day 1 to 07:30 on day 3
+    last = start + timedelta(minutes=30 * 99)
+    early = tmp_path / "early.csv"
+    early.write_text("namespace,pod,container,timestamp,cpu_cores,memory_bytes\n"
+                     f"ns-0,pod-0,app,{T0 + timedelta(days=2, hours=22):%Y-%m-%dT%H:%M:%SZ},0.5,1048576\n"
+                     f"ns-0,pod-0,app,{T0 + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ},0.5,1048576\n")
+    db = tmp_path / "db.duckdb"
+    # (not in time order: sorted, each of its days in the clustered order, nothing marked)
+    assert import_long_format(early, db).samples == 2
+    assert _layout(db)[1] == []
+    path = _write(rows, tmp_path / f"usage{suffix}", 4_000)
+    assert import_long_format(path, db).samples == len(rows)
+    days, unclustered = _layout(db)
+    day1, day2, day3 = (T0.date() + timedelta(days=d) for d in range(3))
+    assert days[day1] == _clustered(days[day1]) and days[day2] == _clustered(days[day2])
+    # the last day: the file's rows (its own order) after the sample stored before them
+    assert days[day3][0] == (1, T0 + timedelta(days=2, hours=22))
+    assert days[day3][1:] == _clustered(days[day3][1:])
+    assert unclustered == [(T0 + timedelta(days=2), last)]
