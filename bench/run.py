@@ -11,8 +11,9 @@ os.wait4's rusage) and nothing one step allocated flatters or burdens the next:
   generate  the synthetic cluster from capplan.sample (cached in bench/work/<size>/gen/, not timed)
   ingest    store.write_spec + store.write_usage, one transaction per day of samples, then
             what a writer does when it finishes (node sums, store.cluster_usage of the day before)
-            and CHECKPOINT; samples/s counts only the writers and commits; bytes/sample = file
-            size after CHECKPOINT / samples
+            and CHECKPOINT; samples/s counts only the writers and commits; raw bytes/sample =
+            usage_raw's blocks after CHECKPOINT / samples (the storage target), beside the whole
+            file's size / samples (which adds the node and namespace sums and the specs)
   analyses  recommend (each strategy), nodes, eviction, forecast and the whole report, called
             in-process from the library on the same DuckDB file (read-only)
   baseline  the per-workload design KRR uses: one query per container for its samples, then
@@ -215,6 +216,11 @@ def child_ingest(size_name: str) -> dict[str, Any]:
             "SELECT count(DISTINCT block_id) * 262144 FROM pragma_storage_info('node_usage') WHERE persistent"
         ).fetchone()[0]
         node_rows = con.execute("SELECT count(*) FROM node_usage").fetchone()[0]
+        # the raw samples alone (usage_raw's blocks, as node_bytes): what the storage target is about;
+        # the file also holds what is derived from them (node and namespace sums) and the specs
+        raw_bytes = con.execute(
+            "SELECT count(DISTINCT block_id) * 262144 FROM pragma_storage_info('usage_raw') WHERE persistent"
+        ).fetchone()[0]
         series = con.execute("SELECT count(*) FROM series").fetchone()[0]
     finally:
         con.close()
@@ -226,6 +232,7 @@ def child_ingest(size_name: str) -> dict[str, Any]:
         "samples_per_second": samples / write_s if write_s else None,
         "samples_per_second_with_checkpoint": samples / (write_s + checkpoint_s) if write_s else None,
         "file_bytes": file_bytes, "bytes_per_sample": file_bytes / samples if samples else None,
+        "raw_bytes": raw_bytes, "raw_bytes_per_sample": raw_bytes / samples if samples else None,
         "chunk_write_seconds": chunk_seconds, "write_cpu_seconds": write_cpu,
         "node_usage_seconds": node_s, "node_usage_cpu_seconds": node_cpu, "node_usage_rows": node_rows,
         "cluster_seconds": cluster_s, "cluster_cpu_seconds": cluster_cpu, "clustered_days": clustered_days,
@@ -1089,8 +1096,10 @@ def table_rows(strategies: tuple[str, ...]):
         ("ingest peak RSS", lambda r: (r.get("ingest") or {}).get("peak_rss_bytes"), _fmt_bytes, "", None),
         ("  ingest: clustering complete days (cpu s)", ingest("cluster_cpu_seconds"),
          lambda v: f"{v:.1f} s", "", None),
-        ("bytes/sample on disk (raw)", ingest("bytes_per_sample"), lambda v: f"{v:.2f} B",
+        ("bytes/sample on disk (raw samples: usage_raw)", ingest("raw_bytes_per_sample"), lambda v: f"{v:.2f} B",
          f"<= {STORAGE_TARGET_BYTES:g} B", lambda v: v <= STORAGE_TARGET_BYTES),
+        ("  whole file per sample (+ node/namespace sums, specs)", ingest("bytes_per_sample"),
+         lambda v: f"{v:.2f} B", "", None),
     ]
     for kind, days in IMPORT_DAYS.items():
         target = IMPORT_TARGETS[kind]
