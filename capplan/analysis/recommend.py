@@ -37,6 +37,10 @@ ALIVE_TOLERANCE = timedelta(minutes=15)
 # (86.5 M) in nine; in-process peak RSS at L simple 452-497 -> 375-389 MiB, auto 456 -> 387-433
 # MiB (M simple 271-272, auto 269-285: L/M ~1.4x) for ~0.7-1.8 s more CPU at L simple (9.6-10.0 ->
 # 10.3-11.8 s side by side, load 10-11); 25 M (four parts, every 4th series each) was the old value.
+# Since the clustered order (schema 009) a part reads only its own row groups, so parts cost little
+# CPU (L simple 8.1-8.4 -> 3.3-3.4 CPU s); smaller parts still do not lower the peak overall (L, load
+# ~12: 5 M simple 325-335 against 370-379 MiB, auto 426-440 against 364-393; 2.5 M simple 479-548,
+# auto 597-603), so 10 M stays.
 PERCENTILE_SAMPLES_PER_PART = 10_000_000
 # The VPA histogram looks the bucket of a CPU value up in a list of one entry per millicore up to the
 # window's largest value (queries/recommend_cpu_histogram_stored.sql); DuckDB copies that list for
