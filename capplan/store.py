@@ -833,7 +833,9 @@ STORED_ORDER = "ts, series_id"
 # alone): time order 4.80; blocks of 16: 5.34, 32: 5.16, 64: 5.02, 128: 5.07, 256: 5.43, 512: 6.06,
 # 1024: 6.15, 4096: 5.52 (ids of a small block are few bits, and neighbouring series, replicas of
 # one workload, have close values; a large block's ids take more bits again, its time runs no
-# fewer). The recommend figures per block at L: bench/RESULTS.md (issue 14, CL).
+# fewer); the whole L month in blocks of 64: 4.90 against 4.70. recommend simple at L took the same
+# CPU with blocks of 16, 64 and 256 (3.1-3.3 s against 8.1-8.4 in time order): bench/RESULTS.md
+# (issue 14, CL).
 CLUSTER_SERIES_BLOCK = 64
 # (CLUSTERED_DAY_ORDER: the order within one day; capplan.file_ingest sorts a day's rows by it)
 CLUSTERED_DAY_ORDER = f"series_id // {CLUSTER_SERIES_BLOCK}, ts, series_id"

@@ -340,3 +340,18 @@ def test_a_run_of_several_chunks_leaves_the_daily_scope_figures_current(full_db:
         assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))  # schema 008, with them
     finally:
         con.close()
+
+
+def test_a_run_leaves_its_complete_days_clustered(full_db: Path) -> None:
+    """After its last chunk the collector rewrites the complete days it appended to in the
+    clustered order (schema 009): of the 36-hour run's two days, the first is clustered, the last
+    (not complete) is still recorded."""
+    from tests.test_clustered_usage import assert_layout
+
+    con = store.open_db(full_db, read_only=True)
+    try:
+        days = sorted({r[0] for r in con.execute("SELECT DISTINCT CAST(ts AS DATE) FROM usage_raw").fetchall()})
+        assert len(days) == 2
+        assert_layout(con, {days[0]}, {days[1]})
+    finally:
+        con.close()
