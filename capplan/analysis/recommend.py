@@ -22,7 +22,7 @@ import polars as pl
 from capplan import store
 from capplan.analysis import real_quantiles
 from capplan.analysis.qos import qos_class
-from capplan.analysis.rollup_span import raw_only, rollup_span
+from capplan.analysis.rollup_span import raw_only, rollup_span, stored_bounds
 from capplan.analysis.strategies import DEFAULT_STRATEGY, get_strategy
 from capplan.analysis.strategies import vpa as vpa_strategy
 from capplan.analysis.strategies.base import GIB, MIB, History, Needs, StrategyParams
@@ -85,13 +85,6 @@ def series_map(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
     return frame
 
 
-def _whole_seconds(start: datetime, end: datetime) -> dict[str, datetime]:
-    """[start, end] rounded inward to whole seconds: the same stored samples (their times are whole
-    seconds), as bounds the stored TIMESTAMP_S column is compared with directly (zone maps)."""
-    lo = start.replace(microsecond=0)
-    return {"lo": lo if lo == start else lo + timedelta(seconds=1), "hi": end.replace(microsecond=0)}
-
-
 def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
     """Run the per-sample aggregate `name`: on DuckDB its `_stored` twin (the same columns and
     values, read from the stored integer units instead of the usage_samples view); another engine
@@ -101,7 +94,7 @@ def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFr
     if name in REAL_PERCENTILES:
         return _real_percentiles(con, name, params)
     stored = f"{name}_stored"
-    return store.query(con, stored, _used(stored, {**params, **_whole_seconds(params["start"], params["end"])}))
+    return store.query(con, stored, _used(stored, {**params, **stored_bounds(params["start"], params["end"])}))
 
 
 # The per-series percentile aggregates whose `_stored` twin returns integer quantiles of millicores
@@ -122,7 +115,7 @@ def _real_percentiles(con: duckdb.DuckDBPyConnection, name: str, params: dict) -
     qs = qs_of(params)
     stored = f"{name}_stored"
     frame = store.query(con, stored, _used(stored, {
-        **params, **_whole_seconds(params["start"], params["end"]), "levels": real_quantiles.levels(qs)}))
+        **params, **stored_bounds(params["start"], params["end"]), "levels": real_quantiles.levels(qs)}))
     width = 3 * len(qs)
     answers = np.column_stack([frame["cpu_levels"].list.get(i, null_on_oob=True).cast(pl.Float64)
                                .fill_null(np.nan).to_numpy() for i in range(width)]) if frame.height else np.zeros((0, width))
@@ -161,7 +154,7 @@ def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, 
     interval_s = vpa_strategy.MEMORY_INTERVAL_SECONDS
     if store.engine_for(name) is not None:
         return store.query(con, name, {"start": start, "end": end, "interval_s": interval_s})
-    bounds = _whole_seconds(start, end)
+    bounds = stored_bounds(start, end)
     interval = timedelta(seconds=interval_s)
     step = math.floor((bounds["lo"] - origin) / interval)
     rollups = rollup_span(con, bounds["lo"], bounds["hi"])
@@ -184,7 +177,7 @@ def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, 
 def _samples_summary(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> tuple[int, int, int, int]:
     """The number of stored samples in [start, end], their largest CPU value in millicores, and
     their first and last series id (1 and 0 without samples)."""
-    row = store.query(con, "recommend_samples_summary", _whole_seconds(start, end)).row(0)
+    row = store.query(con, "recommend_samples_summary", stored_bounds(start, end)).row(0)
     return int(row[0]), int(row[1] or 0), int(1 if row[2] is None else row[2]), int(0 if row[3] is None else row[3])
 
 
