@@ -4,21 +4,13 @@
 -- which DuckDB runs faster than the UNION ALL of the three tables even when the rollups' branches
 -- are empty (capplan.analysis.rollup_span).
 -- Params: $lo, $hi TIMESTAMP.
-SELECT CAST(min(t) AS TIMESTAMP) AS first_ts, CAST(max(t) AS TIMESTAMP) AS last_ts
+SELECT CAST(min(first_t) AS TIMESTAMP) AS first_ts, CAST(max(last_t) AS TIMESTAMP) AS last_ts
 FROM (
-    SELECT min(hour) AS t FROM usage_hourly
+    SELECT min(hour) AS first_t, max(hour) AS last_t FROM usage_hourly
     WHERE hour BETWEEN CAST(CAST($lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S)
                    AND CAST(CAST($hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
     UNION ALL
-    SELECT max(hour) FROM usage_hourly
-    WHERE hour BETWEEN CAST(CAST($lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S)
-                   AND CAST(CAST($hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
-    UNION ALL
-    SELECT min(day) FROM usage_daily
-    WHERE day BETWEEN CAST(CAST($lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S)
-                  AND CAST(CAST($hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
-    UNION ALL
-    SELECT max(day) FROM usage_daily
+    SELECT min(day), max(day) FROM usage_daily
     WHERE day BETWEEN CAST(CAST($lo AS TIMESTAMP) - INTERVAL 1 SECOND AS TIMESTAMP_S)
                   AND CAST(CAST($hi AS TIMESTAMP) + INTERVAL 1 SECOND AS TIMESTAMP_S)
 )
