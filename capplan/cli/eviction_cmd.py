@@ -94,11 +94,8 @@ def eviction(
         priorities=_priorities(load_priority_map, priority_classes, priority),
         namespaces=namespace or [], nodes=node or [],
     )
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         runs = fleet_run(con, cluster, lambda c: eviction_report(c, options))
-    finally:
-        con.close()
 
     def shown_frame(result: EvictionResult) -> pl.DataFrame:
         frame = {"pods": result.pods, "nodes": result.nodes, "containers": result.containers, "qos": result.qos,

@@ -53,13 +53,10 @@ def forecast(
 
     check_format(fmt)
     horizon_delta = window_option(horizon, "--horizon")
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         runs = fleet_run(con, cluster, lambda c: forecast_report(
             c, window_option(window), horizon=horizon_delta, namespaces=namespace, pool_label=pool_label,
             min_days=min_days))
-    finally:
-        con.close()
     shown = runs.frame({"table": table_view, "csv": csv_view}.get(fmt, lambda t: t))
     render.emit(shown, fmt, output, title="Forecast")
     if fmt == "table" and not output:
@@ -86,11 +83,8 @@ def rollout(
     from capplan.report.rollout import rollout_note
 
     check_format(fmt)
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         runs = fleet_run(con, cluster, lambda c: rollout_report(c, window_option(window), namespace))
-    finally:
-        con.close()
     shown = runs.frame(lambda t: t.select(ROLLOUT_TABLE_COLUMNS) if fmt == "table" else t)
     render.emit(shown, fmt, output, title="Rollout headroom")
     if fmt == "table" and not output:

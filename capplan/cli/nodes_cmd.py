@@ -80,12 +80,9 @@ def nodes(
 
     check_format(fmt)
     check_engine(engine, lake)
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         with engine_scope(engine, lake):
             table = fleet_run(con, cluster, lambda c: nodes_overview(c, window_option(window), node, low, high)).frame()
-    finally:
-        con.close()
     render.emit(_for_table(table, TABLE_NODE_COLUMNS, fmt), fmt, output, title="Nodes")
 
 
@@ -105,11 +102,8 @@ def namespaces(
     from capplan.analysis.namespaces import namespaces_report
 
     check_format(fmt)
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         table = fleet_run(con, cluster, lambda c: namespaces_report(c, window_option(window), namespace)).frame()
-    finally:
-        con.close()
     render.emit(_for_table(table, TABLE_NAMESPACE_COLUMNS, fmt), fmt, output, title="Namespaces")
 
 
@@ -142,13 +136,10 @@ def fit(
     cpu_cores, memory_bytes = checked.pod_shape(cpu, memory)
     checked.replicas(replicas)
     tolerations = [parse_toleration(t) for t in tolerate or []]
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         runs = fleet_run(con, cluster, lambda c: fit_report(
             c, cpu_cores, memory_bytes, tolerations=tolerations, replicas=replicas, window=window_option(window),
             nodes=node, namespace=namespace))
-    finally:
-        con.close()
     render.emit(_for_table(runs.frame(), TABLE_FIT_COLUMNS, fmt), fmt, output, title="Fit")
     if replicas is not None:
         for name, table in runs.results:
@@ -170,9 +161,6 @@ def cluster(
     from capplan.analysis.n_minus_1 import cluster_report
 
     check_format(fmt)
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         table = fleet_run(con, cluster, lambda c: cluster_report(c, window_option(window))).frame()
-    finally:
-        con.close()
     render.emit(table, fmt, output, title="Cluster")

@@ -72,12 +72,9 @@ def patch(
     min_severity = parse_severity(severity)
     span = window_option(window)
     files = load(paths, namespace)   # bad manifests fail here, before the database is opened
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         with one_cluster_scope(con, cluster, "patch"):
             recs = load_recommendations(con, strategy, span)
-    finally:
-        con.close()
     plan = patching.plan_patch(files, recs, fraction, min_severity)
     texts = patching.new_texts(plan)   # every edit is made and verified before anything is written
     report = "\n".join(patching.summary_lines(plan)) + "\n"

@@ -54,8 +54,7 @@ def report(
 
     check_format(fmt, REPORT_FORMATS)
     options = ReportOptions(window=window_option(window), namespaces=namespace or [], nodes=node or [], top=top)
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         if fmt == "html":
             # One page of charts is one cluster's. The charts read history beyond the sections'
             # tables: gather it while the database is open.
@@ -74,8 +73,6 @@ def report(
             return sections, savings
 
         runs = fleet_run(con, cluster, one)
-    finally:
-        con.close()
     if not runs.labelled:
         write_report(runs.results[0][1][0], fmt, output, full=full)
         return

@@ -66,13 +66,10 @@ def resize_plan(
     fraction, min_severity = parse_min_change(min_change), parse_severity(severity)
     span, recent_span = window_option(window), window_option(recent, "--recent")
     files = load(manifests, default_namespace) if manifests else None
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         with one_cluster_scope(con, cluster, "resize-plan"):  # kubectl commands for one cluster's context
             recs = load_recommendations(con, strategy, span)
             plans = plan_resize(con, recs, span, recent_span, version, fraction, min_severity, files, namespace)
-    finally:
-        con.close()
     if commands_only:
         lines = ["#!/bin/sh", (f"# capplan resize-plan --kubernetes-version {kubernetes_version}: "
                  f"{sum(p.command is not None for p in plans)} pod(s) resizable in place"), "set -e"]

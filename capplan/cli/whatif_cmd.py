@@ -73,11 +73,8 @@ def whatif(
         apply=apply, window=window_option(window), pool_label=pool, namespaces=namespace,
         prices=read_prices(str(prices)) if prices else None, shapes=shape_names, shapes_file=shapes_file,
     )
-    con = store.open_db(db, read_only=True, end=end_option(end))
-    try:
+    with store.open_db(db, read_only=True, end=end_option(end)) as con:
         runs = fleet_run(con, cluster, lambda c: run_whatif(c, options))
-    finally:
-        con.close()
     first = runs.results[0][1]
     if first.sizing is not None:
         sized = runs.frame(lambda r: r.sizing if r.sizing is not None else r.pools.clear())
