@@ -10,6 +10,7 @@ before/after, change x pods, savings.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Callable
@@ -33,15 +34,15 @@ WORKLOAD_KEYS = ["namespace", "owner_kind", "owner_name"]
 ALIVE_TOLERANCE = timedelta(minutes=15)
 # Samples per part of a per-series percentile query (_in_parts): DuckDB's quantile states hold every
 # value of the part's series (4 bytes each, as vectors that grow by doubling, per thread), so the
-# peak follows the part, not the window. 10 M: the bench's M (8.55 M samples) in one part, its L
-# (86.5 M) in nine; in-process peak RSS at L simple 452-497 -> 375-389 MiB, auto 456 -> 387-433
-# MiB (M simple 271-272, auto 269-285: L/M ~1.4x) for ~0.7-1.8 s more CPU at L simple (9.6-10.0 ->
-# 10.3-11.8 s side by side, load 10-11); 25 M (four parts, every 4th series each) was the old value.
-# Since the clustered order (schema 009) a part reads only its own row groups, so parts cost little
-# CPU (L simple 8.1-8.4 -> 3.3-3.4 CPU s); smaller parts still do not lower the peak overall (L, load
-# ~12: 5 M simple 325-335 against 370-379 MiB, auto 426-440 against 364-393; 2.5 M simple 479-548,
-# auto 597-603), so 10 M stays.
-PERCENTILE_SAMPLES_PER_PART = 10_000_000
+# peak follows the part, not the window. 10 M was the value from 25 M (every 4th series), then the
+# clustered order (schema 009) made a part read only its own row groups (L simple 8.1-8.4 -> 3.3-3.4
+# CPU s). Smaller parts did not lower the peak while every part's frame kept DuckDB's Arrow export
+# alive (_owned); with the parts' frames copied, at the bench's L (in-process, load 6-8) auto peaks at
+# 358-373 MiB with 10 M, 328-329 with 5 M, 324-328 with 2.5 M, 321-325 with 1.25 M, for 6.7-6.9, 7.1-7.5,
+# 7.6-7.7 and 8.6 CPU s (each part also reads the row groups its range shares with the next). 5 M: the
+# bench's M (8.55 M samples) in two parts, its L (86.5 M) in eighteen, a part's states the same size at
+# both (bench/RESULTS.md, issue 14, AU).
+PERCENTILE_SAMPLES_PER_PART = 5_000_000
 # The VPA histogram looks the bucket of a CPU value up in a list of one entry per millicore up to the
 # window's largest value (queries/recommend_cpu_histogram_stored.sql); DuckDB copies that list for
 # every chunk of 2,048 rows, so it stops at 64 cores (128 KiB; bench L's largest value, 8.6 cores,
@@ -141,6 +142,19 @@ def _used(name: str, params: dict) -> dict:
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", code)}
 
 
+def _owned(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` in buffers of polars' own (an Arrow IPC copy). polars takes a DuckDB result's Arrow
+    buffers without copying, and DuckDB's export allocates them for a batch of a million rows: a
+    frame kept holds ~30-60 MiB of that (one of the bench's L percentile parts, 1,700 rows: 61 MiB),
+    so the parts and day slices kept until their concat pinned memory the next query's states could
+    have reused, and recommend auto's peak grew with the number of parts (bench/RESULTS.md, issue 14,
+    AU). ~1 ms per 30,000 rows."""
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="uncompressed")
+    buffer.seek(0)
+    return pl.read_ipc(buffer, memory_map=False)
+
+
 def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, end: datetime,
                     origin: datetime) -> pl.DataFrame:
     """The per-series, per-interval aggregate `name` (recommend_memory_peaks, recommend_daily_stats)
@@ -163,15 +177,42 @@ def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, 
         lo = max(bounds["lo"], origin + step * interval)
         hi = min(bounds["hi"], origin + (step + 1) * interval - timedelta(seconds=1))
         twin = f"{name}_raw" if raw_only(rollups, lo, hi) else f"{name}_stored"
-        frames.append(store.query(con, twin, {"lo": lo, "hi": hi, "interval_s": interval_s}))
+        frames.append(_owned(store.query(con, twin, {"lo": lo, "hi": hi, "interval_s": interval_s})))
         step += 1
-    merged = pl.concat(frames).group_by("series_id", "interval_index").agg(
-        pl.col("peak_bytes").max(),
-        *([(pl.col("cpu_sum_cores").sum() / pl.col("cpu_samples").sum()).alias("cpu_mean_cores")]
-          if "cpu_sum_cores" in frames[0].columns else []))
-    if "cpu_mean_cores" in merged.columns:  # no CPU value in the interval: avg is NULL, not 0/0
-        merged = merged.with_columns(pl.when(pl.col("cpu_mean_cores").is_finite()).then("cpu_mean_cores"))
-    return merged.sort("series_id", "interval_index")
+    return _merge_slices(pl.concat(frames))
+
+
+def _merge_slices(rows: pl.DataFrame) -> pl.DataFrame:
+    """_interval_stats' slices (`rows`, all of them) merged per series and interval, sorted by both:
+    the peak is the largest (NULL: none), the mean CPU the summed CPU over the summed count (NULL
+    without a CPU value, as DuckDB's avg). In numpy, sorted: a polars group_by of the bench's L month
+    (305,000 slice rows) raised recommend auto's RSS by ~80 MiB (265 -> 345 MiB), which polars'
+    allocator then kept for the rest of the run (peak 319 MiB this way); numpy's arrays go back to
+    the OS when freed. An
+    interval is as long as a slice, so it spans at most two slices: a sum is of at most two values,
+    the same in any order."""
+    ids = rows["series_id"].to_numpy()
+    index = rows["interval_index"].to_numpy()
+    order = np.lexsort((index, ids))
+    ids, index = ids[order], index[order]
+    # the first row of each (series, interval); none without rows
+    starts = np.flatnonzero(np.concatenate(([ids.size > 0], (ids[1:] != ids[:-1]) | (index[1:] != index[:-1]))))
+    no_peak = -1  # peaks are bytes, never negative
+    peak: np.ndarray = (np.maximum.reduceat(rows["peak_bytes"].fill_null(no_peak).to_numpy()[order], starts)
+                        if starts.size else np.zeros(0, dtype=np.int64))
+    merged = pl.DataFrame({"series_id": ids[starts], "interval_index": index[starts]}).with_columns(
+        pl.Series("peak_bytes", peak, dtype=rows.schema["peak_bytes"]))
+    merged = merged.with_columns(pl.when(pl.col("peak_bytes") != no_peak).then("peak_bytes").alias("peak_bytes"))
+    if "cpu_sum_cores" in rows.columns:
+        cpu_sum = rows["cpu_sum_cores"].fill_null(0.0).to_numpy()[order]
+        cpu_samples = rows["cpu_samples"].to_numpy()[order]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean: np.ndarray = (np.add.reduceat(cpu_sum, starts) / np.add.reduceat(cpu_samples, starts)
+                                if starts.size else np.zeros(0))
+        # no CPU value in the interval: avg is NULL, not 0/0
+        merged = merged.with_columns(pl.Series("cpu_mean_cores", mean, dtype=pl.Float64)).with_columns(
+            pl.when(pl.col("cpu_mean_cores").is_finite()).then("cpu_mean_cores").alias("cpu_mean_cores"))
+    return merged
 
 
 def _samples_summary(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> tuple[int, int, int, int]:
@@ -206,7 +247,7 @@ def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.Dat
         return store.query(con, name, {**params, "parts": 1, "part": 0})
     samples, _, first_id, last_id = _samples_summary(con, params["start"], params["end"])
     ranges = _id_ranges(first_id, last_id, max(1, math.ceil(samples / PERCENTILE_SAMPLES_PER_PART)))
-    frames = [_query(con, name, {**params, "parts": len(ranges), "part": part, "first_id": lo, "last_id": hi})
+    frames = [_owned(_query(con, name, {**params, "parts": len(ranges), "part": part, "first_id": lo, "last_id": hi}))
               for part, (lo, hi) in enumerate(ranges)]
     # DuckDB's allocator keeps the percentiles' freed states for its next query; the polars work
     # that follows cannot use them (bench L, auto: 96 MiB)
