@@ -542,10 +542,7 @@ def spec_frames(con: duckdb.DuckDBPyConnection, source: LongFile) -> dict[str, p
 
 
 DAY_SECONDS = 86_400
-# store.CLUSTERED_ORDER with the day as a DATE: the same order (the UTC day of a TIMESTAMP), and
-# per row the cheapest day key (a day of L, 2.7 M rows sorted: 0.88 CPU-s with CAST(ts AS DATE), 1.45
-# with date_trunc('day', ts), 0.84 without a day key; load ~7)
-CLUSTERED_FILE_ORDER = f"CAST(ts AS DATE), {store.CLUSTERED_DAY_ORDER}"
+_EPOCH = datetime(1970, 1, 1)
 
 
 def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: bool,
@@ -575,11 +572,12 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
     # Sorted writes put each UTC day straight into the clustered order (schema 009) that
     # store.cluster_usage would rewrite it in afterwards: the sort costs the same, the rewrite (read,
     # sort, delete and insert every complete day again: 10 days of the L Parquet 23 -> 36 CPU-s) is
-    # not needed. Slices of one day are sorted without a day key to compute per row.
+    # not needed. The sort is on one integer key holding the day, the block, the time and the id
+    # (import_direct_keyed.sql).
     widths = {int((b - a).total_seconds()) for a, b in slices or []}
     clustered = not staged.presorted and all(w % DAY_SECONDS == 0 for w in widths)
-    order = ("" if staged.presorted else f"ORDER BY {store.CLUSTERED_DAY_ORDER}" if clustered and widths == {DAY_SECONDS}
-             else f"ORDER BY {CLUSTERED_FILE_ORDER}" if clustered else f"ORDER BY {store.STORED_ORDER}")
+    order = "" if staged.presorted else f"ORDER BY {store.STORED_ORDER}"
+    block_lo, blocks = _series_blocks(con)
     threads = int(store.fetch_row(con, "SELECT current_setting('threads')")[0])
     if staged.presorted:
         # DuckDB's parallel insert of the file joined to the series ids does not keep the file's
@@ -589,10 +587,21 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
         con.execute("SET threads = 1")
     try:
         for slice_lo, slice_hi in slices or [(lo, hi)]:
-            row = con.execute(store.load_sql("import_direct").format(
-                rows=source.rows_between if slices else source.rows, cpu_units=store.CPU_UNITS_PER_CORE,
-                memory_unit=store.MEMORY_UNIT_BYTES, order=order),
-                {**source.params, **({"slice_lo": slice_lo, "slice_hi": slice_hi} if slices else {})}).fetchone()
+            rows = source.rows_between if slices else source.rows
+            if clustered:
+                # each UTC day of the slice in the clustered order (the sort key holds the day)
+                first_day = datetime.combine(slice_lo.date(), datetime.min.time())
+                last = min(slice_hi - timedelta(seconds=1), hi) if slices else hi  # slices end before slice_hi
+                days = (last.date() - first_day.date()).days + 1
+                sql = store.load_sql("import_direct_keyed").format(
+                    rows=rows, cpu_units=store.CPU_UNITS_PER_CORE, memory_unit=store.MEMORY_UNIT_BYTES,
+                    base_us=(first_day - _EPOCH) // timedelta(microseconds=1), block=store.CLUSTER_SERIES_BLOCK,
+                    block_lo=block_lo, blocks=blocks, key_type=sort_key_type(days, blocks))
+            else:
+                sql = store.load_sql("import_direct").format(
+                    rows=rows, cpu_units=store.CPU_UNITS_PER_CORE, memory_unit=store.MEMORY_UNIT_BYTES, order=order)
+            row = con.execute(sql, {**source.params, **({"slice_lo": slice_lo, "slice_hi": slice_hi} if slices else {})}
+                              ).fetchone()
             inserted += int(row[0]) if row else 0
     finally:
         con.execute(f"SET threads = {threads}")
@@ -616,6 +625,22 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
             # or after its span: put in the clustered order when complete (store.cluster_usage)
             store.mark_unclustered(con, *part)
     return result
+
+
+def sort_key_type(days: int, blocks: int) -> str:
+    """The type of import_direct_keyed.sql's sort key over `days` UTC days and `blocks` series-id
+    blocks: INTEGER when its largest value fits (a day of up to 388 blocks, 24,832 series ids; a
+    narrower key sorts for less), else BIGINT."""
+    return "INTEGER" if days * blocks * DAY_SECONDS * store.CLUSTER_SERIES_BLOCK <= 2**31 - 1 else "BIGINT"
+
+
+def _series_blocks(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """The first series-id block (store.CLUSTER_SERIES_BLOCK) of the file's series (_import_series)
+    and how many blocks they span: the sort key of import_direct_keyed.sql numbers blocks from it."""
+    first, last = store.fetch_row(
+        con, f"SELECT min(series_id) // {store.CLUSTER_SERIES_BLOCK}, max(series_id) // {store.CLUSTER_SERIES_BLOCK} "
+             "FROM _import_series")
+    return (int(first), int(last) - int(first) + 1) if first is not None else (0, 1)
 
 
 def _shared_days(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> list[tuple[datetime, datetime]]:

@@ -476,6 +476,45 @@ def test_a_sorted_write_puts_each_day_in_the_clustered_order(suffix, by_time, da
     assert (sorted(stored), out_of_order) == (_expected(rows), (0, 0))
 
 
+@pytest.mark.parametrize(("suffix", "old_series", "key_type"), [
+    (".parquet", False, "INTEGER"), (".csv", False, "INTEGER"), (".parquet", True, "BIGINT"), (".csv", True, "BIGINT")])
+def test_the_sort_key_holds_ids_far_from_the_first_block(suffix, old_series, key_type, tmp_path, monkeypatch) -> None:
+    """A file of new containers into a store of 30,000 series (their ids start at block 468), with
+    or without one stored container (id 1): its days land in the clustered order with the values
+    written, whether the sort key fits an INTEGER (the file's ids span 4 blocks) or needs a BIGINT
+    (470 blocks: ids 1 to 30,250)."""
+    monkeypatch.setattr(file_ingest, "SLICE_ROWS", 12_000)
+    db = tmp_path / "db.duckdb"
+    many = tmp_path / "many.parquet"
+    pl.DataFrame({"namespace": "old", "pod": [f"old-{i:05d}" for i in range(30_000)], "container": "app",
+                  "timestamp": T0 - timedelta(days=3), "cpu_cores": 0.5, "memory_bytes": 2**20}).write_parquet(many)
+    assert import_long_format(many, db).samples == 30_000
+    rows = _days_rows(14, T0, 96)  # two days, 250 new containers
+    if old_series:
+        rows += [{"namespace": "old", "pod": "old-00000", "container": "app", "timestamp": T0 + timedelta(hours=h),
+                  "cpu_cores": h / 1000, "memory_bytes": 2**20 + h * 1024} for h in range(48)]
+        rows.sort(key=lambda r: r["timestamp"].date())
+    real = file_ingest.sort_key_type
+    used = []
+    monkeypatch.setattr(file_ingest, "sort_key_type", lambda d, b: used.append(real(d, b)) or used[-1])
+    path = _write(rows, tmp_path / f"usage{suffix}", 4_000)
+    assert import_long_format(path, db).samples == len(rows)
+    assert used and set(used) == {key_type}
+    days, unclustered = _layout(db)
+    new_days = [d for d in days if d >= T0.date()]
+    assert new_days == [T0.date(), T0.date() + timedelta(days=1)] and unclustered == []
+    assert all(days[d] == _clustered(days[d]) for d in new_days)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored = con.execute("SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u "
+                             "JOIN series AS s USING (series_id) WHERE u.ts >= $t", {"t": T0}).fetchall()
+        first_new = con.execute("SELECT min(series_id) FROM series WHERE namespace <> 'old'").fetchone()[0]
+    finally:
+        con.close()
+    assert first_new == 30_001
+    assert sorted(stored) == _expected(rows)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_day_shared_with_stored_samples_is_left_to_cluster_usage(suffix, tmp_path, monkeypatch) -> None:
     """Samples stored at 01:00 of the file's first day and at 22:00 of its last (outside its span, so
@@ -503,3 +542,10 @@ def test_a_day_shared_with_stored_samples_is_left_to_cluster_usage(suffix, tmp_p
     assert days[day3][0] == (1, T0 + timedelta(days=2, hours=22))
     assert days[day3][1:] == _clustered(days[day3][1:])
     assert unclustered == [(T0 + timedelta(days=2), last)]
+
+
+def test_the_sort_key_is_an_integer_while_its_largest_value_fits() -> None:
+    """The largest key over D days of B blocks is D * B * 86,400 * 64 - 1 (by hand: 388 blocks give
+    2,145,484,799, 389 give 2,151,014,399, against INTEGER's 2,147,483,647)."""
+    assert [file_ingest.sort_key_type(d, b) for d, b in ((1, 388), (1, 389), (2, 194), (2, 195), (10, 1))] == [
+        "INTEGER", "BIGINT", "INTEGER", "BIGINT", "INTEGER"]
