@@ -69,6 +69,11 @@ class Matrix:
         return self.times.len()
 
     @staticmethod
+    def empty() -> Matrix:
+        """An answer without series."""
+        return Matrix([], [], pl.Series("t", [], dtype=pl.Float64), pl.Series("value", [], dtype=pl.Utf8))
+
+    @staticmethod
     def concat(parts: Sequence[Matrix]) -> Matrix:
         """The series of several answers (halves of a range, namespace batches) one after another."""
         if len(parts) == 1:
@@ -102,6 +107,28 @@ class Matrix:
         for metric, n in zip(self.metrics, self.counts, strict=True):
             out.append({"metric": metric, "values": [[t, v] for t, v in zip(times[at:at + n], values[at:at + n], strict=True)]})
             at += n
+        return out
+
+    def by_name(self) -> dict[str, Matrix] | None:
+        """The answer of a query over several metrics (`{__name__=~"a|b"}[range]`) as one Matrix per
+        metric name, each series in the answer's order; None when a series carries no `__name__`
+        (a backend that drops it: the metrics are then asked for one by one)."""
+        names = [m.get("__name__") for m in self.metrics]
+        if any(name is None for name in names):
+            return None
+        members: dict[str, list[int]] = {}
+        for index, name in enumerate(names):
+            members.setdefault(str(name), []).append(index)
+        if len(members) <= 1:
+            return {name: self for name in members}
+        # each point's series: the number of series ending at or before it (numpy.repeat(arange, counts))
+        ends = pl.Series(self.counts, dtype=pl.Int64).cum_sum()
+        owner = ends.search_sorted(pl.int_range(0, self.points, eager=True), side="right").cast(pl.Int64)
+        out = {}
+        for name, indices in members.items():
+            keep = owner.is_in(indices)
+            out[name] = Matrix([self.metrics[i] for i in indices], [self.counts[i] for i in indices],
+                               self.times.filter(keep), self.values.filter(keep))
         return out
 
     def renamed(self, aliases: dict[str, str]) -> Matrix:

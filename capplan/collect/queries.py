@@ -171,6 +171,14 @@ def render_raw(metric: Metric, namespaces: list[str] | None, range_ms: int, usag
     return f"{_selector(metric, namespaces, usage_selector)}[{range_ms}ms]"
 
 
+def render_raw_group(names: list[str], match: str, namespaces: list[str] | None, range_ms: int, extra: str = "") -> str:
+    """The raw samples of several metrics sharing their extra matchers (`match`), in one answer:
+    `{__name__=~"a|b",match,extra,namespace=~"..."}[range]` (metric names need no escaping: they
+    hold no regex metacharacters, and Prometheus anchors the regex)."""
+    parts = [f'__name__=~"{"|".join(names)}"', match, extra, selector(namespaces)]
+    return "{" + ",".join(p for p in parts if p) + f"}}[{range_ms}ms]"
+
+
 # --- time grid and chunks ---------------------------------------------------------------------
 
 

@@ -94,3 +94,53 @@ def test_report_opens_act_first_and_full_prints_every_section(runner, sample_db_
     assert full.stdout.startswith("Act on these")
     for title in ("Cluster", "Nodes", "N-1", "Eviction advice", "Recommendations", "Forecast", "Rollout headroom"):
         assert title in full.stdout, title
+
+
+def _says(entry, argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
+    """What `entry` (capplan.cli.main, or the whole app) prints and exits with for `argv`."""
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["capplan", *argv])
+    code = 0
+    try:
+        entry()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_the_entry_point_runs_one_command_as_the_whole_app_does(monkeypatch, capsys) -> None:
+    """The entry point builds only the command it runs (capplan.cli.main): every command's help, a
+    usage error, root options before the command and an unknown command read exactly as from the
+    whole app, and the whole app is intact afterwards."""
+    from typer.main import get_command
+
+    from capplan.cli import main
+
+    commands = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+    assert len(commands) >= len(CONTRACT_COMMANDS)
+    for argv in [*([name, "--help"] for name in commands), ["recommend", "--bogus"], ["--debug", "nodes", "--help"],
+                 ["nosuch"], ["--help"], ["fit", "--cpu", "x", "--memory", "1Gi", "--db", "/nonexistent/db"]]:
+        assert _says(main, argv, monkeypatch, capsys) == _says(app, argv, monkeypatch, capsys), argv
+        assert sorted(get_command(app).commands) == commands  # type: ignore[attr-defined]
+
+
+def test_the_entry_point_builds_only_the_command_it_runs(monkeypatch, capsys) -> None:
+    import typer.main
+
+    built: list[str] = []
+    real = typer.main.get_command_from_info
+
+    def counting(command_info, **kwargs):
+        built.append(command_info.callback.__name__)
+        return real(command_info, **kwargs)
+
+    monkeypatch.setattr(typer.main, "get_command_from_info", counting)
+    from capplan.cli import main
+
+    assert _says(main, ["recommend", "--help"], monkeypatch, capsys)[0] == 0
+    assert built == ["recommend"]
+    built.clear()
+    assert _says(main, ["--help"], monkeypatch, capsys)[0] == 0
+    assert len(built) == len(app.registered_commands) > 10

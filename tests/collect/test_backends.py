@@ -90,6 +90,38 @@ def test_victoriametrics_and_prometheus_give_the_same_spec(from_prometheus, from
     assert b.sort(b.columns).equals(a.sort(a.columns))
 
 
+def test_hourly_runs_give_the_same_tables_on_both_backends(prom, vm, tmp_path: Path, monkeypatch) -> None:
+    """After a first run, hourly runs (declared state read raw, the metrics sharing their matchers
+    asked in one read each) store the same usage and spec on VictoriaMetrics as on Prometheus, and
+    VictoriaMetrics answers the grouped reads too (it keeps the metric name on raw samples)."""
+    from capplan.collect import run as collect_run
+
+    first_end = END - timedelta(hours=3)
+    asked: dict[str, list[str]] = {}
+    real_query = collect_run.PromClient.query_body
+
+    def counting(self, promql, at):
+        asked.setdefault(self.display_url, []).append(promql)
+        return real_query(self, promql, at)
+
+    monkeypatch.setattr(collect_run.PromClient, "query_body", counting)
+    dbs = {}
+    for name, url in (("prom", prom.url), ("vm", vm.url)):
+        dbs[name] = tmp_path / f"{name}.duckdb"
+        collect(CollectOptions(url=url, db=dbs[name], step_seconds=STEP, start=WINDOW_START, end=first_end))
+        asked.clear()
+        for hour in (1, 2, 3):
+            summary = collect(CollectOptions(url=url, db=dbs[name], step_seconds=STEP, end=first_end + timedelta(hours=hour)))
+            assert summary.status == "ok" and summary.chunks == 1
+        grouped = [q for q in asked[summary.source] if q.startswith('{__name__=~"')]
+        assert len(grouped) >= 3 * 4, name  # four groups an hour at least, on either backend
+    _same_rows(_usage(dbs["vm"]), _usage(dbs["prom"]))
+    for name in ("containers", "pods", "nodes", "owners", "workloads", "restarts"):
+        a, b = table(dbs["prom"], name), table(dbs["vm"], name)
+        assert a.height > 0 or name == "restarts", name
+        assert b.sort(b.columns).equals(a.sort(a.columns)), name
+
+
 def test_a_path_prefixed_prometheus_gives_the_same_tables(prom_tsdb, from_prometheus, tmp_path: Path) -> None:
     db = tmp_path / "prefixed.duckdb"
     with PrometheusServer(prom_tsdb, route_prefix="/prom") as prefixed:

@@ -355,3 +355,36 @@ def test_a_run_leaves_its_complete_days_clustered(full_db: Path) -> None:
         assert_layout(con, {days[0]}, {days[1]})
     finally:
         con.close()
+
+
+STORED_TABLES = ["usage_raw", "series", "series_nodes", "node_usage", "namespace_usage", "scope_usage_daily", "nodes",
+                 "pods", "containers", "owners", "workloads", "hpas", "resource_quotas", "restarts",
+                 "high_water_marks", "usage_daily", "usage_hourly"]
+
+
+def test_an_hourly_run_leaves_a_small_write_ahead_log_unmerged_and_readers_see_it(prom, tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    """An hourly run whose writes leave a write-ahead log of at most WAL_KEPT_BYTES closes without
+    DuckDB's checkpoint; readers and the next runs see exactly what a run that checkpoints stores,
+    and the run that takes the log past the bound checkpoints it (no log left)."""
+    from capplan.collect import run as collect_run
+
+    first_end = WINDOW_START + timedelta(hours=6)
+    kept, merged = tmp_path / "kept.duckdb", tmp_path / "merged.duckdb"
+    for db in (kept, merged):
+        run(prom.url, db, start=WINDOW_START, end=first_end)
+    for hour in (1, 2):
+        run(prom.url, kept, end=first_end + timedelta(hours=hour))
+        assert 0 < collect_run._wal_bytes(kept) <= collect_run.WAL_KEPT_BYTES
+        monkeypatch.setattr(collect_run, "WAL_KEPT_BYTES", -1)  # always checkpoint: what DuckDB does on close
+        run(prom.url, merged, end=first_end + timedelta(hours=hour))
+        assert collect_run._wal_bytes(merged) == 0
+        monkeypatch.undo()
+        for name in STORED_TABLES:
+            got, want = table(kept, name), table(merged, name)
+            assert want.height > 0 or name in ("restarts", "hpas", "resource_quotas", "usage_daily", "usage_hourly"), name
+            assert got.sort(got.columns).equals(want.sort(want.columns)), name
+    monkeypatch.setattr(collect_run, "WAL_KEPT_BYTES", collect_run._wal_bytes(kept))  # the next hour goes past it
+    run(prom.url, kept, end=first_end + timedelta(hours=3))
+    assert collect_run._wal_bytes(kept) == 0
+    assert table(kept, "usage_raw").height > table(merged, "usage_raw").height

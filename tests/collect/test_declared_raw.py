@@ -6,6 +6,7 @@ rules on hand-made edge cases, and as whole stored tables of an hourly run."""
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 from capplan import store
 from capplan.collect import run as collect_run
 from capplan.collect import transform as tf
-from capplan.collect.queries import METRICS, epoch, render, render_coarse, render_raw
+from capplan.collect.matrix import Matrix
+from capplan.collect.queries import METRICS, epoch, render, render_coarse, render_raw, render_raw_group
 from tests.collect.conftest import WINDOW_START
 from tests.collect.test_collect import run, table
 
@@ -114,6 +116,13 @@ def test_edge_cases_follow_prometheus_rules() -> None:
 SPEC = ["nodes", "pods", "containers", "owners", "workloads", "hpas", "resource_quotas", "restarts"]
 
 
+def _reads_raw(promql: str, name: str) -> bool:
+    """Whether `promql` is a raw read (`selector[range]`) of metric `name`, alone or in a group
+    (`{__name__=~"a|b",...}[range]`)."""
+    group = re.match(r'^\{__name__=~"([^"]*)"', promql)
+    return promql.endswith("ms]") and (promql.startswith(name + "{") or (group is not None and name in group[1].split("|")))
+
+
 def test_an_hourly_run_reading_raw_stores_what_the_spec_step_queries_store(prom, tmp_path: Path,
                                                                           monkeypatch) -> None:
     """The first run measures kube-state-metrics' scrape interval (300 s here) and keeps it; the
@@ -141,12 +150,12 @@ def test_an_hourly_run_reading_raw_stores_what_the_spec_step_queries_store(prom,
     monkeypatch.setattr(collect_run.PromClient, "query_body", counting)
     for hour in (1, 2, 3):
         run(prom.url, raw_db, end=first_end + timedelta(hours=hour))
-    assert any(q.startswith("kube_pod_info{") for q in asked)  # declared state was read raw
+    assert any(_reads_raw(q, "kube_pod_info") for q in asked)  # declared state was read raw
     monkeypatch.setattr(collect_run, "RAW_DECLARED_MIN_STEP_FRACTION", math.inf)
     asked.clear()
     for hour in (1, 2, 3):
         run(prom.url, stepped_db, end=first_end + timedelta(hours=hour))
-    assert not any(q.startswith("kube_pod_info{") for q in asked)
+    assert not any(_reads_raw(q, "kube_pod_info") for q in asked)
     for name in SPEC:
         got, want = table(raw_db, name), table(stepped_db, name)
         assert want.height > 0 or name in ("restarts",), name
@@ -255,3 +264,64 @@ def test_coarse_folding_follows_prometheus_max_rules() -> None:
                     for r in results]
     got = tf.coarse_values(at_least_one, by, None, equals_one=True)
     assert set(got.iter_rows()) == brute(True) and got.height == len(brute(True))
+
+
+def _hourly_state() -> collect_run.RunState:
+    """What a short run knows on this data: kube-state-metrics scraped every 5 minutes, no coarse windows."""
+    return collect_run.RunState(ksm_scrape_seconds=300.0)
+
+
+def test_grouped_raw_reads_split_into_each_metrics_own_answer(prom) -> None:
+    """A short run asks the declared metrics that share their matchers in one raw read
+    (`{__name__=~"a|b"}[range]`); split by metric name, the real Prometheus' answer is each
+    metric's own raw answer, series for series and sample for sample."""
+    jobs = [(m.key, "fine" if m.labels is None else "coarse", None, LO, HI) for m in METRICS if m.kind != "usage"]
+    singles, groups = collect_run._grouped(jobs, _hourly_state(), 300)
+    assert sorted(len(g) for g in groups)[-1] >= 10 and len(groups) + len(singles) < len(jobs) / 2
+    assert sorted([job[0] for group in groups for job in group] + [job[0] for job in singles]) == sorted(j[0] for j in jobs)
+    raw_ms = int((HI - LO).total_seconds() + 300) * 1000 - 1
+    compared = 0
+    for group in groups:
+        metrics = [collect_run.METRICS_BY_KEY[job[0]] for job in group]
+        assert len({m.match for m in metrics}) == 1  # one selector serves them all
+        promql = render_raw_group([m.key for m in metrics], metrics[0].match, None, raw_ms)
+        parts = Matrix.from_results(prom.query(promql, HI)).by_name()
+        assert parts is not None
+        for metric in metrics:
+            alone = Matrix.from_results(prom.query(render_raw(metric, None, raw_ms), HI))
+            got = parts.get(metric.key, Matrix.empty())
+            assert got.metrics == alone.metrics and got.counts == alone.counts, metric.key
+            assert got.times.to_list() == alone.times.to_list() and got.values.to_list() == alone.values.to_list()
+            compared += alone.points
+    assert compared > 1000
+
+
+def test_an_hourly_run_groups_its_declared_reads_and_stores_what_reads_one_by_one_store(prom, tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    """Hourly runs asking declared state in grouped raw reads store every table exactly as the
+    same runs asking one metric per query do, with fewer queries."""
+    first_end = WINDOW_START + timedelta(hours=14)
+    base = tmp_path / "base.duckdb"
+    run(prom.url, base, start=WINDOW_START, end=first_end)
+    grouped_db, single_db = tmp_path / "grouped.duckdb", tmp_path / "single.duckdb"
+    shutil.copy(base, grouped_db)
+    shutil.copy(base, single_db)
+    asked: list[str] = []
+    real_query = collect_run.PromClient.query_body
+
+    def counting(self, promql, at):
+        asked.append(promql)
+        return real_query(self, promql, at)
+
+    monkeypatch.setattr(collect_run.PromClient, "query_body", counting)
+    grouped_queries = sum(run(prom.url, grouped_db, end=first_end + timedelta(hours=h)).queries for h in (1, 2, 3))
+    assert any(q.startswith('{__name__=~"') for q in asked)
+    monkeypatch.setattr(collect_run, "_grouped", lambda jobs, state, spec_step: (jobs, []))
+    asked.clear()
+    single_queries = sum(run(prom.url, single_db, end=first_end + timedelta(hours=h)).queries for h in (1, 2, 3))
+    assert not any(q.startswith('{__name__=~"') for q in asked)
+    assert grouped_queries < single_queries
+    for name in [*SPEC, "usage_raw", "series", "series_nodes", "node_usage", "namespace_usage", "scope_usage_daily"]:
+        got, want = table(grouped_db, name), table(single_db, name)
+        assert want.height > 0 or name in ("restarts",), name
+        assert _sorted(got).equals(_sorted(want)), name

@@ -93,3 +93,24 @@ def test_any_prometheus_answer_decodes_to_the_general_columns(result: list[dict]
     assert fast is not None
     assert same(fast, general(raw))
     assert same(Matrix.concat([fast, fast]), Matrix.from_results(result + result))
+
+
+def test_by_name_splits_an_answer_of_several_metrics_keeping_each_series_order() -> None:
+    """Series of one metric (wherever they stand in the answer) with their own points, in the
+    answer's order; a series without points stays; an answer whose series lack `__name__` cannot
+    be split (None)."""
+    results = [
+        {"metric": {"__name__": "a", "pod": "p1"}, "values": [[1, "1"], [2, "2"]]},
+        {"metric": {"__name__": "b", "pod": "p1"}, "values": []},
+        {"metric": {"__name__": "a", "pod": "p2"}, "values": [[3, "3"]]},
+        {"metric": {"__name__": "c"}, "values": [[4, "NaN"], [5, "+Inf"]]},
+    ]
+    parts = Matrix.from_results(results).by_name()
+    assert parts is not None and list(parts) == ["a", "b", "c"]
+    for name, part in parts.items():
+        mine = [r for r in results if r["metric"]["__name__"] == name]
+        assert part.results() == mine, name
+    only = Matrix.from_results(results[:1]).by_name()
+    assert only is not None and only["a"].results() == results[:1]
+    assert Matrix.from_results([*results, {"metric": {"pod": "x"}, "values": [[6, "6"]]}]).by_name() is None
+    assert Matrix.empty().by_name() == {} and Matrix.empty().points == 0
