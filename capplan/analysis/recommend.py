@@ -179,6 +179,9 @@ def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, 
         twin = f"{name}_raw" if raw_only(rollups, lo, hi) else f"{name}_stored"
         frames.append(_owned(store.query(con, twin, {"lo": lo, "hi": hi, "interval_s": interval_s})))
         step += 1
+    # what DuckDB's allocator kept of the slices' hash tables goes back before the merge (bench L,
+    # auto: peak RSS 326-328 -> 312-319 MiB)
+    store.give_back_freed(con)
     return _merge_slices(pl.concat(frames))
 
 

@@ -150,10 +150,12 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(np.median(slopes)), float((slopes > 0).mean())
 
 
-# Pairwise slopes theil_sen_rows holds at a time: 1 M (8 MB an array; it makes about six such
-# arrays): 31 daily points (465 pairs) ~2,150 series, the year file's 90 (4,005 pairs) ~250. A fixed
-# 2,048 series of 90 points held ~65 MB an array and raised auto's peak at L by ~110 MiB.
-MAX_PAIRS = 1_000_000
+# Pairwise slopes theil_sen_rows holds at a time: 250,000 (2 MB an array; it makes about six such
+# arrays): 31 daily points (465 pairs) ~540 series, the year file's 90 (4,005 pairs) ~60. A fixed
+# 2,048 series of 90 points held ~65 MB an array and raised auto's peak at L by ~110 MiB; 1 M pairs
+# raised it by ~40 MiB (bench L, auto: the fits at 316-320 MiB against 283-292 with 250,000), and
+# 15,000 series of 31 points and 3,000 of 90 took 0.44 CPU s with 1 M against 0.39 (issue 14, AU).
+MAX_PAIRS = 250_000
 
 
 def theil_sen_rows(x: np.ndarray, y: np.ndarray, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
