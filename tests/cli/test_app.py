@@ -116,7 +116,7 @@ def test_the_entry_point_runs_one_command_as_the_whole_app_does(monkeypatch, cap
     whole app, and the whole app is intact afterwards."""
     from typer.main import get_command
 
-    from capplan.cli import main
+    from capplan.cli import invoke as main
 
     commands = sorted(get_command(app).commands)  # type: ignore[attr-defined]
     assert len(commands) >= len(CONTRACT_COMMANDS)
@@ -137,10 +137,52 @@ def test_the_entry_point_builds_only_the_command_it_runs(monkeypatch, capsys) ->
         return real(command_info, **kwargs)
 
     monkeypatch.setattr(typer.main, "get_command_from_info", counting)
-    from capplan.cli import main
+    from capplan.cli import invoke as main
 
     assert _says(main, ["recommend", "--help"], monkeypatch, capsys)[0] == 0
     assert built == ["recommend"]
     built.clear()
     assert _says(main, ["--help"], monkeypatch, capsys)[0] == 0
     assert len(built) == len(app.registered_commands) > 10
+
+
+_ENTRY = """
+import atexit, sys
+class Teardown:
+    def __del__(self):
+        print("module teardown", file=sys.stderr)
+kept = Teardown()  # a module global: freed when Python tears the modules down
+atexit.register(lambda: print("atexit ran", file=sys.stderr))
+from capplan.cli import app, main
+entry = main if sys.argv[1] == "main" else app
+sys.argv = ["capplan", *sys.argv[2:]]
+entry()
+"""
+
+
+def _run_entry(entry: str, *argv: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _ENTRY, entry, *argv], capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_the_entry_point_ends_without_module_teardown_with_the_same_code_and_output(tmp_path: Path,
+                                                                                     sample_db_readonly: Path) -> None:
+    """`capplan` (capplan.cli.main) exits with the command's code, output and files as the app
+    does, runs the atexit handlers, and skips Python's teardown of the modules (exit_now)."""
+    out = tmp_path / "rec.csv"
+    for argv in (["nodes", "--db", str(sample_db_readonly), "-f", "csv"], ["nodes", "--db", str(tmp_path / "none.duckdb")],
+                 ["recommend", "--db", str(sample_db_readonly), "-f", "csv", "-o", str(out)], ["--version"], ["nosuch"]):
+        code, stdout, stderr = _run_entry("main", *argv)
+        written = out.read_text() if out.exists() else None
+        out.unlink(missing_ok=True)
+        want_code, want_stdout, want_stderr = _run_entry("app", *argv)
+        assert (code, stdout) == (want_code, want_stdout), argv
+        assert written == (out.read_text() if out.exists() else None), argv
+        out.unlink(missing_ok=True)
+        assert want_stderr.endswith("atexit ran\nmodule teardown\n"), argv
+        assert stderr == want_stderr.removesuffix("module teardown\n"), argv
+        if argv[0] == "recommend":
+            assert written is not None and written.startswith("namespace,")
