@@ -716,13 +716,18 @@ def _submit_chunk(pool: ThreadPoolExecutor, client: PromClient, chunk: Chunk, wa
     """Queue every query of one chunk; the pool runs at most `concurrency` at once."""
     jobs = chunk_jobs(chunk, wanted, marks, batches, step, spec_step, state)
     singles, groups = _grouped(jobs, state, spec_step)
+    # the largest answers first (usage, then the largest groups): the small ones fill in beside them
+    usage = [job for job in singles if METRICS_BY_KEY[job[0]].kind == "usage"]
     pending: Pending = {pool.submit(_fetch, client, METRICS_BY_KEY[key], how, batch, lo, hi, step, spec_step,
-                                    state): key for key, how, batch, lo, hi in singles}
-    for group in groups:
+                                    state): key for key, how, batch, lo, hi in usage}
+    for group in sorted(groups, key=len, reverse=True):
         keys = tuple(job[0] for job in group)
         _, _, batch, lo, hi = group[0]
         pending[pool.submit(_fetch_group, client, [(METRICS_BY_KEY[key], how) for key, how, *_ in group], batch, lo,
                             hi, step, spec_step, state)] = keys
+    for key, how, batch, lo, hi in singles:
+        if METRICS_BY_KEY[key].kind != "usage":
+            pending[pool.submit(_fetch, client, METRICS_BY_KEY[key], how, batch, lo, hi, step, spec_step, state)] = key
     return pending
 
 

@@ -100,6 +100,9 @@ def _says(entry, argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
     """What `entry` (capplan.cli.main, or the whole app) prints and exits with for `argv`."""
     import sys
 
+    from capplan.cli.common import DEBUG
+
+    monkeypatch.setitem(DEBUG, "on", False)  # `--debug` sets it for the process: not for the tests after
     monkeypatch.setattr(sys, "argv", ["capplan", *argv])
     code = 0
     try:

@@ -7,6 +7,7 @@ URL and the cause; the DB keeps whole chunks only and a later normal run loses n
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import time
 from itertools import pairwise
@@ -97,8 +98,10 @@ MID = [f for f in FAULTS if _id(f) in ("http-500", "garbage-json")]
 def test_fault_mid_collection_keeps_whole_chunks_and_the_next_run_loses_nothing(
         name, fault, codes, retried, words, rel_prom, forkserver, reference, tmp_path) -> None:
     db = tmp_path / "db.duckdb"
-    # After a seeded number of forwarded requests: inside the run, past some commits.
-    after = random.Random(name).randint(40, 120)
+    # After a seeded number of forwarded requests: inside the run (the uninterrupted reference run
+    # sent `queries` + its few index lookups), past some commits.
+    queries = int(re.search(r"([\d,]+) queries", reference["summary"])[1].replace(",", ""))
+    after = random.Random(name).randint(queries // 4, queries * 3 // 4)
     mid = Fault(**{**fault.__dict__, "after": after})
     with FaultServer(rel_prom.url, mid) as server:
         run = forkserver.run(collect_args(server.url, db, "--start", W_START.isoformat(), "--retries", str(RETRIES),
