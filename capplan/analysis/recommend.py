@@ -114,13 +114,17 @@ def _real_percentiles(con: duckdb.DuckDBPyConnection, name: str, params: dict) -
     view-based `name` itself."""
     column, qs_of = REAL_PERCENTILES[name]
     qs = qs_of(params)
+    # each level asked once: auto's $cpu_q is one of p90, p95, p99 (12 levels -> 9: bench L, the
+    # percentile parts' CPU 2.3 -> 2.1 s); every answer is an order statistic, whatever else is asked
+    distinct = list(dict.fromkeys(qs))
     stored = f"{name}_stored"
     frame = store.query(con, stored, _used(stored, {
-        **params, **stored_bounds(params["start"], params["end"]), "levels": real_quantiles.levels(qs)}))
-    width = 3 * len(qs)
+        **params, **stored_bounds(params["start"], params["end"]), "levels": real_quantiles.levels(distinct)}))
+    width = 3 * len(distinct)
     answers = np.column_stack([frame["cpu_levels"].list.get(i, null_on_oob=True).cast(pl.Float64)
                                .fill_null(np.nan).to_numpy() for i in range(width)]) if frame.height else np.zeros((0, width))
-    real, ok = real_quantiles.from_integer(frame["cpu_values"].to_numpy(), answers, qs)
+    real, ok = real_quantiles.from_integer(frame["cpu_values"].to_numpy(), answers, distinct)
+    real = real[:, [distinct.index(q) for q in qs]]
     values = (pl.Series(column, real.tolist(), dtype=pl.List(pl.Float32)) if len(qs) > 1
               else pl.Series(column, real[:, 0], dtype=pl.Float32))
     has_values = frame["cpu_values"] > 0
