@@ -44,12 +44,22 @@ LONG_OPTIONAL = (*TEXT_OPTIONAL, *SPEC_COLUMNS)
 # Numbers in the order their parse errors are reported (the order the columns were parsed in).
 NUMBER_COLUMNS = ("cpu_cores", "memory_bytes", *SPEC_COLUMNS)
 # DuckDB's memory for an import (capplan.store.MEMORY_LIMIT_ENV overrides it). Parquet: its time
-# slices of SLICE_ROWS sort in memory within 256 MB (at 128 MB they spill: L, 27.75 M rows, 30.4
-# against 25.2 CPU-s at load ~9, bench/RESULTS.md). CSV: one sort of the whole file, which spills
-# past either limit at L (5.42 M rows; at 128 MB ~70 MB more of it) for CPU within a loaded
-# machine's noise (11.6 s both at load ~9): 128 MB keeps the peak RSS of a big file near a small
-# one's (L 400-450 against 500-570 MiB at 256 MB; M 305-315).
-IMPORT_MEMORY_LIMIT_MB = {"parquet": 256, "csv": 128}
+# slices of SLICE_ROWS sort in memory within 128 MB since the sort moves one integer key and two
+# values (import_direct_keyed.sql; with the id and time as well they spilled at 128 MB: L 30.4
+# against 25.2 CPU-s at 256 MB, load ~9); at 128 MB the L Parquet (27.75 M rows) peaks at 378-404
+# MiB against 480-506 at 256 MB, for the same CPU within a loaded machine's noise (17.6-18.2 against
+# 17.4-17.8 CPU-s, load ~7; M 330 MiB either way), bench/RESULTS.md. CSV: one sort of the whole
+# file, which spills past any of these limits at L (5.42 M rows) for CPU within a loaded machine's
+# noise (11.6 s at 256 and 128 MB, load ~9; 7.9-8.4 at 128 and 7.9-8.1 at 96 or 64 MB, load ~12): 96
+# MB keeps the peak RSS of a big file near a small one's (L 264 MiB against 295-336 at 128 MB and
+# 400-450 at 256; M 196-200). DuckDB running out of memory under these limits makes the import's
+# step run again under the store's full limit (capplan.importer): slower, never refused.
+IMPORT_MEMORY_LIMIT_MB = {"parquet": 128, "csv": 96}
+
+
+def full_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Raise DuckDB's memory limit from IMPORT_MEMORY_LIMIT_MB to the store's own (duckdb_config)."""
+    con.execute(f"SET memory_limit = '{store.duckdb_config()['memory_limit']}'")
 # The file's `timestamp` is `ts` in the store and in the gate's checks.
 FILE_NAMES = (("ts", "timestamp"),)
 # A Parquet file whose row groups each hold a short span of time is written to the store a time
@@ -449,9 +459,8 @@ def _parse_errors(con: duckdb.DuckDBPyConnection, source: LongFile, totals: dict
         frame = pl.DataFrame(
             [(c, t, v) for c, texts in source.quantities.items() for t, v in texts.items()],
             schema={"column_name": pl.Utf8, "text": pl.Utf8, "value": pl.Float64}, orient="row")
-        con.register("_import_quantities_frame", frame.to_arrow())
-        con.execute("CREATE OR REPLACE TEMP TABLE _import_quantities AS SELECT * FROM _import_quantities_frame")
-        con.unregister("_import_quantities_frame")
+        with store.staged_table(con, "_import_quantities_frame", frame):
+            con.execute("CREATE OR REPLACE TEMP TABLE _import_quantities AS SELECT * FROM _import_quantities_frame")
 
 
 def _row(result: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -522,19 +531,21 @@ def spec_frames(con: duckdb.DuckDBPyConnection, source: LongFile) -> dict[str, p
     """Pods (and containers, when the file has request or limit columns) from the summary."""
     owners = "".join(f", arg_min({c}, valid_from) FILTER (WHERE {c} IS NOT NULL) AS {c}"
                      for c in ("owner_kind", "owner_name") if c in source.present)
-    pods = con.execute(
-        "SELECT namespace, pod, min(valid_from) AS valid_from, max(valid_to) AS valid_to, "
+    # (store.frame_of: the same frame as DuckDB's .pl(), without importing pyarrow, ~70 MiB of RSS and
+    # ~0.25 CPU-s of the import's fixed cost)
+    pods = store.frame_of(
+        con, "SELECT namespace, pod, min(valid_from) AS valid_from, max(valid_to) AS valid_to, "
         f"arg_min(node, valid_from) FILTER (WHERE node IS NOT NULL) AS node{owners}, 'Running' AS phase "
-        "FROM _import_groups GROUP BY namespace, pod").pl()
+        "FROM _import_groups GROUP BY namespace, pod")
     if not source.spec:
         # No request or limit column: the containers' spec is unknown, not "nothing set" (which
         # would make every pod BestEffort with requests 0). An empty cell is "not set".
         return {"pods": pods}
     spec = ", ".join(source.spec)
-    containers = con.execute(
-        f"SELECT namespace, pod, container, {spec}, min(valid_from) AS valid_from, max(valid_to) AS valid_to, "
+    containers = store.frame_of(
+        con, f"SELECT namespace, pod, container, {spec}, min(valid_from) AS valid_from, max(valid_to) AS valid_to, "
         "false AS init_container, false AS restartable "
-        f"FROM _import_groups GROUP BY namespace, pod, container, {spec}").pl()
+        f"FROM _import_groups GROUP BY namespace, pod, container, {spec}")
     for col in ("memory_request_bytes", "memory_limit_bytes"):
         if col in containers.columns:
             containers = containers.with_columns(pl.col(col).round(0).cast(pl.Int64))

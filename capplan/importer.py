@@ -264,7 +264,12 @@ def import_long_format(path: str | Path, db: str | Path | None = None, *, wait: 
     summary = ImportSummary(path=str(path), spec_rows=0, samples=0, samples_read=0)
     with _signals() as stop, _import_connection(db, wait=wait, stop=stop) as con:
         source = file_ingest.open_file(con, source_path)
-        staged = file_ingest.check_and_stage(con, source, now=gate.now_utc(), cluster=cluster)
+        now = gate.now_utc()
+        try:
+            staged = file_ingest.check_and_stage(con, source, now=now, cluster=cluster)
+        except duckdb.OutOfMemoryException:  # under the import's lower limit: again under the full one
+            file_ingest.full_memory(con)
+            staged = file_ingest.check_and_stage(con, source, now=now, cluster=cluster)
         summary.samples_read = staged.samples_read
         spec = file_ingest.spec_frames(con, source)
         stop.check()
@@ -280,12 +285,18 @@ def import_long_format(path: str | Path, db: str | Path | None = None, *, wait: 
                 stop.check()
             return spec_rows, written
 
-        while True:  # at most three times: each WriteAgain takes a slower, surer way (file_ingest.again)
+        full_memory = False
+        while True:  # at most four times: each WriteAgain takes a slower, surer way (file_ingest.again)
             try:
                 spec_rows, written = write()
                 break
             except file_ingest.WriteAgain as why:  # rolled back
                 file_ingest.again(con, source, staged, why)
+            except duckdb.OutOfMemoryException:  # rolled back: once more under the store's full limit
+                if full_memory:
+                    raise
+                full_memory = True
+                file_ingest.full_memory(con)
         summary.spec_rows = spec_rows
         summary.samples, summary.conflicts, summary.replaced = written.inserted, written.conflicts, written.replaced
         store.refresh_node_usage(con)  # the node sums of the imported times (schema 006)

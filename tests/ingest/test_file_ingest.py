@@ -549,3 +549,44 @@ def test_the_sort_key_is_an_integer_while_its_largest_value_fits() -> None:
     2,145,484,799, 389 give 2,151,014,399, against INTEGER's 2,147,483,647)."""
     assert [file_ingest.sort_key_type(d, b) for d, b in ((1, 388), (1, 389), (2, 194), (2, 195), (10, 1))] == [
         "INTEGER", "BIGINT", "INTEGER", "BIGINT", "INTEGER"]
+
+
+@pytest.mark.parametrize("step", ["check_and_stage", "write_staged"])
+def test_out_of_memory_under_the_import_limit_runs_the_step_again_under_the_full_one(step, tmp_path,
+                                                                                     monkeypatch) -> None:
+    """DuckDB out of memory under the import's lower limit (IMPORT_MEMORY_LIMIT_MB) in the checks or
+    in the write (whose transaction it rolls back): the step runs again under the store's limit and
+    the file lands whole, once."""
+    from capplan import store
+
+    real = getattr(file_ingest, step)
+    limits = []
+
+    def once_out_of_memory(con, *args, **kwargs):
+        limits.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        if len(limits) == 1:
+            if step == "write_staged":  # part of the file written, then the failure
+                real(con, *args, **kwargs)
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+        return real(con, *args, **kwargs)
+
+    monkeypatch.delenv(store.MEMORY_LIMIT_ENV, raising=False)
+    monkeypatch.setattr(file_ingest, step, once_out_of_memory)
+    rows = _rows(21)
+    path = _write(rows, tmp_path / "usage.csv")
+    db = tmp_path / "db.duckdb"
+    assert import_long_format(path, db).samples == len(rows)
+    def shown(limit: str) -> str:  # a memory limit as DuckDB's current_setting shows it
+        with duckdb.connect(config={"memory_limit": limit}) as other:
+            return other.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    assert limits == [shown(f"{file_ingest.IMPORT_MEMORY_LIMIT_MB['csv']}MB"),
+                      shown(str(store.duckdb_config()["memory_limit"]))]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored = con.execute(
+            "SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u JOIN series AS s USING (series_id)"
+        ).fetchall()
+    finally:
+        con.close()
+    assert sorted(stored) == _expected(rows)
