@@ -13,6 +13,7 @@ import fcntl
 import importlib.util
 import itertools
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -55,9 +56,23 @@ def queries_dir() -> Path:
     raise FileNotFoundError("capplan's queries/ folder is missing from this installation")
 
 
-def load_sql(name: str) -> str:
-    """The text of `queries/NAME.sql`."""
-    return (queries_dir() / f"{name}.sql").read_text()
+# A query reads the stored samples of a span through the table macro usage_stored_in(lo, hi): raw
+# samples and rollups (queries/node_usage_macros.sql). Run with raw=True, it reads them through
+# usage_raw_in(lo, hi) instead: usage_raw alone, the same rows for a span without rolled-up samples
+# (capplan.analysis.rollup_span), which DuckDB runs faster than the union.
+_STORED_SOURCE = re.compile(r"\busage_stored_in\(")
+
+
+def load_sql(name: str, *, raw: bool = False) -> str:
+    """The text of `queries/NAME.sql`; with `raw`, reading its samples from usage_raw alone (see
+    _STORED_SOURCE)."""
+    text = (queries_dir() / f"{name}.sql").read_text()
+    if not raw:
+        return text
+    text, sources = _STORED_SOURCE.subn("usage_raw_in(", text)
+    if not sources:
+        raise ValueError(f"queries/{name}.sql reads no usage_stored_in(lo, hi): it cannot read usage_raw alone")
+    return text
 
 
 def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
@@ -496,13 +511,15 @@ def engine_for(name: str) -> QueryEngine | None:
     return engine if engine is not None and engine.runs(name) else None
 
 
-def query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+def query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None, *,
+          raw: bool = False) -> pl.DataFrame:
     """Run `queries/NAME.sql` with named parameters ($name) and return a polars frame (on the
-    engine in use when it runs that query, see using_engine)."""
+    engine in use when it runs that query, see using_engine); `raw`: its samples from usage_raw
+    alone (load_sql), for a span the caller knows holds no rolled-up sample."""
     engine = engine_for(name)
     if engine is not None:
         return engine.query(con, name, params or {})
-    return frame_of(con, load_sql(name), params)
+    return frame_of(con, load_sql(name, raw=raw), params)
 
 
 # `--end T`: analyses on a connection end at the newest sample at or before T instead of the newest

@@ -1,15 +1,18 @@
 -- Each pod's working set (sum over its containers) at given (node, ts) moments.
 -- Params: $nodes VARCHAR[], $ts TIMESTAMP[] (same length: moment i is ($nodes[i], $ts[i])),
---         $start TIMESTAMP, $end TIMESTAMP (bounds of the moments, to prune the scan).
--- The samples are first cut to the moments' times (a few hundred of the window's thousands) and
--- the series to the moments' nodes, before the per-pod sums: joining every sample of the window
--- to its series first cost 2 s of CPU at the bench's L.
+--         $lo, $hi TIMESTAMP: the bounds of the moments rounded inward to whole seconds
+--         (capplan.analysis.rollup_span.stored_bounds), to prune the scan.
+-- The samples the usage_samples view shows, as stored (usage_stored_in; from usage_raw alone when
+-- the caller knows no rolled-up sample lies between the moments: capplan.store.query's raw).
+-- They are first cut to the moments' times (a few hundred of the window's thousands) and the
+-- series to the moments' nodes, before the per-pod sums: joining every sample of the window to its
+-- series first cost 2 s of CPU at the bench's L.
 WITH moments AS (
     SELECT unnest($nodes) AS node, unnest($ts) AS ts
 ),
 at_times AS (
     SELECT u.series_id, u.ts, u.memory_kib
-    FROM usage_in($start, $end) AS u
+    FROM (SELECT series_id, CAST(ts AS TIMESTAMP) AS ts, memory_kib FROM usage_stored_in($lo, $hi)) AS u
     SEMI JOIN (SELECT DISTINCT ts FROM moments) AS m ON m.ts = u.ts
     WHERE u.memory_kib IS NOT NULL
 ),

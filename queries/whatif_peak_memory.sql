@@ -4,9 +4,9 @@
 -- answer every run; a node whose sums are all NULL gets NULL at its first time). Pods are matched
 -- to their usage series by (namespace, pod). Summed in the stored KiB (exact: the bytes are whole
 -- KiB) per integer node id; capplan.analysis.whatif takes the largest of the slices'.
--- The samples the usage_samples view shows (raw, then rolled-up hours and days stamped at their
--- start), read as queries/recommend_daily_stats_stored.sql does: $lo, $hi are whole seconds, so
--- the stored TIMESTAMP_S is compared as it is (no per-row cast, the zone maps skip the other days).
+-- The samples the usage_samples view shows, as stored (usage_stored_in: the stored TIMESTAMP_S
+-- compared as it is, the zone maps skip the other days); from usage_raw alone when the caller
+-- knows the slice holds no rolled-up sample (capplan.store.query's raw: bench L, 1.2 -> 0.8 CPU-s).
 -- The peak and its time are one aggregate (arg_min on (no value, -sum, time)), not a window
 -- function over the sums: bench L, 5 days, 1.46 -> 1.03 CPU-s.
 -- Params: $lo TIMESTAMP, $hi TIMESTAMP (whole seconds).
@@ -15,19 +15,9 @@ WITH pod_series AS (
     FROM series AS s
     JOIN whatif_placement AS p ON p.namespace = s.namespace AND p.pod = s.pod
 ),
-samples AS (
-    SELECT series_id, ts, memory_kib FROM usage_raw
-    WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-    UNION ALL
-    SELECT series_id, hour, memory_kib_max FROM usage_hourly
-    WHERE hour BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-    UNION ALL
-    SELECT series_id, day, memory_kib_max FROM usage_daily
-    WHERE day BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-),
 per_moment AS (
     SELECT ps.node_id, u.ts, sum(u.memory_kib) AS memory_kib
-    FROM samples AS u
+    FROM usage_stored_in($lo, $hi) AS u
     JOIN pod_series AS ps USING (series_id)
     GROUP BY ps.node_id, u.ts
 )

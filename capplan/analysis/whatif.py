@@ -181,8 +181,7 @@ def peak_memory(con: duckdb.DuckDBPyConnection, placement: pl.DataFrame, start: 
     try:
         rollups = rollup_span(con, start, end)
         parts = store.bounded_memory(con, lambda: [
-            store.query(con, "whatif_peak_memory_raw" if raw_only(rollups, lo, hi) else "whatif_peak_memory",
-                        stored_bounds(lo, hi))
+            store.query(con, "whatif_peak_memory", stored_bounds(lo, hi), raw=raw_only(rollups, lo, hi))
             for lo, hi in day_slices(con, start, end)])
     finally:
         con.unregister("whatif_placement")

@@ -1,6 +1,6 @@
-"""Slices outside the span of the rolled-up samples read usage_raw alone (the `_raw` twins of the
-per-slice queries): the span is that of the rollup rows, and the answers are those of the union of
-the three tables everywhere (the `_stored` queries, forced)."""
+"""Slices outside the span of the rolled-up samples read usage_raw alone (the per-slice queries run
+with store.query's raw: usage_raw_in for usage_stored_in): the span is that of the rollup rows, and
+the answers are those of the union of the three tables everywhere (raw forced off)."""
 
 from __future__ import annotations
 
@@ -66,12 +66,13 @@ def test_raw_only_by_hand() -> None:
 
 
 def _recorded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the queries run, `NAME (raw)` for those run on usage_raw alone."""
     names: list[str] = []
     query = store.query
 
-    def recording(con, name, params=None):  # type: ignore[no-untyped-def]
-        names.append(name)
-        return query(con, name, params)
+    def recording(con, name, params=None, *, raw=False):  # type: ignore[no-untyped-def]
+        names.append(f"{name} (raw)" if raw else name)
+        return query(con, name, params, raw=raw)
 
     monkeypatch.setattr(store, "query", recording)
     return names
@@ -106,7 +107,7 @@ def test_whatif_peaks_are_those_of_the_union_everywhere(db: Path, monkeypatch: p
         monkeypatch.setattr(whatif, "day_slices", lambda con, lo, hi: [
             (max(lo, T0 + timedelta(days=d)), min(hi, T0 + timedelta(days=d + 1, microseconds=-1))) for d in range(5)])
         got = whatif.peak_memory(con, placement, start, end)
-        assert "whatif_peak_memory_raw" in names and "whatif_peak_memory" in names
+        assert "whatif_peak_memory (raw)" in names and "whatif_peak_memory" in names
         monkeypatch.setattr(whatif, "raw_only", lambda span, lo, hi: False)
         union = whatif.peak_memory(con, placement, start, end)
     finally:
@@ -124,7 +125,7 @@ def test_eviction_is_that_of_the_union_everywhere(db: Path, days: int, monkeypat
         options = eviction.EvictionOptions(window=timedelta(days=days))
         names = _recorded(monkeypatch)
         got = eviction.eviction_report(con, options)
-        raw = {"pod_last_seen_raw", "pod_memory_at_moments_raw"}
+        raw = {"pod_last_seen (raw)", "pod_memory_at_moments (raw)"}
         assert raw <= set(names) if days == 1 else not raw & set(names)
         monkeypatch.setattr(analysis, "raw_only", lambda span, lo, hi: False)
         union = eviction.eviction_report(con, options)

@@ -138,18 +138,15 @@ def _load_eviction_inputs(con: duckdb.DuckDBPyConnection, options: EvictionOptio
         first, last = wanted["ts"].min(), wanted["ts"].max()
         assert isinstance(first, datetime) and isinstance(last, datetime)
         moments = {"nodes": wanted["node"].to_list(), "ts": wanted["ts"].to_list()}
-        pod_moments = (store.query(con, "pod_memory_at_moments_raw", {**moments, **stored_bounds(first, last)})
-                       if raw_only(rollups, first, last)
-                       else store.query(con, "pod_memory_at_moments", {**moments, "start": first, "end": last}))
+        pod_moments = store.query(con, "pod_memory_at_moments", {**moments, **stored_bounds(first, last)},
+                                  raw=raw_only(rollups, first, last))
     else:
         pod_moments = pl.DataFrame(schema=POD_MOMENTS_SCHEMA)
     # --usage p95 needs every pod's per-timestamp sums; the other bases only where each pod ran last
     if options.usage == "p95":
         pod_stats = store.query(con, "pod_memory_stats", params)
-    elif raw_only(rollups, start, end):
-        pod_stats = store.query(con, "pod_last_seen_raw", stored_bounds(start, end))
     else:
-        pod_stats = store.query(con, "pod_last_seen", params)
+        pod_stats = store.query(con, "pod_last_seen", stored_bounds(start, end), raw=raw_only(rollups, start, end))
     return EvictionInputs(
         start=start, end=end, nodes=node_frame, containers=containers, moments=pl.DataFrame(schema=MOMENTS_SCHEMA),
         pod_stats=pod_stats, restarts=store.query(con, "restarts_in_window", params), pod_moments=pod_moments,
