@@ -60,6 +60,8 @@ IMPORT_MEMORY_LIMIT_MB = {"parquet": 128, "csv": 96}
 def full_memory(con: duckdb.DuckDBPyConnection) -> None:
     """Raise DuckDB's memory limit from IMPORT_MEMORY_LIMIT_MB to the store's own (duckdb_config)."""
     con.execute(f"SET memory_limit = '{store.duckdb_config()['memory_limit']}'")
+
+
 # The file's `timestamp` is `ts` in the store and in the gate's checks.
 FILE_NAMES = (("ts", "timestamp"),)
 # A Parquet file whose row groups each hold a short span of time is written to the store a time
@@ -694,8 +696,7 @@ def time_slices(con: duckdb.DuckDBPyConnection, source: LongFile, lo: datetime,
         # whole UTC days (rounded down: slices no bigger than asked), each written in the clustered
         # order of its days (write_staged) instead of being rewritten in it by store.cluster_usage
         width = width // DAY_SECONDS * DAY_SECONDS
-    epoch = datetime(1970, 1, 1)
-    start = epoch + timedelta(seconds=int((lo - epoch).total_seconds()) // width * width)
+    start = _EPOCH + timedelta(seconds=int((lo - _EPOCH).total_seconds()) // width * width)
     slices = []
     while start <= hi:
         slices.append((start, start + timedelta(seconds=width)))

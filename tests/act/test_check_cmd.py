@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
+import polars as pl
 import pytest
 import yaml
 
@@ -66,11 +66,11 @@ def test_static_rules_without_a_database(runner, tmp_path, monkeypatch) -> None:
 
 def _usage_by_workload() -> dict[tuple, dict]:
     """Peak and p95 per workload container from the sample's Parquet files, rolled up by hand."""
-    usage = pq.read_table(SAMPLE / "usage.parquet").to_pydict()
+    usage = pl.read_parquet(SAMPLE / "usage.parquet").to_dict(as_series=False)
     top = {(r["namespace"], r["kind"], r["name"]): (r["owner_kind"], r["owner_name"])
-           for r in pq.read_table(SAMPLE / "owners.parquet").to_pylist() if r["owner_kind"]}
+           for r in pl.read_parquet(SAMPLE / "owners.parquet").to_dicts() if r["owner_kind"]}
     workload = {}
-    for r in pq.read_table(SAMPLE / "pods.parquet").to_pylist():
+    for r in pl.read_parquet(SAMPLE / "pods.parquet").to_dicts():
         if r["owner_kind"] is None:
             workload[(r["namespace"], r["pod"])] = ("Pod", r["pod"])
         else:

@@ -10,7 +10,7 @@ import json
 import shlex
 from decimal import Decimal
 
-import pyarrow.parquet as pq
+import polars as pl
 import pytest
 
 from capplan.act.plan import Recommendations
@@ -24,7 +24,7 @@ GI, MI = 2**30, 2**20
 
 def _latest_specs() -> dict[tuple[str, str, str], dict]:
     specs = {}
-    for r in sorted(pq.read_table(SAMPLE / "containers.parquet").to_pylist(), key=lambda r: r["valid_to"]):
+    for r in sorted(pl.read_parquet(SAMPLE / "containers.parquet").to_dicts(), key=lambda r: r["valid_to"]):
         specs[(r["namespace"], r["pod"], r["container"])] = r
     return specs
 
