@@ -8,20 +8,12 @@
 -- Params: $lo, $hi TIMESTAMP; $interval_s DOUBLE.
 -- $lo, $hi: whole seconds (the stored times are; comparing TIMESTAMP_S with TIMESTAMP_S lets the zone
 -- maps skip row groups). The caller runs one interval length of time at a time and merges the slices
--- (capplan.analysis.recommend._interval_stats).
-WITH samples AS (  -- the usage_samples view's rows in [$lo, $hi], in the stored units
-    SELECT series_id, ts, cpu_mcores, memory_kib FROM usage_raw
-    WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-    UNION ALL
-    SELECT series_id, hour, cpu_mcores_p95, memory_kib_max FROM usage_hourly
-    WHERE hour BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-    UNION ALL
-    SELECT series_id, day, cpu_mcores_p95, memory_kib_max FROM usage_daily
-    WHERE day BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-)
+-- (capplan.analysis.recommend._interval_stats). The samples the usage_samples view shows, as stored
+-- (usage_stored_in); from usage_raw alone for a slice the caller knows holds no rolled-up sample
+-- (capplan.store.query's raw; capplan.analysis.rollup_span says why).
 SELECT u.series_id,
        CAST(floor((epoch(u.ts) - f.first_s) / $interval_s) AS INTEGER) AS interval_index,
        CAST(max(u.memory_kib) AS BIGINT) * 1024 AS peak_bytes
-FROM samples AS u
+FROM usage_stored_in($lo, $hi) AS u
 JOIN _rec_first AS f USING (series_id)
 GROUP BY u.series_id, interval_index

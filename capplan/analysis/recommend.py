@@ -168,7 +168,7 @@ def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, 
     where the whole window's (a group per series and day) made this the costliest part of `vpa`
     (bench L: 5.5 s of CPU). The slices' peaks, sums and counts are merged to the same columns
     (the mean CPU is the sum over the count, as DuckDB's avg). A slice without rolled-up samples
-    runs the `_raw` twin (capplan.analysis.rollup_span)."""
+    reads usage_raw alone (store.query's raw, capplan.analysis.rollup_span)."""
     interval_s = vpa_strategy.MEMORY_INTERVAL_SECONDS
     if store.engine_for(name) is not None:
         return store.query(con, name, {"start": start, "end": end, "interval_s": interval_s})
@@ -180,8 +180,8 @@ def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, 
     while origin + step * interval <= bounds["hi"]:
         lo = max(bounds["lo"], origin + step * interval)
         hi = min(bounds["hi"], origin + (step + 1) * interval - timedelta(seconds=1))
-        twin = f"{name}_raw" if raw_only(rollups, lo, hi) else f"{name}_stored"
-        frames.append(_owned(store.query(con, twin, {"lo": lo, "hi": hi, "interval_s": interval_s})))
+        frames.append(_owned(store.query(con, f"{name}_stored", {"lo": lo, "hi": hi, "interval_s": interval_s},
+                                         raw=raw_only(rollups, lo, hi))))
         step += 1
     # what DuckDB's allocator kept of the slices' hash tables goes back before the merge (bench L,
     # auto: peak RSS 326-328 -> 312-319 MiB)

@@ -90,7 +90,7 @@ def test_interval_statistics_are_those_of_the_union_everywhere(db: Path, name: s
         with store.staged_table(con, "_rec_first", staged):
             names = _recorded(monkeypatch)
             got = rec._interval_stats(con, name, start, end, first["first_ts"].min())
-            assert f"{name}_raw" in names and f"{name}_stored" in names  # both kinds of slice
+            assert f"{name}_stored (raw)" in names and f"{name}_stored" in names  # both kinds of slice
             monkeypatch.setattr(rec, "raw_only", lambda span, lo, hi: False)
             union = rec._interval_stats(con, name, start, end, first["first_ts"].min())
         assert got.height > 3 * 3 and got.equals(union)

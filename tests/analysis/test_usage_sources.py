@@ -10,6 +10,7 @@ The raw plan scans usage_raw alone, with its bounds pushed into the scan (row gr
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -21,13 +22,16 @@ import pytest
 
 from capplan import rollup, store
 from capplan.analysis.rollup_span import stored_bounds
+from capplan.analysis.strategies import vpa
 
 T0 = datetime(2026, 3, 1)
 DAYS = 5
 # (pod, container, node, first day): pod a has two containers, pod b starts a day late
 CONTAINERS = [("a", "app", "n1", 0), ("a", "side", "n1", 0), ("b", "app", "n1", 1), ("c", "app", "n2", 0)]
 PLACEMENT = pl.DataFrame({"namespace": ["ns"] * 3, "pod": ["a", "b", "c"], "node": ["x", "y", "x"]})
-QUERIES = ["pod_last_seen", "pod_memory_at_moments", "whatif_peak_memory"]
+QUERIES = ["pod_last_seen", "pod_memory_at_moments", "whatif_peak_memory",
+           "recommend_memory_peaks_stored", "recommend_daily_stats_stored"]
+EPOCH = datetime(1970, 1, 1)
 
 
 def _rows() -> pl.DataFrame:
@@ -83,19 +87,28 @@ def con_of() -> Iterator[Callable[[Path], duckdb.DuckDBPyConnection]]:
         con.close()
 
 
-# --- the brute-force models, over (series_id, ts, memory_bytes) rows and the series' names ---------
+# --- the brute-force models, over (series_id, ts, memory_bytes, cpu_cores) rows and the series' names
 
 def _view_rows(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> list[tuple]:
     """The usage_samples view's rows in [lo, hi]: what the union reads."""
-    return con.execute("SELECT series_id, ts, memory_bytes FROM usage_samples WHERE ts BETWEEN $lo AND $hi",
+    return con.execute("SELECT series_id, ts, memory_bytes, cpu_cores FROM usage_samples WHERE ts BETWEEN $lo AND $hi",
                        {"lo": lo, "hi": hi}).fetchall()
 
 
 def _raw_rows(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> list[tuple]:
     """usage_raw's rows in [lo, hi] (converted by hand): what usage_raw alone holds."""
-    return [(sid, ts, None if kib is None else kib * 1024)
-            for sid, ts, kib in con.execute("SELECT series_id, CAST(ts AS TIMESTAMP), memory_kib FROM usage_raw").fetchall()
+    return [(sid, ts, None if kib is None else kib * 1024, None if mcores is None else mcores / 1000)
+            for sid, ts, kib, mcores in con.execute(
+                "SELECT series_id, CAST(ts AS TIMESTAMP), memory_kib, cpu_mcores FROM usage_raw").fetchall()
             if lo <= ts <= hi]
+
+
+def _firsts(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> dict[int, float]:
+    """Each series' first sample in [lo, hi] (the view's), in epoch seconds: recommend's _rec_first."""
+    firsts: dict[int, datetime] = {}
+    for sid, ts, _, _ in _view_rows(con, lo, hi):
+        firsts[sid] = min(firsts.get(sid, ts), ts)
+    return {sid: (ts - EPOCH).total_seconds() for sid, ts in firsts.items()}
 
 
 def _names(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str, str, str]]:
@@ -105,15 +118,26 @@ def _names(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str, str, str]]:
 def _moments(rows: list[tuple], names: dict[int, tuple[str, str, str]]) -> list[tuple[str, datetime]]:
     """Per node, its first, middle and last sample time."""
     out = []
-    for node in sorted({names[sid][0] for sid, _, _ in rows}):
-        times = sorted({ts for sid, ts, _ in rows if names[sid][0] == node})
+    for node in sorted({names[sid][0] for sid, *_ in rows}):
+        times = sorted({ts for sid, ts, *_ in rows if names[sid][0] == node})
         out += [(node, times[0]), (node, times[len(times) // 2]), (node, times[-1])]
     return sorted(set(out))
 
 
 def _model(name: str, rows: list[tuple], names: dict[int, tuple[str, str, str]],
-           moments: list[tuple[str, datetime]]) -> list[tuple]:
-    known = [(sid, ts, mem) for sid, ts, mem in rows if mem is not None]
+           moments: list[tuple[str, datetime]], firsts: dict[int, float]) -> list[tuple]:
+    if name.startswith("recommend_"):
+        # per series and interval of a day from its first sample: the memory peak (and the CPU
+        # values' sum and count)
+        stats: dict[tuple[int, int], list] = {}
+        for sid, ts, mem, cpu in rows:
+            index = math.floor(((ts - EPOCH).total_seconds() - firsts[sid]) / vpa.MEMORY_INTERVAL_SECONDS)
+            m = stats.setdefault((sid, index), [None, 0.0, 0])
+            m[0] = m[0] if mem is None else max(m[0] or 0, mem)
+            m[1], m[2] = (m[1], m[2]) if cpu is None else (m[1] + cpu, m[2] + 1)
+        width = 3 if name == "recommend_memory_peaks_stored" else 5
+        return sorted((*k, *v)[:width] for k, v in stats.items())
+    known = [(sid, ts, mem) for sid, ts, mem, _ in rows if mem is not None]
     if name == "pod_last_seen":
         last: dict[tuple, datetime] = {}
         for sid, ts, _ in known:
@@ -131,7 +155,7 @@ def _model(name: str, rows: list[tuple], names: dict[int, tuple[str, str, str]],
     node_of = {(r["namespace"], r["pod"]): r["node"] for r in PLACEMENT.iter_rows(named=True)}
     ids = {node: i for i, node in enumerate(sorted(set(node_of.values())))}
     per_time: dict[tuple[int, datetime], int | None] = {}
-    for sid, ts, mem in rows:
+    for sid, ts, mem, _ in rows:
         node = node_of.get(names[sid][1:])
         if node is not None:
             key = (ids[node], ts)
@@ -149,12 +173,27 @@ def _model(name: str, rows: list[tuple], names: dict[int, tuple[str, str, str]],
 
 
 def _run(con: duckdb.DuckDBPyConnection, name: str, lo: datetime, hi: datetime,
-         moments: list[tuple[str, datetime]], raw: bool) -> list[tuple]:
+         moments: list[tuple[str, datetime]], firsts: dict[int, float], raw: bool) -> list[tuple]:
     params: dict = dict(stored_bounds(lo, hi))
     if name == "pod_memory_at_moments":
         params |= {"nodes": [m[0] for m in moments], "ts": [m[1] for m in moments]}
-    frame = store.query(con, name, params, raw=raw)
+    if name.startswith("recommend_"):
+        params |= {"interval_s": vpa.MEMORY_INTERVAL_SECONDS}
+        staged = pl.DataFrame({"series_id": list(firsts), "first_s": list(firsts.values())},
+                              schema={"series_id": pl.Int32, "first_s": pl.Float64})
+        with store.staged_table(con, "_rec_first", staged):
+            frame = store.query(con, name, params, raw=raw)
+    else:
+        frame = store.query(con, name, params, raw=raw)
     return sorted(frame.rows(), key=lambda r: tuple((v is None, v) for v in r))
+
+
+def _close(got: list[tuple], expected: list[tuple]) -> bool:
+    """The same rows, floats (recommend's summed CPU: REAL values) to float precision."""
+    return len(got) == len(expected) and all(
+        len(g) == len(e) and all(a == b or (isinstance(a, float) and math.isclose(a, b, rel_tol=1e-6))
+                                 for a, b in zip(g, e, strict=True))
+        for g, e in zip(got, expected, strict=True))
 
 
 def _windows(con: duckdb.DuckDBPyConnection) -> list[tuple[datetime, datetime]]:
@@ -164,16 +203,26 @@ def _windows(con: duckdb.DuckDBPyConnection) -> list[tuple[datetime, datetime]]:
             (newest - timedelta(days=1), newest)]
 
 
+def _check(con: duckdb.DuckDBPyConnection, name: str, lo: datetime, hi: datetime,
+           names: dict[int, tuple[str, str, str]]) -> tuple[list[tuple], list[tuple]]:
+    """Both sources' answers over [lo, hi], each checked against its model: the union's of the
+    view's rows, the raw one's of usage_raw's rows."""
+    rows = _view_rows(con, lo, hi)
+    moments, firsts = _moments(rows, names), _firsts(con, lo, hi)
+    union = _run(con, name, lo, hi, moments, firsts, raw=False)
+    raw = _run(con, name, lo, hi, moments, firsts, raw=True)
+    assert _close(union, _model(name, rows, names, moments, firsts)), (name, lo, hi)
+    assert _close(raw, _model(name, _raw_rows(con, lo, hi), names, moments, firsts)), (name, lo, hi)
+    return union, raw
+
+
 @pytest.mark.parametrize("name", QUERIES)
 def test_raw_only_store_same_rows_from_either_source(raw_db: Path, name: str, con_of) -> None:
     con = con_of(raw_db)
     names = _names(con)
     for lo, hi in _windows(con):
-        rows = _view_rows(con, lo, hi)
-        moments = _moments(rows, names)
-        union = _run(con, name, lo, hi, moments, raw=False)
-        assert union, (name, lo, hi)
-        assert _run(con, name, lo, hi, moments, raw=True) == union == _model(name, rows, names, moments)
+        union, raw = _check(con, name, lo, hi, names)
+        assert union and raw == union, (name, lo, hi)
 
 
 @pytest.mark.parametrize("name", QUERIES)
@@ -186,19 +235,12 @@ def test_store_with_rollups_same_rows_where_no_rollup_is(rolled_db: Path, name: 
     oldest, newest = store.sample_range(con)
     # the raw samples' span: both sources give the same rows
     for lo, hi in ((raw_from, newest), (raw_from + timedelta(hours=5, microseconds=10), newest - timedelta(hours=1))):
-        rows = _view_rows(con, lo, hi)
-        moments = _moments(rows, names)
-        union = _run(con, name, lo, hi, moments, raw=False)
-        assert union and _run(con, name, lo, hi, moments, raw=True) == union == _model(name, rows, names, moments)
-    # the whole span and the rollups' alone: the union reads the rollups too, usage_raw alone only
+        union, raw = _check(con, name, lo, hi, names)
+        assert union and raw == union, (name, lo, hi)
+    # the whole span, and the rollups' alone: the union reads the rollups too, usage_raw alone only
     # the raw samples (none in the rollups' span)
-    for lo, hi in ((oldest, newest), (oldest, raw_from - timedelta(seconds=1))):
-        rows = _view_rows(con, lo, hi)
-        moments = _moments(rows, names)
-        union = _run(con, name, lo, hi, moments, raw=False)
-        raw = _run(con, name, lo, hi, moments, raw=True)
-        assert union == _model(name, rows, names, moments)
-        assert raw == _model(name, _raw_rows(con, lo, hi), names, moments)
+    _check(con, name, oldest, newest, names)
+    union, raw = _check(con, name, oldest, raw_from - timedelta(seconds=1), names)
     assert union and not raw
 
 
