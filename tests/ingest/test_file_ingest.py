@@ -33,6 +33,9 @@ def _rows(seed: int) -> list[dict]:
     return rows
 
 
+STORED_SAMPLES_SQL = "SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u JOIN series AS s"
+
+
 def _write(rows: list[dict], path: Path, row_group_size: int = 5_000) -> Path:
     frame = pl.DataFrame(rows)
     if path.suffix == ".csv":
@@ -69,19 +72,11 @@ def test_a_shuffled_file_with_repeated_rows_lands_once_in_stored_order(suffix, t
     db = tmp_path / "db.duckdb"
     summary = import_long_format(path, db)
     assert (summary.samples_read, summary.samples) == (len(repeated), len(rows))
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        stored = con.execute(
-            "SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u JOIN series AS s USING (series_id)"
-        ).fetchall()
-        # every row of the file once, at its values in millicores and KiB
-        assert sorted(stored) == sorted(
-            (r["pod"], r["timestamp"], round(r["cpu_cores"] * 1000), r["memory_bytes"] // 1024) for r in rows)
-        # the repeats send it through the stage, whose rows are appended in the stored order (their
-        # span left to store.cluster_usage)
-        assert _out_of_order(con, clustered=False) == (0, 1)
-    finally:
-        con.close()
+    stored, out_of_order = _stored(db, clustered=False)
+    assert sorted(stored) == _expected(rows)  # every row of the file once, in millicores and KiB
+    # the repeats send it through the stage, whose rows are appended in the stored order (their
+    # span left to store.cluster_usage)
+    assert out_of_order == (0, 1)
     assert import_long_format(path, db).samples == 0  # and again: nothing new
 
 
@@ -209,17 +204,10 @@ def test_a_file_in_time_chunks_is_written_in_slices_in_stored_order(tmp_path, mo
     db = tmp_path / "db.duckdb"
     summary = import_long_format(path, db)
     assert (summary.samples_read, summary.samples) == (len(rows), len(rows))
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        stored = con.execute(
-            "SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u JOIN series AS s USING (series_id)"
-        ).fetchall()
-        assert sorted(stored) == sorted(
-            (r["pod"], r["timestamp"], round(r["cpu_cores"] * 1000), r["memory_bytes"] // 1024) for r in rows)
-        # slices of hours are sorted in the stored order, their span left to store.cluster_usage
-        assert _out_of_order(con, clustered=False) == (0, 1)
-    finally:
-        con.close()
+    stored, out_of_order = _stored(db, clustered=False)
+    assert sorted(stored) == _expected(rows)
+    # slices of hours are sorted in the stored order, their span left to store.cluster_usage
+    assert out_of_order == (0, 1)
     assert import_long_format(path, db).samples == 0
 
 
@@ -261,11 +249,10 @@ def test_a_clash_and_a_repeat_in_a_sliced_file(tmp_path, monkeypatch) -> None:
 # --- a file already in the stored order (capplan.file_ingest.in_order) -----------------------------
 
 def _stored(db: Path, *, clustered: bool) -> tuple[list[tuple], tuple[int, int]]:
+    """Every stored sample as (pod, ts, millicores, KiB), and _out_of_order's count for the layout."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        stored = con.execute(
-            "SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u JOIN series AS s USING (series_id)"
-        ).fetchall()
+        stored = con.execute(f"{STORED_SAMPLES_SQL} USING (series_id)").fetchall()
         return stored, _out_of_order(con, clustered=clustered)
     finally:
         con.close()
@@ -407,15 +394,7 @@ def test_csv_times_with_an_offset_anywhere_or_none(offset_row, tmp_path, monkeyp
     db = tmp_path / "db.duckdb"
     assert import_long_format(path, db).samples == len(rows)
     assert seen == [0 if offset_row is None else 1]
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        stored = con.execute(
-            "SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u JOIN series AS s USING (series_id)"
-        ).fetchall()
-    finally:
-        con.close()
-    assert sorted(stored) == sorted(
-        (r["pod"], r["timestamp"], round(r["cpu_cores"] * 1000), r["memory_bytes"] // 1024) for r in rows)
+    assert sorted(_stored(db, clustered=False)[0]) == _expected(rows)
 
 
 # --- a sorted write puts each UTC day in the clustered order (schema 009) --------------------------
@@ -506,8 +485,7 @@ def test_the_sort_key_holds_ids_far_from_the_first_block(suffix, old_series, key
     assert all(days[d] == _clustered(days[d]) for d in new_days)
     con = duckdb.connect(str(db), read_only=True)
     try:
-        stored = con.execute("SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u "
-                             "JOIN series AS s USING (series_id) WHERE u.ts >= $t", {"t": T0}).fetchall()
+        stored = con.execute(f"{STORED_SAMPLES_SQL} USING (series_id) WHERE u.ts >= $t", {"t": T0}).fetchall()
         first_new = con.execute("SELECT min(series_id) FROM series WHERE namespace <> 'old'").fetchone()[0]
     finally:
         con.close()
@@ -582,11 +560,4 @@ def test_out_of_memory_under_the_import_limit_runs_the_step_again_under_the_full
 
     assert limits == [shown(f"{file_ingest.IMPORT_MEMORY_LIMIT_MB['csv']}MB"),
                       shown(str(store.duckdb_config()["memory_limit"]))]
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        stored = con.execute(
-            "SELECT s.pod, u.ts, u.cpu_mcores, u.memory_kib FROM usage_raw AS u JOIN series AS s USING (series_id)"
-        ).fetchall()
-    finally:
-        con.close()
-    assert sorted(stored) == _expected(rows)
+    assert sorted(_stored(db, clustered=False)[0]) == _expected(rows)
