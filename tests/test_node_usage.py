@@ -251,10 +251,16 @@ def whole_series_inputs(con: duckdb.DuckDBPyConnection, window: timedelta, usage
     params = {"start": start, "end": end}
     pod_moments = con.execute(POD_MOMENTS, params).pl().with_columns(pl.col("ts").cast(pl.Datetime("us")))
     moments = pod_moments.group_by("node", "ts").agg(pl.col("working_set_bytes").sum())
+    # each pod's p95, peak and latest of its per-moment sums, in polars (the store's run in parts)
+    pod_stats = pod_moments.sort("ts").group_by("node", "namespace", "pod").agg(
+        pl.col("working_set_bytes").quantile(0.95, "linear").alias("working_set_p95_bytes"),
+        pl.col("working_set_bytes").max().alias("working_set_peak_bytes"),
+        pl.col("working_set_bytes").last().alias("working_set_latest_bytes"),
+        pl.col("ts").max().alias("last_seen")).sort("node", "namespace", "pod")
     return EvictionInputs(
         start=start, end=end, nodes=store.query(con, "window_nodes", params),
         containers=store.query(con, "window_containers", params), moments=moments,
-        pod_stats=store.query(con, "pod_memory_stats", params), restarts=store.query(con, "restarts_in_window", params),
+        pod_stats=pod_stats, restarts=store.query(con, "restarts_in_window", params),
         pod_moments=pod_moments)
 
 

@@ -32,7 +32,8 @@ from capplan.analysis.eviction.ranking import (
     relieve,
 )
 from capplan.analysis.eviction.thresholds import check_threshold
-from capplan.analysis.rollup_span import raw_only, rollup_span, stored_bounds
+from capplan.analysis.recommend import PERCENTILE_SAMPLES_PER_PART, _id_ranges, _owned, _samples_summary
+from capplan.analysis.rollup_span import Span, raw_only, rollup_span, stored_bounds
 from capplan.errors import NoDataError, UsageError
 
 
@@ -78,6 +79,31 @@ def _slices(days: list[datetime], start: datetime, end: datetime) -> list[tuple[
         if lo <= hi:
             out.append((lo, hi))
     return out
+
+
+# Outside every stored series id: the first part's pods start at the lowest id, the last's end at the
+# highest (a pod's smallest series id may lie outside the ids with samples in the window).
+_ALL_IDS = (-(2**63), 2**63 - 1)
+
+
+def pod_memory_stats(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, rollups: Span,
+                     samples_per_part: int = PERCENTILE_SAMPLES_PER_PART) -> pl.DataFrame:
+    """Per node and pod its working set's p95, peak and latest sample over [start, end]
+    (queries/pod_memory_stats.sql), in parts of the pods run one after another: the exact p95 keeps
+    every per-time sum of the pods a query aggregates, so about `samples_per_part` stored samples
+    at a time bound the peak memory (recommend's percentile parts, PERCENTILE_SAMPLES_PER_PART). A
+    pod belongs to the part of its smallest series id (ranges cut at the stored blocks of series,
+    recommend._id_ranges), so all its containers are summed in one part: each part's rows are
+    final, and the parts hold every pod once."""
+    samples, _, first_id, last_id = _samples_summary(con, start, end)
+    ranges = _id_ranges(first_id, last_id, max(1, -(-samples // samples_per_part)))
+    ranges[0] = (_ALL_IDS[0], ranges[0][1])
+    ranges[-1] = (ranges[-1][0], _ALL_IDS[1])
+    bounds, raw = stored_bounds(start, end), raw_only(rollups, start, end)
+    frames = [_owned(store.query(con, "pod_memory_stats", {**bounds, "first_id": lo, "last_id": hi}, raw=raw))
+              for lo, hi in ranges]
+    store.give_back_freed(con)  # the parts' freed quantile states, kept by DuckDB's allocator
+    return pl.concat(frames).sort("node", "namespace", "pod") if len(frames) > 1 else frames[0]
 
 
 def load_eviction_inputs(con: duckdb.DuckDBPyConnection, options: EvictionOptions) -> EvictionInputs:
@@ -144,7 +170,7 @@ def _load_eviction_inputs(con: duckdb.DuckDBPyConnection, options: EvictionOptio
         pod_moments = pl.DataFrame(schema=POD_MOMENTS_SCHEMA)
     # --usage p95 needs every pod's per-timestamp sums; the other bases only where each pod ran last
     if options.usage == "p95":
-        pod_stats = store.query(con, "pod_memory_stats", params)
+        pod_stats = pod_memory_stats(con, start, end, rollups)
     else:
         pod_stats = store.query(con, "pod_last_seen", stored_bounds(start, end), raw=raw_only(rollups, start, end))
     return EvictionInputs(
