@@ -15,17 +15,7 @@
 -- $cap_mcores INTEGER: the longest value the list holds.
 -- $lo, $hi: $start and $end rounded inward to whole seconds (the stored times are whole seconds, so
 -- the rows are the same; comparing TIMESTAMP_S with TIMESTAMP_S lets the zone maps skip row groups).
-WITH samples AS (  -- the usage_samples view's rows in [$start, $end], in the stored units
-    SELECT series_id, ts, cpu_mcores, memory_kib FROM usage_raw
-    WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-    UNION ALL
-    SELECT series_id, hour, cpu_mcores_p95, memory_kib_max FROM usage_hourly
-    WHERE hour BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-    UNION ALL
-    SELECT series_id, day, cpu_mcores_p95, memory_kib_max FROM usage_daily
-    WHERE day BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-),
-buckets AS (  -- bucket of every millicore value 0..$cap_mcores (list index = value + 1)
+WITH buckets AS (  -- bucket of every millicore value 0..$cap_mcores (list index = value + 1)
     SELECT list_transform(range(0, $cap_mcores + 1), v ->
                CAST(CASE WHEN CAST(v / 1000 AS REAL) < $first_bucket THEN 0
                     ELSE least(CAST(trunc(ln(CAST(v / 1000 AS REAL) * ($ratio - 1) / $first_bucket + 1) / ln($ratio)) AS INTEGER),
@@ -43,6 +33,6 @@ SELECT series_id,
        CAST(max(ts) AS TIMESTAMP) AS last_ts,
        CAST(max(cpu_mcores) / 1000 AS REAL) AS cpu_max_cores,
        sum(exp((epoch(ts) - epoch($end)) * (ln(2.0) / $half_life_s))) AS decayed
-FROM samples, buckets
+FROM usage_stored_in($lo, $hi) AS samples, buckets
 WHERE cpu_mcores >= 0
 GROUP BY series_id, bucket

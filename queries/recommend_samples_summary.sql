@@ -7,7 +7,7 @@
 -- Each table is aggregated alone and the three rows combined (counts add, maxima and minima of the
 -- parts): a UNION ALL of the tables under one aggregate reads every row of the window (0.15-0.5 s at
 -- the bench's L), where count/min/max of one table's columns over a range DuckDB answers mostly from
--- its row-group statistics (0.005 s).
+-- its row-group statistics (0.005 s). So not the table macro usage_stored_in, which is that union.
 WITH parts AS (
     SELECT count(*) AS samples, max(cpu_mcores) AS cpu_mcores_max,
            min(series_id) AS first_series_id, max(series_id) AS last_series_id

@@ -9,16 +9,6 @@
 -- a remainder, so the zone maps of series_id skip the row groups of the other parts' series).
 -- $lo, $hi: $start and $end rounded inward to whole seconds (the stored times are whole seconds, so
 -- the rows are the same; comparing TIMESTAMP_S with TIMESTAMP_S lets the zone maps skip row groups).
-WITH samples AS (  -- the usage_samples view's rows in [$start, $end], in the stored units
-    SELECT series_id, ts, cpu_mcores, memory_kib FROM usage_raw
-    WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-    UNION ALL
-    SELECT series_id, hour, cpu_mcores_p95, memory_kib_max FROM usage_hourly
-    WHERE hour BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-    UNION ALL
-    SELECT series_id, day, cpu_mcores_p95, memory_kib_max FROM usage_daily
-    WHERE day BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-)
 SELECT series_id,
        count(*) AS samples,
        CAST(min(ts) AS TIMESTAMP) AS first_ts,
@@ -27,6 +17,6 @@ SELECT series_id,
        quantile_cont(cpu_mcores, $levels) AS cpu_levels,
        CAST(max(cpu_mcores) / 1000 AS REAL) AS cpu_max_cores,
        CAST(max(memory_kib) AS BIGINT) * 1024 AS memory_max_bytes
-FROM samples
+FROM usage_stored_in($lo, $hi) AS samples
 WHERE series_id BETWEEN $first_id AND $last_id
 GROUP BY series_id

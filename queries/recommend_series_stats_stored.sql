@@ -4,7 +4,8 @@
 -- millicores at $levels (real_quantiles.levels of $cpu_q, p90, p95, p99), from which
 -- capplan.analysis.real_quantiles computes the view's quantile_cont of REAL cores exactly (the
 -- float comparisons of a REAL sort cost ~25% more CPU at L), peak CPU and peak memory (the auto
--- strategy). Reads the stored integer units (raw samples, then the rollups) instead of the view:
+-- strategy). Reads the stored integer units (raw samples, then the rollups: the table macro
+-- usage_stored_in, queries/node_usage_macros.sql) instead of the view:
 -- the view's REAL cores and BIGINT bytes are made per sample and its time filter reads every row.
 -- Values stay the view's: CPU is CAST(mcores / 1000 AS REAL), which is the view's
 -- CAST(mcores * 0.001 AS REAL) (equal for every mcores value; tests/analysis/
@@ -15,16 +16,6 @@
 -- a remainder, so the zone maps of series_id skip the row groups of the other parts' series).
 -- $lo, $hi: $start and $end rounded inward to whole seconds (the stored times are whole seconds, so
 -- the rows are the same; comparing TIMESTAMP_S with TIMESTAMP_S lets the zone maps skip row groups).
-WITH samples AS (  -- the usage_samples view's rows in [$start, $end], in the stored units
-    SELECT series_id, ts, cpu_mcores, memory_kib FROM usage_raw
-    WHERE ts BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-    UNION ALL
-    SELECT series_id, hour, cpu_mcores_p95, memory_kib_max FROM usage_hourly
-    WHERE hour BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-    UNION ALL
-    SELECT series_id, day, cpu_mcores_p95, memory_kib_max FROM usage_daily
-    WHERE day BETWEEN CAST($lo AS TIMESTAMP_S) AND CAST($hi AS TIMESTAMP_S)
-)
 SELECT series_id,
        count(*) AS samples,
        CAST(min(ts) AS TIMESTAMP) AS first_ts,
@@ -33,6 +24,6 @@ SELECT series_id,
        quantile_cont(cpu_mcores, $levels) AS cpu_levels,
        CAST(max(cpu_mcores) / 1000 AS REAL) AS cpu_max_cores,
        CAST(max(memory_kib) AS BIGINT) * 1024 AS memory_max_bytes
-FROM samples
+FROM usage_stored_in($lo, $hi) AS samples
 WHERE series_id BETWEEN $first_id AND $last_id
 GROUP BY series_id
