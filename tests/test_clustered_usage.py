@@ -28,6 +28,7 @@ import pytest
 
 from capplan import store
 from capplan.analysis import recommend as rec
+from capplan.analysis import series_parts
 
 T0 = datetime(2026, 3, 1)
 BLOCK = store.CLUSTER_SERIES_BLOCK
@@ -328,7 +329,7 @@ def test_id_ranges_cover_every_id_once_cut_at_blocks() -> None:
         last = first + rng.randint(-1, 20_000)
         parts = rng.randint(1, 40)
         block = rng.choice([1, 2, 7, 64, 128])
-        ranges = rec._id_ranges(first, last, parts, block)
+        ranges = series_parts.id_ranges(first, last, parts, block)
         assert 1 <= len(ranges) <= parts
         ids = [i for lo, hi in ranges for i in range(lo, hi + 1)]
         assert ids == list(range(first, last + 1))

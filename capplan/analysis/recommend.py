@@ -10,7 +10,6 @@ before/after, change x pods, savings.
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from capplan import store
 from capplan.analysis import real_quantiles
 from capplan.analysis.qos import qos_class
 from capplan.analysis.rollup_span import raw_only, rollup_span, stored_bounds
+from capplan.analysis.series_parts import PERCENTILE_SAMPLES_PER_PART, id_ranges, owned, samples_summary
 from capplan.analysis.strategies import DEFAULT_STRATEGY, get_strategy
 from capplan.analysis.strategies import vpa as vpa_strategy
 from capplan.analysis.strategies.base import GIB, MIB, History, Needs, StrategyParams
@@ -32,17 +32,6 @@ from capplan.errors import NoDataError
 GROUP_KEYS = ["namespace", "owner_kind", "owner_name", "container"]
 WORKLOAD_KEYS = ["namespace", "owner_kind", "owner_name"]
 ALIVE_TOLERANCE = timedelta(minutes=15)
-# Samples per part of a per-series percentile query (_in_parts): DuckDB's quantile states hold every
-# value of the part's series (4 bytes each, as vectors that grow by doubling, per thread), so the
-# peak follows the part, not the window. 10 M was the value from 25 M (every 4th series), then the
-# clustered order (schema 009) made a part read only its own row groups (L simple 8.1-8.4 -> 3.3-3.4
-# CPU s). Smaller parts did not lower the peak while every part's frame kept DuckDB's Arrow export
-# alive (_owned); with the parts' frames copied, at the bench's L (in-process, load 6-8) auto peaks at
-# 358-373 MiB with 10 M, 328-329 with 5 M, 324-328 with 2.5 M, 321-325 with 1.25 M, for 6.7-6.9, 7.1-7.5,
-# 7.6-7.7 and 8.6 CPU s (each part also reads the row groups its range shares with the next). 5 M: the
-# bench's M (8.55 M samples) in two parts, its L (86.5 M) in eighteen, a part's states the same size at
-# both (bench/RESULTS.md, issue 14, AU).
-PERCENTILE_SAMPLES_PER_PART = 5_000_000
 # The VPA histogram looks the bucket of a CPU value up in a list of one entry per millicore up to the
 # window's largest value (queries/recommend_cpu_histogram_stored.sql); DuckDB copies that list for
 # every chunk of 2,048 rows, so it stops at 64 cores (128 KiB; bench L's largest value, 8.6 cores,
@@ -146,19 +135,6 @@ def _used(name: str, params: dict) -> dict:
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", code)}
 
 
-def _owned(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` in buffers of polars' own (an Arrow IPC copy). polars takes a DuckDB result's Arrow
-    buffers without copying, and DuckDB's export allocates them for a batch of a million rows: a
-    frame kept holds ~30-60 MiB of that (one of the bench's L percentile parts, 1,700 rows: 61 MiB),
-    so the parts and day slices kept until their concat pinned memory the next query's states could
-    have reused, and recommend auto's peak grew with the number of parts (bench/RESULTS.md, issue 14,
-    AU). ~1 ms per 30,000 rows."""
-    buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="uncompressed")
-    buffer.seek(0)
-    return pl.read_ipc(buffer, memory_map=False)
-
-
 def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, end: datetime,
                     origin: datetime) -> pl.DataFrame:
     """The per-series, per-interval aggregate `name` (recommend_memory_peaks, recommend_daily_stats)
@@ -180,7 +156,7 @@ def _interval_stats(con: duckdb.DuckDBPyConnection, name: str, start: datetime, 
     while origin + step * interval <= bounds["hi"]:
         lo = max(bounds["lo"], origin + step * interval)
         hi = min(bounds["hi"], origin + (step + 1) * interval - timedelta(seconds=1))
-        frames.append(_owned(store.query(con, f"{name}_stored", {"lo": lo, "hi": hi, "interval_s": interval_s},
+        frames.append(owned(store.query(con, f"{name}_stored", {"lo": lo, "hi": hi, "interval_s": interval_s},
                                          raw=raw_only(rollups, lo, hi))))
         step += 1
     # what DuckDB's allocator kept of the slices' hash tables goes back before the merge (bench L,
@@ -222,39 +198,19 @@ def _merge_slices(rows: pl.DataFrame) -> pl.DataFrame:
     return merged
 
 
-def _samples_summary(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> tuple[int, int, int, int]:
-    """The number of stored samples in [start, end], their largest CPU value in millicores, and
-    their first and last series id (1 and 0 without samples)."""
-    row = store.query(con, "recommend_samples_summary", stored_bounds(start, end)).row(0)
-    return int(row[0]), int(row[1] or 0), int(1 if row[2] is None else row[2]), int(0 if row[3] is None else row[3])
-
-
-def _id_ranges(first_id: int, last_id: int, parts: int,
-               block: int = store.CLUSTER_SERIES_BLOCK) -> list[tuple[int, int]]:
-    """[first_id, last_id] cut into `parts` ranges of about as many ids, each cut at a multiple of
-    `block` (the stored day's blocks of series, store.CLUSTERED_ORDER: a block's row groups are then
-    read by one part only); fewer ranges when there are fewer blocks than parts. Together they cover
-    every id once."""
-    first_block, last_block = first_id // block, last_id // block
-    blocks = last_block - first_block + 1
-    cuts = sorted({first_block + blocks * part // parts for part in range(parts)})
-    ends = [*cuts[1:], last_block + 1]
-    return [(max(first_id, a * block), min(last_id, b * block - 1)) for a, b in zip(cuts, ends, strict=True)]
-
-
 def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
     """Run a per-series percentile query over parts of the series, one after another: an exact
     percentile keeps every value of a group in memory, so parts bound the peak memory (about
     PERCENTILE_SAMPLES_PER_PART values at a time). On DuckDB a part is a range of series ids cut at
-    the stored blocks of series (_id_ranges), whose row groups the zone maps let each scan read
+    the stored blocks of series (series_parts.id_ranges), whose row groups the zone maps let each scan read
     alone; the view-based queries (the check of inexact REAL
     percentiles, tests) take every `parts`-th series instead: each way, the parts cover every
     series once."""
     if store.engine_for(name) is not None:  # another engine (Spark) bounds its own memory: one run
         return store.query(con, name, {**params, "parts": 1, "part": 0})
-    samples, _, first_id, last_id = _samples_summary(con, params["start"], params["end"])
-    ranges = _id_ranges(first_id, last_id, max(1, math.ceil(samples / PERCENTILE_SAMPLES_PER_PART)))
-    frames = [_owned(_query(con, name, {**params, "parts": len(ranges), "part": part, "first_id": lo, "last_id": hi}))
+    samples, _, first_id, last_id = samples_summary(con, params["start"], params["end"])
+    ranges = id_ranges(first_id, last_id, max(1, math.ceil(samples / PERCENTILE_SAMPLES_PER_PART)))
+    frames = [owned(_query(con, name, {**params, "parts": len(ranges), "part": part, "first_id": lo, "last_id": hi}))
               for part, (lo, hi) in enumerate(ranges)]
     # DuckDB's allocator keeps the percentiles' freed states for its next query; the polars work
     # that follows cannot use them (bench L, auto: 96 MiB)
@@ -273,7 +229,7 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         cpu_hist = _query(con, "recommend_cpu_histogram", {
             "start": start, "end": end, "first_bucket": hist.first_bucket, "ratio": hist.ratio,
             "num_buckets": hist.num_buckets, "half_life_s": vpa_strategy.HALF_LIFE_SECONDS,
-            "cap_mcores": min(_samples_summary(con, start, end)[1], LUT_MAX_MCORES)})
+            "cap_mcores": min(samples_summary(con, start, end)[1], LUT_MAX_MCORES)})
         stats = cpu_hist.group_by("series_id").agg(
             pl.col("samples").sum(), pl.col("first_ts").min(), pl.col("last_ts").max(),
             pl.col("cpu_max_cores").max(), pl.lit(None, pl.Float64).alias("memory_max_bytes"))

@@ -1,5 +1,5 @@
 """recommend's memory-bounding steps keep every value: the day slices' merge (_merge_slices) against
-a brute-force model, and the copy of a DuckDB result into polars' own buffers (_owned)."""
+a brute-force model, and the copy of a DuckDB result into polars' own buffers (series_parts.owned)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from capplan.analysis import recommend as rec
+from capplan.analysis import series_parts
 
 
 def _slices(seed: int, series: int = 40, intervals: int = 6) -> list[pl.DataFrame]:
@@ -86,7 +87,7 @@ def test_owned_copy_keeps_every_value_and_type() -> None:
                CASE WHEN i % 3 = 0 THEN NULL ELSE [i * 0.5, i * 1.5] END AS cpu_levels,
                CAST(i / 1000 AS REAL) AS cpu_max_cores
         FROM range(5000) t(i)"""))
-    owned = rec._owned(frame)
+    owned = series_parts.owned(frame)
     assert owned.schema == frame.schema
     assert owned.equals(frame)
     assert owned["cpu_levels"].null_count() == frame["cpu_levels"].null_count() > 0

@@ -26,6 +26,7 @@ import pytest
 
 from capplan import rollup, store
 from capplan.analysis import recommend as rec
+from capplan.analysis import series_parts
 from capplan.analysis.strategies import vpa
 
 T0 = datetime(2026, 3, 1)
@@ -206,7 +207,7 @@ def test_recommend_is_the_same_frame_from_the_view(db: Path, strategy: str, monk
         monkeypatch.setattr(rec, "_interval_stats", lambda con, name, start, end, origin: store.query(
             con, name, {"start": start, "end": end, "interval_s": vpa.MEMORY_INTERVAL_SECONDS}))
         # the view path in several slices too (every `parts`-th series)
-        monkeypatch.setattr(rec, "PERCENTILE_SAMPLES_PER_PART", rec._samples_summary(con, *windows[0])[0] // 3)
+        monkeypatch.setattr(rec, "PERCENTILE_SAMPLES_PER_PART", series_parts.samples_summary(con, *windows[0])[0] // 3)
         from_view = [rec.recommend_window(con, strategy, start, end) for start, end in windows]
     finally:
         con.close()
@@ -243,7 +244,7 @@ def test_samples_summary_against_the_views_rows(db_with_days: Path) -> None:
                    (newest + timedelta(days=1), newest + timedelta(days=2))]
         for start, end in windows:
             rows = _view_rows(con, start, end)
-            got = rec._samples_summary(con, start, end)
+            got = series_parts.samples_summary(con, start, end)
             if rows.is_empty():
                 assert got == (0, 0, 1, 0)
                 continue

@@ -32,8 +32,8 @@ from capplan.analysis.eviction.ranking import (
     relieve,
 )
 from capplan.analysis.eviction.thresholds import check_threshold
-from capplan.analysis.recommend import PERCENTILE_SAMPLES_PER_PART, _id_ranges, _owned, _samples_summary
 from capplan.analysis.rollup_span import Span, raw_only, rollup_span, stored_bounds
+from capplan.analysis.series_parts import PERCENTILE_SAMPLES_PER_PART, id_ranges, owned, samples_summary
 from capplan.errors import NoDataError, UsageError
 
 
@@ -91,16 +91,16 @@ def pod_memory_stats(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
     """Per node and pod its working set's p95, peak and latest sample over [start, end]
     (queries/pod_memory_stats.sql), in parts of the pods run one after another: the exact p95 keeps
     every per-time sum of the pods a query aggregates, so about `samples_per_part` stored samples
-    at a time bound the peak memory (recommend's percentile parts, PERCENTILE_SAMPLES_PER_PART). A
+    at a time bound the peak memory (series_parts.PERCENTILE_SAMPLES_PER_PART). A
     pod belongs to the part of its smallest series id (ranges cut at the stored blocks of series,
-    recommend._id_ranges), so all its containers are summed in one part: each part's rows are
+    series_parts.id_ranges), so all its containers are summed in one part: each part's rows are
     final, and the parts hold every pod once."""
-    samples, _, first_id, last_id = _samples_summary(con, start, end)
-    ranges = _id_ranges(first_id, last_id, max(1, -(-samples // samples_per_part)))
+    samples, _, first_id, last_id = samples_summary(con, start, end)
+    ranges = id_ranges(first_id, last_id, max(1, -(-samples // samples_per_part)))
     ranges[0] = (_ALL_IDS[0], ranges[0][1])
     ranges[-1] = (ranges[-1][0], _ALL_IDS[1])
     bounds, raw = stored_bounds(start, end), raw_only(rollups, start, end)
-    frames = [_owned(store.query(con, "pod_memory_stats", {**bounds, "first_id": lo, "last_id": hi}, raw=raw))
+    frames = [owned(store.query(con, "pod_memory_stats", {**bounds, "first_id": lo, "last_id": hi}, raw=raw))
               for lo, hi in ranges]
     store.give_back_freed(con)  # the parts' freed quantile states, kept by DuckDB's allocator
     return pl.concat(frames).sort("node", "namespace", "pod") if len(frames) > 1 else frames[0]
