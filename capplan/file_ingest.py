@@ -50,11 +50,14 @@ NUMBER_COLUMNS = ("cpu_cores", "memory_bytes", *SPEC_COLUMNS)
 # MiB against 480-506 at 256 MB, for the same CPU within a loaded machine's noise (17.6-18.2 against
 # 17.4-17.8 CPU-s, load ~7; M 330 MiB either way), bench/RESULTS.md. CSV: one sort of the whole
 # file, which spills past any of these limits at L (5.42 M rows) for CPU within a loaded machine's
-# noise (11.6 s at 256 and 128 MB, load ~9; 7.9-8.4 at 128 and 7.9-8.1 at 96 or 64 MB, load ~12): 96
+# noise (11.6 s at 256 and 128 MB, load ~9; 7.9-8.4 at 128 and 7.9-8.1 at 96 or 64 MB, load ~12): 64
 # MB keeps the peak RSS of a big file near a small one's (L 264 MiB against 295-336 at 128 MB and
-# 400-450 at 256; M 196-200). DuckDB running out of memory under these limits makes the import's
-# step run again under the store's full limit (capplan.importer): slower, never refused.
-IMPORT_MEMORY_LIMIT_MB = {"parquet": 128, "csv": 96}
+# 400-450 at 256; M 196-200). On a quiet machine (load ~2, bench import_csv twice each, 95fe89c)
+# 96 MB gave L 229-236 MiB against M 157-159 (1.44-1.50x) and 64 MB L 211-215 against M 157-160
+# (1.34-1.36x), for 6.5-7.1 against 6.6-6.7 CPU-s at L. DuckDB running out of memory under these
+# limits makes the import's step run again under the store's full limit (capplan.importer): slower,
+# never refused.
+IMPORT_MEMORY_LIMIT_MB = {"parquet": 128, "csv": 64}
 
 
 def full_memory(con: duckdb.DuckDBPyConnection) -> None:
