@@ -171,9 +171,8 @@ def _merge_slices(rows: pl.DataFrame) -> pl.DataFrame:
     without a CPU value, as DuckDB's avg). In numpy, sorted: a polars group_by of the bench's L month
     (305,000 slice rows) raised recommend auto's RSS by ~80 MiB (265 -> 345 MiB), which polars'
     allocator then kept for the rest of the run (peak 319 MiB this way); numpy's arrays go back to
-    the OS when freed. An
-    interval is as long as a slice, so it spans at most two slices: a sum is of at most two values,
-    the same in any order."""
+    the OS when freed. An interval is as long as a slice, so it spans at most two slices: a sum is
+    of at most two values, the same in any order."""
     ids = rows["series_id"].to_numpy()
     index = rows["interval_index"].to_numpy()
     order = np.lexsort((index, ids))
@@ -202,10 +201,9 @@ def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.Dat
     """Run a per-series percentile query over parts of the series, one after another: an exact
     percentile keeps every value of a group in memory, so parts bound the peak memory (about
     PERCENTILE_SAMPLES_PER_PART values at a time). On DuckDB a part is a range of series ids cut at
-    the stored blocks of series (series_parts.id_ranges), whose row groups the zone maps let each scan read
-    alone; the view-based queries (the check of inexact REAL
-    percentiles, tests) take every `parts`-th series instead: each way, the parts cover every
-    series once."""
+    the stored blocks of series (series_parts.id_ranges), whose row groups the zone maps let each
+    scan read alone; the view-based queries (the check of inexact REAL percentiles, tests) take
+    every `parts`-th series instead: each way, the parts cover every series once."""
     if store.engine_for(name) is not None:  # another engine (Spark) bounds its own memory: one run
         return store.query(con, name, {**params, "parts": 1, "part": 0})
     samples, _, first_id, last_id = samples_summary(con, params["start"], params["end"])
