@@ -1,7 +1,7 @@
 -- Per node and pod over [$lo, $hi]: the pod's working set (sum over its containers per sample
 -- time) at its p95, peak and latest sample, for the pods whose smallest series id is in
--- [$first_id, $last_id] (a part: capplan.analysis.eviction.analysis._pod_memory_stats runs the
--- parts one after another; together they hold every pod once).
+-- [$first_id, $last_id] (a part: capplan.analysis.eviction.analysis.pod_memory_stats runs the
+-- parts one after another, series_parts.run_parts; together they hold every pod once).
 -- Params: $lo, $hi TIMESTAMP whole seconds (rollup_span.stored_bounds); $first_id, $last_id BIGINT.
 -- Pods are grouped by a dense integer id, not by their three name strings: at 86 M samples the
 -- string-keyed per-timestamp hash table alone outgrew 8 GiB. The exact p95 keeps every per-time

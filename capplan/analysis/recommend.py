@@ -23,7 +23,7 @@ from capplan import store
 from capplan.analysis import real_quantiles
 from capplan.analysis.qos import qos_class
 from capplan.analysis.rollup_span import raw_only, rollup_span, stored_bounds
-from capplan.analysis.series_parts import PERCENTILE_SAMPLES_PER_PART, id_ranges, owned, samples_summary
+from capplan.analysis.series_parts import PERCENTILE_SAMPLES_PER_PART, owned, run_parts, samples_summary
 from capplan.analysis.strategies import DEFAULT_STRATEGY, get_strategy
 from capplan.analysis.strategies import vpa as vpa_strategy
 from capplan.analysis.strategies.base import GIB, MIB, History, Needs, StrategyParams
@@ -200,20 +200,14 @@ def _merge_slices(rows: pl.DataFrame) -> pl.DataFrame:
 def _in_parts(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
     """Run a per-series percentile query over parts of the series, one after another: an exact
     percentile keeps every value of a group in memory, so parts bound the peak memory (about
-    PERCENTILE_SAMPLES_PER_PART values at a time). On DuckDB a part is a range of series ids cut at
-    the stored blocks of series (series_parts.id_ranges), whose row groups the zone maps let each
-    scan read alone; the view-based queries (the check of inexact REAL percentiles, tests) take
+    PERCENTILE_SAMPLES_PER_PART values at a time; series_parts.run_parts). On DuckDB a part is a
+    range of series ids cut at the stored blocks of series (series_parts.id_ranges), whose row
+    groups the zone maps let each scan read alone; the view-based queries (the check of inexact REAL percentiles, tests) take
     every `parts`-th series instead: each way, the parts cover every series once."""
     if store.engine_for(name) is not None:  # another engine (Spark) bounds its own memory: one run
         return store.query(con, name, {**params, "parts": 1, "part": 0})
-    samples, _, first_id, last_id = samples_summary(con, params["start"], params["end"])
-    ranges = id_ranges(first_id, last_id, max(1, math.ceil(samples / PERCENTILE_SAMPLES_PER_PART)))
-    frames = [owned(_query(con, name, {**params, "parts": len(ranges), "part": part, "first_id": lo, "last_id": hi}))
-              for part, (lo, hi) in enumerate(ranges)]
-    # DuckDB's allocator keeps the percentiles' freed states for its next query; the polars work
-    # that follows cannot use them (bench L, auto: 96 MiB)
-    store.give_back_freed(con)
-    return pl.concat(frames) if len(frames) > 1 else frames[0]
+    return run_parts(con, params["start"], params["end"], lambda part: _query(con, name, {**params, **part._asdict()}),
+                     PERCENTILE_SAMPLES_PER_PART)
 
 
 def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, needs: Needs,

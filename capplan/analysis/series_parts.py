@@ -6,7 +6,9 @@ part's scan reads its own row groups; recommend's percentiles and eviction's pod
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 import duckdb
 import polars as pl
@@ -14,8 +16,8 @@ import polars as pl
 from capplan import store
 from capplan.analysis.rollup_span import stored_bounds
 
-# Samples per part of a per-series percentile query (recommend._in_parts, eviction.analysis.pod_memory_stats): DuckDB's quantile states hold every
-# value of the part's series (4 bytes each, as vectors that grow by doubling, per thread), so the
+# Samples per part of a per-series percentile query (run_parts: recommend._in_parts,
+# eviction.analysis.pod_memory_stats): DuckDB's quantile states hold every value of the part's series (4 bytes each, as vectors that grow by doubling, per thread), so the
 # peak follows the part, not the window. 10 M was the value from 25 M (every 4th series), then the
 # clustered order (schema 009) made a part read only its own row groups (L simple 8.1-8.4 -> 3.3-3.4
 # CPU s). Smaller parts did not lower the peak while every part's frame kept DuckDB's Arrow export
@@ -58,3 +60,37 @@ def id_ranges(first_id: int, last_id: int, parts: int,
     cuts = sorted({first_block + blocks * part // parts for part in range(parts)})
     ends = [*cuts[1:], last_block + 1]
     return [(max(first_id, a * block), min(last_id, b * block - 1)) for a, b in zip(cuts, ends, strict=True)]
+
+
+class Part(NamedTuple):
+    """One part of run_parts: the `part`-th of `parts`, the series ids in [first_id, last_id]."""
+
+    parts: int
+    part: int
+    first_id: int
+    last_id: int
+
+
+# Beyond every stored series id (BIGINT's ends): run_parts' open_ends.
+ALL_IDS = (-(2**63), 2**63 - 1)
+
+
+def run_parts(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+              run_part: Callable[[Part], pl.DataFrame], samples_per_part: int = PERCENTILE_SAMPLES_PER_PART,
+              *, open_ends: bool = False) -> pl.DataFrame:
+    """`run_part` of each part of the series with samples in [start, end], one after another, the
+    frames concatenated in the parts' order: about `samples_per_part` stored samples a part (at
+    least one part), the parts ranges of series ids (id_ranges). `open_ends`: the first part starts
+    and the last ends beyond every id (ALL_IDS), for a query whose rows belong to an id the window's
+    samples need not hold (eviction's pods, by their smallest series id). Each part's frame is
+    copied out of DuckDB's Arrow buffers (owned) before the next runs, and what DuckDB's allocator
+    kept of the parts' freed quantile states goes back to the OS after the last: the polars work
+    that follows cannot use it (bench L, recommend auto: 96 MiB)."""
+    samples, _, first_id, last_id = samples_summary(con, start, end)
+    ranges = id_ranges(first_id, last_id, max(1, -(-samples // samples_per_part)))
+    if open_ends:
+        ranges[0] = (ALL_IDS[0], ranges[0][1])
+        ranges[-1] = (ranges[-1][0], ALL_IDS[1])
+    frames = [owned(run_part(Part(len(ranges), part, lo, hi))) for part, (lo, hi) in enumerate(ranges)]
+    store.give_back_freed(con)
+    return pl.concat(frames) if len(frames) > 1 else frames[0]

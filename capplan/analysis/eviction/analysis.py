@@ -33,7 +33,7 @@ from capplan.analysis.eviction.ranking import (
 )
 from capplan.analysis.eviction.thresholds import check_threshold
 from capplan.analysis.rollup_span import Span, raw_only, rollup_span, stored_bounds
-from capplan.analysis.series_parts import PERCENTILE_SAMPLES_PER_PART, id_ranges, owned, samples_summary
+from capplan.analysis.series_parts import PERCENTILE_SAMPLES_PER_PART, run_parts
 from capplan.errors import NoDataError, UsageError
 
 
@@ -81,11 +81,6 @@ def _slices(days: list[datetime], start: datetime, end: datetime) -> list[tuple[
     return out
 
 
-# Outside every stored series id: the first part's pods start at the lowest id, the last's end at the
-# highest (a pod's smallest series id may lie outside the ids with samples in the window).
-_ALL_IDS = (-(2**63), 2**63 - 1)
-
-
 def pod_memory_stats(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, rollups: Span,
                      samples_per_part: int = PERCENTILE_SAMPLES_PER_PART) -> pl.DataFrame:
     """Per node and pod its working set's p95, peak and latest sample over [start, end]
@@ -95,15 +90,14 @@ def pod_memory_stats(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
     pod belongs to the part of its smallest series id (ranges cut at the stored blocks of series,
     series_parts.id_ranges), so all its containers are summed in one part: each part's rows are
     final, and the parts hold every pod once."""
-    samples, _, first_id, last_id = samples_summary(con, start, end)
-    ranges = id_ranges(first_id, last_id, max(1, -(-samples // samples_per_part)))
-    ranges[0] = (_ALL_IDS[0], ranges[0][1])
-    ranges[-1] = (ranges[-1][0], _ALL_IDS[1])
     bounds, raw = stored_bounds(start, end), raw_only(rollups, start, end)
-    frames = [owned(store.query(con, "pod_memory_stats", {**bounds, "first_id": lo, "last_id": hi}, raw=raw))
-              for lo, hi in ranges]
-    store.give_back_freed(con)  # the parts' freed quantile states, kept by DuckDB's allocator
-    return pl.concat(frames).sort("node", "namespace", "pod") if len(frames) > 1 else frames[0]
+    # open ends: a pod's smallest series id may lie outside the ids with samples in the window
+    frame = run_parts(con, start, end, lambda part: store.query(
+        con, "pod_memory_stats", {**bounds, "first_id": part.first_id, "last_id": part.last_id}, raw=raw),
+        samples_per_part, open_ends=True)
+    # each part's rows come sorted (queries/pod_memory_stats.sql), the parts' in the order of their
+    # pods' smallest ids; (node, namespace, pod) is unique, so one part's sort changes nothing
+    return frame.sort("node", "namespace", "pod")
 
 
 def load_eviction_inputs(con: duckdb.DuckDBPyConnection, options: EvictionOptions) -> EvictionInputs:
