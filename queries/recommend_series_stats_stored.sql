@@ -1,11 +1,13 @@
--- DuckDB's recommend_series_stats (the same columns and values once capplan.analysis.recommend has
--- turned cpu_levels into cpu_q; other engines run that file over the lake's usage_samples view): per
--- container series, over [$start, $end], sample count and span, the integer quantiles of the CPU
--- millicores at $levels (real_quantiles.levels of $cpu_q, p90, p95, p99), from which
+-- DuckDB's twin of both recommend_series_stats and recommend_series_percentile (the same columns
+-- and values once capplan.analysis.recommend has turned cpu_levels into cpu_q, or cpu_pq_cores;
+-- other engines run those files over the lake's usage_samples view; the two differ only in the
+-- levels asked, so one file: recommend.REAL_PERCENTILES_STORED): per container series, over
+-- [$start, $end], sample count and span, the integer quantiles of the CPU millicores at $levels
+-- (real_quantiles.levels of $cpu_q, p90, p95, p99 for auto; of $cpu_q alone for simple), from which
 -- capplan.analysis.real_quantiles computes the view's quantile_cont of REAL cores exactly (the
--- float comparisons of a REAL sort cost ~25% more CPU at L), peak CPU and peak memory (the auto
--- strategy). Reads the stored integer units (raw samples, then the rollups: the table macro
--- usage_stored_in, queries/node_usage_macros.sql) instead of the view:
+-- float comparisons of a REAL sort cost ~25% more CPU at L), peak CPU and peak memory. Reads the
+-- stored integer units (raw samples, then the rollups: the table macro usage_stored_in,
+-- queries/node_usage_macros.sql) instead of the view:
 -- the view's REAL cores and BIGINT bytes are made per sample and its time filter reads every row.
 -- Values stay the view's: CPU is CAST(mcores / 1000 AS REAL), which is the view's
 -- CAST(mcores * 0.001 AS REAL) (equal for every mcores value; tests/analysis/

@@ -94,10 +94,12 @@ REAL_PERCENTILES: dict[str, tuple[str, Callable[[dict], list[float]]]] = {
     "recommend_series_stats": ("cpu_q", lambda p: [p["cpu_q"], 0.90, 0.95, 0.99]),
     "recommend_series_percentile": ("cpu_pq_cores", lambda p: [p["cpu_q"]]),
 }
+# Their one `_stored` twin: integer quantiles at the levels asked, the rest the same for both.
+REAL_PERCENTILES_STORED = "recommend_series_stats_stored"
 
 
 def _real_percentiles(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> pl.DataFrame:
-    """`name`'s frame from its `_stored` twin's integer quantiles (REAL_PERCENTILES), the REAL
+    """`name`'s frame from the `_stored` twin's integer quantiles (REAL_PERCENTILES_STORED), the REAL
     percentiles exactly what quantile_cont of the view's REAL cores gives; a series they cannot be
     told exactly for (real_quantiles: more than ~500,000 samples, huge values) takes them from the
     view-based `name` itself."""
@@ -106,7 +108,7 @@ def _real_percentiles(con: duckdb.DuckDBPyConnection, name: str, params: dict) -
     # each level asked once: auto's $cpu_q is one of p90, p95, p99 (12 levels -> 9: bench L, the
     # percentile parts' CPU 2.3 -> 2.1 s); every answer is an order statistic, whatever else is asked
     distinct = list(dict.fromkeys(qs))
-    stored = f"{name}_stored"
+    stored = REAL_PERCENTILES_STORED
     frame = store.query(con, stored, _used(stored, {
         **params, **stored_bounds(params["start"], params["end"]), "levels": real_quantiles.levels(distinct)}))
     width = 3 * len(distinct)
