@@ -594,6 +594,7 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
     clustered = not staged.presorted and all(w % DAY_SECONDS == 0 for w in widths)
     order = "" if staged.presorted else f"ORDER BY {store.STORED_ORDER}"
     block_lo, blocks = _series_blocks(con)
+    series_join = _series_join(con, block_lo)
     threads = int(store.fetch_row(con, "SELECT current_setting('threads')")[0])
     if staged.presorted:
         # DuckDB's parallel insert of the file joined to the series ids does not keep the file's
@@ -609,10 +610,7 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
                 first_day = datetime.combine(slice_lo.date(), datetime.min.time())
                 last = min(slice_hi - timedelta(seconds=1), hi) if slices else hi  # slices end before slice_hi
                 days = (last.date() - first_day.date()).days + 1
-                sql = store.load_sql("import_direct_keyed").format(
-                    rows=rows, cpu_units=store.CPU_UNITS_PER_CORE, memory_unit=store.MEMORY_UNIT_BYTES,
-                    base_us=(first_day - _EPOCH) // timedelta(microseconds=1), block=store.CLUSTER_SERIES_BLOCK,
-                    block_lo=block_lo, blocks=blocks, key_type=sort_key_type(days, blocks))
+                sql = _keyed_insert(rows, series_join, first_day, days, block_lo, blocks)
             else:
                 sql = store.load_sql("import_direct").format(
                     rows=rows, cpu_units=store.CPU_UNITS_PER_CORE, memory_unit=store.MEMORY_UNIT_BYTES, order=order)
@@ -643,11 +641,64 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
     return result
 
 
+# The bit fields of import_direct_keyed.sql's sort key, from the lowest: the series id's place in its
+# block (store.CLUSTER_SERIES_BLOCK ids), the second of the day (86,400 < 2^17), then the day and the
+# block together. Shifts and masks read them back for less than divisions by 64 and 86,400 (see
+# _keyed_insert).
+KEY_PLACE_BITS = 6
+KEY_SECOND_BITS = 17
+assert store.CLUSTER_SERIES_BLOCK == 1 << KEY_PLACE_BITS and DAY_SECONDS <= 1 << KEY_SECOND_BITS
+_KEY_BLOCK_SHIFT = KEY_PLACE_BITS + KEY_SECOND_BITS
+# The file's series are joined to its rows on this 64-bit hash of their namespace, pod and container
+# (a format string: {0} the rows' alias and a dot, or nothing) instead of on the three texts, when
+# the hashes of the file's series are distinct (_series_join): then each row's hash is its own
+# series' alone. A day of the L Parquet (2.76 M rows): the join 0.088 -> 0.047 CPU-s, the day's
+# write 0.54 -> 0.49-0.51 (bench/RESULTS.md, WR).
+SERIES_HASH_SQL = "hash({0}namespace, {0}pod, {0}container)"
+
+
 def sort_key_type(days: int, blocks: int) -> str:
     """The type of import_direct_keyed.sql's sort key over `days` UTC days and `blocks` series-id
-    blocks: INTEGER when its largest value fits (a day of up to 388 blocks, 24,832 series ids; a
+    blocks: UINTEGER when its largest value fits (a day of up to 512 blocks, 32,768 series ids; a
     narrower key sorts for less), else BIGINT."""
-    return "INTEGER" if days * blocks * DAY_SECONDS * store.CLUSTER_SERIES_BLOCK <= 2**31 - 1 else "BIGINT"
+    return "UINTEGER" if days * blocks <= 2**32 >> _KEY_BLOCK_SHIFT else "BIGINT"
+
+
+def _series_join(con: duckdb.DuckDBPyConnection, block_lo: int) -> str:
+    """The file's series (_import_series), each with `sb`, its block's (from `block_lo`) and its
+    place's part of the sort key (import_direct_keyed.sql), as `m` joined to the file's row `r`: on
+    SERIES_HASH_SQL when no two of the series share a hash, else on namespace, pod and container."""
+    sb = (f"(((CAST(series_id AS BIGINT) >> {KEY_PLACE_BITS}) - {block_lo}) << {_KEY_BLOCK_SHIFT}) "
+          f"| (series_id & {store.CLUSTER_SERIES_BLOCK - 1})")
+    series_hash = SERIES_HASH_SQL.format("")
+    (distinct,) = store.fetch_row(
+        con, f"SELECT count(DISTINCT {series_hash}) = count(*) FROM _import_series")
+    if distinct:
+        return (f"(SELECT {series_hash} AS h, {sb} AS sb FROM _import_series) AS m "
+                f"ON m.h = {SERIES_HASH_SQL.format('r.')}")
+    return f"(SELECT namespace, pod, container, {sb} AS sb FROM _import_series) AS m USING (namespace, pod, container)"
+
+
+def _keyed_insert(rows: str, series_join: str, first_day: datetime, days: int, block_lo: int, blocks: int) -> str:
+    """import_direct_keyed.sql for the rows `rows` of `days` UTC days from `first_day`. One day (a
+    day slice of a Parquet file) leaves the day out of the key: no division by the blocks and by
+    86,400 to make or read it (a day of the L Parquet, 2.76 M rows: 0.58-0.60 -> 0.54-0.56 CPU-s,
+    bench/RESULTS.md, WR)."""
+    base_us = (first_day - _EPOCH) // timedelta(microseconds=1)
+    since_us = f"(epoch_us(r.ts) - {base_us})"
+    if days == 1:
+        key = f"m.sb + (({since_us} // 1000000) << {KEY_PLACE_BITS})"
+        block_of_key, day_of_key = f"(k >> {_KEY_BLOCK_SHIFT})", "0"
+    else:
+        key = (f"m.sb + ((({since_us} // {DAY_SECONDS * 1_000_000}) * {blocks}) << {_KEY_BLOCK_SHIFT}) "
+               f"+ ((({since_us} // 1000000) % {DAY_SECONDS}) << {KEY_PLACE_BITS})")
+        block_of_key, day_of_key = f"((k >> {_KEY_BLOCK_SHIFT}) % {blocks})", f"((k >> {_KEY_BLOCK_SHIFT}) // {blocks})"
+    return store.load_sql("import_direct_keyed").format(
+        rows=rows, series=series_join, key=key, block_of_key=block_of_key, day_of_key=day_of_key,
+        cpu_units=store.CPU_UNITS_PER_CORE, memory_unit=store.MEMORY_UNIT_BYTES, base_us=base_us,
+        block=store.CLUSTER_SERIES_BLOCK, block_lo=block_lo, place_bits=KEY_PLACE_BITS,
+        place_mask=store.CLUSTER_SERIES_BLOCK - 1, second_mask=(1 << KEY_SECOND_BITS) - 1,
+        key_type=sort_key_type(days, blocks))
 
 
 def _series_blocks(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:

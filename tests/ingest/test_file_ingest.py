@@ -455,13 +455,47 @@ def test_a_sorted_write_puts_each_day_in_the_clustered_order(suffix, by_time, da
     assert (sorted(stored), out_of_order) == (_expected(rows), (0, 0))
 
 
+@pytest.mark.parametrize(("suffix", "collision"), [
+    (".parquet", "hash({0}namespace)"), (".csv", "hash({0}namespace)"), (".parquet", "42")])
+def test_series_whose_hashes_collide_are_joined_on_their_texts(suffix, collision, tmp_path, monkeypatch) -> None:
+    """The write joins rows to their series on one hash of namespace, pod and container when the
+    file's 250 series have 250 distinct hashes; with a hash that collides (the namespace's alone, 7
+    of them for 250 containers, or one constant for all) it joins on the three texts instead. Either
+    way the same rows land, each day in the clustered order, in the same physical order (two days:
+    a Parquet file in day slices, a CSV in one sort of both)."""
+    monkeypatch.setattr(file_ingest, "SLICE_ROWS", CONTAINERS * 96 // 3)
+    rows = _days_rows(15, T0, 96)
+    path = _write(rows, tmp_path / f"usage{suffix}", 4_000)
+    real = file_ingest._series_join
+    joins: list[str] = []
+
+    def series_join(con, block_lo):
+        joins.append("texts" if "USING (namespace, pod, container)" in real(con, block_lo) else "hash")
+        return real(con, block_lo)
+
+    monkeypatch.setattr(file_ingest, "_series_join", series_join)
+    layouts = []
+    for series_hash in (file_ingest.SERIES_HASH_SQL, collision):
+        monkeypatch.setattr(file_ingest, "SERIES_HASH_SQL", series_hash)
+        db = tmp_path / f"db-{len(layouts)}.duckdb"
+        assert import_long_format(path, db).samples == len(rows)
+        stored, out_of_order = _stored(db, clustered=True)
+        assert (sorted(stored), out_of_order) == (_expected(rows), (0, 0))
+        days, unclustered = _layout(db)
+        assert sorted(days) == [T0.date(), T0.date() + timedelta(days=1)] and unclustered == []
+        assert all(stored == _clustered(stored) for stored in days.values())
+        layouts.append(days)
+    assert joins == ["hash", "texts"]
+    assert layouts[0] == layouts[1]
+
+
 @pytest.mark.parametrize(("suffix", "old_series", "key_type"), [
-    (".parquet", False, "INTEGER"), (".csv", False, "INTEGER"), (".parquet", True, "BIGINT"), (".csv", True, "BIGINT")])
+    (".parquet", False, "UINTEGER"), (".csv", False, "UINTEGER"), (".parquet", True, "BIGINT"), (".csv", True, "BIGINT")])
 def test_the_sort_key_holds_ids_far_from_the_first_block(suffix, old_series, key_type, tmp_path, monkeypatch) -> None:
     """A file of new containers into a store of 30,000 series (their ids start at block 468), with
     or without one stored container (id 1): its days land in the clustered order with the values
-    written, whether the sort key fits an INTEGER (the file's ids span 4 blocks) or needs a BIGINT
-    (470 blocks: ids 1 to 30,250)."""
+    written, whether the sort key fits a UINTEGER (the file's ids span 4 blocks) or needs a BIGINT
+    (470 blocks: ids 1 to 30,250; two days of them, 940 > 512)."""
     monkeypatch.setattr(file_ingest, "SLICE_ROWS", 12_000)
     db = tmp_path / "db.duckdb"
     many = tmp_path / "many.parquet"
@@ -522,11 +556,13 @@ def test_a_day_shared_with_stored_samples_is_left_to_cluster_usage(suffix, tmp_p
     assert unclustered == [(T0 + timedelta(days=2), last)]
 
 
-def test_the_sort_key_is_an_integer_while_its_largest_value_fits() -> None:
-    """The largest key over D days of B blocks is D * B * 86,400 * 64 - 1 (by hand: 388 blocks give
-    2,145,484,799, 389 give 2,151,014,399, against INTEGER's 2,147,483,647)."""
-    assert [file_ingest.sort_key_type(d, b) for d, b in ((1, 388), (1, 389), (2, 194), (2, 195), (10, 1))] == [
-        "INTEGER", "BIGINT", "INTEGER", "BIGINT", "INTEGER"]
+def test_the_sort_key_is_an_unsigned_integer_while_its_largest_value_fits() -> None:
+    """The largest key over D days of B blocks is ((D * B - 1) << 23) | (86,399 << 6) | 63 (by hand:
+    512 blocks give 511 * 8,388,608 + 5,529,599 = 4,292,108,287, 513 give 4,300,496,895, against
+    UINTEGER's 4,294,967,295)."""
+    assert [file_ingest.sort_key_type(d, b) for d, b in ((1, 512), (1, 513), (2, 256), (2, 257), (10, 1))] == [
+        "UINTEGER", "BIGINT", "UINTEGER", "BIGINT", "UINTEGER"]
+    assert (511 << 23) | (86_399 << 6) | 63 == 4_292_108_287 <= 2**32 - 1 < (512 << 23)
 
 
 @pytest.mark.parametrize("step", ["check_and_stage", "write_staged"])
