@@ -16,7 +16,7 @@ import pytest
 
 from capplan import rollup, store
 from capplan.analysis.eviction.analysis import pod_memory_stats
-from capplan.analysis.rollup_span import rollup_span
+from capplan.analysis.rollup_span import rollup_span, stored_bounds
 from tests.analysis.cluster_builder import GiB, MiB, build_store, ctr, node, pod
 
 T0 = datetime(2026, 3, 1)
@@ -148,3 +148,69 @@ def test_several_parts_equal_one(db_name: str, request: pytest.FixtureRequest, m
     assert len(runs) >= 2
     assert several.equals(one)
     assert several.height == len(PODS)
+
+
+def _stored_rows(path: Path) -> list[tuple[str, str, datetime, int]]:
+    """(node, pod, ts, bytes) of every stored row a plain SELECT of the three tables reads."""
+    con = store.open_db(path, read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT s.node, s.pod, CAST(u.ts AS TIMESTAMP), u.memory_kib FROM usage_raw u JOIN series s USING (series_id) "
+            "UNION ALL SELECT s.node, s.pod, CAST(h.hour AS TIMESTAMP), h.memory_kib_max FROM usage_hourly h "
+            "JOIN series s USING (series_id) "
+            "UNION ALL SELECT s.node, s.pod, CAST(d.day AS TIMESTAMP), d.memory_kib_max FROM usage_daily d "
+            "JOIN series s USING (series_id)").fetchall()
+    finally:
+        con.close()
+    return [(on, name, ts, int(kib) * 1024) for on, name, ts, kib in rows if kib is not None]
+
+
+def _distinct_times(path: Path) -> bool:
+    con = store.open_db(path, read_only=True)
+    try:
+        start, end = store.analysis_window(con, timedelta(days=30))
+        return bool(store.fetch_row(con, store.load_sql("stored_times_distinct"), stored_bounds(start, end))[0])
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def overlap_db(tmp_path_factory: pytest.TempPathFactory, rows: list[dict]) -> Path:
+    """rolled_db's samples, then raw samples written into hours already rolled up (a backfill before
+    the next compact): p01 (one container) at the start of hours that have an hourly row, so one
+    series has a raw and an hourly row of the same time."""
+    path = _build(tmp_path_factory.mktemp("podstats") / "overlap.duckdb", rows)
+    con = store.open_db(path)
+    with store.transaction(con):
+        rollup.compact(con, raw_retention=timedelta(days=1, hours=12))
+    late = pl.DataFrame({"namespace": ["ns"] * 3, "pod": ["p01"] * 3, "container": ["app"] * 3, "node": ["n1"] * 3,
+                         "ts": [T0 + timedelta(hours=h) for h in (2, 3, 7)], "cpu_cores": [0.1] * 3,
+                         "memory_bytes": [float(4000 * MiB)] * 3})
+    with store.transaction(con):
+        store.write_usage(con, late)
+    con.close()
+    return path
+
+
+def test_stored_times_distinct(raw_db: Path, rolled_db: Path, overlap_db: Path) -> None:
+    """Raw samples alone, and raw samples after their rolled-up hours, have one row per series and
+    time; raw samples written into rolled-up hours may not (and here do not)."""
+    assert _distinct_times(raw_db) and _distinct_times(rolled_db)
+    assert not _distinct_times(overlap_db)
+    stored = _stored_rows(overlap_db)
+    assert len({(on, name, ts) for on, name, ts, _ in stored if name == "p01"}) < sum(1 for r in stored if r[1] == "p01")
+
+
+def test_a_series_with_two_rows_of_one_time_sums_them(overlap_db: Path) -> None:
+    """Where a series has a raw and an hourly row of one time, the pod's sum at that time adds both,
+    as it adds its containers' samples (the per-time sums, not the samples, are what the p95 is of):
+    numpy on the stored rows, in one part and in several."""
+    expected = _expected(_stored_rows(overlap_db))
+    for per_part in (10**9, 1_000):
+        actual = _actual(_stats(overlap_db, per_part))
+        assert actual.keys() == expected.keys()
+        for key, (p95, peak, latest, last) in expected.items():
+            assert actual[key][0] == pytest.approx(p95, rel=1e-12), key
+            assert actual[key][1:] == (peak, latest, last), key
+    # the late samples changed p01's peak: 4000 MiB plus its hourly peak at one of those hours
+    assert expected[("n1", "p01")][1] > 4000 * MiB

@@ -91,9 +91,14 @@ def pod_memory_stats(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
     series_parts.id_ranges), so all its containers are summed in one part: each part's rows are
     final, and the parts hold every pod once."""
     bounds, raw = stored_bounds(start, end), raw_only(rollups, start, end)
+    # a pod of one series takes its samples as its per-time sums when no series has two samples of
+    # one time (queries/pod_memory_stats.sql): so in usage_raw alone, else when the tables' times
+    # do not overlap
+    distinct_times = raw or bool(store.fetch_row(con, store.load_sql("stored_times_distinct"), bounds)[0])
     # open ends: a pod's smallest series id may lie outside the ids with samples in the window
+    params = {**bounds, "distinct_times": distinct_times}
     frame = run_parts(con, start, end, lambda part: store.query(
-        con, "pod_memory_stats", {**bounds, "first_id": part.first_id, "last_id": part.last_id}, raw=raw),
+        con, "pod_memory_stats", {**params, "first_id": part.first_id, "last_id": part.last_id}, raw=raw),
         samples_per_part, open_ends=True)
     # each part's rows come sorted (queries/pod_memory_stats.sql), the parts' in the order of their
     # pods' smallest ids; (node, namespace, pod) is unique, so one part's sort changes nothing
