@@ -397,6 +397,51 @@ def test_csv_times_with_an_offset_anywhere_or_none(offset_row, tmp_path, monkeyp
     assert sorted(_stored(db, clustered=False)[0]) == _expected(rows)
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_an_empty_node_or_owner_text_is_no_value(suffix, tmp_path, monkeypatch) -> None:
+    """Node and owner texts that are empty ('' in Parquet, a quoted "" in CSV) in a pod's first hour
+    are no value, as a missing one (NULL) is: the pod's node and owner are the ones of its later
+    rows, and it ran on no node in that hour. The summary, which first groups the texts as the
+    file has them, is made again with empty texts read as no value; a file without one is
+    summarised once (and so is the CSV: DuckDB's reader reads a quoted "" as no value itself)."""
+    real = file_ingest._summarise
+    summaries: list[bool | None] = []
+
+    def summarise(con, source, checks, limit):
+        summaries.append(source.empty_texts)
+        return real(con, source, checks, limit)
+
+    monkeypatch.setattr(file_ingest, "_summarise", summarise)
+    stored = {}
+    for empty in ("", None):
+        rows = [{"namespace": "ns", "pod": pod, "container": "app", "node": node if h >= 12 else empty,
+                 "owner_kind": "ReplicaSet" if h >= 12 else empty, "owner_name": f"{pod}-rs" if h >= 12 else empty,
+                 "timestamp": T0 + timedelta(minutes=5 * h), "cpu_cores": 0.25, "memory_bytes": 2**20}
+                for pod, node in (("pod-a", "node-1"), ("pod-b", "node-2")) for h in range(24)]
+        path = tmp_path / f"usage-{empty is None}{suffix}"
+        if suffix == ".csv":
+            frame = pl.DataFrame(rows).with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            # polars writes an empty text as "" and a missing one as an empty cell
+            frame.write_csv(path, quote_style="non_numeric" if empty == "" else "necessary")
+        else:
+            pl.DataFrame(rows).write_parquet(path)
+        db = tmp_path / f"db-{empty is None}.duckdb"
+        assert import_long_format(path, db).samples == 48
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            stored[empty] = (
+                con.execute("SELECT pod, node, owner_kind, owner_name, valid_from, valid_to FROM pods ORDER BY pod").fetchall(),
+                con.execute("SELECT s.pod, n.node, n.valid_from, n.valid_to FROM series_nodes AS n "
+                            "JOIN series AS s USING (series_id) ORDER BY s.pod").fetchall())
+        finally:
+            con.close()
+    first, node_from, last = T0, T0 + timedelta(hours=1), T0 + timedelta(minutes=5 * 23)
+    assert stored[""] == stored[None] == (
+        [("pod-a", "node-1", "ReplicaSet", "pod-a-rs", first, last), ("pod-b", "node-2", "ReplicaSet", "pod-b-rs", first, last)],
+        [("pod-a", "node-1", node_from, last), ("pod-b", "node-2", node_from, last)])
+    assert summaries == ([None, True, None] if suffix == ".parquet" else [None, None])
+
+
 # --- a sorted write puts each UTC day in the clustered order (schema 009) --------------------------
 
 def _days_rows(seed: int, start: datetime, steps: int) -> list[dict]:
