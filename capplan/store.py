@@ -572,8 +572,8 @@ _NO_RANGE = (datetime(9999, 1, 1), datetime(1, 1, 1))
 
 
 def _whole_seconds(lo: datetime, hi: datetime) -> tuple[datetime, datetime]:
-    """[lo, hi] widened to whole seconds (stored times are whole seconds, node_usage_compute's
-    bounds are too)."""
+    """[lo, hi] widened to whole seconds (stored times are whole seconds, the refresh's
+    bounds are too: queries/node_usage_refresh.sql)."""
     ceil = hi.replace(microsecond=0) + (timedelta(seconds=1) if hi.microsecond else timedelta(0))
     return lo.replace(microsecond=0), ceil
 
@@ -643,8 +643,34 @@ def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta =
     return written
 
 
+class _SumsSource:
+    """What a refresh's slices read: the integer ids of the nodes and namespaces
+    (queries/sums_refresh_ids.sql, built at the first slice) and where the rolled-up samples are
+    (a slice outside their span reads usage_raw alone: the rows are the same, and DuckDB aggregates
+    the table alone faster than the union with the two empty rollup branches, as
+    capplan.analysis.rollup_span says: bench L import, a day's node sums 0.18 -> 0.08 CPU-s)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, ranges: list[tuple[datetime, datetime]]) -> None:
+        self._con = con
+        self._hull = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
+        self._ready = False
+        self._span: tuple[datetime, datetime] | None = None
+
+    def sql(self, name: str, lo: datetime, hi: datetime) -> str:
+        """queries/NAME.sql for the slice [lo, hi] (whole seconds)."""
+        if not self._ready:
+            self._con.execute(load_sql("sums_refresh_ids"))
+            lo_all, hi_all = self._hull or (lo, hi)
+            first, last = fetch_row(self._con, load_sql("rollup_span"), {"lo": lo_all, "hi": hi_all})
+            self._span = None if first is None else (first, last)
+            self._ready = True
+        raw = self._span is None or hi < self._span[0] or lo > self._span[1]
+        return load_sql(name, raw=raw)
+
+
 def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta) -> int:
     ranges = _merged([(r[0], r[1]) for r in con.execute("SELECT lo, hi FROM node_usage_pending").fetchall()])
+    source = _SumsSource(con, ranges)
     written = 0
     while ranges:
         lo, hi = ranges[0]
@@ -652,10 +678,7 @@ def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta) 
         rest = ([(upto + timedelta(seconds=1), hi)] if upto < hi else []) + ranges[1:]
         with transaction(con):
             con.execute("DELETE FROM node_usage WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": upto})
-            row = con.execute(
-                "INSERT INTO node_usage (cluster, node, ts, cpu_mcores, memory_kib) "
-                "SELECT cluster, node, ts, cpu_mcores, memory_kib FROM node_usage_compute($lo, $hi) ORDER BY ts, node_id",
-                {"lo": lo, "hi": upto}).fetchone()
+            row = con.execute(source.sql("node_usage_refresh", lo, upto), {"lo": lo, "hi": upto}).fetchone()
             written += int(row[0]) if row else 0
             con.execute("DELETE FROM node_usage_pending")
             if rest:
@@ -683,6 +706,7 @@ def refresh_scope_usage(con: duckdb.DuckDBPyConnection) -> int:
         if not ranges:
             with transaction(con):
                 con.execute("DELETE FROM scope_usage_pending")
+    source = _SumsSource(con, pending)
     days = 0
     while ranges:
         lo, hi = ranges[0]
@@ -701,10 +725,7 @@ def refresh_scope_usage(con: duckdb.DuckDBPyConnection) -> int:
                 if a <= day_end and b >= day_start:
                     part = {"lo": max(a, day_start), "hi": min(b, day_end)}
                     con.execute("DELETE FROM namespace_usage WHERE ts BETWEEN $lo AND $hi", part)
-                    con.execute(
-                        "INSERT INTO namespace_usage (cluster, namespace, ts, cpu_cores, memory_kib) SELECT cluster, "
-                        "namespace, ts, cpu_cores, memory_kib FROM namespace_usage_compute($lo, $hi) "
-                        "ORDER BY namespace_id, ts", part)
+                    con.execute(source.sql("namespace_usage_refresh", part["lo"], part["hi"]), part)
             con.execute("DELETE FROM scope_usage_daily WHERE day = $day", {"day": lo.date()})
             con.execute(
                 "INSERT INTO scope_usage_daily (cluster, day, scope_kind, scope_name, sample_times, first_ts, last_ts, "

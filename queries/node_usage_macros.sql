@@ -42,27 +42,8 @@ UNION ALL
 SELECT series_id, day, cpu_mcores_p95, memory_kib_max
 FROM usage_daily WHERE day BETWEEN CAST(lo AS TIMESTAMP_S) AND CAST(hi AS TIMESTAMP_S);
 
--- node_usage_compute(lo, hi): per cluster, node and sample time in [lo, hi], the summed usage of
--- the containers whose series is on that node (series.node), in the stored units: what node_usage
--- holds (capplan.store.refresh_node_usage; on the real tables, never in a store.scope). node_id
--- numbers the (cluster, node) pairs in their order: the samples are grouped by it, not by the two
--- texts (a day of the bench's L import, 2.8 M samples: 0.22 CPU-s against 0.35), and
--- `ORDER BY ts, node_id` is the order (ts, cluster, node).
-CREATE OR REPLACE TEMP MACRO node_usage_compute(lo, hi) AS TABLE
-WITH on_nodes AS (
-    SELECT series_id, cluster, node, dense_rank() OVER (ORDER BY cluster, node) AS node_id
-    FROM series
-    WHERE node <> ''
-),
-sums AS (
-    SELECT n.node_id, u.ts, CAST(sum(u.cpu_mcores) AS BIGINT) AS cpu_mcores, CAST(sum(u.memory_kib) AS BIGINT) AS memory_kib
-    FROM usage_in(lo, hi) AS u
-    JOIN on_nodes AS n USING (series_id)
-    GROUP BY n.node_id, u.ts
-)
-SELECT k.cluster, k.node, s.ts, s.cpu_mcores, s.memory_kib, s.node_id
-FROM sums AS s
-JOIN (SELECT DISTINCT node_id, cluster, node FROM on_nodes) AS k USING (node_id);
+-- node_usage_compute, the definition of node_usage's rows (schema 006), is now
+-- queries/node_usage_refresh.sql, the refresh's own query (capplan.store._refresh_node_sums).
 
 -- node_usage_sum(lo, hi): the same per node, for readers (in a store.scope: one cluster's).
 CREATE OR REPLACE TEMP MACRO node_usage_sum(lo, hi) AS TABLE

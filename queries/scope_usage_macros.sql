@@ -2,30 +2,8 @@
 -- 008), created on every connection
 -- capplan opens (capplan.store._connect); names resolve when a query calls them.
 --
--- namespace_usage_compute(lo, hi): per cluster, namespace and sample time of the samples in [lo, hi]
--- (usage_in: raw samples and rollups, as the usage_samples view shows them), the namespace's summed
--- usage: what namespace_usage (schema 008) holds (capplan.store.refresh_scope_usage; on the real
--- tables, never in a store.scope). CPU adds the cores as the usage_samples view shows them (REAL) in a
--- DOUBLE, as the namespaces and the forecast summed them before the tables: so their answers did not
--- change (a DOUBLE holds such a sum exactly: REAL's 24-bit mantissas of values from 0.001 to thousands
--- of cores fit in its 53 bits, whatever the order); memory adds KiB exactly. namespace_id numbers the
--- (cluster, namespace) pairs in their order: the samples are grouped by it, not by the two texts (as
--- node_usage_compute), and `ORDER BY namespace_id, ts` is the order (cluster, namespace, ts).
-CREATE OR REPLACE TEMP MACRO namespace_usage_compute(lo, hi) AS TABLE
-WITH ids AS (
-    SELECT series_id, cluster, namespace, dense_rank() OVER (ORDER BY cluster, namespace) AS namespace_id
-    FROM series
-),
-sums AS (
-    SELECT i.namespace_id, u.ts,
-           sum(CAST(u.cpu_mcores * 0.001 AS REAL))::DOUBLE AS cpu_cores, CAST(sum(u.memory_kib) AS BIGINT) AS memory_kib
-    FROM usage_in(lo, hi) AS u
-    JOIN ids AS i USING (series_id)
-    GROUP BY i.namespace_id, u.ts
-)
-SELECT k.cluster, k.namespace, s.ts, s.cpu_cores, s.memory_kib, s.namespace_id
-FROM sums AS s
-JOIN (SELECT DISTINCT namespace_id, cluster, namespace FROM ids) AS k USING (namespace_id);
+-- namespace_usage_compute, the definition of namespace_usage's rows (schema 008), is now
+-- queries/namespace_usage_refresh.sql, the refresh's own query (capplan.store.refresh_scope_usage).
 
 -- scope_usage_from_sums(lo, hi): per cluster, UTC day and scope (the cluster, each namespace) of the
 -- stored namespace sums in [lo, hi] (namespace_usage, schema 008): the number of sample times, the

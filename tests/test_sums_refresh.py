@@ -1,0 +1,131 @@
+"""The stored sums' refresh (store.refresh_node_usage: node_usage, namespace_usage, scope_usage_daily)
+against a brute force in polars over the stored tables themselves.
+
+The refresh groups by integer ids and reads usage_raw alone where a slice holds no rolled-up sample
+(queries/node_usage_refresh.sql, namespace_usage_refresh.sql). The brute force reads usage_raw,
+usage_hourly and usage_daily as they are stored, puts them together in polars (a rolled-up hour or
+day counts as one sample stamped at its start: its CPU p95 and memory max, as the usage_samples view
+shows them) and sums per cluster and node (each series' current node) or namespace and time. The
+store here has two clusters with the same node and namespace names, a container on no node, rolled-up
+hours and days beside raw samples, a series that moves node after its old samples were rolled up
+(its whole span pending) and writes left pending across several refresh slices, both kinds of slice
+(raw-only and with rollups) among them.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from capplan import rollup, store
+
+T0 = datetime(2026, 5, 1, 7)
+STEP = timedelta(minutes=5)
+
+
+def usage(cluster_pods: dict[tuple[str, str, str], str], steps: range, seed: int) -> pl.DataFrame:
+    """Rows of (namespace, pod, container) -> node at T0 + 5 min x step, random usage (some NULL)."""
+    rng = random.Random(seed)
+    rows = [(ns, pod, container, node, T0 + STEP * step,
+             None if rng.random() < 0.02 else rng.uniform(0, 3), None if rng.random() < 0.02 else float(rng.randint(2**20, 2**32)))
+            for (ns, pod, container), node in cluster_pods.items() for step in steps]
+    return pl.DataFrame(rows, schema={"namespace": pl.Utf8, "pod": pl.Utf8, "container": pl.Utf8, "node": pl.Utf8,
+                                      "ts": pl.Datetime("us"), "cpu_cores": pl.Float64, "memory_bytes": pl.Float64},
+                        orient="row")
+
+
+def samples(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every stored sample in polars: series_id, ts, cpu_mcores, memory_kib, with its series' cluster,
+    node and namespace."""
+    raw = con.execute("SELECT series_id, ts, cpu_mcores, memory_kib FROM usage_raw").pl()
+    parts = [raw.with_columns(pl.col("ts").cast(pl.Datetime("us")))]
+    for table, column in (("usage_hourly", "hour"), ("usage_daily", "day")):
+        rolled = con.execute(f"SELECT series_id, {column} AS ts, cpu_mcores_p95 AS cpu_mcores, "
+                             f"memory_kib_max AS memory_kib FROM {table}").pl()
+        parts.append(rolled.with_columns(pl.col("ts").cast(pl.Datetime("us"))))
+    series = con.execute("SELECT series_id, cluster, node, namespace FROM series").pl()
+    return pl.concat(parts).join(series, on="series_id")
+
+
+def brute_node_sums(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    on_nodes = samples(con).filter(pl.col("node") != "")
+    sums = on_nodes.group_by("cluster", "node", "ts").agg(
+        # sum() of an all-null group is 0 in polars: NULL when no sample had the value, as stored
+        pl.when(pl.col("cpu_mcores").is_not_null().any()).then(pl.col("cpu_mcores").cast(pl.Int64).sum()).alias("cpu"),
+        pl.when(pl.col("memory_kib").is_not_null().any()).then(pl.col("memory_kib").cast(pl.Int64).sum()).alias("memory"))
+    return sorted(sums.rows())
+
+
+def brute_namespace_sums(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    # CPU: each sample's cores as the view's REAL (mcores x 0.001 rounded to a float), added in a double
+    cores = (pl.col("cpu_mcores").cast(pl.Float64) / 1000).cast(pl.Float32).cast(pl.Float64)
+    sums = samples(con).group_by("cluster", "namespace", "ts").agg(
+        pl.when(pl.col("cpu_mcores").is_not_null().any()).then(cores.sum()).alias("cpu"),
+        pl.when(pl.col("memory_kib").is_not_null().any()).then(pl.col("memory_kib").cast(pl.Int64).sum()).alias("memory"))
+    return sorted(sums.rows())
+
+
+def stored(con: duckdb.DuckDBPyConnection, table: str, name: str, cpu: str) -> list[tuple]:
+    return sorted(con.execute(f"SELECT cluster, {name}, ts, {cpu}, memory_kib FROM {table}").fetchall())
+
+
+def assert_stored_equal_brute_force(con: duckdb.DuckDBPyConnection) -> None:
+    assert store.fetch_row(con, "SELECT count(*) FROM node_usage_pending")[0] == 0
+    assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
+    want_nodes = brute_node_sums(con)
+    assert want_nodes and stored(con, "node_usage", "node", "cpu_mcores") == want_nodes
+    got = stored(con, "namespace_usage", "namespace", "cpu_cores")
+    want = brute_namespace_sums(con)
+    assert [r[:3] + r[4:] for r in got] == [r[:3] + r[4:] for r in want]
+    # a float32 per sample, rounded from a double in polars, from the exact decimal in DuckDB: the
+    # same float but in a rare tie, so the sums agree to the last bits
+    assert [r[3] is None for r in got] == [r[3] is None for r in want]
+    assert [r[3] for r in got if r[3] is not None] == pytest.approx([r[3] for r in want if r[3] is not None],
+                                                                    rel=1e-12, abs=1e-12)
+    # the daily figures are taken of the stored namespace sums, per cluster: every (cluster, day) that has sums
+    days = {(c, ts.date()) for c, _, ts, _, _ in got}
+    assert set(con.execute("SELECT cluster, day FROM scope_usage_daily WHERE scope_kind = 'cluster'").fetchall()) == days
+
+
+def test_the_refresh_equals_a_brute_force_in_polars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    con = store.open_db(tmp_path / "db.duckdb")
+    a_pods = {("web", "p1", "c"): "n1", ("web", "p1", "d"): "n1", ("web", "p2", "c"): "n2", ("db", "p3", "c"): "n2",
+              ("db", "lost", "c"): ""}  # no node: in its namespace's sums, in no node's
+    b_pods = {("web", "p1", "c"): "n1", ("ops", "p4", "c"): "n1"}  # cluster b: the same names, other sums
+    with store.transaction(con):
+        store.write_usage(con, usage(a_pods, range(0, 3 * 288), seed=1), cluster="a")
+        store.write_usage(con, usage(b_pods, range(100, 3 * 288), seed=2), cluster="b")
+    store.refresh_node_usage(con)
+    assert_stored_equal_brute_force(con)
+
+    # the first two days become hourly and daily rows; new raw samples after them, not yet refreshed
+    with store.transaction(con):
+        summary = rollup.compact(con, raw_retention=timedelta(hours=20), daily_after=timedelta(days=2))
+        assert summary.raw_samples_rolled > 0 and summary.hourly_rows_rolled > 0
+        store.write_usage(con, usage(a_pods, range(3 * 288, 4 * 288), seed=3), cluster="a")
+    # p2 moves from n2 to n3: all of its samples, rolled up or not, now count for n3
+    with store.transaction(con):
+        store.write_usage(con, usage({("web", "p2", "c"): "n3"}, range(4 * 288, 4 * 288 + 12), seed=4), cluster="a")
+    assert con.execute("SELECT node FROM series WHERE cluster = 'a' AND pod = 'p2'").fetchone() == ("n3",)
+    assert store.fetch_row(con, "SELECT count(*) FROM node_usage_pending")[0] > 0
+
+    # slices of 7 hours: some hold rolled-up samples (the union), the others read usage_raw alone
+    kinds = []
+    load_sql = store.load_sql
+
+    def recording(name: str, *, raw: bool = False) -> str:
+        if name in ("node_usage_refresh", "namespace_usage_refresh"):
+            kinds.append((name, raw))
+        return load_sql(name, raw=raw)
+
+    monkeypatch.setattr(store, "load_sql", recording)
+    store.refresh_node_usage(con, timedelta(hours=7))
+    assert {(n, raw) for n, raw in kinds} == {(n, raw) for n in ("node_usage_refresh", "namespace_usage_refresh")
+                                              for raw in (False, True)}
+    assert_stored_equal_brute_force(con)
+    con.close()
