@@ -7,7 +7,10 @@ own connection, and Python only sees aggregates:
 1. one aggregate query over the file (queries/import_groups.sql) summarises the rows per
    namespace, pod, container, node (and owner, request and limit columns), with each group's
    extremes: every check of the ingest gate (capplan.gate: the same rules, written in SQL) is judged
-   on them, and the spec tables, series_nodes and the physical bounds by node come from it;
+   on them, and the spec tables, series_nodes and the physical bounds by node come from it (a
+   Parquet file written straight into a store without nodes leaves the checks of its usage values
+   to that write instead, which guards every row and has them made here when one is out of
+   bounds: deferrable_checks);
 2. only when a check fails, a second query finds the first bad row by its line (CSV: the header is
    line 1; Parquet: the 1-based row) and the gate's message names it;
 3. when the store holds no sample in the file's time span, the import's transaction writes the
@@ -24,6 +27,7 @@ own connection, and Python only sees aggregates:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -104,6 +108,9 @@ class LongFile:
     # the summary has looked (it groups the texts as the file has them, then), False when none does
     # (the texts are read as they are), True when one does (each text is compared with '' per row)
     empty_texts: bool | None = None
+    # usage columns whose checks the direct write makes on every row instead of the summary on its
+    # extremes (deferrable_checks); empty when the summary makes every check
+    deferred: tuple[str, ...] = ()
     quantities: dict[str, dict[str, float]] = field(default_factory=dict)
     rows: str = ""
     lines: str = ""
@@ -298,24 +305,91 @@ class Staged:
     # the file's rows already come in the stored order (by its first rows: in_order); then the
     # direct write does not sort them
     presorted: bool | None = None
+    # every check of the gate and its parameters, for the summary again() makes when the direct
+    # write finds a value outside the bounds of a deferred check (LongFile.deferred)
+    checks: list[gate.Check] = field(default_factory=list)
+    limit: dict[str, Any] = field(default_factory=dict)
+    threads: int = 0  # DuckDB's threads on the connection before the first write (write_staged)
 
 
 class WriteAgain(Exception):
     """A direct write (write_staged) found the file's rows not in the stored order after all, or the
-    same container and time twice: the caller rolls its transaction back, calls again() and
-    writes again."""
+    same container and time twice, or a value a deferred check refuses (`checks`): the caller rolls
+    its transaction back, calls again() and writes again."""
 
-    def __init__(self, repeats: bool) -> None:
-        super().__init__("the same container and time twice" if repeats else "not in the stored order")
+    def __init__(self, repeats: bool, checks: bool = False) -> None:
+        super().__init__("a value out of bounds" if checks else
+                         "the same container and time twice" if repeats else "not in the stored order")
         self.repeats = repeats
+        self.checks = checks
 
 
 def again(con: duckdb.DuckDBPyConnection, source: LongFile, staged: Staged, why: WriteAgain) -> None:
     """After a WriteAgain (rolled back): sort the rows on the next write; or, for repeats, stage
-    them (a contradiction is refused by its lines, equal repeats are one sample)."""
+    them (a contradiction is refused by its lines, equal repeats are one sample); or, for a value
+    out of bounds, make every check in the summary (BadInputError naming the first bad row)."""
+    if why.checks:
+        _check_deferred(con, source, staged.checks, staged.limit)
+        return
     if why.repeats:
         stage(con, source, staged)
     staged.presorted = False
+
+
+# The checks of these usage columns of a Parquet file (numbers, not text) are left to the direct
+# write when deferrable_checks allows: the summary then reads neither column (L Parquet: 1.09 ->
+# 0.51 CPU-s), and the write guards each row with `NOT (value BETWEEN 0 AND upper)` (no CPU
+# measurable: 0.49-0.51 CPU-s a day either way), which refuses every value the gate's checks of the
+# column refuse (NaN, an infinity, a negative, above the bound; tests/ingest). A row it refuses
+# makes the write raise DEFERRED_CHECK_ERROR, roll back, and the summary make every check (again):
+# the gate's own message, as if they had been made first.
+DEFERRED_UPPER = {"cpu_cores": gate.MAX_CPU_CORES, "memory_bytes": gate.MAX_MEMORY_BYTES}
+DEFERRED_CHECK_ERROR = "capplan import: a usage value outside the bounds of the gate"
+
+
+def deferrable_checks(con: duckdb.DuckDBPyConnection, source: LongFile, cluster: str) -> tuple[str, ...]:
+    """The columns of DEFERRED_UPPER whose checks the direct write can make: a Parquet file's numbers
+    (not text), when the cluster has no stored node (no capacity to check them against, which needs
+    their maxima per node) and, by the file's row-group statistics, the store no sample in its time
+    span (the file is then written straight from itself: check_and_stage)."""
+    columns = tuple(c for c in _file_numbers(source, list(DEFERRED_UPPER)) if c in DEFERRED_UPPER)
+    if not columns or not source.time_type:
+        return ()
+    (nodes,) = store.fetch_row(con, "SELECT count(*) FROM nodes WHERE cluster = $cluster", {"cluster": cluster})
+    lo, hi, unknown = store.fetch_row(
+        con, "SELECT min(CAST(stats_min_value AS TIMESTAMP)), max(CAST(stats_max_value AS TIMESTAMP)), "
+             "count(*) FILTER (WHERE stats_min_value IS NULL OR stats_max_value IS NULL) "
+             "FROM parquet_metadata($path) WHERE path_in_schema = 'timestamp'", source.params)
+    if nodes or unknown or lo is None or store.stored_range(con, lo, hi) is not None:
+        return ()
+    return columns
+
+
+def deferred_bad(columns: tuple[str, ...]) -> str:
+    """The row `r` holds a value of `columns` (of DEFERRED_UPPER) out of its bounds: NaN (DuckDB
+    orders it above every number), an infinity, a negative or above the bound; NULL (no value, which
+    the gate lets through) is not true."""
+    return " OR ".join(f"NOT (r.{c} BETWEEN 0 AND {float(DEFERRED_UPPER[c])!r})" for c in columns)
+
+
+def _deferred_guard(source: LongFile) -> str:
+    """The row `r`'s cpu_cores, through a guard raising DEFERRED_CHECK_ERROR on a value of a deferred
+    column out of its bounds."""
+    if not source.deferred:
+        return "r.cpu_cores"
+    return f"CASE WHEN {deferred_bad(source.deferred)} THEN error('{DEFERRED_CHECK_ERROR}') ELSE r.cpu_cores END"
+
+
+def _check_deferred(con: duckdb.DuckDBPyConnection, source: LongFile, checks: list[gate.Check],
+                    limit: dict[str, Any]) -> None:
+    """Every check, the deferred ones too, in the summary: BadInputError naming the first bad row."""
+    source.deferred = ()
+    try:
+        totals = _summarise(con, source, checks, limit)
+        if totals["bad"]:
+            _first_bad_row(con, source, checks, limit)
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
+        raise BadInputError(f"cannot read {source.path}: {str(exc).splitlines()[0]}") from exc
 
 
 def check_and_stage(con: duckdb.DuckDBPyConnection, source: LongFile, *, now: datetime,
@@ -329,16 +403,18 @@ def check_and_stage(con: duckdb.DuckDBPyConnection, source: LongFile, *, now: da
     limit = {"ts_limit": gate.ts_limit(now), **source.params}
     checks = _checks(source, now)
     try:
-        totals = _summarise_file(con, source, checks, limit)
+        source.deferred = deferrable_checks(con, source, cluster)
+        summary_checks = [c for c in checks if c.column not in source.deferred]
+        totals = _summarise_file(con, source, summary_checks, limit)
         if any(totals[f"unparsed_{c}"] for c in _text_columns(source)):
             _parse_errors(con, source, totals)
             if source.quantities:  # every text was a quantity: read again with their values
                 _build_sql(source)
-                totals = _summarise(con, source, checks, limit)
+                totals = _summarise(con, source, summary_checks, limit)
         if totals["bad"]:
-            _first_bad_row(con, source, checks, limit)
+            _first_bad_row(con, source, checks, limit)  # (every check: the first bad row of any)
         con.execute(store.load_sql("import_series"), {"cluster": cluster})
-        staged = Staged(samples_read=int(totals["samples"] or 0))
+        staged = Staged(samples_read=int(totals["samples"] or 0), checks=checks, limit=limit)
         lo, hi = store.fetch_row(con, "SELECT date_trunc('second', min(valid_from)), date_trunc('second', max(valid_to)) "
                                       "FROM _import_groups")
         if lo is not None and store.stored_range(con, lo, hi) is None:
@@ -347,11 +423,14 @@ def check_and_stage(con: duckdb.DuckDBPyConnection, source: LongFile, *, now: da
             # looked for there; only then is it staged (stage) to be named or merged.
             staged.direct, staged.span = True, (lo, hi)
             try:
-                _check_capacity(con, source, cluster)
+                if not source.deferred:  # (deferred: the cluster has no stored node to check against)
+                    _check_capacity(con, source, cluster)
             except BadInputError:
                 stage(con, source, staged)  # the contradiction is named first, as on the staged path
                 raise
         else:
+            if source.deferred:  # (the statistics' span held no sample; the summary's does)
+                _check_deferred(con, source, checks, limit)
             stage(con, source, staged, cluster)
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
         raise BadInputError(f"cannot read {source.path}: {str(exc).splitlines()[0]}") from exc
@@ -424,7 +503,7 @@ def _summarise(con: duckdb.DuckDBPyConnection, source: LongFile, checks: list[ga
     outside an interval, or NaN (which DuckDB orders above +inf), so a group holds a bad value iff
     its minimum or its maximum is bad; a missing time shows as fewer times than rows. (Row-level
     flags made DuckDB parse each CSV cell once per check that reads it: 3x the CPU at L.)"""
-    numbers = [c for c in NUMBER_COLUMNS if c in LONG_REQUIRED or c in source.present]
+    numbers = [c for c in NUMBER_COLUMNS if (c in LONG_REQUIRED or c in source.present) and c not in source.deferred]
     file_numbers = _file_numbers(source, numbers)
     extremes = "".join(f", min({c}) AS {c}__min, max({c}) AS {c}__max" for c in ("ts", *numbers)
                        if c not in file_numbers)
@@ -630,13 +709,14 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
     order = "" if staged.presorted else f"ORDER BY {store.STORED_ORDER}"
     block_lo, blocks = _series_blocks(con)
     series_join = _series_join(con, block_lo)
-    threads = int(store.fetch_row(con, "SELECT current_setting('threads')")[0])
-    if staged.presorted:
-        # DuckDB's parallel insert of the file joined to the series ids does not keep the file's
-        # order (its plan is INSERT, not BATCH_INSERT: the L file sorted by time came out with one
-        # pair out of order); one thread keeps it: 4.7 CPU-s against 8.8 sorted on two, the same
-        # wall time on a quiet 2-core machine
-        con.execute("SET threads = 1")
+    # (the connection's own threads, read by its first write: a write that failed on one thread,
+    # its transaction aborted, cannot set them back)
+    staged.threads = threads = staged.threads or int(store.fetch_row(con, "SELECT current_setting('threads')")[0])
+    # DuckDB's parallel insert of the file joined to the series ids does not keep the file's order
+    # (its plan is INSERT, not BATCH_INSERT: the L file sorted by time came out with one pair out of
+    # order); one thread keeps it: 4.7 CPU-s against 8.8 sorted on two, the same wall time on a
+    # quiet 2-core machine
+    con.execute(f"SET threads = {1 if staged.presorted else threads}")
     try:
         for slice_lo, slice_hi in slices or [(lo, hi)]:
             rows = source.rows_between if slices else source.rows
@@ -645,15 +725,22 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
                 first_day = datetime.combine(slice_lo.date(), datetime.min.time())
                 last = min(slice_hi - timedelta(seconds=1), hi) if slices else hi  # slices end before slice_hi
                 days = (last.date() - first_day.date()).days + 1
-                sql = _keyed_insert(rows, series_join, first_day, days, block_lo, blocks)
+                sql = _keyed_insert(rows, series_join, _deferred_guard(source), first_day, days, block_lo, blocks)
             else:
                 sql = store.load_sql("import_direct").format(
-                    rows=rows, cpu_units=store.CPU_UNITS_PER_CORE, memory_unit=store.MEMORY_UNIT_BYTES, order=order)
-            row = con.execute(sql, {**source.params, **({"slice_lo": slice_lo, "slice_hi": slice_hi} if slices else {})}
-                              ).fetchone()
+                    rows=rows, cpu_cores=_deferred_guard(source), cpu_units=store.CPU_UNITS_PER_CORE,
+                    memory_unit=store.MEMORY_UNIT_BYTES, order=order)
+            try:
+                row = con.execute(sql, {**source.params, **({"slice_lo": slice_lo, "slice_hi": slice_hi} if slices else {})}
+                                  ).fetchone()
+            except duckdb.InvalidInputException as exc:
+                if DEFERRED_CHECK_ERROR in str(exc):  # a value a deferred check refuses (again names it)
+                    raise WriteAgain(repeats=False, checks=True) from exc
+                raise
             inserted += int(row[0]) if row else 0
     finally:
-        con.execute(f"SET threads = {threads}")
+        with contextlib.suppress(duckdb.TransactionException):  # (aborted: the next write sets them)
+            con.execute(f"SET threads = {threads}")
     # The span held no sample before: usage_raw's rows in it are the file's, in the order written
     # (the same container and time are neighbours in either order; only a file taken to come in the
     # stored order can turn out not to)
@@ -714,8 +801,10 @@ def _series_join(con: duckdb.DuckDBPyConnection, block_lo: int) -> str:
     return f"(SELECT namespace, pod, container, {sb} AS sb FROM _import_series) AS m USING (namespace, pod, container)"
 
 
-def _keyed_insert(rows: str, series_join: str, first_day: datetime, days: int, block_lo: int, blocks: int) -> str:
-    """import_direct_keyed.sql for the rows `rows` of `days` UTC days from `first_day`. One day (a
+def _keyed_insert(rows: str, series_join: str, cpu_cores: str, first_day: datetime, days: int, block_lo: int,
+                  blocks: int) -> str:
+    """import_direct_keyed.sql for the rows `rows` (their cores: `cpu_cores`, _deferred_guard) of
+    `days` UTC days from `first_day`. One day (a
     day slice of a Parquet file) leaves the day out of the key: no division by the blocks and by
     86,400 to make or read it (a day of the L Parquet, 2.76 M rows: 0.58-0.60 -> 0.54-0.56 CPU-s,
     bench/RESULTS.md, WR)."""
@@ -729,7 +818,7 @@ def _keyed_insert(rows: str, series_join: str, first_day: datetime, days: int, b
                f"+ ((({since_us} // 1000000) % {DAY_SECONDS}) << {KEY_PLACE_BITS})")
         block_of_key, day_of_key = f"((k >> {_KEY_BLOCK_SHIFT}) % {blocks})", f"((k >> {_KEY_BLOCK_SHIFT}) // {blocks})"
     return store.load_sql("import_direct_keyed").format(
-        rows=rows, series=series_join, key=key, block_of_key=block_of_key, day_of_key=day_of_key,
+        rows=rows, series=series_join, key=key, block_of_key=block_of_key, day_of_key=day_of_key, cpu_cores=cpu_cores,
         cpu_units=store.CPU_UNITS_PER_CORE, memory_unit=store.MEMORY_UNIT_BYTES, base_us=base_us,
         block=store.CLUSTER_SERIES_BLOCK, block_lo=block_lo, place_bits=KEY_PLACE_BITS,
         place_mask=store.CLUSTER_SERIES_BLOCK - 1, second_mask=(1 << KEY_SECOND_BITS) - 1,

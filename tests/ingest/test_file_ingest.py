@@ -6,6 +6,7 @@ wherever the two rows are, and that the samples land once each, in the store's o
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -107,6 +108,124 @@ def test_the_first_bad_row_of_a_big_file_is_named_by_its_line(suffix, tmp_path) 
         import_long_format(path, tmp_path / "db.duckdb")
     assert str(refused.value) == (f"{path}:{_line(12_345, suffix)}: memory_bytes: -1024 is negative "
                                   "(3 bad rows; nothing was imported)")
+
+
+@pytest.mark.parametrize("column", sorted(file_ingest.DEFERRED_UPPER))
+def test_the_writes_guard_refuses_what_the_gates_checks_refuse(column) -> None:
+    """The guard a direct write puts on a usage column whose checks it makes (deferred_bad) is true
+    for exactly the values the gate's checks of that column refuse, edges included (each value
+    judged by DuckDB through both SQL texts)."""
+    from capplan import gate
+
+    upper = file_ingest.DEFERRED_UPPER[column]
+    values = [None, float("nan"), float("inf"), -float("inf"), -0.0, 0.0, -5e-324, 5e-324, 1e-300, 0.5, 1.0,
+              upper, math.nextafter(upper, math.inf), math.nextafter(upper, 0), upper * 2, -upper, 1e308]
+    checks = [c for c in gate.usage_checks() if c.column == column]
+    assert len(checks) == 4  # NaN, infinite, negative, above the bound
+    gate_bad = " OR ".join(f"coalesce({c.sql}, false)" for c in checks)
+    # as SQL literals: a NaN parameter would reach DuckDB as NULL
+    literals = ", ".join("NULL" if v is None else f"CAST('{v!r}' AS DOUBLE)" for v in values)
+    con = duckdb.connect()
+    try:
+        judged = con.execute(
+            f"SELECT v, {gate_bad}, coalesce({file_ingest.deferred_bad((column,))}, false) "
+            f"FROM (SELECT unnest([{literals}]) AS v, v AS {column}) AS r").fetchall()
+    finally:
+        con.close()
+    assert len(judged) == len(values) and sum(v is not None and math.isnan(v) for v, _, _ in judged) == 1
+    assert [by_gate for _, by_gate, _ in judged] == [by_guard for _, _, by_guard in judged]
+    # by hand: NaN, both infinities, the two negatives and the three values above the bound
+    assert sum(by_gate for _, by_gate, _ in judged) == 8
+
+
+@pytest.mark.parametrize("order", ["days", "by_time", "one_sort", "presorted"])
+@pytest.mark.parametrize(("column", "value", "reason"), [
+    ("cpu_cores", float("nan"), "NaN is not a number"), ("memory_bytes", -1024, "-1024 is negative"),
+    ("cpu_cores", float("inf"), "inf is not finite"),
+    ("memory_bytes", 2**51, "2.2518e+15 is above 1.1259e+15 bytes, beyond any machine: a unit mix-up?")])
+def test_a_value_the_write_refuses_is_named_as_the_summary_names_it(order, column, value, reason, tmp_path,
+                                                                     monkeypatch) -> None:
+    """A Parquet file into a store without nodes: the checks of cpu_cores and memory_bytes are left to
+    the direct write (two days written a day at a time, or sorted by time, or in one sort; one day
+    sorted by time is written as it comes, on one thread). A bad value in the last day makes the
+    write roll back and the summary name the first bad row, as a summary making every check names
+    it; the store keeps what it held."""
+    days = 1 if order == "presorted" else 2
+    rows = _days_rows(16, T0, 48 * days)
+    if order in ("by_time", "presorted"):
+        rows.sort(key=lambda r: (r["timestamp"], r["namespace"], r["pod"], r["container"]))
+    monkeypatch.setattr(file_ingest, "SLICE_ROWS", CONTAINERS * 96 // (3 if order == "days" else 1))
+    index = next(i for i, r in enumerate(rows) if r["timestamp"] >= T0 + timedelta(days=days - 1, hours=5))
+    rows[index] = {**rows[index], column: value}
+    rows[index + 7] = {**rows[index + 7], "cpu_cores": -1.0}  # a second bad row, later in the file
+    path = _write(rows, tmp_path / "usage.parquet", 4_000)
+    db = tmp_path / "db.duckdb"
+    earlier = _write(_days_rows(17, T0 - timedelta(days=5), 48), tmp_path / "earlier.parquet", 4_000)
+    assert import_long_format(earlier, db).samples == CONTAINERS * 48
+    before = _stored(db, clustered=True)
+    real = file_ingest.deferrable_checks
+    deferred: list[tuple[str, ...]] = []
+    monkeypatch.setattr(file_ingest, "deferrable_checks", lambda *a: deferred.append(real(*a)) or deferred[-1])
+    real_write = file_ingest.write_staged
+    presorted: list[bool | None] = []
+
+    def write_staged(con, staged, **kwargs):
+        try:
+            return real_write(con, staged, **kwargs)
+        finally:
+            presorted.append(staged.presorted)
+
+    monkeypatch.setattr(file_ingest, "write_staged", write_staged)
+    with pytest.raises(BadInputError) as refused:
+        import_long_format(path, db)
+    assert deferred == [("cpu_cores", "memory_bytes")]
+    assert presorted == [order == "presorted"]
+    assert str(refused.value) == f"{path}:{index + 1}: {column}: {reason} (2 bad rows; nothing was imported)"
+    assert _stored(db, clustered=True) == before
+    monkeypatch.setattr(file_ingest, "deferrable_checks", lambda *a: ())
+    with pytest.raises(BadInputError) as by_summary:
+        import_long_format(path, db)
+    assert str(by_summary.value) == str(refused.value)
+
+
+def test_checks_are_left_to_the_write_only_without_nodes_or_samples_in_the_files_span(tmp_path, monkeypatch) -> None:
+    """The summary makes every check when the cluster has a stored node (the bounds by node need
+    each node's largest usage) or the store has samples in the file's span (by its row-group
+    statistics), and leaves those of cpu_cores and memory_bytes to the write otherwise (a CSV: never)."""
+    from capplan.importer import import_sample
+    from tests.ingest import corpus
+
+    real = file_ingest.deferrable_checks
+    deferred: list[tuple[str, ...]] = []
+    monkeypatch.setattr(file_ingest, "deferrable_checks", lambda *a: deferred.append(real(*a)) or deferred[-1])
+    db = tmp_path / "db.duckdb"
+    rows = _days_rows(18, T0, 48)
+    path = _write(rows, tmp_path / "usage.parquet", 4_000)
+    assert import_long_format(_write(rows, tmp_path / "usage.csv"), tmp_path / "csv.duckdb").samples == len(rows)
+    assert import_long_format(path, db).samples == len(rows)
+    assert import_long_format(path, db).samples == 0  # its span is stored now
+    import_sample(corpus.SAMPLE_DIR, tmp_path / "nodes.duckdb", cluster="east")
+    assert import_long_format(path, tmp_path / "nodes.duckdb", cluster="east").samples == len(rows)
+    # a cluster without nodes, into a span holding another cluster's samples (the same file's)
+    assert import_long_format(path, tmp_path / "nodes.duckdb", cluster="west").samples == len(rows)
+    assert deferred == [(), ("cpu_cores", "memory_bytes"), (), (), ()]
+
+
+def test_a_guard_stricter_than_the_gate_only_costs_a_summary(tmp_path, monkeypatch) -> None:
+    """Were the write's guard to refuse a value the gate takes (here: cores above 1.0, of up to 4),
+    the summary making every check finds no bad row and the file is written again without it: the
+    same rows, in the clustered order."""
+    monkeypatch.setattr(file_ingest, "DEFERRED_UPPER", {**file_ingest.DEFERRED_UPPER, "cpu_cores": 1.0})
+    real = file_ingest.again
+    why: list[bool] = []
+    monkeypatch.setattr(file_ingest, "again", lambda con, source, staged, w: why.append(w.checks) or real(con, source, staged, w))
+    rows = _days_rows(19, T0, 96)
+    assert max(r["cpu_cores"] for r in rows) > 1.0
+    db = tmp_path / "db.duckdb"
+    assert import_long_format(_write(rows, tmp_path / "usage.parquet", 4_000), db).samples == len(rows)
+    assert why == [True]
+    stored, out_of_order = _stored(db, clustered=True)
+    assert (sorted(stored), out_of_order) == (_expected(rows), (0, 0))
 
 
 def test_the_cluster_keys_series_and_bounds(tmp_path) -> None:
