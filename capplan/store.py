@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import fcntl
 import importlib.util
+import io
 import itertools
 import os
 import re
@@ -396,13 +397,39 @@ def frame_of(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | 
         relation = con.sql(sql)
         if relation is None:  # not a query: nothing to return
             raise ValueError(f"not a query: {sql[:60]}")
-        return pl.DataFrame(relation)
+        return _compact(pl.DataFrame(relation))
     table = f"_frame_of_{next(_FRAME_IDS)}"
     con.execute(f"CREATE TEMP TABLE {table} AS {sql}", params)
     try:
-        return pl.DataFrame(con.sql(f"SELECT * FROM temp.{table}"))
+        return _compact(pl.DataFrame(con.sql(f"SELECT * FROM temp.{table}")))
     finally:
         con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
+# frame_of copies results of fewer rows than this into polars' own buffers (owned_frame): DuckDB's
+# Arrow export allocates its buffers for a batch of a million rows, so a small result kept as it
+# comes pins up to ~60 MiB (one of recommend's L percentile parts, 1,700 rows: 61 MiB). Below half
+# a batch most of the export's memory is waste and the copy is small (~1 ms per 30,000 rows);
+# larger results are kept as they come (their copy would cost more and double them for a moment).
+# At the bench's L (load 5-10, alternating with f33771e, twice each): report's peak RSS 563/539 ->
+# 496/496 MiB at 26.0/26.8 -> 25.2/24.2 CPU-s, serve's VmHWM over every endpoint 784/760 -> 634/616
+# MiB (bench/RESULTS.md, issue 14, RV).
+OWN_BELOW_ROWS = 500_000
+
+
+def _compact(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` in polars' own buffers when it has fewer than OWN_BELOW_ROWS rows, else as it is."""
+    return owned_frame(frame) if frame.height < OWN_BELOW_ROWS else frame
+
+
+def owned_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` in buffers of polars' own (an Arrow IPC copy, polars' own writer and reader: no
+    pyarrow). polars takes a DuckDB result's Arrow buffers without copying, and a frame kept keeps
+    them (OWN_BELOW_ROWS)."""
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="uncompressed")
+    buffer.seek(0)
+    return pl.read_ipc(buffer, memory_map=False)
 
 
 @contextlib.contextmanager

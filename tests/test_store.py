@@ -153,3 +153,33 @@ def test_creation_that_fails_midway_leaves_no_file(tmp_path: Path, monkeypatch: 
     with pytest.raises(KeyboardInterrupt):
         store.open_db(tmp_path / "db.duckdb")
     assert list(tmp_path.iterdir()) == []
+
+
+_TYPED_ROWS = """
+    SELECT CAST(i AS INTEGER) AS series_id, CAST(i * 7 AS BIGINT) AS samples, i % 2 = 0 AS even,
+           TIMESTAMP '2026-11-01' + to_seconds(i) AS ts, CAST(TIMESTAMP '2026-11-01' + to_seconds(i) AS TIMESTAMP_S) AS ts_s,
+           DATE '2026-11-01' + CAST(i % 30 AS INTEGER) AS day, CAST(i / 1000 AS REAL) AS cores,
+           CAST(i / 7 AS DECIMAL(12, 3)) AS amount, 'pod-' || i AS pod, CAST(NULL AS VARCHAR) AS unknown,
+           CASE WHEN i % 3 = 0 THEN NULL ELSE [i * 0.5, i * 1.5] END AS levels,
+           CASE WHEN i % 5 = 0 THEN NULL ELSE CAST(i AS DOUBLE) END AS maybe
+    FROM range($n) t(i)"""
+
+
+@pytest.mark.parametrize("own_below", [10**9, 1])
+def test_frame_of_gives_duckdbs_frame_copied_or_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    own_below: int) -> None:
+    """frame_of's frame, copied into polars' own buffers (results below store.OWN_BELOW_ROWS) or as
+    DuckDB exports it, has the values and types of DuckDB's own conversion (.pl()), with and
+    without parameters."""
+    monkeypatch.setattr(store, "OWN_BELOW_ROWS", own_below)
+    con = store.open_db(tmp_path / "db.duckdb")
+    try:
+        for n in (0, 3, 5000):
+            want = con.execute(_TYPED_ROWS, {"n": n}).pl()
+            got = store.frame_of(con, _TYPED_ROWS, {"n": n})
+            assert got.schema == want.schema and got.equals(want)
+            plain = _TYPED_ROWS.replace("$n", str(n))
+            assert store.frame_of(con, plain).equals(con.execute(plain).pl())
+        assert want["levels"].null_count() > 0 and want["unknown"].null_count() == want.height
+    finally:
+        con.close()

@@ -5,7 +5,6 @@ part's scan reads its own row groups; recommend's percentiles and eviction's pod
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
@@ -30,16 +29,14 @@ PERCENTILE_SAMPLES_PER_PART = 5_000_000
 
 
 def owned(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` in buffers of polars' own (an Arrow IPC copy). polars takes a DuckDB result's Arrow
+    """`frame` in buffers of polars' own (store.owned_frame). polars takes a DuckDB result's Arrow
     buffers without copying, and DuckDB's export allocates them for a batch of a million rows: a
     frame kept holds ~30-60 MiB of that (one of the bench's L percentile parts, 1,700 rows: 61 MiB),
     so the parts and day slices kept until their concat pinned memory the next query's states could
     have reused, and recommend auto's peak grew with the number of parts (bench/RESULTS.md, issue 14,
-    AU). ~1 ms per 30,000 rows."""
-    buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="uncompressed")
-    buffer.seek(0)
-    return pl.read_ipc(buffer, memory_map=False)
+    AU). store.frame_of now copies results below store.OWN_BELOW_ROWS itself; this copies any frame
+    (a larger part, another engine's). ~1 ms per 30,000 rows."""
+    return store.owned_frame(frame)
 
 
 def samples_summary(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> tuple[int, int, int, int]:
