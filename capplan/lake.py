@@ -49,11 +49,12 @@ SCHEMA_DIR = "_schema"
 PART_FILE = "part-0.parquet"
 FORMAT_VERSION = 1
 # The collector's own bookkeeping: not history, and meaningless outside this database; and the node
-# sums (schema 006), the daily scope figures (schema 007) and the namespace sums (schema 008), derived
-# from the samples in the lake.
+# sums (schema 006), the daily scope figures (schema 007) and the namespace sums (schema 008; since schema
+# 010 node_sums, namespace_sums and their names tables behind views of the old names), derived from the
+# samples in the lake.
 EXCLUDED_TABLES = frozenset({"schema_version", "collection_runs", "high_water_marks", "collector_sources",
                              "node_usage", "node_usage_pending", "scope_usage_daily", "scope_usage_pending",
-                             "namespace_usage"})
+                             "namespace_usage", "node_sums", "node_names", "namespace_sums", "namespace_names"})
 # Tables partitioned by time as well as by cluster: table -> (time column, partition key, strftime format).
 TIME_PARTITIONS: dict[str, tuple[str, str, str]] = {
     "usage_raw": ("ts", "day", "%Y-%m-%d"),

@@ -37,9 +37,10 @@ from capplan.quantity import parse_memory_bytes
 if "pandas" not in sys.modules and importlib.util.find_spec("pandas") is None:
     sys.modules["pandas"] = None  # type: ignore[assignment]
 
-SCHEMA_VERSION = 9  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources, 005 clusters,
+SCHEMA_VERSION = 10  # 002 series identity, 003 compact storage and rollups, 004 the collector's collector_sources, 005 clusters,
 # 006 the node-level usage series, 007 the daily usage figures per scope (cluster, namespace), 008 the namespace sums,
-# 009 raw samples clustered in series-id blocks per day (usage_raw_unclustered)
+# 009 raw samples clustered in series-id blocks per day (usage_raw_unclustered), 010 the node and namespace sums keyed
+# by integer ids (node_sums, namespace_sums; node_usage and namespace_usage are views)
 DEFAULT_DB = "capplan.duckdb"
 # The cluster of everything written without one, and of databases from before clusters (schema 5).
 DEFAULT_CLUSTER = "default"
@@ -629,12 +630,12 @@ def mark_node_usage_beyond(con: duckdb.DuckDBPyConnection, bound: datetime, op: 
     the day of the first sum)."""
     # the scope figures count series on no node too, which have no node sums: both tables bound it
     if op == "<":
-        row = fetch_row(con, "SELECT least((SELECT date_trunc('day', min(ts)) FROM node_usage WHERE ts <= $t), "
+        row = fetch_row(con, "SELECT least((SELECT date_trunc('day', min(ts)) FROM node_sums WHERE ts <= $t), "
                              "(SELECT CAST(min(day) AS TIMESTAMP) FROM scope_usage_daily WHERE first_ts <= $t))",
                         {"t": bound})
         mark_node_usage_pending(con, row[0], bound)
     else:
-        row = fetch_row(con, "SELECT greatest((SELECT max(ts) FROM node_usage WHERE ts >= $t), "
+        row = fetch_row(con, "SELECT greatest((SELECT max(ts) FROM node_sums WHERE ts >= $t), "
                              "(SELECT max(last_ts) FROM scope_usage_daily WHERE last_ts >= $t))", {"t": bound})
         mark_node_usage_pending(con, bound, row[0])
 
@@ -671,8 +672,9 @@ def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta =
 
 
 class _SumsSource:
-    """What a refresh's slices read: the integer ids of the nodes and namespaces
-    (queries/sums_refresh_ids.sql, built at the first slice) and where the rolled-up samples are
+    """What a refresh's slices read: the integer ids of the nodes and namespaces (schema 010: new
+    names numbered, each series' ids in temp tables; queries/sums_refresh_ids.sql, at the first
+    slice, in its transaction) and where the rolled-up samples are
     (a slice outside their span reads usage_raw alone: the rows are the same, and DuckDB aggregates
     the table alone faster than the union with the two empty rollup branches, as
     capplan.analysis.rollup_span says: bench L import, a day's node sums 0.18 -> 0.08 CPU-s)."""
@@ -704,7 +706,7 @@ def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta) 
         upto = min(hi, lo + slice_length - timedelta(seconds=1))
         rest = ([(upto + timedelta(seconds=1), hi)] if upto < hi else []) + ranges[1:]
         with transaction(con):
-            con.execute("DELETE FROM node_usage WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": upto})
+            con.execute("DELETE FROM node_sums WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": upto})
             row = con.execute(source.sql("node_usage_refresh", lo, upto), {"lo": lo, "hi": upto}).fetchone()
             written += int(row[0]) if row else 0
             con.execute("DELETE FROM node_usage_pending")
@@ -751,7 +753,7 @@ def refresh_scope_usage(con: duckdb.DuckDBPyConnection) -> int:
             for a, b in pending:
                 if a <= day_end and b >= day_start:
                     part = {"lo": max(a, day_start), "hi": min(b, day_end)}
-                    con.execute("DELETE FROM namespace_usage WHERE ts BETWEEN $lo AND $hi", part)
+                    con.execute("DELETE FROM namespace_sums WHERE ts BETWEEN $lo AND $hi", part)
                     con.execute(source.sql("namespace_usage_refresh", part["lo"], part["hi"]), part)
             con.execute("DELETE FROM scope_usage_daily WHERE day = $day", {"day": lo.date()})
             con.execute(

@@ -29,6 +29,7 @@ import pytest
 from capplan import store
 from capplan.analysis import recommend as rec
 from capplan.analysis import series_parts
+from tests.schema9 import to_schema_9
 
 T0 = datetime(2026, 3, 1)
 BLOCK = store.CLUSTER_SERIES_BLOCK
@@ -263,7 +264,8 @@ def test_a_database_of_schema_8_is_clustered_by_the_first_writer_after_migration
     for hour in range(0, 52):
         with store.transaction(con):
             store.write_usage(con, hour_frame(hour))
-    # schema 8 as today's main writes it: the samples in time order, no schema 009 table
+    # schema 8 as today's main writes it: the samples in time order, no schema 009 table (nor 010's)
+    to_schema_9(con)
     con.execute("DROP TABLE usage_raw_unclustered; UPDATE schema_version SET version = 8")
     snapshot(con, "_before")
     con.execute(f"ATTACH '{tmp_path / 'reference.duckdb'}' AS ref")
@@ -274,7 +276,7 @@ def test_a_database_of_schema_8_is_clustered_by_the_first_writer_after_migration
     con.close()
     con = store.open_db(path, read_only=True)  # the first open migrates (as a writer): no sample moves
     try:
-        assert store.schema_version(con) == 9
+        assert store.schema_version(con) == store.SCHEMA_VERSION
         assert physical(con) == before
         assert_layout(con, set(), days(3))  # the whole span is recorded
     finally:

@@ -30,6 +30,7 @@ from capplan.analysis.node_series import (
 )
 from capplan.analysis.pods import load_current_nodes
 from capplan.prune import prune
+from tests.schema9 import to_schema_9
 
 T0 = datetime(2026, 3, 1)
 # Both sum whole millicores (the brute force from the view's REAL cores, back in millicores).
@@ -174,6 +175,7 @@ def test_a_killed_run_leaves_pending_ranges_for_readers_and_the_next_writer(tmp_
 def test_a_database_from_before_the_table_is_filled_by_the_migration(sample_db: Path) -> None:
     # schema 5 as it was: no node tables (nor schema 007's and 008's)
     con = duckdb.connect(str(sample_db))
+    to_schema_9(con)
     con.execute("DROP TABLE namespace_usage; DROP TABLE scope_usage_daily; DROP TABLE scope_usage_pending; "
                 "DROP TABLE node_usage; DROP TABLE node_usage_pending; DROP TABLE usage_raw_unclustered; "
                 "UPDATE schema_version SET version = 5")

@@ -27,6 +27,7 @@ from capplan import rollup, store
 from capplan.analysis.forecast import forecast_report, load_usage_daily
 from capplan.analysis.namespaces import load_namespace_usage
 from capplan.prune import prune
+from tests.schema9 import to_schema_9
 
 T0 = datetime(2026, 3, 1, 20)  # 20:00: the writes below start and end inside days
 POOLS = pl.DataFrame({"node": ["n1", "n2", "n3"], "pool": ["big", "small", "small"]})
@@ -231,12 +232,13 @@ def test_an_hour_written_into_a_day_recomputes_that_hours_namespace_sums_only(tm
     with store.transaction(con):
         store.write_usage(con, frame(random_rows(pods, range(-200, -80), seed=21)))  # 03:20-13:15 of one day
     assert_current(con)
-    before = con.execute("SELECT rowid, namespace, ts, cpu_cores, memory_kib FROM namespace_usage").fetchall()
+    # (row ids of the stored rows: namespace_usage is a view of namespace_sums since schema 010)
+    before = con.execute("SELECT rowid, namespace_id, ts, cpu_cores, memory_kib FROM namespace_sums").fetchall()
     assert (T0 - timedelta(minutes=5 * 200)).date() == (T0 - timedelta(minutes=5 * 69)).date()
     with store.transaction(con):
         store.write_usage(con, frame(random_rows(pods, range(-80, -68), seed=22)))  # the next hour
     store.refresh_node_usage(con)
-    after = set(con.execute("SELECT rowid, namespace, ts, cpu_cores, memory_kib FROM namespace_usage").fetchall())
+    after = set(con.execute("SELECT rowid, namespace_id, ts, cpu_cores, memory_kib FROM namespace_sums").fetchall())
     assert set(before) <= after  # not one earlier row rewritten
     assert len(after) - len(before) == 2 * 12  # two namespaces x the hour's 12 times
     assert_current(con)
@@ -320,12 +322,13 @@ def test_a_refresh_killed_between_days_keeps_the_rest_pending(tmp_path: Path) ->
 def test_a_database_from_schema_6_is_filled_by_the_migration(sample_db: Path) -> None:
     # schema 6 as today's main writes it: everything but schema 007's tables
     con = duckdb.connect(str(sample_db))
+    to_schema_9(con)
     con.execute("DROP TABLE scope_usage_daily; DROP TABLE scope_usage_pending; DROP TABLE namespace_usage; "
                 "DROP TABLE usage_raw_unclustered; UPDATE schema_version SET version = 6")
     con.close()
     con = store.open_db(sample_db, read_only=True)
     try:
-        assert store.schema_version(con) == store.SCHEMA_VERSION == 9
+        assert store.schema_version(con) == store.SCHEMA_VERSION == 10
         assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
         assert_same(stored_table(con), brute_force(con).filter(pl.col("scope_kind") != "pool"))
         assert_namespace_sums(stored_namespace_sums(con), brute_namespace_sums(con))
@@ -337,11 +340,12 @@ def test_a_database_from_schema_7_is_filled_by_migration_8(sample_db: Path) -> N
     # schema 7 as today's main writes it: everything but schema 008's table
     con = duckdb.connect(str(sample_db))
     before = stored_table(con)
+    to_schema_9(con)
     con.execute("DROP TABLE namespace_usage; DROP TABLE usage_raw_unclustered; UPDATE schema_version SET version = 7")
     con.close()
     con = store.open_db(sample_db, read_only=True)
     try:
-        assert store.schema_version(con) == store.SCHEMA_VERSION == 9
+        assert store.schema_version(con) == store.SCHEMA_VERSION == 10
         assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
         # the daily figures, now computed from the namespace sums, are the ones schema 7 stored
         assert stored_table(con).equals(before)

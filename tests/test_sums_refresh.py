@@ -9,7 +9,9 @@ shows them) and sums per cluster and node (each series' current node) or namespa
 store here has two clusters with the same node and namespace names, a container on no node, rolled-up
 hours and days beside raw samples, a series that moves node after its old samples were rolled up
 (its whole span pending) and writes left pending across several refresh slices, both kinds of slice
-(raw-only and with rollups) among them.
+(raw-only and with rollups) among them. Migration 010 (the sums by integer ids behind views of the
+old names) is checked on the sample turned back into schema 9 as main wrote it (tests/schema9.py):
+every row kept, and later refreshes keep the ids and number new names after them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import polars as pl
 import pytest
 
 from capplan import rollup, store
+from tests.schema9 import to_schema_9
 
 T0 = datetime(2026, 5, 1, 7)
 STEP = timedelta(minutes=5)
@@ -129,3 +132,41 @@ def test_the_refresh_equals_a_brute_force_in_polars(tmp_path: Path, monkeypatch:
                                               for raw in (False, True)}
     assert_stored_equal_brute_force(con)
     con.close()
+
+
+def test_migration_10_moves_every_sum_and_later_refreshes_keep_the_ids(sample_db: Path) -> None:
+    # schema 9 as main wrote it (node_usage and namespace_usage tables of texts), from the imported sample
+    con = duckdb.connect(str(sample_db))
+    to_schema_9(con)
+    tables = ("node_usage", "namespace_usage", "scope_usage_daily")
+    before = {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall()) for t in tables}
+    assert all(before.values())
+    con.close()
+    con = store.open_db(sample_db)
+    try:
+        assert store.schema_version(con) == store.SCHEMA_VERSION == 10
+        for table in tables:  # the views show the very rows schema 9 stored
+            assert sorted(con.execute(f"SELECT * FROM {table}").fetchall()) == before[table]
+        assert store.fetch_row(con, "SELECT count(*) FROM node_usage_pending")[0] == 0
+        # numbered in name order, every stored row in (ts, id) order
+        names = con.execute("SELECT node_id, cluster, node FROM node_names ORDER BY node_id").fetchall()
+        assert [r[0] for r in names] == list(range(1, len(names) + 1))
+        assert [r[1:] for r in names] == sorted({(r[0], r[1]) for r in before["node_usage"]})
+        keys = con.execute("SELECT ts, node_id FROM node_sums ORDER BY rowid").fetchall()
+        assert keys == sorted(keys)
+        assert_stored_equal_brute_force(con)
+        # a new node and namespace after the migration: the next ids, the old ones unchanged
+        namespaces = con.execute("SELECT namespace_id, cluster, namespace FROM namespace_names ORDER BY 1").fetchall()
+        end = store.fetch_row(con, "SELECT max(ts) FROM node_usage")[0]
+        steps = range(int((end - T0) / STEP) + 1, int((end - T0) / STEP) + 13)
+        with store.transaction(con):
+            store.write_usage(con, usage({("zz-new", "p", "c"): "zz-node", ("web", "p", "c"): names[0][2]}, steps, seed=5))
+        store.refresh_node_usage(con)
+        after = con.execute("SELECT node_id, cluster, node FROM node_names ORDER BY node_id").fetchall()
+        assert after == [*names, (len(names) + 1, "default", "zz-node")]
+        after = con.execute("SELECT namespace_id, cluster, namespace FROM namespace_names ORDER BY 1").fetchall()
+        assert after[:len(namespaces)] == namespaces and after[len(namespaces):] == [
+            (len(namespaces) + 1, "default", name) for name in sorted({"zz-new", "web"} - {n[2] for n in namespaces})]
+        assert_stored_equal_brute_force(con)
+    finally:
+        con.close()

@@ -431,7 +431,7 @@ def test_spec_only_and_usage_only_stores(sample_db: Path) -> None:
     spec_only = sample_db.with_name("spec.duckdb")
     usage_only = sample_db.with_name("usage.duckdb")
     # no usage: the samples and what is derived from them (node sums, daily scope figures)
-    for path, statements in ((spec_only, ["DELETE FROM usage_raw", "DELETE FROM node_usage", "DELETE FROM scope_usage_daily"]),
+    for path, statements in ((spec_only, ["DELETE FROM usage_raw", "DELETE FROM node_sums", "DELETE FROM scope_usage_daily"]),
                              (usage_only, ["DELETE FROM nodes", "DELETE FROM pods", "DELETE FROM containers"])):
         path.write_bytes(sample_db.read_bytes())
         con = duckdb.connect(str(path))
