@@ -665,10 +665,17 @@ def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta =
     leaves the rest pending): the node sums (schema 006), then (unless `scope` is False: they stay
     pending) the daily scope figures of the days touched (schema 007, refresh_scope_usage). The
     number of node rows written. Call outside a transaction."""
-    written = _refresh_node_sums(con, slice_length)
+    # one set of ids and one look at the rollups for both (an hourly collect's refresh at the
+    # bench's M: building them is most of its ~50 ms of CPU)
+    source = _SumsSource(con, _pending(con, "node_usage_pending") + _pending(con, "scope_usage_pending"))
+    written = _refresh_node_sums(con, slice_length, source)
     if scope:
-        refresh_scope_usage(con)
+        refresh_scope_usage(con, source)
     return written
+
+
+def _pending(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[datetime, datetime]]:
+    return _merged([(r[0], r[1]) for r in con.execute(f"SELECT lo, hi FROM {table}").fetchall()])
 
 
 class _SumsSource:
@@ -697,9 +704,8 @@ class _SumsSource:
         return load_sql(name, raw=raw)
 
 
-def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta) -> int:
-    ranges = _merged([(r[0], r[1]) for r in con.execute("SELECT lo, hi FROM node_usage_pending").fetchall()])
-    source = _SumsSource(con, ranges)
+def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta, source: _SumsSource) -> int:
+    ranges = _pending(con, "node_usage_pending")
     written = 0
     while ranges:
         lo, hi = ranges[0]
@@ -717,12 +723,12 @@ def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta) 
     return written
 
 
-def refresh_scope_usage(con: duckdb.DuckDBPyConnection) -> int:
+def refresh_scope_usage(con: duckdb.DuckDBPyConnection, source: _SumsSource | None = None) -> int:
     """Recompute the namespace sums (namespace_usage, schema 008) of the pending ranges and the daily
     scope figures (scope_usage_daily, schema 007) of every UTC day a pending range touches, a day
     per transaction (the whole day's figures: a figure is of the day's samples); the number of days
-    recomputed. Call outside a transaction."""
-    ranges = _merged([(r[0], r[1]) for r in con.execute("SELECT lo, hi FROM scope_usage_pending").fetchall()])
+    recomputed (`source`: refresh_node_usage's ids, else built here). Call outside a transaction."""
+    ranges = _pending(con, "scope_usage_pending")
     pending = list(ranges)  # as recorded: where samples changed (the namespace sums of the rest stand)
     if ranges:
         # only days with samples or stored rows can change: a range reaching far past both (a
@@ -735,7 +741,7 @@ def refresh_scope_usage(con: duckdb.DuckDBPyConnection) -> int:
         if not ranges:
             with transaction(con):
                 con.execute("DELETE FROM scope_usage_pending")
-    source = _SumsSource(con, pending)
+    source = source or _SumsSource(con, pending)
     days = 0
     while ranges:
         lo, hi = ranges[0]
