@@ -16,8 +16,9 @@ from capplan import store
 from capplan.analysis.rollup_span import stored_bounds
 
 # Samples per part of a per-series percentile query (run_parts: recommend._in_parts,
-# eviction.analysis.pod_memory_stats): DuckDB's quantile states hold every value of the part's series (4 bytes each, as vectors that grow by doubling, per thread), so the
-# peak follows the part, not the window. 10 M was the value from 25 M (every 4th series), then the
+# eviction.analysis.pod_memory_stats): DuckDB's quantile states hold every value of the part's
+# series (4 bytes each, as vectors that grow by doubling, per thread), so the peak follows the
+# part, not the window. 10 M was the value from 25 M (every 4th series), then the
 # clustered order (schema 009) made a part read only its own row groups (L simple 8.1-8.4 -> 3.3-3.4
 # CPU s). Smaller parts did not lower the peak while every part's frame kept DuckDB's Arrow export
 # alive (owned); with the parts' frames copied, at the bench's L (in-process, load 6-8) auto peaks at
