@@ -119,6 +119,9 @@ class LongFile:
     # statistics)
     time_type: str = ""
     rows_between: str = ""
+    # per row group of the time column: its rows and its smallest and largest time, [] when a row
+    # group has no statistics; read once by time_groups for deferrable_checks and time_slices
+    time_row_groups: list[tuple[int, datetime, datetime]] | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -352,17 +355,27 @@ def deferrable_checks(con: duckdb.DuckDBPyConnection, source: LongFile, cluster:
     (not text), when the cluster has no stored node (no capacity to check them against, which needs
     their maxima per node) and, by the file's row-group statistics, the store no sample in its time
     span (the file is then written straight from itself: check_and_stage)."""
-    columns = tuple(c for c in _file_numbers(source, list(DEFERRED_UPPER)) if c in DEFERRED_UPPER)
+    columns = tuple(_file_numbers(source, list(DEFERRED_UPPER)))
     if not columns or not source.time_type:
         return ()
     (nodes,) = store.fetch_row(con, "SELECT count(*) FROM nodes WHERE cluster = $cluster", {"cluster": cluster})
-    lo, hi, unknown = store.fetch_row(
-        con, "SELECT min(CAST(stats_min_value AS TIMESTAMP)), max(CAST(stats_max_value AS TIMESTAMP)), "
-             "count(*) FILTER (WHERE stats_min_value IS NULL OR stats_max_value IS NULL) "
-             "FROM parquet_metadata($path) WHERE path_in_schema = 'timestamp'", source.params)
-    if nodes or unknown or lo is None or store.stored_range(con, lo, hi) is not None:
+    groups = time_groups(con, source)
+    if nodes or not groups or store.stored_range(con, min(g[1] for g in groups), max(g[2] for g in groups)) is not None:
         return ()
     return columns
+
+
+def time_groups(con: duckdb.DuckDBPyConnection, source: LongFile) -> list[tuple[int, datetime, datetime]]:
+    """The Parquet file's row groups of the time column (source.time_type set): rows, smallest and
+    largest time by the file's statistics; [] when a row group has none (neither caller can use the
+    statistics then). Read from the file's metadata once per import (LongFile.time_row_groups)."""
+    if source.time_row_groups is None:
+        groups = con.execute(
+            "SELECT row_group_num_rows, CAST(stats_min_value AS TIMESTAMP), CAST(stats_max_value AS TIMESTAMP) "
+            "FROM parquet_metadata($path) WHERE path_in_schema = 'timestamp'", source.params).fetchall()
+        known = all(first is not None and last is not None for _, first, last in groups)
+        source.time_row_groups = [(int(n), first, last) for n, first, last in groups] if known else []
+    return source.time_row_groups
 
 
 def deferred_bad(columns: tuple[str, ...]) -> str:
@@ -858,12 +871,10 @@ def time_slices(con: duckdb.DuckDBPyConnection, source: LongFile, lo: datetime,
     seconds) is in the slice its own time is."""
     if not source.time_type:
         return None
-    groups = con.execute(
-        "SELECT row_group_num_rows, CAST(stats_min_value AS TIMESTAMP), CAST(stats_max_value AS TIMESTAMP) "
-        "FROM parquet_metadata($path) WHERE path_in_schema = 'timestamp'", source.params).fetchall()
-    rows = sum(int(g[0]) for g in groups)
+    groups = time_groups(con, source)
+    rows = sum(g[0] for g in groups)
     count = -(-rows // SLICE_ROWS)
-    if count <= 1 or any(g[1] is None or g[2] is None for g in groups):
+    if count <= 1:  # (also a file without statistics: no groups)
         return None
     # equal widths, whole hours from an hour up (a day of 5-minute samples is one slice), aligned
     # to multiples of the width since the epoch (UTC midnights for days)
