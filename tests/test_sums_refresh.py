@@ -9,7 +9,9 @@ shows them) and sums per cluster and node (each series' current node) or namespa
 store here has two clusters with the same node and namespace names, a container on no node, rolled-up
 hours and days beside raw samples, a series that moves node after its old samples were rolled up
 (its whole span pending) and writes left pending across several refresh slices, both kinds of slice
-(raw-only and with rollups) among them. Migration 010 (the sums by integer ids behind views of the
+(raw-only and with rollups) among them. Each refresh runs both ways: on one connection, and side by
+side (the node sums on one connection, the namespace sums and daily figures on a second), and a side
+that fails leaves what it did not write pending for the next refresh. Migration 010 (the sums by integer ids behind views of the
 old names) is checked on the sample turned back into schema 9 as main wrote it (tests/schema9.py):
 every row kept, and later refreshes keep the ids and number new names after them.
 """
@@ -17,8 +19,10 @@ every row kept, and later refreshes keep the ids and number new names after them
 from __future__ import annotations
 
 import random
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -95,7 +99,26 @@ def assert_stored_equal_brute_force(con: duckdb.DuckDBPyConnection) -> None:
     assert set(con.execute("SELECT cluster, day FROM scope_usage_daily WHERE scope_kind = 'cluster'").fetchall()) == days
 
 
-def test_the_refresh_equals_a_brute_force_in_polars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def side_by_side_runs(monkeypatch: pytest.MonkeyPatch, side_by_side: bool) -> list[int]:
+    """Make refresh_node_usage refresh the node and scope sums side by side (on two connections)
+    whenever both have a second pending, or never; the list it returns grows by one per side-by-side
+    refresh."""
+    monkeypatch.setattr(store, "SIDE_BY_SIDE_SECONDS", 1 if side_by_side else 10**12)
+    runs: list[int] = []
+    inner = store._refresh_side_by_side
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        runs.append(1)
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_refresh_side_by_side", counted)
+    return runs
+
+
+@pytest.mark.parametrize("side_by_side", [False, True], ids=["one connection", "side by side"])
+def test_the_refresh_equals_a_brute_force_in_polars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     side_by_side: bool) -> None:
+    runs = side_by_side_runs(monkeypatch, side_by_side)
     con = store.open_db(tmp_path / "db.duckdb")
     a_pods = {("web", "p1", "c"): "n1", ("web", "p1", "d"): "n1", ("web", "p2", "c"): "n2", ("db", "p3", "c"): "n2",
               ("db", "lost", "c"): ""}  # no node: in its namespace's sums, in no node's
@@ -130,6 +153,43 @@ def test_the_refresh_equals_a_brute_force_in_polars(tmp_path: Path, monkeypatch:
     store.refresh_node_usage(con, timedelta(hours=7))
     assert {(n, raw) for n, raw in kinds} == {(n, raw) for n in ("node_usage_refresh", "namespace_usage_refresh")
                                               for raw in (False, True)}
+    assert_stored_equal_brute_force(con)
+    assert len(runs) == (2 if side_by_side else 0)
+    con.close()
+
+
+@pytest.mark.parametrize("failing", ["node_usage_refresh", "namespace_usage_refresh"])
+def test_a_side_by_side_refresh_that_fails_leaves_the_rest_pending(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  failing: str) -> None:
+    # four days pending; the second slice of one side fails: the error is raised once both sides have
+    # stopped, DuckDB has its threads back, what was not written stays pending, and the next refresh
+    # makes every sum what the samples say
+    runs = side_by_side_runs(monkeypatch, True)
+    con = store.open_db(tmp_path / "db.duckdb")
+    pods = {("web", "p1", "c"): "n1", ("web", "p2", "c"): "n2", ("db", "p3", "c"): "n2"}
+    with store.transaction(con):
+        store.write_usage(con, usage(pods, range(0, 4 * 288), seed=7))
+    threads = store.fetch_row(con, "SELECT current_setting('threads')")[0]
+    calls: list[str] = []
+    load_sql = store.load_sql
+
+    def failing_second_slice(name: str, *, raw: bool = False) -> str:
+        if name == failing:
+            calls.append(name)
+            if len(calls) == 2:
+                raise RuntimeError(f"the second slice of {name} fails")
+        return load_sql(name, raw=raw)
+
+    monkeypatch.setattr(store, "load_sql", failing_second_slice)
+    workers = threading.active_count()
+    with pytest.raises(RuntimeError, match=f"second slice of {failing}"):
+        store.refresh_node_usage(con)
+    assert runs == [1] and threading.active_count() == workers
+    assert store.fetch_row(con, "SELECT current_setting('threads')")[0] == threads
+    pending = "node_usage_pending" if failing == "node_usage_refresh" else "scope_usage_pending"
+    assert store.fetch_row(con, f"SELECT count(*) FROM {pending}")[0] == 1
+    monkeypatch.setattr(store, "load_sql", load_sql)
+    store.refresh_node_usage(con)
     assert_stored_equal_brute_force(con)
     con.close()
 
