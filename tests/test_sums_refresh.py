@@ -230,3 +230,18 @@ def test_migration_10_moves_every_sum_and_later_refreshes_keep_the_ids(sample_db
         assert_stored_equal_brute_force(con)
     finally:
         con.close()
+
+
+def test_the_sums_are_sorted_before_they_are_stored_only_on_several_duckdb_threads(tmp_path: Path) -> None:
+    # on one thread DuckDB emits a slice's sums about in time order by itself (store._SUMS_ORDER_BY)
+    con = store.open_db(tmp_path / "db.duckdb")
+    day = (T0, T0 + timedelta(days=1))
+    try:
+        for name, key in (("node_usage_refresh", "node_id"), ("namespace_usage_refresh", "namespace_id")):
+            for threads, last_line in ((1, f"GROUP BY m.{key}, u.ts"), (2, f"ORDER BY ts, m.{key}")):
+                con.execute(f"SET threads = {threads}")
+                with store.transaction(con):
+                    sql = store._SumsSource(con, [day]).sql(name, *day)
+                assert sql.rstrip().splitlines()[-1] == last_line
+    finally:
+        con.close()
