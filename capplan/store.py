@@ -771,7 +771,7 @@ class _SumsSource:
 # side-by-side refresh, _refresh_side_by_side) emits a slice's sums about that order without it:
 # the bench's L Parquet import (10 days) stored them in 188.5 MiB unsorted on one thread against
 # 189.0 sorted (754 / 756 blocks), and in 207.7 MiB unsorted on two threads (831 blocks), while the
-# side-by-side refresh took 1.54-1.69 s of wall instead of 1.81-1.90 (bench/RESULTS.md, SB). So the
+# side-by-side refresh took 1.67-1.69 s of wall instead of 1.86-1.94 (bench/RESULTS.md, SB). So the
 # clause is left out on one thread and kept on more.
 _SUMS_ORDER_BY = re.compile(r"\nORDER BY [^\n;]*;?\s*$")
 
