@@ -736,7 +736,8 @@ class _SumsSource:
         self._hull = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
         self._ready = False
         self._span: tuple[datetime, datetime] | None = None
-        self._ordered: bool | None = None
+        self._one_thread: bool | None = None
+        self._unclustered: list[tuple[datetime, datetime]] = []
 
     def prepare(self, lo: datetime | None = None, hi: datetime | None = None) -> None:
         """The ids and the rollups' span, once (in the caller's transaction); [lo, hi]: the hull
@@ -747,17 +748,21 @@ class _SumsSource:
             if lo_all is not None:
                 first, last = fetch_row(self._con, load_sql("rollup_span"), {"lo": lo_all, "hi": hi_all})
                 self._span = None if first is None else (first, last)
+            # (a refresh runs outside the writes: the days not in the clustered order stay the same)
+            self._unclustered = _pending(self._con, "usage_raw_unclustered")
             self._ready = True
 
     def sql(self, name: str, lo: datetime, hi: datetime) -> str:
         """queries/NAME.sql for the slice [lo, hi] (whole seconds), without its closing ORDER BY
-        when DuckDB runs on one thread (see _SUMS_ORDER_BY)."""
+        where DuckDB runs on one thread and the slice's raw samples alone, in the clustered order,
+        are read (see _SUMS_ORDER_BY)."""
         self.prepare(lo, hi)
         raw = self._span is None or hi < self._span[0] or lo > self._span[1]
-        if self._ordered is None:
-            self._ordered = int(fetch_row(self._con, "SELECT current_setting('threads')")[0]) > 1
+        if self._one_thread is None:  # (read at the first slice: the side-by-side refresh sets it first)
+            self._one_thread = int(fetch_row(self._con, "SELECT current_setting('threads')")[0]) == 1
         text = load_sql(name, raw=raw)
-        if self._ordered:
+        clustered = not any(a <= hi and b >= lo for a, b in self._unclustered)
+        if not (self._one_thread and raw and clustered):
             return text
         text, clauses = _SUMS_ORDER_BY.subn("\n", text)
         if not clauses:
@@ -767,12 +772,15 @@ class _SumsSource:
 
 # The closing ORDER BY of a sums refresh's query (queries/node_usage_refresh.sql,
 # namespace_usage_refresh.sql). It puts the rows in time order, so the file holds each time as one
-# run (ts is run-length coded), but costs a sort of every slice's sums. DuckDB on one thread (the
-# side-by-side refresh, _refresh_side_by_side) emits a slice's sums about that order without it:
-# the bench's L Parquet import (10 days) stored them in 188.5 MiB unsorted on one thread against
-# 189.0 sorted (754 / 756 blocks), and in 207.7 MiB unsorted on two threads (831 blocks), while the
-# side-by-side refresh took 1.67-1.69 s of wall instead of 1.86-1.94 (bench/RESULTS.md, SB). So the
-# clause is left out on one thread and kept on more.
+# run (ts is run-length coded), but costs a sort of every slice's sums. DuckDB's aggregate on one
+# thread (the side-by-side refresh, _refresh_side_by_side) emits its groups in about the order it
+# first met them, so a slice of raw samples in the clustered order (each series-id block in time
+# order: cluster_usage, or a Parquet import's days written so) comes out about in time order without
+# it: the bench's L Parquet import (10 days) stored its sums in 754 blocks unsorted on one thread
+# against 756 sorted (831 unsorted on two threads), while the side-by-side refresh took 1.67-1.69 s
+# of wall instead of 1.86-1.94. Samples in another order do not: the L CSV import (2 days, in file
+# order when refreshed) grew from 7.93 to 8.61 B/sample unsorted (bench/RESULTS.md, SB). So the
+# clause is left out only for such slices on one thread.
 _SUMS_ORDER_BY = re.compile(r"\nORDER BY [^\n;]*;?\s*$")
 
 

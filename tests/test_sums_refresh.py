@@ -232,15 +232,22 @@ def test_migration_10_moves_every_sum_and_later_refreshes_keep_the_ids(sample_db
         con.close()
 
 
-def test_the_sums_are_sorted_before_they_are_stored_only_on_several_duckdb_threads(tmp_path: Path) -> None:
-    # on one thread DuckDB emits a slice's sums about in time order by itself (store._SUMS_ORDER_BY)
+def test_the_sums_are_sorted_before_they_are_stored_unless_duckdb_runs_on_one_thread_over_clustered_days(
+        tmp_path: Path) -> None:
+    # on one thread DuckDB emits a slice's sums about in time order by itself when the slice's raw
+    # samples are in the clustered order (store._SUMS_ORDER_BY); a day written since is not
     con = store.open_db(tmp_path / "db.duckdb")
     day = (T0, T0 + timedelta(days=1))
     try:
         for name, key in (("node_usage_refresh", "node_id"), ("namespace_usage_refresh", "namespace_id")):
-            for threads, last_line in ((1, f"GROUP BY m.{key}, u.ts"), (2, f"ORDER BY ts, m.{key}")):
+            for threads, unclustered, last_line in ((2, False, f"ORDER BY ts, m.{key}"),
+                                                    (1, False, f"GROUP BY m.{key}, u.ts"),
+                                                    (1, True, f"ORDER BY ts, m.{key}")):
                 con.execute(f"SET threads = {threads}")
                 with store.transaction(con):
+                    con.execute("DELETE FROM usage_raw_unclustered")
+                    if unclustered:
+                        store.mark_unclustered(con, T0 + timedelta(hours=20), T0 + timedelta(days=3))
                     sql = store._SumsSource(con, [day]).sql(name, *day)
                 assert sql.rstrip().splitlines()[-1] == last_line
     finally:
