@@ -695,28 +695,38 @@ def _refresh_side_by_side(con: duckdb.DuckDBPyConnection, slice_length: timedelt
     """refresh_node_usage's node sums on `con` and, meanwhile, its scope refresh on a second
     connection to the same database (a cursor), DuckDB on one thread for both; the number of node
     rows written. A failure of the node sums interrupts the scope refresh; either failure is raised
-    once both have stopped (what they did not finish stays pending)."""
+    once both have stopped (what they did not finish stays pending), except DuckDB running out of
+    memory: two slices at once need more of it than one (the L CSV import's two days under the CSV
+    import's 64 MB, capplan.file_ingest), so what is left pending is then refreshed on `con`, one
+    after the other, as refresh_node_usage does below SIDE_BY_SIDE_SECONDS."""
     from concurrent.futures import ThreadPoolExecutor
 
     with transaction(con):
         source.prepare()  # new names numbered and committed before the second connection reads them
     second = con.cursor()
     threads = fetch_row(con, "SELECT current_setting('threads')")[0]
+    committed: list[int] = []
     try:
         define_macros(second)
         con.execute("SET threads = 1")  # (a setting of the database: both connections)
         with ThreadPoolExecutor(max_workers=1) as pool:
             scope_done = pool.submit(refresh_scope_usage, second, _SumsSource(second, ranges))
             try:
-                written = _refresh_node_sums(con, slice_length, source)
+                _refresh_node_sums(con, slice_length, source, committed)
             except BaseException:
                 second.interrupt()  # (the pool waits for the scope refresh: stop it at once)
                 raise
             scope_done.result()
+        return sum(committed)
+    except duckdb.OutOfMemoryException:
+        pass
     finally:
         con.execute(f"SET threads = {int(threads)}")
         second.close()
-    return written
+    again = _SumsSource(con, ranges)  # (on the connection's own threads now)
+    _refresh_node_sums(con, slice_length, again, committed)
+    refresh_scope_usage(con, again)
+    return sum(committed)
 
 
 def _pending(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[datetime, datetime]]:
@@ -784,9 +794,13 @@ class _SumsSource:
 _SUMS_ORDER_BY = re.compile(r"\nORDER BY [^\n;]*;?\s*$")
 
 
-def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta, source: _SumsSource) -> int:
+def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta, source: _SumsSource,
+                       committed: list[int] | None = None) -> int:
+    """The pending node sums, a slice per transaction; the rows written (each committed slice's
+    also appended to `committed`, which keeps them when a later slice fails)."""
     ranges = _pending(con, "node_usage_pending")
     written = 0
+    committed = [] if committed is None else committed
     while ranges:
         lo, hi = ranges[0]
         upto = min(hi, lo + slice_length - timedelta(seconds=1))
@@ -799,6 +813,7 @@ def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta, 
             if rest:
                 con.execute("INSERT INTO node_usage_pending SELECT unnest($lo), unnest($hi)",
                             {"lo": [r[0] for r in rest], "hi": [r[1] for r in rest]})
+        committed.append(int(row[0]) if row else 0)
         ranges = rest
     return written
 
