@@ -666,6 +666,12 @@ def _merged(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, dat
 # wall, 5.0-5.4 -> 4.2-4.7 CPU-s; bench/RESULTS.md, SB). An hourly collect's refresh (an hour
 # pending) stays on one connection: a second one's ids would cost more than it saves.
 SIDE_BY_SIDE_SECONDS = 6 * 3600
+# ... and when DuckDB may use at least this much memory: two slices at once under the CSV import's
+# 64 MB (61 MiB, capplan.file_ingest) stored the L CSV's node sums in more row groups (the file 41.2
+# -> 44.0 MiB) or ran out of memory, and took longer than one after the other (4.31 against 4.02 s);
+# under the Parquet import's 128 MB (122 MiB), 256 MB and 1 GB the file was the one a refresh on one
+# connection writes (bench/RESULTS.md, SB).
+SIDE_BY_SIDE_MIN_MEMORY_BYTES = 100 * 2**20
 
 
 def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta = NODE_USAGE_SLICE, *,
@@ -678,12 +684,19 @@ def refresh_node_usage(con: duckdb.DuckDBPyConnection, slice_length: timedelta =
     # one set of ids and one look at the rollups for both (an hourly collect's refresh at the
     # bench's M: building them is most of its ~50 ms of CPU)
     source = _SumsSource(con, node_ranges + scope_ranges)
-    if scope and min(_span_seconds(node_ranges), _span_seconds(scope_ranges)) >= SIDE_BY_SIDE_SECONDS:
+    if (scope and min(_span_seconds(node_ranges), _span_seconds(scope_ranges)) >= SIDE_BY_SIDE_SECONDS
+            and _duckdb_memory_limit(con) >= SIDE_BY_SIDE_MIN_MEMORY_BYTES):
         return _refresh_side_by_side(con, slice_length, source, node_ranges + scope_ranges)
     written = _refresh_node_sums(con, slice_length, source)
     if scope:
         refresh_scope_usage(con, source)
     return written
+
+
+def _duckdb_memory_limit(con: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's memory limit in bytes, from the setting as DuckDB shows it ('61.0 MiB', '1.9 GiB')."""
+    shown = str(fetch_row(con, "SELECT current_setting('memory_limit')")[0])
+    return parse_memory_bytes(shown.replace(" bytes", "").replace("iB", "i").replace(" ", ""))
 
 
 def _span_seconds(ranges: list[tuple[datetime, datetime]]) -> float:

@@ -201,6 +201,27 @@ def test_a_side_by_side_refresh_that_fails_leaves_the_rest_pending(tmp_path: Pat
     con.close()
 
 
+def test_the_refresh_goes_side_by_side_only_with_enough_time_pending_and_duckdb_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = side_by_side_runs(monkeypatch, True)
+    monkeypatch.setattr(store, "SIDE_BY_SIDE_SECONDS", 6 * 3600)
+    con = store.open_db(tmp_path / "db.duckdb")
+    pods = {("web", "p1", "c"): "n1", ("db", "p3", "c"): "n2"}
+    try:
+        for steps, limit, side_by_side in ((range(0, 12), "1GB", False),  # an hour pending
+                                           (range(12, 12 + 2 * 288), "64MB", False),  # two days, 64 MB
+                                           (range(12 + 2 * 288, 12 + 4 * 288), "128MB", True)):
+            with store.transaction(con):
+                store.write_usage(con, usage(pods, steps, seed=steps.start))
+            con.execute(f"SET memory_limit = '{limit}'")
+            before = len(runs)
+            store.refresh_node_usage(con)
+            assert len(runs) - before == int(side_by_side)
+        assert_stored_equal_brute_force(con)
+    finally:
+        con.close()
+
+
 def test_migration_10_moves_every_sum_and_later_refreshes_keep_the_ids(sample_db: Path) -> None:
     # schema 9 as main wrote it (node_usage and namespace_usage tables of texts), from the imported sample
     con = duckdb.connect(str(sample_db))
