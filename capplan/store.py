@@ -798,12 +798,13 @@ class _SumsSource:
 # run (ts is run-length coded), but costs a sort of every slice's sums. DuckDB's aggregate on one
 # thread (the side-by-side refresh, _refresh_side_by_side) emits its groups in about the order it
 # first met them, so a slice of raw samples in the clustered order (each series-id block in time
-# order: cluster_usage, or a Parquet import's days written so) comes out about in time order without
-# it: the bench's L Parquet import (10 days) stored its sums in 754 blocks unsorted on one thread
-# against 756 sorted (831 unsorted on two threads), while the side-by-side refresh took 1.67-1.69 s
-# of wall instead of 1.86-1.94. Samples in another order do not: the L CSV import (2 days, in file
-# order when refreshed) grew from 7.93 to 8.61 B/sample unsorted (bench/RESULTS.md, SB). So the
-# clause is left out only for such slices on one thread.
+# order: cluster_usage, or a Parquet import's days written so) comes out in runs of times without
+# it. The bench's Parquet imports (10 days), unsorted on one thread against sorted: L 754 / 756
+# blocks in the whole file (831 unsorted on two threads), 5.74-6.09 / 6.30-6.55 s for the whole
+# import (10.1-10.5 / 11.1-11.4 CPU-s); M 93 / 90 blocks (the sums 21 / 18: +3% of the file). Samples
+# in another order come out worse: the L CSV import (2 days, in file order when refreshed) grew from
+# 7.93 to 8.61 B/sample unsorted (bench/RESULTS.md, SB). So the clause is left out only for slices
+# of clustered raw samples on one thread.
 _SUMS_ORDER_BY = re.compile(r"\nORDER BY [^\n;]*;?\s*$")
 
 
