@@ -832,6 +832,15 @@ def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta, 
     return written
 
 
+# refresh_scope_usage walks the pending ranges a day at a time. Ranges over more days than this (a
+# writer's generous bound, as a prune's) are first cut to the span of what is stored
+# (scope_usage_span.sql). Right after a write that span is not in DuckDB's statistics yet and the
+# query reads every stored time: 0.1 s of the longer side of the L Parquet import's side-by-side
+# refresh (10 days; 9 ms after a CHECKPOINT), while a pending day with nothing stored costs ~8 ms to
+# walk (14 such days of the L file: 0.11 s; bench/RESULTS.md, SB).
+SCOPE_WALK_UNCLIPPED_DAYS = 14
+
+
 def refresh_scope_usage(con: duckdb.DuckDBPyConnection, source: _SumsSource | None = None) -> int:
     """Recompute the namespace sums (namespace_usage, schema 008) of the pending ranges and the daily
     scope figures (scope_usage_daily, schema 007) of every UTC day a pending range touches, a day
@@ -839,9 +848,9 @@ def refresh_scope_usage(con: duckdb.DuckDBPyConnection, source: _SumsSource | No
     recomputed (`source`: refresh_node_usage's ids, else built here). Call outside a transaction."""
     ranges = _pending(con, "scope_usage_pending")
     pending = list(ranges)  # as recorded: where samples changed (the namespace sums of the rest stand)
-    if ranges:
+    if sum((b.date() - a.date()).days + 1 for a, b in ranges) > SCOPE_WALK_UNCLIPPED_DAYS:
         # only days with samples or stored rows can change: a range reaching far past both (a
-        # writer's generous bound) is not walked a day at a time (from the tables' statistics)
+        # writer's generous bound) is not walked a day at a time (scope_usage_span.sql)
         span_lo, span_hi = fetch_row(con, load_sql("scope_usage_span"))
         if span_lo is None:
             ranges = []

@@ -222,6 +222,27 @@ def test_the_refresh_goes_side_by_side_only_with_enough_time_pending_and_duckdb_
         con.close()
 
 
+def test_the_scope_refresh_walks_a_short_pending_range_and_cuts_a_long_one_to_what_is_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # two days of samples; then pending days with nothing stored around them: up to
+    # SCOPE_WALK_UNCLIPPED_DAYS every day is walked, past it only the days holding samples are
+    monkeypatch.setattr(store, "SCOPE_WALK_UNCLIPPED_DAYS", 5)
+    con = store.open_db(tmp_path / "db.duckdb")
+    try:
+        with store.transaction(con):
+            store.write_usage(con, usage({("web", "p1", "c"): "n1", ("db", "p2", "c"): "n2"}, range(0, 2 * 288), seed=9))
+        store.refresh_node_usage(con)
+        for days_before, walked in ((2, 5), (300, 3)):  # (T0 is 07:00: the samples touch three days)
+            with store.transaction(con):
+                store.mark_node_usage_pending(con, T0 - timedelta(days=days_before), T0 + timedelta(days=2))
+            assert store.refresh_scope_usage(con) == walked
+            assert store.fetch_row(con, "SELECT count(*) FROM scope_usage_pending")[0] == 0
+        store.refresh_node_usage(con)
+        assert_stored_equal_brute_force(con)
+    finally:
+        con.close()
+
+
 def test_migration_10_moves_every_sum_and_later_refreshes_keep_the_ids(sample_db: Path) -> None:
     # schema 9 as main wrote it (node_usage and namespace_usage tables of texts), from the imported sample
     con = duckdb.connect(str(sample_db))
