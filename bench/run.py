@@ -211,9 +211,10 @@ def child_ingest(size_name: str) -> dict[str, Any]:
             chunk_seconds.append(round(t1 - t0, 3))
             checkpoint_s += time.perf_counter() - t2
             chunks += 1
-        # blocks of 256 KiB holding the node sums (shared partial blocks make this approximate)
+        # blocks of 256 KiB holding the node sums (table node_sums since schema 010; shared partial
+        # blocks make this approximate)
         node_bytes = con.execute(
-            "SELECT count(DISTINCT block_id) * 262144 FROM pragma_storage_info('node_usage') WHERE persistent"
+            "SELECT count(DISTINCT block_id) * 262144 FROM pragma_storage_info('node_sums') WHERE persistent"
         ).fetchone()[0]
         node_rows = con.execute("SELECT count(*) FROM node_usage").fetchone()[0]
         # the raw samples alone (usage_raw's blocks, as node_bytes): what the storage target is about;
