@@ -813,8 +813,8 @@ def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta, 
     """The pending node sums, a slice per transaction; the rows written (each committed slice's
     also appended to `committed`, which keeps them when a later slice fails)."""
     ranges = _pending(con, "node_usage_pending")
-    written = 0
     committed = [] if committed is None else committed
+    before = len(committed)
     while ranges:
         lo, hi = ranges[0]
         upto = min(hi, lo + slice_length - timedelta(seconds=1))
@@ -822,14 +822,13 @@ def _refresh_node_sums(con: duckdb.DuckDBPyConnection, slice_length: timedelta, 
         with transaction(con):
             con.execute("DELETE FROM node_sums WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": upto})
             row = con.execute(source.sql("node_usage_refresh", lo, upto), {"lo": lo, "hi": upto}).fetchone()
-            written += int(row[0]) if row else 0
             con.execute("DELETE FROM node_usage_pending")
             if rest:
                 con.execute("INSERT INTO node_usage_pending SELECT unnest($lo), unnest($hi)",
                             {"lo": [r[0] for r in rest], "hi": [r[1] for r in rest]})
         committed.append(int(row[0]) if row else 0)
         ranges = rest
-    return written
+    return sum(committed[before:])
 
 
 # refresh_scope_usage walks the pending ranges a day at a time. Ranges over more days than this (a

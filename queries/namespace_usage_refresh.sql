@@ -11,7 +11,7 @@
 -- part has no rolled-up sample), grouped and stored by the integer namespace id of
 -- queries/sums_refresh_ids.sql, in (ts, namespace_id) order (in time order the file holds the sums
 -- in ~25% fewer blocks than in namespace order; no reader depends on the order), by the closing
--- ORDER BY where DuckDB runs on more than one thread (capplan.store._SUMS_ORDER_BY).
+-- ORDER BY unless DuckDB runs on one thread over clustered raw samples (capplan.store._SUMS_ORDER_BY).
 INSERT INTO namespace_sums (namespace_id, ts, cpu_cores, memory_kib)
 SELECT m.namespace_id, CAST(u.ts AS TIMESTAMP) AS ts,
        sum(CAST(u.cpu_mcores * 0.001 AS REAL))::DOUBLE, CAST(sum(u.memory_kib) AS BIGINT)

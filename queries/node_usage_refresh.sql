@@ -10,8 +10,9 @@
 -- inserting a day's 373 k sums of L cost 0.13-0.16 CPU-s with the cluster and node texts, 0.02-0.03
 -- with the id). Sorted by (ts, node_id) for the file alone (no reader depends on the order: each
 -- aggregates or sorts what it reads): unsorted on two threads, a day's times are bit-packed instead
--- of run-length coded (bench/RESULTS.md). DuckDB on one thread emits them about in time order
--- without the sort, so the closing ORDER BY is left out then (capplan.store._SUMS_ORDER_BY).
+-- of run-length coded (bench/RESULTS.md). DuckDB on one thread emits the sums of clustered raw
+-- samples in runs of times without the sort, so the closing ORDER BY is left out then
+-- (capplan.store._SUMS_ORDER_BY).
 INSERT INTO node_sums (node_id, ts, cpu_mcores, memory_kib)
 SELECT m.node_id, CAST(u.ts AS TIMESTAMP) AS ts, CAST(sum(u.cpu_mcores) AS BIGINT), CAST(sum(u.memory_kib) AS BIGINT)
 FROM usage_stored_in($lo, $hi) AS u
