@@ -109,11 +109,17 @@ def test_kill_9_during_start_up_of_a_real_process(rel_prom, reference, tmp_path)
 def test_sigterm_commits_the_current_chunk_and_exits_0(rel_prom, forkserver, reference, tmp_path) -> None:
     rng = random.Random(SEED + 2)
     interrupted = 0
-    for i in range(4):
+    # the length of an uninterrupted first run: the reference's, or a shorter one seen here (the
+    # module's first run can take longer than the rest on a busy machine, and a signal timed from it
+    # then lands after the last chunk began: in CI, 0 of 4 inside the collection)
+    run_seconds = reference["seconds"]
+    for i in range(8):
+        if i >= 4 and interrupted >= 2:
+            break
         db = tmp_path / f"term{i}.duckdb"
         child = forkserver.start(collect_args(rel_prom.url, db, "--start", W_START.isoformat(), "--format", "json"))
         # After the start-up, inside the collection (the fork server has no import time).
-        time.sleep(rng.uniform(0.15, 0.45) * reference["seconds"])
+        time.sleep(rng.uniform(0.15, 0.45) * run_seconds)
         child.kill(signal.SIGTERM)
         run = child.wait()
         label = f"SIGTERM #{i}"
@@ -128,6 +134,8 @@ def test_sigterm_commits_the_current_chunk_and_exits_0(rel_prom, forkserver, ref
             # the summary says the run stopped, and at least one chunk landed.
             assert summary["chunks_done"] >= 1 and mark is not None
             assert summary["collected_until"].rstrip("Z") == mark.isoformat()
+        else:
+            run_seconds = min(run_seconds, run.seconds)
         finish = forkserver.run(collect_args(rel_prom.url, db))
         assert finish.code == 0, finish.err
         _check_equal(db, reference, label)
