@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -184,6 +185,39 @@ def test_vpa_oom_raises_that_days_peak(tmp_path):
     # day 0 keeps 300Mi; day 1: used = max(request 256Mi, peak 300Mi) -> max(400Mi, 360Mi)
     assert peaks["peak_bytes"].to_list()[0] == pytest.approx(300 * MI)
     assert peaks["peak_bytes"].to_list()[1] == pytest.approx(400 * MI)
+
+
+def test_vpa_oom_bumps_equal_a_per_interval_walk():
+    # memory_peaks_with_ooms against the plain walk it replaces (a dict of every interval's peak,
+    # one look-up per interval): several series, OOMs in intervals with and without a peak, two in
+    # one interval, one before a series' first interval, requests or only limits or neither
+    rng = random.Random(7)
+    day = timedelta(seconds=vpa.MEMORY_INTERVAL_SECONDS)
+    t0 = datetime(2026, 3, 1)
+    peaks = pl.DataFrame([{"group_id": s % 3, "series_id": s, "interval_index": i, "interval_end": t0 + day * (i + 1),
+                           "peak_bytes": float(rng.randint(1, 900) * MI)}
+                          for s in range(1, 9) for i in range(6) if (s, i) != (2, 3)])
+    ooms = pl.DataFrame([{"series_id": s, "group_id": s % 3, "ts": t0 + day * i + timedelta(hours=h),
+                          "memory_request_bytes": req, "memory_limit_bytes": lim}
+                         for s, i, h, req, lim in ((1, 0, 3, 256.0 * MI, 512.0 * MI), (1, 0, 9, 256.0 * MI, None),
+                                                   (2, 3, 1, None, 700.0 * MI), (3, -1, 5, 100.0 * MI, None),
+                                                   (4, 5, 23, None, None), (9, 2, 2, 64.0 * MI, None))],
+                        schema={"series_id": pl.Int64, "group_id": pl.Int64, "ts": pl.Datetime("us"),
+                                "memory_request_bytes": pl.Float64, "memory_limit_bytes": pl.Float64})
+    table = peaks.select("group_id", "series_id", "interval_index", "interval_end", "peak_bytes").with_columns(
+        pl.col("interval_index").cast(pl.Int32))
+    lookup = {(r["series_id"], r["interval_index"]): r["peak_bytes"] for r in table.iter_rows(named=True)}
+    bumped: dict[tuple[int, int], float] = {}
+    for r in ooms.sort("ts").iter_rows(named=True):
+        key = (r["series_id"], (r["ts"] - t0) // day)
+        request = r["memory_request_bytes"] if r["memory_request_bytes"] is not None else r["memory_limit_bytes"]
+        bumped[key] = max(bumped.get(key, lookup.get(key)) or 0.0, vpa.oom_peak(request, lookup.get(key)))
+    want = [max(r["peak_bytes"], bumped.get((r["series_id"], r["interval_index"]), 0.0))
+            for r in table.iter_rows(named=True)]
+    got = vpa.memory_peaks_with_ooms(peaks, ooms)
+    assert got.select("series_id", "interval_index").rows() == table.select("series_id", "interval_index").rows()
+    assert got["peak_bytes"].to_list() == want
+    assert want != table["peak_bytes"].to_list()  # some intervals were bumped
 
 
 def test_sql_histogram_matches_numpy_buckets_and_decay(tmp_path):

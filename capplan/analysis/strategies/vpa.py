@@ -193,8 +193,14 @@ def memory_peaks_with_ooms(peaks: pl.DataFrame, ooms: pl.DataFrame) -> pl.DataFr
         ((pl.col("ts") - pl.col("first_ts")).dt.total_seconds() // MEMORY_INTERVAL_SECONDS).cast(pl.Int32).alias("interval_index"))
     table = peaks.select("group_id", "series_id", "interval_index", "interval_end", "peak_bytes").with_columns(
         pl.col("peak_bytes").cast(pl.Float64), pl.col("interval_index").cast(pl.Int32))
+    # The usage-based peaks of the OOMs' intervals alone, and the bumps put on by a key column: a
+    # dict of every interval's peak and a Python call per interval raised `recommend --strategy vpa
+    # --window 90d`'s peak RSS at the bench's L (878,364 intervals, the year file) from 318 to 393
+    # MiB while they ran (bench/RESULTS.md, SB).
+    keys = ["series_id", "interval_index"]
+    usage = table.join(o.select(keys).unique(), on=keys, how="semi")
+    lookup = {(r["series_id"], r["interval_index"]): r["peak_bytes"] for r in usage.iter_rows(named=True)}
     bumped: dict[tuple[int, int], float] = {}
-    lookup = {(r["series_id"], r["interval_index"]): r["peak_bytes"] for r in table.iter_rows(named=True)}
     for r in o.iter_rows(named=True):
         key = (r["series_id"], r["interval_index"])
         current = bumped.get(key, lookup.get(key))
@@ -203,10 +209,11 @@ def memory_peaks_with_ooms(peaks: pl.DataFrame, ooms: pl.DataFrame) -> pl.DataFr
         bumped[key] = max(current or 0.0, oom_peak(request, lookup.get(key)))
     if not bumped:
         return table
-    return table.with_columns(
-        pl.struct("series_id", "interval_index").map_elements(
-            lambda s: bumped.get((s["series_id"], s["interval_index"])), return_dtype=pl.Float64).alias("_bump")
-    ).with_columns(pl.max_horizontal("peak_bytes", "_bump").alias("peak_bytes")).drop("_bump")
+    # one integer per (series, interval): ids and interval indexes are 32-bit (no overflow, no clash)
+    packed = pl.col("series_id").cast(pl.Int64) * 2**32 + pl.col("interval_index").cast(pl.Int64)
+    bump = packed.replace_strict([s * 2**32 + i for s, i in bumped], list(bumped.values()), default=None,
+                                 return_dtype=pl.Float64)
+    return table.with_columns(pl.max_horizontal("peak_bytes", bump).alias("peak_bytes"))
 
 
 def _limit_like(current_request, current_limit, new_request):
