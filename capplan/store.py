@@ -768,9 +768,8 @@ class _SumsSource:
         if not self._ready:
             self._con.execute(load_sql("sums_refresh_ids"))
             lo_all, hi_all = self._hull or (lo, hi)
-            if lo_all is not None:
-                first, last = fetch_row(self._con, load_sql("rollup_span"), {"lo": lo_all, "hi": hi_all})
-                self._span = None if first is None else (first, last)
+            first, last = fetch_row(self._con, load_sql("rollup_span"), {"lo": lo_all, "hi": hi_all})
+            self._span = None if first is None else (first, last)
             # (a refresh runs outside the writes: the days not in the clustered order stay the same)
             self._unclustered = _pending(self._con, "usage_raw_unclustered")
             self._ready = True
