@@ -408,6 +408,10 @@ def _cpu_seconds() -> float:
 
 def child_step(size_name: str, step: str) -> dict[str, Any]:
     """Run one analysis step in this process against the size's DB (read-only), timed."""
+    from capplan.cli import allocators
+
+    # as `capplan COMMAND` sets it, before polars loads (the steps are named after their commands)
+    allocators.configure(next((c for c in ("recommend", "forecast") if c in step), step))
     from capplan import store
 
     size = SIZES[size_name]

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from capplan.cli import fastcoerce
+from capplan.cli import allocators, fastcoerce
 from capplan.cli.common import DEBUG
 from capplan.cli.oneline import OneLineErrorGroup
 
@@ -129,14 +129,16 @@ def invoke() -> None:
     """Run the command `sys.argv` names (raises SystemExit with its exit code). Typer builds the
     click command of every registered command on each call (each option's parameter: ~26 ms of CPU
     for the 19 commands, more than a third of `capplan --help`'s own work); a run of one command
-    builds that command alone, with the same root options and the same messages. Anything else
-    (`--help`, an unknown word) gets the whole app."""
+    builds that command alone, with the same root options and the same messages, and with its
+    allocator setting (capplan.cli.allocators). Anything else (`--help`, an unknown word) gets the
+    whole app."""
     import sys
 
     name = _command_in(sys.argv[1:])
     if name is None:
         app()
         return
+    allocators.configure(name)  # before the command imports polars
     from typer.main import get_command_name
 
     every = app.registered_commands

@@ -149,12 +149,6 @@ def collect(
     Incremental: later runs continue from where the last one stopped. Cron-safe: a second run
     exits 5 (or queues with --wait); SIGTERM finishes the current chunk, commits and exits 0.
     """
-    # Before polars loads: its jemalloc keeps freed pages for 10 s by default, and a collection
-    # frees a chunk's frames every few seconds, so they piled up in RSS (bench/collect_bench.py's
-    # M first run: 880 -> 786 MiB peak over 3 days with immediate return). Returning them at once
-    # (dirty_decay_ms:0) then cost a page fault on every reuse: on the 7-day M first run 13 s of
-    # system CPU (44.6 s in all, 548 MiB peak) against 3.3 s after 1 s (34.9 s, 594 MiB).
-    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:1000,muzzy_decay_ms:0")
     # One polars thread: a chunk's frames are small and the queries already run beside them, but each
     # polars worker keeps its own allocator arenas, whose freed pages held the peak up (2 days of
     # bench/collect_bench.py's M data, load 13-16: 457-475 -> 393 MiB peak, the same CPU and wall time).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -52,10 +51,6 @@ def serve(
     ] = None,
 ) -> None:
     """HTTP API (/api/v1/...), /metrics, /healthz and /readyz; SIGTERM shuts down gracefully."""
-    # Before polars loads: its jemalloc keeps freed pages for 10 s by default, so the frames of one
-    # analysis still held RSS while the next one ran and the pod's peak was the sum of several;
-    # returned at once, the peak is the largest analysis (docs/serve.md sizes the pod from it).
-    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
     # Light modules only until the options are checked: a wrong option is refused at once.
     from capplan.serve.auth import read_token_file
     from capplan.serve.config import LOG_LEVELS, ServeOptions
