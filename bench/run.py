@@ -1173,7 +1173,10 @@ def table_rows(strategies: tuple[str, ...]):
         ("Prometheus floor, same queries", coll("floor_seconds"), _fmt_seconds, "", None),
         ("collect / floor", der("collect_vs_floor"), lambda v: f"{v:.2f}x", "<= 2x", lambda v: v <= 2),
         ("collect incremental +1h", coll("incremental_seconds"), _fmt_seconds, "", None),
-        ("full / incremental", der("full_vs_incremental"), lambda v: f"{v:.0f}x", ">= 100x", lambda v: v >= 100),
+        # issue 8's ">= 100x" compared a 30-day first collection at M (105.9 s) with the next hour;
+        # bench/collect_bench.py's first run is 7 days (issue 15's), so that target does not apply:
+        # issue 15's own targets (first run, next hour <= 1.5 s) are in bench/collect_results.json
+        ("collect first run (7 d) / next hour", der("full_vs_incremental"), lambda v: f"{v:.0f}x", "", None),
     ]
     from bench import lake_bench
 
