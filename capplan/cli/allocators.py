@@ -6,7 +6,7 @@ page fault. That is the right trade for a command that allocates and frees the s
 over, and the wrong one where a command's stages each build large frames of their own: the pages
 one stage freed still count in RSS while the next stage allocates more, so the peak is a sum of
 stages. Each setting below was chosen by measuring both ways (bench/RESULTS.md, section AL). A
-value the user exported already is kept.
+value the user exported is kept.
 """
 
 from __future__ import annotations
@@ -37,11 +37,21 @@ JEMALLOC_CONF_BY_COMMAND: dict[str, str] = {
 }
 
 
+# The value a capplan process set itself, beside it: a child capplan (the collection `serve` runs)
+# inherits the parent's setting, and must tell it from one the user exported.
+SET_BY_CAPPLAN_ENV = "CAPPLAN_JEMALLOC_CONF_SET"
+
+
 def configure(command: str) -> str | None:
-    """Set `command`'s jemalloc setting for polars (JEMALLOC_CONF_BY_COMMAND) unless the environment
-    has one; returns the setting in force, None for jemalloc's defaults. Call before polars loads:
-    later, only child processes see it."""
-    conf = JEMALLOC_CONF_BY_COMMAND.get(command)
-    if conf is not None:
-        os.environ.setdefault(JEMALLOC_CONF_ENV, conf)
+    """Set `command`'s jemalloc setting for polars (JEMALLOC_CONF_BY_COMMAND) unless the user
+    exported one; returns the setting in force, None for jemalloc's defaults. Call before polars
+    loads: later, only child processes see it."""
+    current = os.environ.get(JEMALLOC_CONF_ENV)
+    if current is None or current == os.environ.get(SET_BY_CAPPLAN_ENV):
+        conf = JEMALLOC_CONF_BY_COMMAND.get(command)
+        if conf is None:
+            os.environ.pop(JEMALLOC_CONF_ENV, None)
+            os.environ.pop(SET_BY_CAPPLAN_ENV, None)
+        else:
+            os.environ[JEMALLOC_CONF_ENV] = os.environ[SET_BY_CAPPLAN_ENV] = conf
     return os.environ.get(JEMALLOC_CONF_ENV)

@@ -40,7 +40,8 @@ def _rss_around_a_free(command: str, env: dict[str, str]) -> dict[str, int]:
 
 
 def _env_without_setting() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != allocators.JEMALLOC_CONF_ENV}
+    return {k: v for k, v in os.environ.items()
+            if k not in (allocators.JEMALLOC_CONF_ENV, allocators.SET_BY_CAPPLAN_ENV)}
 
 
 def test_recommend_gives_freed_memory_back_at_once_and_report_keeps_the_default() -> None:
@@ -69,8 +70,32 @@ def test_a_users_own_setting_wins() -> None:
 ])
 def test_the_cli_sets_the_commands_setting_before_it_runs(monkeypatch, argv: list[str], expected: str | None) -> None:
     monkeypatch.delenv(allocators.JEMALLOC_CONF_ENV, raising=False)
+    monkeypatch.delenv(allocators.SET_BY_CAPPLAN_ENV, raising=False)
     monkeypatch.setattr(sys, "argv", ["capplan", *argv])
     with pytest.raises(SystemExit) as done:
         capplan.cli.invoke()
     assert done.value.code == 0
     assert os.environ.get(allocators.JEMALLOC_CONF_ENV) == expected
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("collect", allocators.JEMALLOC_CONF_BY_COMMAND["collect"]),
+    ("recommend", allocators.RETURN_AT_ONCE),
+    ("report", None),
+])
+def test_a_child_capplan_takes_its_own_setting_not_its_parents(monkeypatch, command: str, expected: str | None) -> None:
+    """`serve` runs `capplan collect` as a child process, which inherits serve's setting: collect
+    takes its own (returning freed pages at once cost the collector a page fault on every reuse),
+    and a command without one goes back to jemalloc's defaults."""
+    monkeypatch.delenv(allocators.JEMALLOC_CONF_ENV, raising=False)
+    monkeypatch.delenv(allocators.SET_BY_CAPPLAN_ENV, raising=False)
+    allocators.configure("serve")
+    assert allocators.configure(command) == expected
+    assert os.environ.get(allocators.JEMALLOC_CONF_ENV) == expected
+
+
+def test_a_users_setting_stays_in_a_child_capplan_too(monkeypatch) -> None:
+    monkeypatch.setenv(allocators.JEMALLOC_CONF_ENV, "narenas:1")
+    monkeypatch.delenv(allocators.SET_BY_CAPPLAN_ENV, raising=False)
+    assert allocators.configure("serve") == "narenas:1"
+    assert allocators.configure("collect") == "narenas:1"
