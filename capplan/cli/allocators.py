@@ -18,9 +18,10 @@ RETURN_AT_ONCE = "dirty_decay_ms:0,muzzy_decay_ms:0"
 
 JEMALLOC_CONF_BY_COMMAND: dict[str, str] = {
     # The History's frames (per series, per interval, the CPU histogram) and then the strategy's:
-    # on the bench's L year file, `recommend --window 90d` peaked at 412-429 MiB (auto) and 412-422
-    # (vpa) with the default, 378-389 and 338-346 at once, in the same CPU time; at M 283-290 against
-    # 296 (auto) and 255 against 259-262 (vpa): L/M 1.51-1.63x -> 1.33-1.37x (issue 14's 1.5x).
+    # on the bench's L year file, `recommend --window 90d` peaked at 415-431 MiB (auto) and 405-415
+    # (vpa) with the default, 369-382 and 337-347 at once, in the same CPU time; at M 279-290 and
+    # 253-256 against 277-284 and 250: L/M in the bench 1.35x and 1.42x (issue 14's 1.5x; 1.58x and
+    # 1.78x before).
     "recommend": RETURN_AT_ONCE,
     # One answer after another in one process: with the default, the frames of one analysis still
     # held RSS while the next one ran and the pod's peak was the sum of several; returned at once,
