@@ -9,6 +9,14 @@
 --     (first in line for eviction under node memory pressure; no request: never),
 --   mem_limit_sum = sum over samples of the memory limit, over the containers whose current spec
 --     has one (the caller compares policies with it: a limit where there was none is not "more").
+-- Sums of CPU cores (and of a request or limit times a count) are taken in fixed point, whole
+-- units of 2^-34 (17179869184 units per core or byte; a CPU term as BIGINT, which holds 5 x 10^8
+-- cores so, a memory one as HUGEINT) summed exactly (a sum of integers is a HUGEINT): a sum of DOUBLEs on
+-- several threads adds in a different order on every run, and the scores then differed in their
+-- last digits from one run of `capplan backtest` to the next (the Bitbrains month, 2026-12-03). A
+-- REAL core value is a whole number of these units (its last bit is at least 2^-33 from 0.001
+-- cores up), so the per-hour CPU sums are exact; a difference or a product is rounded once, by at
+-- most 2^-35, before the sum: every run adds the same integers.
 -- Needs the registered relation
 --   _bt_plan(policy, series_id, cpu_request_cores, memory_request_bytes, memory_limit_bytes).
 -- Params: $test_start, $test_end TIMESTAMP.
@@ -18,21 +26,23 @@ WITH hourly AS (
            CAST(ceil(epoch(ts - $test_start) / 3600) AS INTEGER) - 1 AS hour,
            -- day 0 is (test_start, test_start + 24h], like the window itself
            CAST(ceil(epoch(ts - $test_start) / 86400) AS INTEGER) - 1 AS day,
-           sum(cpu_cores) AS cpu_sum, max(memory_bytes) AS memory_peak, sum(memory_bytes) AS memory_sum,
+           sum(CAST(cpu_cores * 17179869184.0 AS BIGINT)) AS cpu_units, max(memory_bytes) AS memory_peak,
+           sum(memory_bytes) AS memory_sum,
            count(*) AS n
     FROM usage_samples
     WHERE ts > $test_start AND ts <= $test_end AND series_id IN (SELECT series_id FROM _bt_plan)
     GROUP BY ALL
 ),
 judged AS (
-    SELECT p.policy, h.*, coalesce(p.cpu_request_cores, 0) AS cpu_request_cores,
+    SELECT p.policy, h.*, CAST(h.cpu_units AS DOUBLE) / 17179869184.0 AS cpu_sum, coalesce(p.cpu_request_cores, 0) AS cpu_request_cores,
            p.memory_request_bytes, p.memory_limit_bytes, c.memory_limit_bytes IS NOT NULL AS limited_now
     FROM hourly AS h JOIN _bt_plan AS p USING (series_id)
     LEFT JOIN _bt_plan AS c ON c.series_id = h.series_id AND c.policy = 'current'
 ),
 short AS (
     -- the shortfall needs every sample: used - request is not additive over an hour
-    SELECT p.policy, sum(greatest(0, u.cpu_cores - coalesce(p.cpu_request_cores, 0))) AS cpu_short_sum
+    SELECT p.policy, CAST(sum(CAST(greatest(0, u.cpu_cores - coalesce(p.cpu_request_cores, 0)) * 17179869184.0 AS BIGINT))
+                         AS DOUBLE) / 17179869184.0 AS cpu_short_sum
     FROM usage_samples AS u JOIN _bt_plan AS p USING (series_id)
     WHERE u.ts > $test_start AND u.ts <= $test_end
     GROUP BY p.policy
@@ -44,13 +54,15 @@ days AS (
 ),
 totals AS (
     SELECT policy,
-           1 - sum(cpu_sum) / nullif(sum(cpu_request_cores * n), 0) AS cpu_slack,
-           sum(cpu_sum) AS cpu_used_sum,
+           1 - CAST(sum(cpu_units) AS DOUBLE)
+               / nullif(CAST(sum(CAST(cpu_request_cores * n * 17179869184.0 AS BIGINT)) AS DOUBLE), 0) AS cpu_slack,
+           CAST(sum(cpu_units) AS DOUBLE) / 17179869184.0 AS cpu_used_sum,
            1 - sum(memory_sum) FILTER (WHERE memory_limit_bytes IS NOT NULL)
-               / nullif(sum(memory_limit_bytes * n), 0) AS mem_slack,
+               / nullif(sum(CAST(memory_limit_bytes * n * 17179869184.0 AS HUGEINT)) / 17179869184.0, 0) AS mem_slack,
            1 - sum(memory_sum) FILTER (WHERE memory_request_bytes IS NOT NULL)
-               / nullif(sum(memory_request_bytes * n), 0) AS mem_request_slack,
-           CAST(sum(memory_limit_bytes * n) FILTER (WHERE limited_now) AS DOUBLE) AS mem_limit_sum,
+               / nullif(sum(CAST(memory_request_bytes * n * 17179869184.0 AS HUGEINT)) / 17179869184.0, 0) AS mem_request_slack,
+           CAST(sum(CAST(memory_limit_bytes * n * 17179869184.0 AS HUGEINT)) FILTER (WHERE limited_now) AS DOUBLE)
+               / 17179869184.0 AS mem_limit_sum,
            CAST(sum(n) AS BIGINT) AS samples,
            count(DISTINCT series_id) AS containers,
            avg(CASE WHEN cpu_sum / n > cpu_request_cores THEN 1.0 ELSE 0.0 END) AS throttled_hours

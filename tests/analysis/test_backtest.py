@@ -299,3 +299,37 @@ def test_memory_saved_counts_only_containers_limited_today(tmp_path):
     by = {r["policy"]: r for r in rows.iter_rows(named=True)}
     assert by["current"]["mem_vs_current"] == 1.0
     assert by["simple"]["mem_vs_current"] == pytest.approx(np.ceil(100 * MI * 1.15) / (200 * MI))
+
+
+def test_the_judge_adds_exactly_and_alike_on_any_number_of_threads(bitbrains_slice):
+    """queries/backtest_judge.sql sums CPU in fixed point (2^-34 cores): the same scores on 1, 2 or 4
+    DuckDB threads (a DOUBLE sum adds in another order on each), and the sums are exact. The
+    expected shortfall, from the samples' REAL values summed in Python integers: every sample's
+    max(0, used - request) in units of 2^-34 cores (rounded half away from zero, as DuckDB's cast),
+    over the used cores (each REAL value a whole number of units)."""
+    request = 0.3
+    con = store.open_db(bitbrains_slice, read_only=True)
+    try:
+        start, end = store.analysis_window(con, timedelta(days=31))
+        ids = [r[0] for r in con.execute("SELECT DISTINCT series_id FROM usage_samples").fetchall()]
+        plan = pl.DataFrame({"policy": "p", "series_id": ids}).with_columns(
+            pl.lit(request).alias("cpu_request_cores"), pl.lit(float(2**30)).alias("memory_request_bytes"),
+            pl.lit(float(2**31)).alias("memory_limit_bytes"))
+        con.register("_bt_plan", plan.to_arrow())
+        answers = []
+        for threads in (1, 2, 4):
+            con.execute(f"SET threads = {threads}")
+            answers.append(store.query(con, "backtest_judge", {"test_start": start, "test_end": end}).rows())
+        used = con.execute("SELECT CAST(cpu_cores AS DOUBLE) FROM usage_samples WHERE ts > $s AND ts <= $e",
+                           {"s": start, "e": end}).fetchnumpy()
+    finally:
+        con.close()
+    assert answers[0] == answers[1] == answers[2]
+    values = next(iter(used.values()))
+    unit = 2.0**34
+    used_units = values * unit
+    assert np.array_equal(used_units, np.floor(used_units))  # each REAL value: whole units
+    short_units = np.floor(np.maximum(0.0, values - request) * unit + 0.5)
+    expected = (float(int(short_units.astype(np.int64).sum())) / unit) / (float(int(used_units.astype(np.int64).sum())) / unit)
+    (row,) = answers[0]
+    assert row[2] == expected  # cpu_short, bit for bit

@@ -12,6 +12,7 @@ import pytest
 
 import capplan.cli
 from capplan.cli import allocators
+from capplan.cli.common import DEBUG
 
 MB = 10**6
 # A process that sets `command`'s allocator as the CLI does, then holds and frees 400 MB of polars
@@ -19,6 +20,7 @@ MB = 10**6
 _PROBE = """
 import json, sys
 from capplan.cli import allocators
+from capplan.cli.common import DEBUG
 allocators.configure(sys.argv[1])
 import polars as pl
 def rss():
@@ -71,6 +73,7 @@ def test_a_users_own_setting_wins() -> None:
 def test_the_cli_sets_the_commands_setting_before_it_runs(monkeypatch, argv: list[str], expected: str | None) -> None:
     monkeypatch.delenv(allocators.JEMALLOC_CONF_ENV, raising=False)
     monkeypatch.delenv(allocators.SET_BY_CAPPLAN_ENV, raising=False)
+    monkeypatch.setitem(DEBUG, "on", DEBUG.get("on", False))  # --debug sets it for the process
     monkeypatch.setattr(sys, "argv", ["capplan", *argv])
     with pytest.raises(SystemExit) as done:
         capplan.cli.invoke()
