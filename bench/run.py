@@ -23,7 +23,8 @@ A step whose module is not built yet reports "n/a (not built)".
 
 Environment: BENCH_SIZE (S,M default), BENCH_WINDOW (analysis window, default 30d: all the
 data), BENCH_REUSE=1 (reuse an ingested DB from bench/work and skip ingest), BENCH_STEPS
-(comma list to run only some steps), BENCH_TIMEOUT (seconds per step, default 1800).
+(comma list to run only some steps), BENCH_TIMEOUT (seconds per step, default 1800),
+BENCH_SERVE_MEMORY_LIMIT (the limit `serve` is told, default deploy/deployment.yaml's).
 Results: printed table and bench/results.json.
 """
 
@@ -610,8 +611,10 @@ def child_serve(size_name: str) -> dict[str, Any]:
                                "--host", "127.0.0.1", "--port", str(port), "--window", os.environ.get("BENCH_WINDOW", f"{DAYS}d"),
                                "--termination-log", os.devnull],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              # as in its pod: the Deployment tells capplan its memory limit (DuckDB gets 40%)
-                              env={**os.environ, "CAPPLAN_MEMORY_LIMIT": str(int(SERVE_LIMIT_BYTES))})
+                              # as in its pod: the Deployment tells capplan its memory limit (DuckDB gets 40%);
+                              # BENCH_SERVE_MEMORY_LIMIT (e.g. 1Gi) measures it told another one (docs/serve.md)
+                              env={**os.environ, "CAPPLAN_MEMORY_LIMIT": os.environ.get(
+                                  "BENCH_SERVE_MEMORY_LIMIT", str(int(SERVE_LIMIT_BYTES)))})
     base = f"http://127.0.0.1:{port}"
     timings: dict[str, float] = {}
     statuses: dict[str, int] = {}
@@ -686,7 +689,8 @@ def child_serve(size_name: str) -> dict[str, Any]:
     failed = {p: s for p, s in statuses.items() if s >= 500}
     return {"status": "ok" if not failed else f"failed: {failed}", "seconds": sum(timings.values()),
             "idle_rss_bytes": idle, "peak_rss_bytes_server": peak, "timings": timings, "statuses": statuses,
-            "peak_rss_bytes_by_path": peaks}
+            "peak_rss_bytes_by_path": peaks,
+            "memory_limit": os.environ.get("BENCH_SERVE_MEMORY_LIMIT", SERVE_LIMIT_TEXT)}
 
 
 def _year_db_path(size: Size) -> Path:
