@@ -9,14 +9,14 @@
 --     (first in line for eviction under node memory pressure; no request: never),
 --   mem_limit_sum = sum over samples of the memory limit, over the containers whose current spec
 --     has one (the caller compares policies with it: a limit where there was none is not "more").
--- Sums of CPU cores (and of a request or limit times a count) are taken in fixed point, whole
--- units of 2^-34 (17179869184 units per core or byte; a CPU term as BIGINT, which holds 5 x 10^8
--- cores so, a memory one as HUGEINT) summed exactly (a sum of integers is a HUGEINT): a sum of DOUBLEs on
--- several threads adds in a different order on every run, and the scores then differed in their
--- last digits from one run of `capplan backtest` to the next (the Bitbrains month, 2026-12-03). A
--- REAL core value is a whole number of these units (its last bit is at least 2^-33 from 0.001
--- cores up), so the per-hour CPU sums are exact; a difference or a product is rounded once, by at
--- most 2^-35, before the sum: every run adds the same integers.
+-- Sums of CPU cores (and of a request or limit times a count) are taken in fixed point: each term
+-- in whole units of 2^-34 (17179869184 units per core or byte; a CPU term as a BIGINT, which holds
+-- up to 5 x 10^8 cores, a memory term as a HUGEINT), added as integers (their sum is a HUGEINT). A
+-- sum of DOUBLEs on several threads adds in another order on every run, and the scores differed in
+-- their last digits from one run of `capplan backtest` to the next (the Bitbrains month,
+-- 2026-12-03). A REAL core value is a whole number of these units (its last bit is worth at least
+-- 2^-33 from 0.001 cores up), so the CPU sums are exact; a difference or a product is rounded once,
+-- by at most 2^-35, before it is added: every run adds the same integers.
 -- Needs the registered relation
 --   _bt_plan(policy, series_id, cpu_request_cores, memory_request_bytes, memory_limit_bytes).
 -- Params: $test_start, $test_end TIMESTAMP.
@@ -34,8 +34,8 @@ WITH hourly AS (
     GROUP BY ALL
 ),
 judged AS (
-    SELECT p.policy, h.*, CAST(h.cpu_units AS DOUBLE) / 17179869184.0 AS cpu_sum, coalesce(p.cpu_request_cores, 0) AS cpu_request_cores,
-           p.memory_request_bytes, p.memory_limit_bytes, c.memory_limit_bytes IS NOT NULL AS limited_now
+    SELECT p.policy, h.*, CAST(h.cpu_units AS DOUBLE) / 17179869184.0 AS cpu_sum,
+           coalesce(p.cpu_request_cores, 0) AS cpu_request_cores, p.memory_request_bytes, p.memory_limit_bytes, c.memory_limit_bytes IS NOT NULL AS limited_now
     FROM hourly AS h JOIN _bt_plan AS p USING (series_id)
     LEFT JOIN _bt_plan AS c ON c.series_id = h.series_id AND c.policy = 'current'
 ),

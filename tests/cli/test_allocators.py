@@ -20,7 +20,6 @@ MB = 10**6
 _PROBE = """
 import json, sys
 from capplan.cli import allocators
-from capplan.cli.common import DEBUG
 allocators.configure(sys.argv[1])
 import polars as pl
 def rss():
