@@ -91,3 +91,29 @@ def test_owned_copy_keeps_every_value_and_type() -> None:
     assert owned.schema == frame.schema
     assert owned.equals(frame)
     assert owned["cpu_levels"].null_count() == frame["cpu_levels"].null_count() > 0
+
+
+def test_with_series_is_the_join_it_replaces() -> None:
+    """_with_series (numpy lookups by series id) against the polars join it replaced: the intervals
+    with a peak of the series in the History, each with its group and interval_end = first_ts +
+    (interval_index + 1) intervals; a series not in the History (id 7 here) left out."""
+    from datetime import datetime, timedelta
+
+    merged = rec._merge_slices(pl.concat(_slices(3)))
+    rng = np.random.default_rng(5)
+    ids = [i for i in range(40) if i != 7]
+    series = pl.DataFrame({
+        "series_id": pl.Series(ids, dtype=pl.Int64),
+        "group_id": pl.Series(rng.integers(0, 9, len(ids)), dtype=pl.Int64),
+        "first_ts": [datetime(2026, 11, 1) + timedelta(seconds=int(s)) for s in rng.integers(0, 86_400 * 3, len(ids))],
+    })
+    interval = timedelta(hours=24)
+    joined = merged.filter(pl.col("peak_bytes").is_not_null()).with_columns(pl.col("series_id").cast(pl.Int64)).join(
+        series.select("series_id", "group_id", "first_ts"), on="series_id", how="inner").with_columns(
+        (pl.col("first_ts") + pl.duration(microseconds=interval.total_seconds() * 1e6) * (pl.col("interval_index") + 1))
+        .alias("interval_end")).drop("first_ts")
+    got = rec._with_series(merged, series, interval)
+    assert got.schema == joined.schema
+    assert 7 not in got["series_id"].to_list() and got.height == joined.height > 0
+    keys = ["series_id", "interval_index"]
+    assert got.sort(keys).equals(joined.sort(keys))
