@@ -53,6 +53,11 @@ WORK = Path(os.environ.get("BENCH_WORK", BENCH / "work"))
 RESULTS = Path(os.environ.get("BENCH_RESULTS", BENCH / "results.json"))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# Before anything here imports polars (which exports its own allocator setting to the steps this
+# process starts): the user's setting, for the steps to tell it from polars' (capplan.cli.allocators)
+from capplan.cli.allocators import users_conf  # noqa: E402
+
+users_conf()
 
 SEED = 7
 DAYS = 30

@@ -42,7 +42,7 @@ def _rss_around_a_free(command: str, env: dict[str, str]) -> dict[str, int]:
 
 def _env_without_setting() -> dict[str, str]:
     return {k: v for k, v in os.environ.items()
-            if k not in (allocators.JEMALLOC_CONF_ENV, allocators.SET_BY_CAPPLAN_ENV)}
+            if k not in (allocators.JEMALLOC_CONF_ENV, allocators.USER_CONF_ENV)}
 
 
 def test_recommend_gives_freed_memory_back_at_once_and_report_keeps_the_default() -> None:
@@ -52,12 +52,12 @@ def test_recommend_gives_freed_memory_back_at_once_and_report_keeps_the_default(
     for seen in (returned, kept):  # 50 M int64s are 400 MB: the probe did hold them
         assert seen["held"] - seen["before"] >= 380 * MB
     assert returned["after"] - returned["before"] < 50 * MB
-    # jemalloc's default keeps freed pages for 10 s: the 400 MB still count
+    # polars' own setting keeps freed pages for 0.5 s: the 400 MB still count
     assert kept["after"] - kept["before"] >= 380 * MB
 
 
 def test_a_users_own_setting_wins() -> None:
-    env = {**_env_without_setting(), allocators.JEMALLOC_CONF_ENV: "dirty_decay_ms:10000"}
+    env = {**_env_without_setting(), allocators.JEMALLOC_CONF_ENV: "dirty_decay_ms:10000,muzzy_decay_ms:10000"}
     seen = _rss_around_a_free("recommend", env)
     assert seen["after"] - seen["before"] >= 380 * MB
 
@@ -71,7 +71,7 @@ def test_a_users_own_setting_wins() -> None:
 ])
 def test_the_cli_sets_the_commands_setting_before_it_runs(monkeypatch, argv: list[str], expected: str | None) -> None:
     monkeypatch.delenv(allocators.JEMALLOC_CONF_ENV, raising=False)
-    monkeypatch.delenv(allocators.SET_BY_CAPPLAN_ENV, raising=False)
+    monkeypatch.delenv(allocators.USER_CONF_ENV, raising=False)
     monkeypatch.setitem(DEBUG, "on", DEBUG.get("on", False))  # --debug sets it for the process
     monkeypatch.setattr(sys, "argv", ["capplan", *argv])
     with pytest.raises(SystemExit) as done:
@@ -80,24 +80,44 @@ def test_the_cli_sets_the_commands_setting_before_it_runs(monkeypatch, argv: lis
     assert os.environ.get(allocators.JEMALLOC_CONF_ENV) == expected
 
 
+def _polars_exports(monkeypatch) -> None:
+    """What `import polars` does to the environment (polars/__init__.py): its own setting in front
+    of the value there, exported to the processes started after."""
+    current = os.environ.get(allocators.JEMALLOC_CONF_ENV)
+    own = allocators.POLARS_OWN_CONFS[0]
+    monkeypatch.setenv(allocators.JEMALLOC_CONF_ENV, own + ("," + current if current else ""))
+
+
 @pytest.mark.parametrize(("command", "expected"), [
     ("collect", allocators.JEMALLOC_CONF_BY_COMMAND["collect"]),
     ("recommend", allocators.RETURN_AT_ONCE),
     ("report", None),
 ])
 def test_a_child_capplan_takes_its_own_setting_not_its_parents(monkeypatch, command: str, expected: str | None) -> None:
-    """`serve` runs `capplan collect` as a child process, which inherits serve's setting: collect
-    takes its own (returning freed pages at once cost the collector a page fault on every reuse),
-    and a command without one goes back to jemalloc's defaults."""
+    """`serve` runs `capplan collect` as a child process, which inherits serve's setting with polars'
+    in front: collect takes its own (returning freed pages at once cost the collector a page fault on
+    every reuse), and a command without one gets polars' own."""
     monkeypatch.delenv(allocators.JEMALLOC_CONF_ENV, raising=False)
-    monkeypatch.delenv(allocators.SET_BY_CAPPLAN_ENV, raising=False)
+    monkeypatch.delenv(allocators.USER_CONF_ENV, raising=False)
     allocators.configure("serve")
+    _polars_exports(monkeypatch)
     assert allocators.configure(command) == expected
     assert os.environ.get(allocators.JEMALLOC_CONF_ENV) == expected
 
 
+def test_a_parent_that_imported_polars_is_not_a_user(monkeypatch) -> None:
+    """A process that imported polars and set nothing (the bench, a script) starts `capplan
+    recommend`: polars' exported value is not the user's."""
+    monkeypatch.delenv(allocators.JEMALLOC_CONF_ENV, raising=False)
+    monkeypatch.delenv(allocators.USER_CONF_ENV, raising=False)
+    _polars_exports(monkeypatch)
+    assert allocators.configure("recommend") == allocators.RETURN_AT_ONCE
+
+
 def test_a_users_setting_stays_in_a_child_capplan_too(monkeypatch) -> None:
     monkeypatch.setenv(allocators.JEMALLOC_CONF_ENV, "narenas:1")
-    monkeypatch.delenv(allocators.SET_BY_CAPPLAN_ENV, raising=False)
+    monkeypatch.delenv(allocators.USER_CONF_ENV, raising=False)
     assert allocators.configure("serve") == "narenas:1"
+    _polars_exports(monkeypatch)
     assert allocators.configure("collect") == "narenas:1"
+    assert allocators.configure("report") == "narenas:1"
