@@ -609,6 +609,8 @@ def child_serve(size_name: str) -> dict[str, Any]:
     import urllib.request
 
     size = SIZES[size_name]
+    # BENCH_SERVE_MEMORY_LIMIT (e.g. 1Gi) measures it told another limit than deploy/'s (docs/serve.md)
+    told = os.environ.get("BENCH_SERVE_MEMORY_LIMIT", SERVE_LIMIT_TEXT)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -616,10 +618,8 @@ def child_serve(size_name: str) -> dict[str, Any]:
                                "--host", "127.0.0.1", "--port", str(port), "--window", os.environ.get("BENCH_WINDOW", f"{DAYS}d"),
                                "--termination-log", os.devnull],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              # as in its pod: the Deployment tells capplan its memory limit (DuckDB gets 40%);
-                              # BENCH_SERVE_MEMORY_LIMIT (e.g. 1Gi) measures it told another one (docs/serve.md)
-                              env={**os.environ, "CAPPLAN_MEMORY_LIMIT": os.environ.get(
-                                  "BENCH_SERVE_MEMORY_LIMIT", str(int(SERVE_LIMIT_BYTES)))})
+                              # as in its pod: the Deployment tells capplan its memory limit (DuckDB gets 40%)
+                              env={**os.environ, "CAPPLAN_MEMORY_LIMIT": told})
     base = f"http://127.0.0.1:{port}"
     timings: dict[str, float] = {}
     statuses: dict[str, int] = {}
@@ -695,7 +695,7 @@ def child_serve(size_name: str) -> dict[str, Any]:
     return {"status": "ok" if not failed else f"failed: {failed}", "seconds": sum(timings.values()),
             "idle_rss_bytes": idle, "peak_rss_bytes_server": peak, "timings": timings, "statuses": statuses,
             "peak_rss_bytes_by_path": peaks,
-            "memory_limit": os.environ.get("BENCH_SERVE_MEMORY_LIMIT", SERVE_LIMIT_TEXT)}
+            "memory_limit": told}
 
 
 def _year_db_path(size: Size) -> Path:

@@ -10,7 +10,7 @@
 --   mem_limit_sum = sum over samples of the memory limit, over the containers whose current spec
 --     has one (the caller compares policies with it: a limit where there was none is not "more").
 -- Sums of CPU cores (and of a request or limit times a count) are taken in fixed point: each term
--- in whole units of 2^-34 (17179869184 units per core or byte; a CPU term as a BIGINT, which holds
+-- in whole units of 2^-34 ($units = 2^34 per core or byte; a CPU term as a BIGINT, which holds
 -- up to 5 x 10^8 cores, a memory term as a HUGEINT), added as integers (their sum is a HUGEINT). A
 -- sum of DOUBLEs on several threads adds in another order on every run, and the scores differed in
 -- their last digits from one run of `capplan backtest` to the next (the Bitbrains month,
@@ -19,14 +19,14 @@
 -- by at most 2^-35, before it is added: every run adds the same integers.
 -- Needs the registered relation
 --   _bt_plan(policy, series_id, cpu_request_cores, memory_request_bytes, memory_limit_bytes).
--- Params: $test_start, $test_end TIMESTAMP.
+-- Params: $test_start, $test_end TIMESTAMP; $units DOUBLE (capplan.analysis.backtest.JUDGE_UNITS).
 WITH hourly AS (
     -- policy-independent: one row per series and hour, so the per-policy work is small
     SELECT series_id,
            CAST(ceil(epoch(ts - $test_start) / 3600) AS INTEGER) - 1 AS hour,
            -- day 0 is (test_start, test_start + 24h], like the window itself
            CAST(ceil(epoch(ts - $test_start) / 86400) AS INTEGER) - 1 AS day,
-           sum(CAST(cpu_cores * 17179869184.0 AS BIGINT)) AS cpu_units, max(memory_bytes) AS memory_peak,
+           sum(CAST(cpu_cores * $units AS BIGINT)) AS cpu_units, max(memory_bytes) AS memory_peak,
            sum(memory_bytes) AS memory_sum,
            count(*) AS n
     FROM usage_samples
@@ -34,15 +34,15 @@ WITH hourly AS (
     GROUP BY ALL
 ),
 judged AS (
-    SELECT p.policy, h.*, CAST(h.cpu_units AS DOUBLE) / 17179869184.0 AS cpu_sum,
+    SELECT p.policy, h.*, CAST(h.cpu_units AS DOUBLE) / $units AS cpu_sum,
            coalesce(p.cpu_request_cores, 0) AS cpu_request_cores, p.memory_request_bytes, p.memory_limit_bytes, c.memory_limit_bytes IS NOT NULL AS limited_now
     FROM hourly AS h JOIN _bt_plan AS p USING (series_id)
     LEFT JOIN _bt_plan AS c ON c.series_id = h.series_id AND c.policy = 'current'
 ),
 short AS (
     -- the shortfall needs every sample: used - request is not additive over an hour
-    SELECT p.policy, CAST(sum(CAST(greatest(0, u.cpu_cores - coalesce(p.cpu_request_cores, 0)) * 17179869184.0 AS BIGINT))
-                         AS DOUBLE) / 17179869184.0 AS cpu_short_sum
+    SELECT p.policy, CAST(sum(CAST(greatest(0, u.cpu_cores - coalesce(p.cpu_request_cores, 0)) * $units AS BIGINT))
+                         AS DOUBLE) / $units AS cpu_short_sum
     FROM usage_samples AS u JOIN _bt_plan AS p USING (series_id)
     WHERE u.ts > $test_start AND u.ts <= $test_end
     GROUP BY p.policy
@@ -55,14 +55,14 @@ days AS (
 totals AS (
     SELECT policy,
            1 - CAST(sum(cpu_units) AS DOUBLE)
-               / nullif(CAST(sum(CAST(cpu_request_cores * n * 17179869184.0 AS BIGINT)) AS DOUBLE), 0) AS cpu_slack,
-           CAST(sum(cpu_units) AS DOUBLE) / 17179869184.0 AS cpu_used_sum,
+               / nullif(CAST(sum(CAST(cpu_request_cores * n * $units AS BIGINT)) AS DOUBLE), 0) AS cpu_slack,
+           CAST(sum(cpu_units) AS DOUBLE) / $units AS cpu_used_sum,
            1 - sum(memory_sum) FILTER (WHERE memory_limit_bytes IS NOT NULL)
-               / nullif(sum(CAST(memory_limit_bytes * n * 17179869184.0 AS HUGEINT)) / 17179869184.0, 0) AS mem_slack,
+               / nullif(sum(CAST(memory_limit_bytes * n * $units AS HUGEINT)) / $units, 0) AS mem_slack,
            1 - sum(memory_sum) FILTER (WHERE memory_request_bytes IS NOT NULL)
-               / nullif(sum(CAST(memory_request_bytes * n * 17179869184.0 AS HUGEINT)) / 17179869184.0, 0) AS mem_request_slack,
-           CAST(sum(CAST(memory_limit_bytes * n * 17179869184.0 AS HUGEINT)) FILTER (WHERE limited_now) AS DOUBLE)
-               / 17179869184.0 AS mem_limit_sum,
+               / nullif(sum(CAST(memory_request_bytes * n * $units AS HUGEINT)) / $units, 0) AS mem_request_slack,
+           CAST(sum(CAST(memory_limit_bytes * n * $units AS HUGEINT)) FILTER (WHERE limited_now) AS DOUBLE)
+               / $units AS mem_limit_sum,
            CAST(sum(n) AS BIGINT) AS samples,
            count(DISTINCT series_id) AS containers,
            avg(CASE WHEN cpu_sum / n > cpu_request_cores THEN 1.0 ELSE 0.0 END) AS throttled_hours

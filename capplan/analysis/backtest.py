@@ -50,6 +50,9 @@ METRICS = ["cpu_slack", "cpu_short", "mem_slack", "oom_container_days", "throttl
            "mem_request_slack", "over_request_days", "mem_vs_current"]
 SPLIT_COLUMNS = ["split", "train_days", "test_days", "origin", "policy", *METRICS, "container_days"]
 TEST_END_SLACK = timedelta(hours=1)
+# queries/backtest_judge.sql's fixed-point units per core (or byte): 2^34, in which every REAL core
+# value is a whole number (its last bit is worth at least 2^-33 from 0.001 cores up)
+JUDGE_UNITS = float(2**34)
 POLICY_ORDER = ["current", "simple", "vpa", "max-target", "auto", "hindsight"]
 # one load serves every strategy but vpa (whose CPU histogram is a different scan)
 STATS_NEEDS = Needs(full_stats=True, memory_peaks=True, daily_cpu=True)
@@ -191,7 +194,8 @@ def _judge(con: duckdb.DuckDBPyConnection, windows: _Windows, split: Split, chos
     plans.append(_plan_from_recs("hindsight", hindsight, test_series))
     con.register("_bt_plan", pl.concat(plans).to_arrow())
     try:
-        result = store.query(con, "backtest_judge", {"test_start": split.origin, "test_end": split.test_end})
+        result = store.query(con, "backtest_judge", {"test_start": split.origin, "test_end": split.test_end,
+                                                      "units": JUDGE_UNITS})
     finally:
         con.unregister("_bt_plan")
     if result.is_empty():

@@ -12,6 +12,7 @@ import pytest
 
 from capplan import store
 from capplan.analysis.backtest import (
+    JUDGE_UNITS,
     backtest,
     backtest_splits,
     choose_level,
@@ -319,7 +320,8 @@ def test_the_judge_adds_exactly_and_alike_on_any_number_of_threads(bitbrains_sli
         answers = []
         for threads in (1, 2, 4):
             con.execute(f"SET threads = {threads}")
-            answers.append(store.query(con, "backtest_judge", {"test_start": start, "test_end": end}).rows())
+            answers.append(store.query(con, "backtest_judge", {"test_start": start, "test_end": end,
+                                                               "units": JUDGE_UNITS}).rows())
         used = con.execute("SELECT CAST(cpu_cores AS DOUBLE) FROM usage_samples WHERE ts > $s AND ts <= $e",
                            {"s": start, "e": end}).fetchnumpy()
     finally:
