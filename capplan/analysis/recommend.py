@@ -116,7 +116,9 @@ def _real_percentiles(con: duckdb.DuckDBPyConnection, name: str, params: dict) -
                                .fill_null(np.nan).to_numpy() for i in range(width)]) if frame.height else np.zeros((0, width))
     real, ok = real_quantiles.from_integer(frame["cpu_values"].to_numpy(), answers, distinct)
     real = real[:, [distinct.index(q) for q in qs]]
-    values = (pl.Series(column, real.tolist(), dtype=pl.List(pl.Float32)) if len(qs) > 1
+    # (a 2-D array becomes an Array column, cast to the List the view-based query gives: the same
+    # values as from real.tolist(), which built one Series per row, 0.12-0.27 s at the bench's L)
+    values = (pl.Series(column, real).cast(pl.List(pl.Float32)) if len(qs) > 1
               else pl.Series(column, real[:, 0], dtype=pl.Float32))
     has_values = frame["cpu_values"] > 0
     out = frame.with_columns(pl.when(has_values).then(values).alias(column)).select(
