@@ -344,6 +344,31 @@ def test_auto_memory_follows_a_leak():
     assert g_need == pytest.approx(575 * MI) and g_request == pytest.approx(500 * MI) and "Gumbel" in g_why
 
 
+def test_fits_residual_medians_are_each_series_own_median():
+    """_fits gives each fitted series the median of its residuals that cpu_size would compute for
+    it alone, bit for bit (series of several lengths, some too short to fit, NaN among the values)."""
+    rng = np.random.default_rng(5)
+    lengths = np.array([3, 7, 7, 30, 12, 4, 7, 1, 30])
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    index = np.concatenate([np.sort(rng.choice(40, n, replace=False)).astype(float) for n in lengths])
+    values = rng.lognormal(0, 0.1, index.size) + 0.05 * index  # rising: cpu_size takes the median
+    values[5] = np.nan
+    slopes, agreement, medians = auto._fits(offsets, lengths, index, values)
+    trending = 0
+    for k, (lo, n) in enumerate(zip(offsets, lengths, strict=True)):
+        if n < auto.MIN_PEAKS_FOR_FIT:
+            assert np.isnan(medians[k]) and np.isnan(slopes[k])
+            continue
+        own = np.median(values[lo:lo + n] - slopes[k] * index[lo:lo + n])
+        assert (np.isnan(own) and np.isnan(medians[k])) or own == medians[k]
+        level, why = auto.cpu_size(1.0, values[lo:lo + n], index[lo:lo + n], 7, "", True,
+                                   (float(slopes[k]), float(agreement[k])))
+        assert (level, why) == auto.cpu_size(1.0, values[lo:lo + n], index[lo:lo + n], 7, "", True,
+                                             (float(slopes[k]), float(agreement[k])), float(medians[k]))
+        trending += "rising" in why
+    assert trending >= 3
+
+
 def test_auto_cpu_is_the_p99_and_short_history_gets_a_margin():
     level, why = auto.cpu_size(0.4, np.full(10, 0.3), np.arange(10.0), 7)
     assert level == 0.4 and why == "p99"
