@@ -353,7 +353,7 @@ def test_fits_residual_medians_are_each_series_own_median():
     index = np.concatenate([np.sort(rng.choice(40, n, replace=False)).astype(float) for n in lengths])
     values = rng.lognormal(0, 0.1, index.size) + 0.05 * index  # rising: cpu_size takes the median
     values[5] = np.nan
-    slopes, agreement, medians = auto._fits(offsets, lengths, index, values)
+    slopes, agreement, medians = auto._fits(offsets, lengths, index, values, residuals=True)
     trending = 0
     for k, (lo, n) in enumerate(zip(offsets, lengths, strict=True)):
         if n < auto.MIN_PEAKS_FOR_FIT:
