@@ -16,8 +16,8 @@ WITH bounds AS NOT MATERIALIZED (
     -- per series, the index of the interval $lo is in (the view's formula) and the first time of the
     -- next one (whole seconds: a stored time is in it when at or after)
     SELECT series_id, CAST(floor((epoch($lo) - first_s) / $interval_s) AS INTEGER) AS interval_index,
-           CAST(make_timestamp(CAST(ceil(first_s + (floor((epoch($lo) - first_s) / $interval_s) + 1) * $interval_s)
-                                    AS BIGINT) * 1000000) AS TIMESTAMP_S) AS next_ts
+           CAST(make_timestamp(CAST(ceil(first_s + (interval_index + 1) * $interval_s) AS BIGINT) * 1000000)
+                AS TIMESTAMP_S) AS next_ts
     FROM _rec_first)
 SELECT s.series_id, b.interval_index + CAST(s.later AS INTEGER) AS interval_index,
        s.peak_bytes, s.cpu_sum_cores, s.cpu_samples

@@ -20,8 +20,8 @@ WITH bounds AS NOT MATERIALIZED (
     -- per series, the index of the interval $lo is in (the view's formula) and the first time of the
     -- next one (whole seconds: a stored time is in it when at or after)
     SELECT series_id, CAST(floor((epoch($lo) - first_s) / $interval_s) AS INTEGER) AS interval_index,
-           CAST(make_timestamp(CAST(ceil(first_s + (floor((epoch($lo) - first_s) / $interval_s) + 1) * $interval_s)
-                                    AS BIGINT) * 1000000) AS TIMESTAMP_S) AS next_ts
+           CAST(make_timestamp(CAST(ceil(first_s + (interval_index + 1) * $interval_s) AS BIGINT) * 1000000)
+                AS TIMESTAMP_S) AS next_ts
     FROM _rec_first)
 SELECT s.series_id, b.interval_index + CAST(s.later AS INTEGER) AS interval_index, s.peak_bytes
 FROM (SELECT u.series_id, u.ts >= f.next_ts AS later, CAST(max(u.memory_kib) AS BIGINT) * 1024 AS peak_bytes

@@ -182,14 +182,14 @@ def _run(con: duckdb.DuckDBPyConnection, name: str, lo: datetime, hi: datetime,
         staged = pl.DataFrame({"series_id": list(firsts), "first_s": list(firsts.values())},
                               schema={"series_id": pl.Int32, "first_s": pl.Float64})
         with store.staged_table(con, "_rec_first", staged):
-            return _sliced(con, name, params, raw)
+            rows = _sliced(con, name, params, raw)
     else:
-        frame = store.query(con, name, params, raw=raw)
-    return sorted(frame.rows(), key=lambda r: tuple((v is None, v) for v in r))
+        rows = store.query(con, name, params, raw=raw).rows()
+    return sorted(rows, key=lambda r: tuple((v is None, v) for v in r))
 
 
 def _sliced(con: duckdb.DuckDBPyConnection, name: str, params: dict, raw: bool) -> list[tuple]:
-    """A recommend query's rows over [lo, hi] as its caller gets them: run on slices of at most one
+    """A recommend query's rows over [lo, hi] as its caller gets them, unsorted: run on slices of at most one
     interval (what the query takes), the slices' rows of one series and interval merged (the largest
     peak, NULL without a known one; the CPU sums and counts added)."""
     interval = timedelta(seconds=vpa.MEMORY_INTERVAL_SECONDS)
@@ -203,7 +203,7 @@ def _sliced(con: duckdb.DuckDBPyConnection, name: str, params: dict, raw: bool) 
             if cpu:
                 m[1], m[2] = m[1] + (cpu[0] or 0.0), m[2] + cpu[1]
         lo += interval
-    return sorted(((*k, *v) for k, v in merged.items()), key=lambda r: tuple((v is None, v) for v in r))
+    return [(*k, *v) for k, v in merged.items()]
 
 
 def _close(got: list[tuple], expected: list[tuple]) -> bool:

@@ -115,7 +115,7 @@ def cpu_size(level: float, daily_mean: np.ndarray, index: np.ndarray, horizon_da
     if trend and daily_mean.size >= MIN_PEAKS_FOR_FIT:
         slope, agreement = fit or theil_sen(index, daily_mean)
         if slope > 0 and agreement >= TREND_AGREEMENT:
-            if residual_median is None or fit is None:
+            if residual_median is None:
                 residual_median = float(np.median(daily_mean - slope * index))
             now = residual_median + slope * index.max()
             ahead = now + slope * horizon_days / 2
