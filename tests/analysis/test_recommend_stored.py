@@ -76,6 +76,12 @@ def test_the_stored_cpu_conversion_is_the_views() -> None:
         "SELECT count(*) FROM range(0, 20000000) AS r(v) "
         "WHERE CAST(CAST(v AS INTEGER) / 1000 AS REAL) <> CAST(CAST(v AS INTEGER) * 0.001 AS REAL)").fetchone()[0]
     assert differ == 0
+    # and across the whole INTEGER range (every 7,919th value: the namespace sums' refresh,
+    # queries/namespace_usage_refresh.sql, makes its REAL cores so from any stored value)
+    differ = con.execute(
+        "SELECT count(*) FROM range(-2147483648, 2147483648, 7919) AS r(v) "
+        "WHERE CAST(CAST(v AS INTEGER) / 1000 AS REAL) <> CAST(CAST(v AS INTEGER) * 0.001 AS REAL)").fetchone()[0]
+    assert differ == 0
 
 
 def _view_rows(con, start, end) -> pl.DataFrame:
