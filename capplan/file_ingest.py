@@ -758,8 +758,7 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
     # (the same container and time are neighbours in either order; only a file taken to come in the
     # stored order can turn out not to)
     backwards = "ts < previous_ts OR (ts = previous_ts AND series_id < previous_id)" if staged.presorted else "false"
-    repeats, backwards_rows = store.fetch_row(con, store.load_sql("import_direct_repeats").format(backwards=backwards),
-                                              {"lo": lo, "hi": hi})
+    repeats, backwards_rows = _repeats(con, lo, hi, backwards, threads)
     if backwards_rows:
         raise WriteAgain(repeats=False)
     if repeats:
@@ -774,6 +773,26 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
             # or after its span: put in the clustered order when complete (store.cluster_usage)
             store.mark_unclustered(con, *part)
     return result
+
+
+def _repeats(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, backwards: str,
+             threads: int) -> tuple[int, int]:
+    """import_direct_repeats.sql over [lo, hi] (whole seconds) in up to `threads` parts of whole UTC
+    days, added up: the repeats and the backwards rows."""
+    first_day = datetime.combine(lo.date(), datetime.min.time())
+    days = (hi.date() - lo.date()).days + 1
+    count = max(1, min(threads, days))
+    bounds = [first_day + timedelta(days=days * i // count) for i in range(count + 1)]
+    params: dict[str, Any] = {}
+    parts = []
+    for i in range(count):
+        params[f"lo{i}"] = max(lo, bounds[i])
+        params[f"hi{i}"] = min(hi, bounds[i + 1] - timedelta(seconds=1))
+        parts.append(store.load_sql("import_direct_repeats").format(part=i, backwards=backwards))
+    repeats, backwards_rows = store.fetch_row(
+        con, f"SELECT coalesce(sum(repeats), 0), coalesce(sum(backwards), 0) FROM ({' UNION ALL '.join(parts)})",
+        params)
+    return int(repeats), int(backwards_rows)
 
 
 # The bit fields of import_direct_keyed.sql's sort key, from the lowest: the series id's place in its

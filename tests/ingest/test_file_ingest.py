@@ -761,3 +761,39 @@ def test_out_of_memory_under_the_import_limit_runs_the_step_again_under_the_full
     assert limits == [shown(f"{file_ingest.IMPORT_MEMORY_LIMIT_MB['csv']}MB"),
                       shown(str(store.duckdb_config()["memory_limit"]))]
     assert sorted(_stored(db, clustered=False)[0]) == _expected(rows)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_the_repeats_check_in_day_parts_counts_what_one_window_over_the_span_counts(threads, tmp_path) -> None:
+    """file_ingest._repeats cuts the span into parts of whole UTC days, one per thread: it finds every
+    series and time written twice in a row wherever the repeat is (first day, a part's first or
+    last day, the last day), as a count of neighbours over the rows in the order written does."""
+    from capplan import store
+
+    con = store.open_db(tmp_path / "db.duckdb")
+    lo = datetime(2026, 11, 3, 7, 30)  # a span starting and ending inside a UTC day
+    days = 5
+    rng = random.Random(threads)
+    written: list[tuple[int, datetime]] = []
+    for day in range(days + 1):
+        start = datetime.combine((lo + timedelta(days=day)).date(), datetime.min.time())
+        for minute in range(0, 1440, 240):
+            ts = start + timedelta(minutes=minute)
+            if lo <= ts:
+                written += [(series, ts) for series in (1, 2, 3)]
+    hi = written[-1][1]
+    # a repeat on every day, at its first or last row, and a few more anywhere
+    by_day: dict[object, list[int]] = {}
+    for index, (_, ts) in enumerate(written):
+        by_day.setdefault(ts.date(), []).append(index)
+    chosen = {rows[0] if n % 2 else rows[-1] for n, rows in enumerate(by_day.values())}
+    chosen |= set(rng.sample(range(len(written)), 4))
+    for index in sorted(chosen, reverse=True):
+        written.insert(index + 1, written[index])  # the same series and time again, right after itself
+    con.execute("INSERT INTO usage_raw (series_id, ts, cpu_mcores, memory_kib) "
+                "SELECT unnest($ids), CAST(unnest($ts) AS TIMESTAMP_S), 1, 1",
+                {"ids": [w[0] for w in written], "ts": [w[1] for w in written]})
+    expected = sum(1 for a, b in zip(written, written[1:], strict=False) if a == b)
+    assert expected == len(chosen)
+    assert file_ingest._repeats(con, lo, hi, "false", threads) == (expected, 0)
+    con.close()
