@@ -1145,7 +1145,9 @@ def table_rows(strategies: tuple[str, ...]):
         ("capplan --help (median of 7)", lambda r: (r.get("help") or {}).get("seconds"), _fmt_seconds,
          f"<= {HELP_TARGET_SECONDS} s", lambda v: v <= HELP_TARGET_SECONDS),
         ("capplan --help (best of 7)", lambda r: (r.get("help") or {}).get("best_seconds"), _fmt_seconds, "", None),
-        ("ingest samples/s (write_usage)", ingest("samples_per_second"), _fmt_rate, ">= 5 M/s", lambda v: v >= 5e6),
+        # (how the bench loads its own data, store.write_usage: issue 14 sets the 5 M samples/s on
+        # the user's path, `capplan import` of a Parquet file, the import rows below)
+        ("ingest samples/s (the bench's writer, write_usage)", ingest("samples_per_second"), _fmt_rate, "", None),
         ("ingest incl. CHECKPOINT", ingest("samples_per_second_with_checkpoint"), _fmt_rate, "", None),
         ("ingest peak RSS", lambda r: (r.get("ingest") or {}).get("peak_rss_bytes"), _fmt_bytes, "", None),
         ("  ingest: clustering complete days (cpu s)", ingest("cluster_cpu_seconds"),
