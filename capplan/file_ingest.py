@@ -783,12 +783,13 @@ def _repeats(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, backwar
     days = (hi.date() - lo.date()).days + 1
     count = max(1, min(threads, days))
     bounds = [first_day + timedelta(days=days * i // count) for i in range(count + 1)]
+    part_sql = store.load_sql("import_direct_repeats")  # (read once: the parts differ in their number)
     params: dict[str, Any] = {}
     parts = []
     for i in range(count):
         params[f"lo{i}"] = max(lo, bounds[i])
         params[f"hi{i}"] = min(hi, bounds[i + 1] - timedelta(seconds=1))
-        parts.append(store.load_sql("import_direct_repeats").format(part=i, backwards=backwards))
+        parts.append(part_sql.format(part=i, backwards=backwards))
     repeats, backwards_rows = store.fetch_row(
         con, f"SELECT coalesce(sum(repeats), 0), coalesce(sum(backwards), 0) FROM ({' UNION ALL '.join(parts)})",
         params)
