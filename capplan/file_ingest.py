@@ -694,8 +694,8 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged, *, replace: boo
     samples (read from `source` again when `staged.direct`: WriteAgain when they were not in the
     order the write assumed, or repeat a sample)."""
     known_series = int(store.fetch_row(con, "SELECT coalesce(max(series_id), 0) FROM series")[0])  # ids above are new
-    con.execute(store.load_sql("import_series_insert"), {"cluster": cluster})
     con.execute(store.load_sql("import_series_nodes"))
+    con.execute(store.load_sql("import_series_insert"), {"cluster": cluster})
     moved = [int(r[0]) for r in con.execute(store.load_sql("series_nodes_upsert")).fetchall()]
     # a stored series that moved to another node takes its node sums with it (schema 006)
     store.mark_series_pending(con, [i for i in moved if i <= known_series])

@@ -301,3 +301,22 @@ def test_the_sums_are_sorted_before_they_are_stored_unless_duckdb_runs_on_one_th
                 assert sql.rstrip().splitlines()[-1] == last_line
     finally:
         con.close()
+
+
+def test_node_sums_of_the_largest_stored_values_are_exact(tmp_path: Path) -> None:
+    # queries/node_usage_refresh.sql adds the integers in a DOUBLE: 40 containers on one node at the
+    # gate's largest CPU (10,000 cores) and INTEGER's largest KiB sum far past INTEGER, and each sum
+    # must be the exact integer (Python's own), not a rounded one; one container's value is odd
+    con = store.open_db(tmp_path / "db.duckdb")
+    pods = {("big", f"p{i}", "c"): "n1" for i in range(40)}
+    frame = usage(pods, range(3), seed=5).with_columns(
+        pl.lit(10_000.0).alias("cpu_cores"), pl.lit(float((2**31 - 1) * 1024)).alias("memory_bytes"))
+    frame = frame.with_columns(pl.when(pl.col("pod") == "p7").then(pl.lit(9_999.999)).otherwise(pl.col("cpu_cores"))
+                               .alias("cpu_cores"))
+    with store.transaction(con):
+        store.write_usage(con, frame)
+    store.refresh_node_usage(con)
+    got = con.execute("SELECT ts, cpu_mcores, memory_kib FROM node_usage ORDER BY ts").fetchall()
+    assert [(cpu, memory) for _, cpu, memory in got] == [(39 * 10_000_000 + 9_999_999, 40 * (2**31 - 1))] * 3
+    assert_stored_equal_brute_force(con)
+    con.close()
