@@ -19,6 +19,8 @@ os.wait4's rusage) and nothing one step allocated flatters or burdens the next:
   baseline  the per-workload design KRR uses: one query per container for its samples, then
             numpy percentile/max in Python (KRR's `simple` strategy), on the same file
   collect   (M) bench/collect_bench.py's run_collect_bench (real Prometheus) when present
+  machine   a fixed piece of DuckDB work (a sort and an aggregate), before the imports and at the
+            end of each size: the machine's speed of the moment, beside the figures it moves
 A step whose module is not built yet reports "n/a (not built)".
 
 Environment: BENCH_SIZE (S,M default), BENCH_WINDOW (analysis window, default 30d: all the
@@ -759,9 +761,50 @@ def child_engine(size_name: str, engine: str, analysis: str) -> dict[str, Any]:
                                    _window())
 
 
+# The machine check: the same DuckDB work every time, of the kinds `capplan import` spends its CPU
+# on (a sorted insert of MACHINE_SORT_ROWS rows, as a day's write; an aggregate of MACHINE_GROUP_ROWS
+# rows into MACHINE_GROUPS groups, as a day's node sums), on DuckDB's default threads. On one afternoon
+# this machine ran the same import in 9.7-12.4 CPU-s (bench/RESULTS.md, table of record at c9c7258);
+# this figure, taken before the imports and at the end of each size, tells a slow half hour from a
+# slower change.
+MACHINE_SORT_ROWS = 5_000_000
+MACHINE_GROUP_ROWS = 20_000_000
+MACHINE_GROUPS = 373_000
+MACHINE_RUNS = 3
+
+
+def child_machine() -> dict[str, Any]:
+    import duckdb
+
+    con = duckdb.connect()  # in memory: the same work whatever the databases on disk
+    try:
+        # (made untimed: DuckDB's range() runs on one thread; the timed work reads the table on all)
+        con.execute(f"CREATE TEMP TABLE numbers AS SELECT i, hash(i) AS h FROM range({MACHINE_GROUP_ROWS}) t(i)")
+        runs = []
+        for _ in range(MACHINE_RUNS):
+            before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            # (an ORDER BY in a subquery may be dropped; a table made in that order keeps it)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE sorted AS SELECT h, i FROM numbers WHERE i < {MACHINE_SORT_ROWS} "
+                        "ORDER BY h")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE grouped AS SELECT h % {MACHINE_GROUPS} AS g, sum(i) AS total "
+                        "FROM numbers GROUP BY g")
+            seconds = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            runs.append(((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), seconds))
+        row = con.execute("SELECT count(*) FROM grouped").fetchone()
+        groups = row[0] if row else 0
+    finally:
+        con.close()
+    if groups != MACHINE_GROUPS:
+        return {"status": f"failed: {groups} groups, not {MACHINE_GROUPS}"}
+    cpu, seconds = sorted(runs)[len(runs) // 2]  # the run of median CPU time: one stalled run does not count
+    return {"status": "ok", "seconds": seconds, "cpu_seconds": cpu, "cpu_seconds_runs": [r[0] for r in runs]}
+
+
 CHILDREN = {"generate": child_generate, "ingest": child_ingest, "step": child_step, "collect": child_collect,
             "import": child_import, "long_file": child_long_file, "help": child_help, "rollup": child_rollup, "serve": child_serve,
-            "year": child_year, "lake_export": child_lake_export, "engine": child_engine}
+            "year": child_year, "lake_export": child_lake_export, "engine": child_engine,
+            "machine": child_machine}
 
 
 # --- parent: run children, measure, tabulate -------------------------------------------------
@@ -875,6 +918,8 @@ def bench_size(size: Size, steps_wanted: set[str] | None, timeout: float) -> dic
         result["help"] = run_child(["help"], timeout)
     elif previous.get("help"):
         result["help"] = previous["help"]
+    _log(f"{size.name}: machine check")
+    result["machine"] = {"before_imports": run_child(["machine"], timeout)}
     for kind in IMPORT_DAYS:
         name = f"import_{kind}"
         if steps_wanted and name not in steps_wanted:
@@ -943,6 +988,8 @@ def bench_size(size: Size, steps_wanted: set[str] | None, timeout: float) -> dic
         _log(f"{size.name}: collect {result['collect']}")
     elif size.name == "M" and _previous_results().get("M", {}).get("collect"):
         result["collect"] = _previous_results()["M"]["collect"]
+    result["machine"]["end"] = run_child(["machine"], timeout)
+    _log(f"{size.name}: machine check {result['machine']}")
     return result
 
 
@@ -991,6 +1038,20 @@ def _step_seconds(size_result: dict[str, Any], step: str) -> float | str | None:
     if entry.get("cpu_seconds") is not None:
         return f"{_fmt_seconds(entry['seconds'])} (cpu {entry['cpu_seconds']:.1f}){_runs_range(entry)}"
     return entry["seconds"]
+
+
+def _machine_check(r: dict[str, Any]) -> str | None:
+    """The machine check's CPU seconds (child_machine) before the imports and at the end of the
+    size, with their wall seconds; None when the size's run had none."""
+    checks = r.get("machine") or {}
+    shown = []
+    for when in ("before_imports", "end"):
+        entry = checks.get(when) or {}
+        if entry.get("status") != "ok":
+            shown.append(str(entry.get("status", "-")))
+            continue
+        shown.append(f"{entry['cpu_seconds']:.2f} ({entry['seconds']:.2f} s)")
+    return " / ".join(shown) if checks else None
 
 
 def _runs_range(entry: dict[str, Any]) -> str:
@@ -1140,6 +1201,7 @@ def table_rows(strategies: tuple[str, ...]):
     rows = [
         ("measured on commit", lambda r: r.get("commit"), str, "", None),
         ("load average at step starts (2 cpus)", _load_range, str, "", None),
+        ("machine check: fixed DuckDB work, CPU s (before imports / end)", _machine_check, str, "", None),
         ("containers (series)", ingest("series"), lambda v: f"{v:,}", "", None),
         ("samples", ingest("samples"), lambda v: f"{v / 1e6:.2f} M", "", None),
         ("capplan --help (median of 7)", lambda r: (r.get("help") or {}).get("seconds"), _fmt_seconds,
