@@ -8,7 +8,8 @@
 -- cores fit in its 53 bits, whatever the order); memory adds KiB exactly. Runs on the real tables,
 -- never in a store.scope. The view's REAL is made as CAST(mcores / 1000 AS REAL), which equals its
 -- CAST(mcores * 0.001 AS REAL) on every value tested (0 to 20 M, and the whole INTEGER range in steps
--- of 7,919: tests/analysis/test_recommend_stored.py) without the DECIMAL product: a day of the L import's namespace sums 0.105 -> 0.097 CPU-s on one thread.
+-- of 7,919: tests/analysis/test_recommend_stored.py) without the DECIMAL product: a day of the L
+-- import's namespace sums 0.105 -> 0.097 CPU-s on one thread.
 -- As queries/node_usage_refresh.sql: the samples through usage_stored_in (usage_raw alone where the
 -- part has no rolled-up sample), grouped and stored by the integer namespace id of
 -- queries/sums_refresh_ids.sql, in (ts, namespace_id) order (in time order the file holds the sums
